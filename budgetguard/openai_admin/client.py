@@ -1,0 +1,314 @@
+"""Async client of the OpenAI admin usage and costs API.
+
+One pooled ``httpx.AsyncClient`` serves every query, so the collector can run endpoint queries
+concurrently while each query pages sequentially (the cursor of page n+1 comes from page n).
+Transient failures (429, 5xx, timeouts, connection errors, a garbled body) are retried with
+jittered exponential backoff that honours ``Retry-After``, within a bounded number of attempts
+and a total deadline. The admin key is held as a ``SecretStr`` and scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from budgetguard.openai_admin.errors import (
+    AdminAPIError,
+    AuthError,
+    BadRequestError,
+    PaginationError,
+    ResponseFormatError,
+    UnavailableError,
+)
+from budgetguard.openai_admin.models import Bucket, Page
+from budgetguard.openai_admin.query import Query
+from budgetguard.openai_admin.retry import RetryPolicy, parse_retry_after
+
+__all__ = ["AUTH_HELP", "AdminClient", "ClientStats"]
+
+log = logging.getLogger("budgetguard.openai_admin")
+
+AUTH_HELP = (
+    "the OpenAI usage API needs an organization admin key (sk-admin-...) with the "
+    "api.usage.read scope; project keys (sk-proj-...) cannot read usage. Create one at "
+    "https://platform.openai.com/settings/organization/admin-keys and set OPENAI_ADMIN_KEY"
+)
+
+_RETRY_STATUSES = frozenset({408, 409, 425, 429})
+
+
+@dataclass
+class ClientStats:
+    """Counters of what the client did, for summaries and benchmarks."""
+
+    requests: int = 0
+    retries: int = 0
+    pages: int = 0
+    buckets: int = 0
+
+
+class _Envelope(BaseModel):
+    """Just the paging fields: read first, so the next request can leave at once."""
+
+    model_config = ConfigDict(extra="ignore")
+    object: Literal["page"]
+    has_more: bool
+    next_page: str | None = None
+
+
+@dataclass(frozen=True)
+class _Raw:
+    body: bytes
+    has_more: bool
+    next_page: str | None
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.status = status
+
+
+class AdminClient:
+    """Reads usage and costs; use as ``async with AdminClient(key) as client``."""
+
+    def __init__(
+        self,
+        api_key: SecretStr | str | None,
+        base_url: str = "https://api.openai.com/v1",
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 16,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if api_key is None or not (
+            api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        ):
+            raise AuthError(f"no admin key: {AUTH_HELP}")
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "budgetguard"},
+        )
+
+    def __repr__(self) -> str:
+        return f"AdminClient(base_url={self.base_url!r}, api_key=SecretStr('**********'))"
+
+    async def __aenter__(self) -> AdminClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def pages(self, query: Query) -> AsyncIterator[Page]:
+        """Every page of ``query``, following ``next_page`` until ``has_more`` is false.
+
+        Pipelined: a reader task sends the request for page n+1 as soon as page n's cursor is
+        read, and page n is parsed here meanwhile, so parsing stays off the critical path.
+        """
+        query.validate()
+        bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=4)
+        reader = asyncio.ensure_future(self._read_pages(query, bodies))
+        try:
+            while True:
+                item = await bodies.get()
+                if isinstance(item, AdminAPIError):
+                    raise item
+                await asyncio.sleep(0)  # let ready readers send their next request first
+                page = self._parse_page(query, item)
+                self.stats.pages += 1
+                self.stats.buckets += len(page.data)
+                yield page
+                if not item.has_more:
+                    return
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+    async def _read_pages(self, query: Query, out: asyncio.Queue[_Raw | AdminAPIError]) -> None:
+        name = query.endpoint.name
+        seen: set[str] = set()
+        cursor: str | None = None
+        try:
+            while True:
+                raw = await self._get_raw(query, cursor)
+                if raw.has_more and not raw.next_page:
+                    raise PaginationError(
+                        f"{name}: the API said has_more but gave no next_page", endpoint=name
+                    )
+                if raw.has_more and raw.next_page in seen:
+                    raise PaginationError(
+                        f"{name}: the API repeated a page cursor; stopping to avoid an "
+                        "endless loop",
+                        endpoint=name,
+                    )
+                await out.put(raw)
+                if not raw.has_more:
+                    return
+                cursor = raw.next_page
+                seen.add(cursor or "")
+        except AdminAPIError as exc:
+            await out.put(exc)
+
+    async def fetch(self, query: Query) -> list[Bucket]:
+        """All buckets of ``query``, in the API's order."""
+        buckets: list[Bucket] = []
+        async for page in self.pages(query):
+            buckets.extend(page.data)
+        return buckets
+
+    async def fetch_many(
+        self, queries: Sequence[Query], *, concurrency: int = 8
+    ) -> list[list[Bucket] | AdminAPIError]:
+        """Run ``queries`` concurrently; each slot holds its buckets or the error it ended in.
+
+        One query failing does not cancel the others: callers decide what a failure means.
+        """
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(query: Query) -> list[Bucket] | AdminAPIError:
+            async with gate:
+                try:
+                    return await self.fetch(query)
+                except AdminAPIError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(q) for q in queries)))
+
+    async def query(self, endpoint: str, **kwargs: Any) -> list[Bucket]:
+        """Shorthand: ``await client.query("completions", start_time=..., group_by=[...])``."""
+        return await self.fetch(Query.build(endpoint, **kwargs))
+
+    # -- one page, with retries ---------------------------------------------------------------
+
+    async def _get_raw(self, query: Query, cursor: str | None) -> _Raw:
+        name = query.endpoint.name
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._request_once(query, cursor)
+            except _Retryable as failure:
+                elapsed = time.monotonic() - started
+                wait = self.retry.delay(attempt, failure.retry_after, self._rng)
+                if attempt >= self.retry.max_attempts or elapsed + wait > self.retry.deadline:
+                    raise UnavailableError(
+                        f"{name}: the API is unavailable ({failure.reason}) after {attempt} "
+                        f"attempt{'s' if attempt > 1 else ''} in {elapsed:.1f}s",
+                        status=failure.status,
+                        endpoint=name,
+                    ) from None
+                self.stats.retries += 1
+                log.warning("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
+                await self._sleep(wait)
+
+    async def _request_once(self, query: Query, cursor: str | None) -> _Raw:
+        name = query.endpoint.name
+        self.stats.requests += 1
+        headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
+        try:
+            response = await self._http.get(
+                query.endpoint.path, params=query.params(cursor), headers=headers
+            )
+        except httpx.TimeoutException:
+            raise _Retryable("timed out") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection failed: {type(exc).__name__}") from None
+        log.debug("GET %s page=%s -> %d", query.endpoint.path, cursor or "-", response.status_code)
+        status = response.status_code
+        if status in (401, 403):
+            detail = self._api_message(response)
+            raise AuthError(
+                f"{name}: access refused ({status}{': ' + detail if detail else ''}); {AUTH_HELP}",
+                status=status,
+                endpoint=name,
+            )
+        if status == 429 or status >= 500 or status in _RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise _Retryable(f"HTTP {status}", retry_after=retry_after, status=status)
+        if status >= 400:
+            detail = self._api_message(response) or response.reason_phrase
+            raise BadRequestError(
+                f"{name}: the API refused the query ({status}): {detail}",
+                status=status,
+                endpoint=name,
+            )
+        try:
+            envelope = _Envelope.model_validate_json(response.content)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                raise _Retryable("malformed JSON in the response") from None
+            raise ResponseFormatError(
+                f"{name}: the response is not a page of the API: {_first_error(exc)}",
+                status=status,
+                endpoint=name,
+            ) from None
+        return _Raw(response.content, envelope.has_more, envelope.next_page)
+
+    @staticmethod
+    def _parse_page(query: Query, raw: _Raw) -> Page:
+        """Costs keep the exact decimal text of each amount; usage (all integers) takes
+        pydantic's faster JSON path."""
+        try:
+            if query.endpoint.is_costs:
+                return Page.parse(json.loads(raw.body, parse_float=Decimal))
+            return Page.parse(raw.body)
+        except ValidationError as exc:
+            name = query.endpoint.name
+            raise ResponseFormatError(
+                f"{name}: the response does not match the API's page format: {_first_error(exc)}",
+                endpoint=name,
+            ) from None
+
+    def _api_message(self, response: httpx.Response) -> str:
+        """The API's own error message, scrubbed of the key."""
+        try:
+            body = response.json()
+            message = str(body["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300].strip()
+        return self._scrub(message)
+
+    def _scrub(self, text: str) -> str:
+        secret = self._key.get_secret_value()
+        return text.replace(secret, "**********") if secret else text
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg')}"

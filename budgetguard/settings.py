@@ -1,0 +1,84 @@
+"""Process settings from the environment and ``.env`` (see the contract's settings table).
+
+Precedence: command-line flags (applied by the CLI on top), then environment variables, then
+``.env`` in the working directory, then the defaults below. Secrets are ``SecretStr`` so they
+never show in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_BASE_URL", "Settings", "parse_instant"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def parse_instant(value: str | datetime) -> datetime:
+    """Parse an ISO 8601 instant; a value without an offset is taken as UTC. Returns UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(
+                f"not an ISO 8601 date or time: {value!r} (example: 2026-11-22T10:00:00Z)"
+            ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+class Settings(BaseSettings):
+    """budgetguard's settings; every field can be set by the variable named in the contract."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BUDGETGUARD_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    openai_admin_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_ADMIN_KEY", "BUDGETGUARD_OPENAI_ADMIN_KEY"),
+        description="Admin key (sk-admin-...) with the api.usage.read scope.",
+    )
+    openai_base_url: str = Field(default=DEFAULT_BASE_URL, description="API base, ending in /v1.")
+    rules: Path = Field(default=Path("rules.yaml"), description="The rules file.")
+    database_url: str = Field(
+        default="sqlite:///budgetguard.db", description="SQLAlchemy URL of the store."
+    )
+    http_port: int = Field(default=9464, ge=0, le=65535, description="Port of /healthz, /metrics.")
+    now: datetime | None = Field(default=None, description="Fixed 'now' (ISO 8601) for replays.")
+
+    @field_validator("now", mode="before")
+    @classmethod
+    def _parse_now(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str | datetime):
+            return parse_instant(value)
+        return value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL ending in /v1, got {value!r}")
+        return value
+
+    def clock(self) -> datetime:
+        """The instant to evaluate at: the fixed ``now`` when set, else the wall clock (UTC)."""
+        return self.now if self.now is not None else datetime.now(UTC)
