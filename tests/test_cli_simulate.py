@@ -57,6 +57,7 @@ def test_simulate_serves_a_usable_api() -> None:
 def test_simulate_rejects_a_bad_now() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "budgetguard", "simulate", "--now", "soon"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
