@@ -8,10 +8,16 @@ Exit codes (the contract): 0 all good, 1 a budget at or over ``--fail-on``, 2 ba
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from budgetguard.rules import Rules
+    from budgetguard.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -33,6 +39,17 @@ def _root() -> None:
 
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (DEBUG).")]
+RulesPath = Annotated[
+    Path | None,
+    typer.Option("--rules", "-r", help="Rules file [env BUDGETGUARD_RULES; default rules.yaml]."),
+]
+Database = Annotated[
+    str | None, typer.Option("--db", help="Store URL [env BUDGETGUARD_DATABASE_URL].")
+]
+Now = Annotated[
+    str | None,
+    typer.Option("--now", help="Evaluate as if it were this ISO 8601 time [env BUDGETGUARD_NOW]."),
+]
 
 
 def _logging(verbose: bool) -> None:
@@ -48,6 +65,84 @@ def _logging(verbose: bool) -> None:
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"budgetguard: {message}", err=True)
     return typer.Exit(code)
+
+
+def _settings(rules: Path | None, db: str | None, now: str | None) -> Settings:
+    """Settings from the environment and .env, with the command-line flags on top."""
+    from pydantic import ValidationError
+
+    from budgetguard.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if rules is not None:
+        overrides["rules"] = rules
+    if db is not None:
+        overrides["database_url"] = db
+    if now is not None:
+        overrides["now"] = now
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise _fail(f"bad setting: {problems}", EXIT_INPUT) from None
+
+
+def _rules_env() -> dict[str, str]:
+    """Variables for ${VAR} in the rules: .env in the working directory, then the environment."""
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    values.update(os.environ)
+    return values
+
+
+def _load_rules(settings: Settings) -> Rules:
+    from budgetguard.rules import RulesError, load_rules
+
+    try:
+        return load_rules(settings.rules, env=_rules_env())
+    except RulesError as exc:
+        for error in exc.errors:
+            typer.echo(str(error), err=True)
+        noun = "error" if len(exc.errors) == 1 else "errors"
+        typer.echo(f"{settings.rules}: {len(exc.errors)} {noun}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+@app.command()
+def validate(
+    rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
+) -> None:
+    """Load and check the rules file; each mistake as PATH:LINE:COL: message (exit 2)."""
+    _logging(verbose)
+    settings = _settings(rules, db, now)
+    loaded = _load_rules(settings)
+    enabled = sum(1 for b in loaded.budgets if b.enabled)
+    parts = [
+        f"{len(loaded.budgets)} budget{'s' if len(loaded.budgets) != 1 else ''}"
+        + (f" ({len(loaded.budgets) - enabled} disabled)" if enabled < len(loaded.budgets) else ""),
+        f"{len(loaded.notifiers)} notifier{'s' if len(loaded.notifiers) != 1 else ''}",
+    ]
+    if loaded.digest is not None:
+        parts.append(
+            f"{loaded.digest.period}ly digest" if loaded.digest.period != "day" else "daily digest"
+        )
+    typer.echo(f"{settings.rules}: ok — {', '.join(parts)}")
+
+
+@app.command()
+def schema(
+    rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
+) -> None:
+    """Print the JSON Schema of the rules file (for editors and CI linting)."""
+    _logging(verbose)
+    import json
+
+    from budgetguard.rules.schema import rules_json_schema
+
+    typer.echo(json.dumps(rules_json_schema(), indent=2))
 
 
 @app.command()

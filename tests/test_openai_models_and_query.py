@@ -14,26 +14,17 @@ from budgetguard.openai_admin.models import (
     CostsResult,
     UnknownResult,
 )
+from budgetguard.rules.vocabulary import ENDPOINTS as RULE_ENDPOINTS
+from budgetguard.simulator.spec import load_spec
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def test_all_eleven_endpoints_are_known() -> None:
-    assert sorted(ENDPOINTS) == sorted(
-        [
-            "costs",
-            "completions",
-            "embeddings",
-            "moderations",
-            "images",
-            "audio_speeches",
-            "audio_transcriptions",
-            "vector_stores",
-            "code_interpreter_sessions",
-            "file_search_calls",
-            "web_search_calls",
-        ]
-    )
+def test_the_endpoint_tables_agree_with_the_spec() -> None:
+    spec_paths = {path.rsplit("/", 1)[-1]: path for path in load_spec()["paths"]}
+    assert len(spec_paths) == 11
+    assert {name: ep.path for name, ep in ENDPOINTS.items()} == spec_paths
+    assert set(RULE_ENDPOINTS) == set(spec_paths) - {"costs"}
 
 
 @pytest.mark.parametrize(

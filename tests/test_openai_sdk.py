@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from budgetguard.openai_admin import ENDPOINTS
 from budgetguard.simulator import SimulatorServer
 from tests.conftest import ADMIN_KEY, NOW
 
@@ -34,17 +35,7 @@ def test_sdk_reads_usage_and_costs(sim: SimulatorServer) -> None:
     assert result.project_id and result.model
     costs = usage.costs(start_time=TODAY - 2 * DAY, end_time=TODAY, group_by=["line_item"])
     assert costs.data[0].results[0].amount.currency == "usd"
-    for name in (
-        "embeddings",
-        "moderations",
-        "images",
-        "audio_speeches",
-        "audio_transcriptions",
-        "vector_stores",
-        "code_interpreter_sessions",
-        "file_search_calls",
-        "web_search_calls",
-    ):
+    for name in sorted(set(ENDPOINTS) - {"costs", "completions"}):
         page = getattr(usage, name)(start_time=TODAY - DAY, end_time=TODAY)
         assert page.data[0].results, name
 

@@ -1,0 +1,405 @@
+"""Checks that span several keys, and the assembly of the final ``Rules``.
+
+Each check reports at the exact key it is about, and every check runs even when others fail,
+so one run of ``validate`` lists every mistake in the file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import zoneinfo
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from budgetguard.rules.errors import did_you_mean
+from budgetguard.rules.model import (
+    Budget,
+    Defaults,
+    Digest,
+    Notifier,
+    RawBudget,
+    RawThreshold,
+    Rules,
+    Threshold,
+)
+from budgetguard.rules.notifiers import NotifierSettings
+from budgetguard.rules.vocabulary import ENDPOINTS, METRIC_ENDPOINTS, parse_duration
+
+if TYPE_CHECKING:
+    from budgetguard.rules.loader import Reporter
+
+__all__ = ["build_rules"]
+
+Loc = tuple[str | int, ...]
+_HUNDRED = Decimal(100)
+
+
+def build_rules(
+    data: dict[str, Any],
+    report: Reporter,
+    types: Mapping[str, type[NotifierSettings]],
+    raw_model: type[BaseModel],
+) -> Rules:
+    raw: Any = None
+    try:
+        raw = raw_model.model_validate(data)
+    except ValidationError as exc:
+        report.validation(exc, (), raw_model)
+    defaults: Defaults = raw.defaults if raw is not None else _safe(Defaults, data.get("defaults"))
+    raw_notifiers = data.get("notifiers")
+    names = set(raw_notifiers) if isinstance(raw_notifiers, dict) else set()
+    notifiers = _notifiers(raw_notifiers, report, types)
+    timezone = data.get("timezone", "UTC")
+    zone_ok = _timezone(timezone, report)
+    if defaults.notify:
+        _names_exist(defaults.notify, ("defaults", "notify"), names, report)
+    budgets = _budgets(data.get("budgets"), defaults, names, report)
+    digest = raw.digest if raw is not None else None
+    if digest is not None:
+        _digest(digest, timezone if zone_ok else "UTC", names, report)
+    report.raise_if_any()
+    assert raw is not None
+    return Rules(
+        version=raw.version,
+        timezone=raw.timezone,
+        schedule=raw.schedule,
+        notifiers=tuple(notifiers),
+        defaults=defaults,
+        pricing=raw.pricing,
+        budgets=tuple(b for b in budgets if b is not None),
+        digest=digest,
+    )
+
+
+def _safe(model: type[Defaults], value: Any) -> Defaults:
+    try:
+        return model.model_validate(value or {})
+    except ValidationError:
+        return model()
+
+
+# -- notifiers ------------------------------------------------------------------------------
+
+
+def _notifiers(
+    raw: Any, report: Reporter, types: Mapping[str, type[NotifierSettings]]
+) -> list[Notifier]:
+    if not isinstance(raw, dict):
+        return []  # the RawRules model reported what it is instead
+    out = []
+    for name, settings in raw.items():
+        path: Loc = ("notifiers", name)
+        if not isinstance(settings, dict):
+            report.at(
+                path,
+                f"notifier '{name}': expected a mapping with a 'type' ({', '.join(sorted(types))})",
+            )
+            continue
+        kind = settings.get("type")
+        if kind is None:
+            report.at(
+                path, f"notifier '{name}': missing required key 'type' ({', '.join(sorted(types))})"
+            )
+            continue
+        if kind not in types:
+            report.at(
+                (*path, "type"), f"unknown notifier type '{kind}'{did_you_mean(str(kind), types)}"
+            )
+            continue
+        model = types[kind]
+        try:
+            parsed = model.model_validate(settings)
+        except ValidationError as exc:
+            report.validation(exc, path, model)
+            continue
+        out.append(Notifier(name=name, type=str(kind), settings=parsed))
+    return out
+
+
+def _names_exist(names: tuple[str, ...], path: Loc, known: set[str], report: Reporter) -> None:
+    for index, name in enumerate(names):
+        if name not in known:
+            hint = did_you_mean(name, known) if known else " (no notifiers are configured)"
+            report.at((*path, index), f"no notifier named '{name}'{hint}")
+
+
+# -- timezone and digest --------------------------------------------------------------------
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(name: Any, report: Reporter) -> bool:
+    if not isinstance(name, str):
+        return False  # reported by the model
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        report.at(
+            ("timezone",),
+            f"unknown time zone '{name}'{did_you_mean(name, _zones())}"
+            if did_you_mean(name, _zones()).startswith(" —")
+            else f"unknown time zone '{name}' (use an IANA name such "
+            "as UTC, Europe/Paris, America/New_York)",
+        )
+        return False
+    return True
+
+
+def _digest(digest: Digest, timezone: str, names: set[str], report: Reporter) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(digest.schedule, timezone=zoneinfo.ZoneInfo(timezone))
+    except ValueError as exc:
+        report.at(
+            ("digest", "schedule"),
+            f"schedule: not a valid cron expression ({exc}); five fields: minute hour "
+            "day-of-month month day-of-week, e.g. '0 9 * * mon'",
+        )
+    _names_exist(digest.notify, ("digest", "notify"), names, report)
+
+
+# -- budgets --------------------------------------------------------------------------------
+
+
+def _budgets(
+    raw: Any, defaults: Defaults, names: set[str], report: Reporter
+) -> list[Budget | None]:
+    if not isinstance(raw, list):
+        return []  # reported by the model
+    seen: dict[str, int] = {}
+    out = []
+    for index, item in enumerate(raw):
+        path: Loc = ("budgets", index)
+        if not isinstance(item, dict):
+            report.at(
+                path,
+                f"budget {index + 1}: expected a mapping (name:, limit:, ...), "
+                f"got {'a list' if isinstance(item, list) else 'a single value'}",
+            )
+            continue
+        try:
+            budget = RawBudget.model_validate(item)
+        except ValidationError as exc:
+            report.validation(exc, path, RawBudget)
+            continue
+        if budget.name in seen:
+            line = report.positions.of_value(("budgets", seen[budget.name], "name"))[0] + 1
+            report.at(
+                (*path, "name"),
+                f"duplicate budget name '{budget.name}' (first used on line {line})",
+            )
+        seen.setdefault(budget.name, index)
+        out.append(_budget(budget, item, path, defaults, names, report))
+    return out
+
+
+def _budget(
+    raw: RawBudget,
+    given: dict[str, Any],
+    path: Loc,
+    defaults: Defaults,
+    names: set[str],
+    report: Reporter,
+) -> Budget | None:
+    errors_before = len(report.errors)
+    _shape(raw, given, path, report)
+    if raw.anomaly is not None:
+        window, baseline = (
+            parse_duration(raw.anomaly.window),
+            parse_duration(raw.anomaly.baseline),
+        )
+        if baseline <= window:
+            report.at(
+                (*path, "anomaly", "baseline"),
+                "baseline: must be longer than the anomaly window (it is the history "
+                "the window is compared with)",
+            )
+    thresholds: tuple[Threshold, ...] = ()
+    if raw.limit is not None:
+        if raw.thresholds is not None:
+            thresholds = _thresholds(
+                raw.thresholds, (*path, "thresholds"), raw.limit, names, report
+            )
+        elif defaults.thresholds is not None:
+            thresholds = _thresholds(
+                defaults.thresholds, ("defaults", "thresholds"), raw.limit, names, report
+            )
+        else:
+            thresholds = _thresholds(("80%", "100%"), path, raw.limit, names, report)
+    notify = raw.notify if raw.notify is not None else (defaults.notify or ())
+    if raw.notify is not None:
+        _names_exist(raw.notify, (*path, "notify"), names, report)
+    cost_source = _cost_source(raw, given, path, defaults, report)
+    _metric(raw, path, report)
+    if len(set(raw.each)) != len(raw.each):
+        report.at((*path, "each"), "each: lists a key twice")
+    if len(report.errors) > errors_before:
+        return None
+    return Budget(
+        name=raw.name,
+        description=raw.description,
+        match=raw.match,
+        each=raw.each,
+        metric=raw.metric,
+        limit=raw.limit,
+        window=raw.window,
+        period=raw.period,
+        thresholds=thresholds,
+        forecast=raw.forecast,
+        anomaly=raw.anomaly,
+        repeat=raw.repeat if raw.repeat is not None else defaults.repeat,
+        notify=tuple(notify),
+        cost_source=cost_source,
+        max_staleness=raw.max_staleness or defaults.max_staleness or "6h",
+        enabled=raw.enabled,
+    )
+
+
+def _shape(raw: RawBudget, given: dict[str, Any], path: Loc, report: Reporter) -> None:
+    """limit, window/period, forecast and anomaly in the combinations that make sense."""
+    if raw.limit is None:
+        if raw.anomaly is None:
+            report.at(
+                path,
+                f"budget '{raw.name}': missing required key 'limit' (or an "
+                "'anomaly' section for a spike-only budget)",
+            )
+        for key in ("window", "period", "thresholds", "forecast"):
+            if key in given:
+                report.at(
+                    (*path, key),
+                    f"{key}: needs a limit (an anomaly-only budget has neither window nor period)",
+                    key=True,
+                )
+        return
+    if raw.window is not None and raw.period is not None:
+        report.at(
+            (*path, "period"),
+            "give either window (rolling) or period (calendar), not both",
+            key=True,
+        )
+    elif raw.window is None and raw.period is None:
+        report.at(
+            path,
+            f"budget '{raw.name}': needs a window (rolling, e.g. 24h) or a period "
+            "(day, week, month, quarter or year)",
+        )
+    if raw.forecast and raw.period is None:
+        report.at(
+            (*path, "forecast"),
+            "forecast: only period budgets have an end to forecast (use period:, not window:)",
+            key=True,
+        )
+
+
+def _thresholds(
+    items: tuple[Any, ...], path: Loc, limit: Decimal, names: set[str], report: Reporter
+) -> tuple[Threshold, ...]:
+    out: dict[Decimal, Threshold] = {}
+    for index, item in enumerate(items):
+        where: Loc = (*path, index)
+        severity = notify = None
+        at = item
+        if isinstance(item, dict):
+            try:
+                parsed = RawThreshold.model_validate(item)
+            except ValidationError as exc:
+                report.validation(exc, where, RawThreshold)
+                continue
+            at, severity, notify = parsed.at, parsed.severity, parsed.notify
+            if notify is not None:
+                _names_exist(notify, (*where, "notify"), names, report)
+            where = (*where, "at")
+        ratio = _ratio(at, limit)
+        if ratio is None:
+            report.at(
+                where,
+                "a threshold is a percentage of the limit (80%), an absolute "
+                "amount above 0 (120), or {at: ..., severity: ..., notify: [...]}",
+            )
+            continue
+        if ratio in out:
+            report.at(where, f"threshold repeats one at {_percent(ratio)} of the limit")
+            continue
+        out[ratio] = Threshold(
+            at=at,
+            ratio=ratio,
+            severity=severity or ("warning" if ratio < 1 else "critical"),
+            notify=notify,
+        )
+    return tuple(out[r] for r in sorted(out))
+
+
+def _ratio(at: Any, limit: Decimal) -> Decimal | None:
+    if isinstance(at, str) and at.endswith("%"):
+        try:
+            value = Decimal(at[:-1])
+        except InvalidOperation:
+            return None
+        return value / _HUNDRED if value.is_finite() and value > 0 else None
+    if isinstance(at, bool) or not isinstance(at, int | Decimal):
+        return None
+    value = Decimal(at)
+    return value / limit if value.is_finite() and value > 0 else None
+
+
+def _percent(ratio: Decimal) -> str:
+    return f"{(ratio * _HUNDRED).normalize():f}%"
+
+
+def _cost_source(
+    raw: RawBudget, given: dict[str, Any], path: Loc, defaults: Defaults, report: Reporter
+) -> Any:
+    by_user = raw.match.user is not None or "user" in raw.each
+    if raw.cost_source is not None:
+        if by_user and raw.cost_source != "estimate" and raw.metric == "cost":
+            report.at(
+                (*path, "cost_source"),
+                "cost_source: a budget by user can only use the usage estimate (the "
+                "costs endpoint has no per-user figures); use cost_source: estimate",
+            )
+        return raw.cost_source
+    if by_user:
+        return "estimate"
+    return defaults.cost_source or "auto"
+
+
+def _metric(raw: RawBudget, path: Loc, report: Reporter) -> None:
+    if raw.metric != "cost":
+        if raw.match.line_item is not None:
+            report.at(
+                (*path, "match", "line_item"),
+                "line_item: only budgets of metric cost "
+                "can match line items (they exist only in the costs data)",
+                key=True,
+            )
+        if "line_item" in raw.each:
+            report.at((*path, "each"), "each: line_item needs metric cost")
+    if raw.match.endpoint is None:
+        return
+    matched: set[str] = set()
+    for index, pattern in enumerate(raw.match.endpoint):
+        hits = {e for e in ENDPOINTS if fnmatch.fnmatchcase(e, pattern)}
+        if not hits:
+            where: Loc = (*path, "match", "endpoint")
+            if len(raw.match.endpoint) > 1:
+                where = (*where, index)
+            report.at(
+                where, f"endpoint '{pattern}' matches no endpoint{did_you_mean(pattern, ENDPOINTS)}"
+            )
+        matched |= hits
+    usable = set(METRIC_ENDPOINTS[raw.metric])
+    if matched and not matched & usable:
+        report.at(
+            (*path, "metric"),
+            f"metric '{raw.metric}' is not measured by {', '.join(sorted(matched))} "
+            f"(it is measured by: {', '.join(sorted(usable))})",
+        )

@@ -1,0 +1,52 @@
+"""``${VAR}`` and ``${VAR:-default}`` in the strings of a rules file; ``$$`` is a literal ``$``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["interpolate"]
+
+_TOKEN = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?")
+
+Path = tuple[str | int, ...]
+
+
+def interpolate(
+    data: Any, env: Mapping[str, str], report: Callable[[Path, str], None], path: Path = ()
+) -> Any:
+    """``data`` with every placeholder replaced; problems go to ``report(path, message)``.
+
+    Messages name the variable, never its value (values are often secrets).
+    """
+    if isinstance(data, dict):
+        return {k: interpolate(v, env, report, (*path, k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [interpolate(v, env, report, (*path, i)) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "$" not in data:
+        return data
+
+    def replace(match: re.Match[str]) -> str:
+        placeholder = match.group(0)
+        if placeholder == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            report(
+                path, f"malformed placeholder '{placeholder}': use ${{VAR}} or ${{VAR:-default}}"
+            )
+            return ""
+        value = env.get(name)
+        if value is not None and value != "":
+            return value
+        if default is not None:
+            return default
+        report(
+            path,
+            f"environment variable '{name}' is not set; set it, or give a default with "
+            f"${{{name}:-default}}",
+        )
+        return ""
+
+    return _TOKEN.sub(replace, data)

@@ -1,0 +1,244 @@
+"""Load a rules file: YAML with positions, ``${ENV}`` interpolation, validation, and every
+mistake reported at once as ``PATH:LINE:COL: message``.
+
+Structure (types, allowed keys, enums) is checked by the pydantic models; what spans several
+keys (window vs period, notifier names, thresholds, metric vs endpoint...) by ``checks``.
+Nothing here quotes a value from the file, so no secret can reach an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml.error import MarkedYAMLError
+
+from budgetguard.rules.checks import build_rules
+from budgetguard.rules.errors import RuleError, RulesError, did_you_mean
+from budgetguard.rules.interpolate import interpolate
+from budgetguard.rules.model import RawRules, Rules
+from budgetguard.rules.notifiers import BUILTIN_NOTIFIER_TYPES, NotifierSettings
+from budgetguard.rules.yamlio import Positions, load_yaml
+
+__all__ = ["Reporter", "load_rules", "load_rules_text"]
+
+Loc = tuple[str | int, ...]
+_DURATION_KEYS = frozenset({"window", "interval", "repeat", "max_staleness", "baseline"})
+
+
+class Reporter:
+    """Collects errors for one file, turning data paths into file positions."""
+
+    def __init__(self, source: str, positions: Positions) -> None:
+        self.source = source
+        self.positions = positions
+        self.errors: list[RuleError] = []
+        self._muted: set[Loc] = set()
+
+    def mute(self, path: Loc) -> None:
+        """Report nothing more about ``path`` (its value is already known to be wrong)."""
+        self._muted.add(path)
+
+    def at(self, path: Loc, message: str, *, key: bool = False) -> None:
+        if path in self._muted:
+            return
+        line, col = self.positions.of_key(path) if key else self.positions.of_value(path)
+        self.errors.append(RuleError(self.source, line + 1, col + 1, message))
+
+    def validation(self, exc: ValidationError, prefix: Loc, model: type[BaseModel]) -> None:
+        """Report each pydantic error in the file's words, at its place."""
+        for err in exc.errors(include_input=True, include_url=False):
+            loc: Loc = tuple(err["loc"])
+            self._one(err, (*prefix, *loc), loc, model)
+
+    def _one(self, err: Any, path: Loc, loc: Loc, model: type[BaseModel]) -> None:
+        kind = err["type"]
+        key = str(loc[-1]) if loc else ""
+        name = key
+        if loc and isinstance(loc[-1], int):  # an item of a list: name the list
+            name = str(loc[-2]) if len(loc) > 1 else "item"
+            if path in self.positions.values:  # written as a list, not a single value
+                name += f" (item {loc[-1] + 1})"
+        value = err.get("input")
+        if kind == "extra_forbidden":
+            choices = _allowed_keys(model, loc[:-1])
+            self.at(path, f"unknown key '{key}'{did_you_mean(key, choices)}", key=True)
+        elif kind == "missing":
+            self.at(path[:-1], f"missing required key '{key}'")
+        elif kind in ("model_type", "dict_type", "model_attributes_type"):
+            got = " got a list" if isinstance(value, list) else f" got {_kind(value)}"
+            self.at(path, f"{name}: expected a mapping (key: value),{got}")
+        elif kind in ("tuple_type", "list_type"):
+            self.at(path, f"{name}: expected a list, got {_kind(value)}")
+        elif kind == "string_pattern_mismatch":
+            self.at(path, f"{name}: {_pattern_message(key)}")
+        elif kind == "literal_error":
+            expected = err["msg"].removeprefix("Input should be ")
+            self.at(path, f"{name}: expected {expected}")
+        elif kind in (
+            "decimal_parsing",
+            "decimal_type",
+            "float_parsing",
+            "float_type",
+            "int_parsing",
+            "int_type",
+        ):
+            self.at(path, f"{name}: expected a number")
+        elif kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
+            self.at(path, f"{name}: {err['msg'].replace('Input should be', 'must be')}")
+        elif kind in ("bool_parsing", "bool_type"):
+            self.at(path, f"{name}: expected true or false")
+        elif kind in ("string_type",):
+            self.at(path, f"{name}: expected text, got {_kind(value)}")
+        elif kind == "value_error":
+            self.at(
+                path, f"{name + ': ' if name else ''}{err['msg'].removeprefix('Value error, ')}"
+            )
+        else:
+            self.at(path, f"{name + ': ' if name else ''}{err['msg']}")
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise RulesError(self.errors)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float) or type(value).__name__ == "Decimal":
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _pattern_message(key: str) -> str:
+    if key == "name":
+        return "budget names use only lower-case letters, digits, '.', '_' and '-'"
+    if key in _DURATION_KEYS:
+        return "not a duration: use Nm, Nh or Nd with N >= 1 (e.g. 15m, 24h, 7d)"
+    return "not in the expected form"
+
+
+def _model_of(annotation: Any) -> Any:
+    """The BaseModel or container inside Optional/Annotated/union annotations."""
+    origin = get_origin(annotation)
+    if origin is None:
+        return annotation
+    if origin in (tuple, list, dict):
+        return annotation
+    for arg in get_args(annotation):
+        inner = _model_of(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+        if get_origin(inner) in (tuple, list, dict):
+            return inner
+    return annotation
+
+
+def _allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the model at ``loc`` (inside ``model``) accepts, for suggestions."""
+    current: Any = model
+    for part in loc:
+        current = _model_of(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {(f.alias or n): f for n, f in current.model_fields.items()}
+            if part not in fields:
+                return []
+            current = fields[str(part)].annotation
+        elif get_origin(current) in (tuple, list):
+            current = get_args(current)[0]
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return []
+    current = _model_of(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _yaml_error(source: str, exc: MarkedYAMLError) -> RuleError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = str(exc.problem or exc.context or "not valid YAML")
+    duplicate = re.search(r'found duplicate key "([^"]*)"', problem)
+    if duplicate:
+        message = f"duplicate key '{duplicate.group(1)}' (each key may appear once per mapping)"
+    else:
+        message = f"YAML syntax error: {problem}"
+    return RuleError(source, line, col, message)
+
+
+def load_rules_text(
+    text: str,
+    *,
+    source: str = "<rules>",
+    env: Mapping[str, str] | None = None,
+    notifier_types: Mapping[str, type[NotifierSettings]] | None = None,
+) -> Rules:
+    """Check ``text`` and return the rules; ``RulesError`` lists every mistake."""
+    environment = os.environ if env is None else env
+    types = BUILTIN_NOTIFIER_TYPES if notifier_types is None else notifier_types
+    try:
+        located = load_yaml(text)
+    except MarkedYAMLError as exc:
+        raise RulesError([_yaml_error(source, exc)]) from None
+    report = Reporter(source, located.positions)
+    data = located.data
+    if data is None:
+        report.at(
+            (),
+            "the rules file is empty; start from rules.example.yaml "
+            "(at least 'version: 1' and 'budgets:')",
+        )
+        report.raise_if_any()
+    if not isinstance(data, dict):
+        report.at(
+            (), f"the rules file must be a mapping (version:, budgets:, ...), got {_kind(data)}"
+        )
+        report.raise_if_any()
+
+    def placeholder_problem(path: Loc, message: str) -> None:
+        report.at(path, message)
+        report.mute(path)
+
+    data = interpolate(data, environment, placeholder_problem)
+    return build_rules(data, report, types, raw_model=RawRules)
+
+
+def load_rules(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    notifier_types: Mapping[str, type[NotifierSettings]] | None = None,
+) -> Rules:
+    """Read and check the rules file at ``path``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError(
+            [
+                RuleError(
+                    str(path),
+                    1,
+                    1,
+                    "no such file; create one from rules.example.yaml or pass --rules",
+                )
+            ]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise RulesError([RuleError(str(path), 1, 1, f"cannot read the file: {reason}")]) from None
+    return load_rules_text(text, source=str(path), env=env, notifier_types=notifier_types)

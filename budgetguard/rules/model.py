@@ -1,0 +1,318 @@
+"""The rules file as immutable pydantic models.
+
+``RawRules`` mirrors the file as written (every budget key optional, so each can be reported
+where it is); ``Rules`` is the checked result the rest of budgetguard uses, with defaults
+merged into every budget, thresholds normalised and sorted, and notifiers validated by their
+type's settings model. Both refuse unknown keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from budgetguard.rules.notifiers import NotifierSettings
+from budgetguard.rules.vocabulary import (
+    DURATION_PATTERN,
+    CostSource,
+    Metric,
+    Period,
+    Severity,
+    parse_duration,
+)
+
+__all__ = [
+    "Anomaly",
+    "Budget",
+    "Defaults",
+    "Digest",
+    "FrozenDict",
+    "Match",
+    "ModelPrice",
+    "Notifier",
+    "Pricing",
+    "RawBudget",
+    "RawRules",
+    "Rules",
+    "Schedule",
+    "Threshold",
+    "alert_identity",
+]
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses changes, so a loaded ``Rules`` cannot be altered in place."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("loaded rules are immutable")
+
+    __setitem__ = __delitem__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
+def _freeze(value: Any) -> Any:
+    return FrozenDict(value) if isinstance(value, dict) else value
+
+
+def _as_tuple(value: Any) -> Any:
+    """A single string where a list is allowed becomes a one-item list."""
+    if isinstance(value, str):
+        return (value,)
+    return value
+
+
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]+$", min_length=1, max_length=100)]
+_OneOrMany = str | list[str]
+Patterns = Annotated[
+    tuple[Annotated[str, StringConstraints(min_length=1)], ...],
+    BeforeValidator(_as_tuple, json_schema_input_type=_OneOrMany),
+    Field(min_length=1),
+]
+Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple, json_schema_input_type=_OneOrMany)]
+GroupKey = Literal["project", "model", "user", "api_key", "line_item"]
+PositiveNumber = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Schedule(_Frozen):
+    interval: Duration = "15m"
+
+
+class Match(_Frozen):
+    """Globs per dimension; an absent key matches everything."""
+
+    project: Patterns | None = None
+    model: Patterns | None = None
+    user: Patterns | None = None
+    api_key: Patterns | None = None
+    line_item: Patterns | None = None
+    endpoint: Patterns | None = None
+
+    def items(self) -> Iterator[tuple[str, tuple[str, ...]]]:
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            if value is not None:
+                yield key, value
+
+
+Percent = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?%$")]
+
+
+class RawThreshold(_Frozen):
+    """``{at: 80%, severity: warning, notify: [...]}``; ``at`` is checked by the loader."""
+
+    at: Any
+    severity: Severity | None = None
+    notify: Names | None = None
+
+
+#: What a threshold may be written as: ``80%``, an absolute amount, or a mapping.
+ThresholdInput = RawThreshold | Percent | PositiveNumber
+
+
+class Threshold(_Frozen):
+    """A normalised threshold: ``ratio`` of the limit (1 = 100%), its severity, its routing.
+
+    ``at`` keeps the form the user wrote (``"80%"`` or an absolute number) for dumping.
+    """
+
+    at: str | Decimal
+    ratio: Decimal
+    severity: Severity
+    notify: tuple[str, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable text of the threshold for alert identities (``0.8``, ``1``)."""
+        return format(self.ratio.normalize(), "f")
+
+
+class Anomaly(_Frozen):
+    """Fires when spend in ``window`` exceeds ``factor`` x the mean of same-size windows over
+    ``baseline``, and is at least ``min``."""
+
+    window: Duration
+    baseline: Duration
+    factor: Annotated[Decimal, Field(gt=1, allow_inf_nan=False)]
+    min: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
+
+
+class Defaults(_Frozen):
+    thresholds: tuple[Any, ...] | None = None
+    notify: Names | None = None
+    cost_source: CostSource | None = None
+    repeat: Duration | None = None
+    max_staleness: Duration | None = None
+
+
+class RawBudget(_Frozen):
+    """One budget as written; every key optional here so each mistake is found in place."""
+
+    name: Name
+    description: str | None = None
+    match: Match = Match()
+    each: Annotated[
+        tuple[GroupKey, ...],
+        BeforeValidator(_as_tuple, json_schema_input_type=GroupKey | list[GroupKey]),
+    ] = ()
+    metric: Metric = "cost"
+    limit: PositiveNumber | None = None
+    window: Duration | None = None
+    period: Period | None = None
+    thresholds: tuple[Any, ...] | None = None
+    forecast: bool = False
+    anomaly: Anomaly | None = None
+    repeat: Duration | None = None
+    notify: Names | None = None
+    cost_source: CostSource | None = None
+    max_staleness: Duration | None = None
+    enabled: bool = True
+
+
+class ModelPrice(_Frozen):
+    """USD per 1M tokens."""
+
+    input: Price
+    cached_input: Price | None = None
+    output: Price
+    audio_input: Price | None = None
+    audio_output: Price | None = None
+
+
+class Pricing(_Frozen):
+    """Overrides and additions to the built-in price list, by model name."""
+
+    models: Annotated[dict[str, ModelPrice], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
+
+
+class Digest(_Frozen):
+    schedule: str = "0 9 * * mon"
+    period: Literal["day", "week", "month"] = "week"
+    notify: Names = ()
+    top: Annotated[int, Field(ge=1, le=50)] = 5
+
+
+class RawRules(_Frozen):
+    """The file as written. Notifiers stay untyped here: their type picks their model."""
+
+    version: Literal[1]
+    timezone: str = "UTC"
+    schedule: Schedule = Schedule()
+    notifiers: dict[str, Any] = Field(default_factory=dict)
+    defaults: Defaults = Defaults()
+    pricing: Pricing = Pricing()
+    budgets: tuple[Any, ...] = ()
+    digest: Digest | None = None
+
+
+class Notifier(_Frozen):
+    """A configured notifier: its name, type and type-checked settings."""
+
+    name: str
+    type: str
+    settings: NotifierSettings
+
+
+class Budget(_Frozen):
+    """A checked budget with defaults merged in."""
+
+    name: str
+    description: str | None = None
+    match: Match = Match()
+    each: tuple[str, ...] = ()
+    metric: Metric = "cost"
+    limit: Decimal | None = None
+    window: Duration | None = None
+    period: Period | None = None
+    thresholds: tuple[Threshold, ...] = ()
+    forecast: bool = False
+    anomaly: Anomaly | None = None
+    repeat: Duration | None = None
+    notify: tuple[str, ...] = ()
+    cost_source: CostSource = "auto"
+    max_staleness: Duration = "6h"
+    enabled: bool = True
+
+    @property
+    def kind(self) -> Literal["rolling", "period", "anomaly"]:
+        if self.window is not None:
+            return "rolling"
+        if self.period is not None:
+            return "period"
+        return "anomaly"
+
+    @property
+    def window_delta(self) -> timedelta | None:
+        return None if self.window is None else parse_duration(self.window)
+
+    @property
+    def repeat_delta(self) -> timedelta | None:
+        return None if self.repeat is None else parse_duration(self.repeat)
+
+    @property
+    def staleness_delta(self) -> timedelta:
+        return parse_duration(self.max_staleness)
+
+
+class Rules(_Frozen):
+    """The checked rules file."""
+
+    version: Literal[1] = 1
+    timezone: str = "UTC"
+    schedule: Schedule = Schedule()
+    notifiers: tuple[Notifier, ...] = ()
+    defaults: Defaults = Defaults()
+    pricing: Pricing = Pricing()
+    budgets: tuple[Budget, ...] = ()
+    digest: Digest | None = None
+
+    def notifier(self, name: str) -> Notifier:
+        for notifier in self.notifiers:
+            if notifier.name == name:
+                return notifier
+        raise KeyError(name)
+
+    def budget(self, name: str) -> Budget:
+        for budget in self.budgets:
+            if budget.name == name:
+                return budget
+        raise KeyError(name)
+
+    def to_data(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
+        """The rules as plain data in the file's own shape (secrets masked unless asked)."""
+        from budgetguard.rules.dump import rules_to_data
+
+        return rules_to_data(self, reveal_secrets=reveal_secrets)
+
+
+def alert_identity(budget: str, group: Mapping[str, str], kind: str, threshold: str) -> str:
+    """A stable key of one alert: budget name + group + kind + threshold.
+
+    The same inputs give the same key on every run and every replica, so alert state and
+    notification idempotency keys survive restarts and reloads of unchanged budgets.
+    """
+    canonical = json.dumps([budget, sorted(group.items()), kind, threshold], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
