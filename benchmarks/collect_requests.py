@@ -10,6 +10,10 @@ concurrently through ``AdminClient``, and reports:
 
 Targets: requests == minimum; concurrent wall <= 1.3 x critical path.
 
+Then the collector itself (plan, fetch, store in a temporary SQLite file) for rules that need
+90 days: requests of the backfill against the minimum for its planned ranges, and of a
+steady-state tick (target: at most one request per query).
+
     python -m benchmarks.collect_requests [--latency-ms 50] [--days 90]
 """
 
@@ -19,6 +23,7 @@ import argparse
 import asyncio
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 
@@ -87,6 +92,58 @@ async def run(base_url: str, qs: list[Query], concurrent: bool) -> tuple[float, 
         return time.perf_counter() - started, client.stats.requests, client.stats.buckets
 
 
+RULES_90_DAYS = """
+version: 1
+budgets:
+  - {name: ninety, limit: 100000, window: 90d}
+  - {name: per-user, limit: 100, window: 7d, each: user, cost_source: estimate}
+"""
+
+
+def collector_figures(base_url: str, tmp: str) -> None:
+    from budgetguard.collect import Collector, plan_queries
+    from budgetguard.collect.collector import REREAD_COSTS, REREAD_USAGE, fetch_ranges
+    from budgetguard.rules import load_rules_text
+    from budgetguard.store import Store
+
+    now = datetime.fromtimestamp(NOW, UTC)
+    queries = plan_queries(load_rules_text(RULES_90_DAYS), now)
+    store = Store.open(f"sqlite:///{tmp}/bench.db")
+
+    def minimum(covered: dict[str, tuple[int | None, int | None]]) -> int:
+        total = 0
+        for q in queries:
+            reread = REREAD_COSTS if q.endpoint == "costs" else REREAD_USAGE
+            for lo, hi in fetch_ranges(q, covered.get(q.key, (None, None)), NOW, reread):
+                width = q.width_seconds
+                buckets = -(-(hi - (lo - lo % width)) // width)
+                total += -(-buckets // ENDPOINTS[q.endpoint].max_limit(q.width))
+        return total
+
+    async def tick() -> tuple[int, float]:
+        async with AdminClient(KEY, base_url) as client:
+            report = await Collector(client, store).collect(queries, now)
+            assert not report.failed, report.summary()
+            return report.requests, report.seconds
+
+    need = minimum({})
+    backfill, backfill_s = asyncio.run(tick())
+    covered = {m.query_key: (m.covered_start, m.covered_end) for m in store.sync_marks()}
+    need_tick = minimum(covered)
+    steady, steady_s = asyncio.run(tick())
+    store.close()
+    print(f"collector: {len(queries)} queries for 90 days (1h for 35 days, 1d before, costs 1d)")
+    print(
+        f"  backfill: {backfill} requests (minimum {need}) "
+        f"{'OK' if backfill == need else 'ABOVE MINIMUM'}, {backfill_s:.2f} s"
+    )
+    print(
+        f"  steady tick: {steady} requests for {len(queries)} queries (minimum {need_tick}) "
+        f"{'OK' if steady <= len(queries) and steady == need_tick else 'MISS'}, "
+        f"{steady_s:.2f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=50.0)
@@ -98,24 +155,28 @@ def main() -> None:
         asyncio.run(run(base_url, qs, concurrent=True))  # warm the simulator's page cache
         wall, requests, buckets = asyncio.run(run(base_url, qs, concurrent=True))
         seq_wall, _, _ = asyncio.run(run(base_url, qs, concurrent=False))
+        minimum = sum(minimum_requests(q) for q in qs)
+        critical = max(max(minimum_requests(q) for q in qs) * args.latency_ms / 1000, 1e-9)
+        print(
+            f"backfill: {args.days} days hourly, {len(qs)} queries, {buckets} buckets, "
+            f"latency {args.latency_ms:.0f} ms"
+        )
+        print(
+            f"requests: {requests} (minimum {minimum}) "
+            f"{'OK' if requests == minimum else 'ABOVE MINIMUM'}"
+        )
+        ratio = wall / critical
+        verdict = "OK" if wall <= 1.3 * critical else "MISS"
+        print(
+            f"wall: {wall:.3f} s concurrent | critical path {critical:.3f} s "
+            f"({ratio:.2f}x, target <= 1.3x {verdict}) | sequential {seq_wall:.3f} s "
+            f"({seq_wall / wall:.1f}x slower)"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            collector_figures(base_url, tmp)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    minimum = sum(minimum_requests(q) for q in qs)
-    critical = max(max(minimum_requests(q) for q in qs) * args.latency_ms / 1000, 1e-9)
-    print(
-        f"backfill: {args.days} days hourly, {len(qs)} queries, {buckets} buckets, "
-        f"latency {args.latency_ms:.0f} ms"
-    )
-    print(
-        f"requests: {requests} (minimum {minimum}) "
-        f"{'OK' if requests == minimum else 'ABOVE MINIMUM'}"
-    )
-    print(
-        f"wall: {wall:.3f} s concurrent | critical path {critical:.3f} s "
-        f"({wall / critical:.2f}x, target <= 1.3x {'OK' if wall <= 1.3 * critical else 'MISS'})"
-        f" | sequential {seq_wall:.3f} s ({seq_wall / wall:.1f}x slower)"
-    )
 
 
 if __name__ == "__main__":

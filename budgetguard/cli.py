@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from budgetguard.collect import CollectReport
+    from budgetguard.progress import PageProgress
     from budgetguard.rules import Rules
     from budgetguard.settings import Settings
 
@@ -54,7 +57,7 @@ Now = Annotated[
 
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -65,6 +68,12 @@ def _logging(verbose: bool) -> None:
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"budgetguard: {message}", err=True)
     return typer.Exit(code)
+
+
+def _progress() -> PageProgress:
+    from budgetguard.progress import PageProgress
+
+    return PageProgress(enabled=sys.stderr.isatty())
 
 
 def _settings(rules: Path | None, db: str | None, now: str | None) -> Settings:
@@ -130,6 +139,91 @@ def validate(
             f"{loaded.digest.period}ly digest" if loaded.digest.period != "day" else "daily digest"
         )
     typer.echo(f"{settings.rules}: ok — {', '.join(parts)}")
+
+
+Since = Annotated[
+    str | None,
+    typer.Option("--since", help="Collect from this far back: a duration (30d) or a date."),
+]
+Until = Annotated[str | None, typer.Option("--until", help="Collect up to this date or time.")]
+
+
+def _when(value: str, now: datetime, flag: str) -> datetime:
+    """A duration before ``now`` (``30d``) or an ISO 8601 date or time."""
+    from budgetguard.rules.vocabulary import parse_duration
+    from budgetguard.settings import parse_instant
+
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        return parse_instant(value)
+    except ValueError:
+        raise _fail(
+            f"{flag}: expected a duration like 30d or a date like 2026-10-01, got {value!r}",
+            EXIT_INPUT,
+        ) from None
+
+
+@app.command()
+def collect(
+    since: Since = None,
+    until: Until = None,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Sync usage and costs into the store, incrementally (a progress bar on a terminal)."""
+    _logging(verbose)
+    settings = _settings(rules, db, now)
+    loaded = _load_rules(settings)
+    clock = settings.clock()
+    start = None if since is None else _when(since, clock, "--since")
+    end = clock if until is None else _when(until, clock, "--until")
+    if start is not None and start >= end:
+        raise _fail("--since must be before --until (or now)", EXIT_INPUT)
+    report = _run_collect(settings, loaded, end, start)
+    typer.echo(report.summary())
+    for outcome in report.failed:
+        typer.echo(f"budgetguard: {outcome.query.key}: {outcome.error}", err=True)
+    if report.failed:
+        raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+def _run_collect(
+    settings: Settings, rules: Rules, end: datetime, since: datetime | None
+) -> CollectReport:
+    """Plan, fetch and store; exit 3 with a plain message when no data can be had."""
+    import asyncio
+
+    from budgetguard.collect import Collector, plan_queries
+    from budgetguard.openai_admin import AUTH_HELP, AdminClient
+    from budgetguard.store import Store, StoreVersionError
+
+    if settings.openai_admin_key is None:
+        raise _fail(f"no admin key: {AUTH_HELP}", EXIT_UNAVAILABLE)
+    try:
+        store = Store.open(settings.database_url)
+    except StoreVersionError as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    queries = plan_queries(rules, end, since=since)
+
+    async def run() -> CollectReport:
+        async with AdminClient(settings.openai_admin_key, settings.openai_base_url) as client:
+            collector = Collector(client, store)
+            with _progress() as progress:
+                return await collector.collect(queries, end, progress=progress)
+
+    try:
+        report = asyncio.run(run())
+    finally:
+        store.close()
+    if report.outcomes and len(report.failed) == len(report.outcomes):
+        first = report.failed[0].error
+        raise _fail(f"no data collected: {first}", EXIT_UNAVAILABLE)
+    return report
 
 
 @app.command()

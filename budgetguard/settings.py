@@ -71,6 +71,11 @@ class Settings(BaseSettings):
             return parse_instant(value)
         return value
 
+    @field_validator("openai_admin_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
     @field_validator("openai_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -233,7 +233,7 @@ class AdminClient:
                         endpoint=name,
                     ) from None
                 self.stats.retries += 1
-                log.warning("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
+                log.info("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
                 await self._sleep(wait)
 
     async def _request_once(self, query: Query, cursor: str | None) -> _Raw:

@@ -316,8 +316,8 @@ SECOND_PRICES = {"whisper-1": 0.0001}  # per second ($0.006 a minute)
 SESSION_PRICE = 0.03
 FILE_SEARCH_PRICE = 2.50 / 1000
 WEB_SEARCH_PRICE = 10.00 / 1000
-STORAGE_PRICE_GIB_DAY = 0.10
-_GIB = 1024**3
+STORAGE_PRICE_GB_DAY = 0.10
+_GB = 1_000_000_000  # OpenAI bills storage per GB (10^9 bytes)
 
 
 class Organisation:
@@ -496,7 +496,7 @@ class Organisation:
             value = self.gauge(index, t, now)
             if value is not None and t >= t0:
                 hours += 1
-                gib_hours += value / _GIB
+                gib_hours += value / _GB
         if not hours:
             return []
         return [
@@ -504,7 +504,7 @@ class Organisation:
                 "vector store storage",
                 gib_hours,
                 "gibibyte_hours",
-                gib_hours / 24 * STORAGE_PRICE_GIB_DAY,
+                gib_hours / 24 * STORAGE_PRICE_GB_DAY,
             )
         ]
 

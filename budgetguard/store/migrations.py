@@ -1,0 +1,44 @@
+"""Schema versioning: a version table and checked, ordered migrations.
+
+A new store gets every table at the current version. An older store is migrated step by
+step inside one transaction; a store written by a newer budgetguard is refused rather than
+misread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect, select
+
+from budgetguard.store.schema import SCHEMA_VERSION, metadata, schema_version
+
+__all__ = ["MIGRATIONS", "StoreVersionError", "migrate"]
+
+
+class StoreVersionError(RuntimeError):
+    """The store's schema is newer than this budgetguard understands."""
+
+
+#: MIGRATIONS[n] upgrades a store from version n to n + 1.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the store to ``SCHEMA_VERSION``; returns the version it was at (0 if new)."""
+    with engine.begin() as conn:
+        if not inspect(conn).has_table(schema_version.name):
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
+            return 0
+        found = conn.execute(select(schema_version.c.version)).scalar_one()
+        if found > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the store is at schema version {found}, newer than this budgetguard "
+                f"({SCHEMA_VERSION}); upgrade budgetguard or use another --db"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+        metadata.create_all(conn)  # tables added since: created empty
+        conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+        return int(found)

@@ -1,0 +1,306 @@
+"""The store: the queries the other stages need, on SQLite (default) or PostgreSQL.
+
+Each sync of one query replaces its buckets in the fetched range and moves its sync mark in
+one transaction, so a crash or a failed page leaves the previous data and mark intact.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, select
+from sqlalchemy.engine import URL, make_url
+
+from budgetguard.store.migrations import migrate
+from budgetguard.store.schema import (
+    USAGE_DIMENSIONS,
+    USAGE_METRICS,
+    cost_buckets,
+    sync_marks,
+    usage_buckets,
+)
+
+__all__ = ["Store", "SyncMark", "normalise_url"]
+
+
+@dataclass(frozen=True)
+class SyncMark:
+    """What one query has covered, and how its last attempt went."""
+
+    query_key: str
+    endpoint: str
+    bucket_width: int
+    covered_start: int | None
+    covered_end: int | None
+    last_attempt_at: int | None
+    last_success_at: int | None
+    last_error: str | None
+
+    @property
+    def failed(self) -> bool:
+        """The last attempt failed (its data may still be there, but it is not fresh)."""
+        return self.last_error is not None
+
+
+def normalise_url(url: str) -> URL:
+    """A SQLAlchemy URL; ``postgresql://`` uses psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _private_sqlite_file(url: URL) -> None:
+    """Create the SQLite file readable by its owner only (it holds spend data)."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+class Store:
+    """Open with ``Store.open(url)``; one instance per process, thread-safe through its pool."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        parsed = normalise_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            _private_sqlite_file(parsed)
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- sync marks -----------------------------------------------------------------------------
+
+    def sync_mark(self, query_key: str) -> SyncMark | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(sync_marks).where(sync_marks.c.query_key == query_key))
+                .mappings()
+                .first()
+            )
+        return None if row is None else SyncMark(**row)
+
+    def sync_marks(self) -> list[SyncMark]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sync_marks).order_by(sync_marks.c.query_key)).mappings()
+            return [SyncMark(**row) for row in rows]
+
+    def _upsert_mark(self, conn: Connection, key: str, values: Mapping[str, Any]) -> None:
+        found = (
+            conn.execute(select(sync_marks).where(sync_marks.c.query_key == key).with_for_update())
+            .mappings()
+            .first()
+        )
+        if found is None:
+            conn.execute(sync_marks.insert().values(query_key=key, **values))
+        else:
+            conn.execute(sync_marks.update().where(sync_marks.c.query_key == key).values(**values))
+
+    def _covered(self, conn: Connection, key: str, start: int, end: int) -> dict[str, int]:
+        found = conn.execute(
+            select(sync_marks.c.covered_start, sync_marks.c.covered_end).where(
+                sync_marks.c.query_key == key
+            )
+        ).first()
+        if found is None or found[0] is None:
+            return {"covered_start": start, "covered_end": end}
+        return {"covered_start": min(found[0], start), "covered_end": max(found[1], end)}
+
+    def mark_failure(
+        self, query_key: str, endpoint: str, bucket_width: int, error: str, at: int
+    ) -> None:
+        with self.engine.begin() as conn:
+            self._upsert_mark(
+                conn,
+                query_key,
+                {
+                    "endpoint": endpoint,
+                    "bucket_width": bucket_width,
+                    "last_attempt_at": at,
+                    "last_error": error,
+                },
+            )
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def replace_usage(
+        self,
+        query_key: str,
+        endpoint: str,
+        bucket_width: int,
+        start: int,
+        end: int,
+        rows: Sequence[Mapping[str, Any]],
+        fetched_at: int,
+    ) -> None:
+        """Replace ``query_key``'s buckets starting in ``[start, end)`` with ``rows``."""
+        records = [
+            {
+                "query_key": query_key,
+                "endpoint": endpoint,
+                "bucket_width": bucket_width,
+                "bucket_start": row["bucket_start"],
+                **{d: row.get(d) for d in USAGE_DIMENSIONS},
+                **{m: int(row.get(m) or 0) for m in USAGE_METRICS},
+            }
+            for row in rows
+        ]
+        self._replace(
+            usage_buckets.c.bucket_start,
+            query_key,
+            endpoint,
+            bucket_width,
+            start,
+            end,
+            records,
+            fetched_at,
+        )
+
+    def replace_costs(
+        self,
+        query_key: str,
+        start: int,
+        end: int,
+        rows: Sequence[Mapping[str, Any]],
+        fetched_at: int,
+    ) -> None:
+        """Replace ``query_key``'s cost days starting in ``[start, end)`` with ``rows``."""
+        columns = (
+            "day_start",
+            "project_id",
+            "line_item",
+            "api_key_id",
+            "currency",
+            "quantity_unit",
+            "model",
+            "kind",
+            "product",
+        )
+        records = [
+            {
+                "query_key": query_key,
+                **{k: row.get(k) for k in columns},
+                "amount": str(row["amount"]),  # exact decimal text
+                "quantity": None if row.get("quantity") is None else str(row["quantity"]),
+            }
+            for row in rows
+        ]
+        self._replace(
+            cost_buckets.c.day_start, query_key, "costs", 86400, start, end, records, fetched_at
+        )
+
+    def _replace(
+        self,
+        start_column: Any,
+        query_key: str,
+        endpoint: str,
+        bucket_width: int,
+        start: int,
+        end: int,
+        records: list[dict[str, Any]],
+        fetched_at: int,
+    ) -> None:
+        """Delete the range, insert the new rows and move the sync mark: one transaction."""
+        table = start_column.table
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(table).where(
+                    and_(table.c.query_key == query_key, start_column >= start, start_column < end)
+                )
+            )
+            if records:
+                conn.execute(table.insert(), records)
+            self._upsert_mark(
+                conn,
+                query_key,
+                {
+                    "endpoint": endpoint,
+                    "bucket_width": bucket_width,
+                    **self._covered(conn, query_key, start, end),
+                    "last_attempt_at": fetched_at,
+                    "last_success_at": fetched_at,
+                    "last_error": None,
+                },
+            )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def usage_rows(
+        self,
+        *,
+        query_keys: Iterable[str] | None = None,
+        endpoints: Iterable[str] | None = None,
+        bucket_width: int = 3600,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Iterator[Mapping[str, Any]]:
+        """Usage rows (one per bucket and dimension combination) in ``[start, end)``."""
+        table = usage_buckets
+        query = select(table).where(table.c.bucket_width == bucket_width)
+        if query_keys is not None:
+            query = query.where(table.c.query_key.in_(list(query_keys)))
+        if endpoints is not None:
+            query = query.where(table.c.endpoint.in_(list(endpoints)))
+        if start is not None:
+            query = query.where(table.c.bucket_start >= start)
+        if end is not None:
+            query = query.where(table.c.bucket_start < end)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(table.c.bucket_start)).mappings():
+                yield dict(row)
+
+    def cost_rows(
+        self,
+        *,
+        query_keys: Iterable[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Iterator[Mapping[str, Any]]:
+        table = cost_buckets
+        query = select(table)
+        if query_keys is not None:
+            query = query.where(table.c.query_key.in_(list(query_keys)))
+        if start is not None:
+            query = query.where(table.c.day_start >= start)
+        if end is not None:
+            query = query.where(table.c.day_start < end)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(table.c.day_start)).mappings():
+                yield dict(row)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for summaries and tests."""
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return {
+                "usage": conn.execute(select(func.count()).select_from(usage_buckets)).scalar_one(),
+                "costs": conn.execute(select(func.count()).select_from(cost_buckets)).scalar_one(),
+            }

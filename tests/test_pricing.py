@@ -1,0 +1,120 @@
+"""Usage x prices: genai-prices, rules overrides, per-unit tables, and honest gaps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from budgetguard.collect.pricing import Pricer
+from budgetguard.rules import load_rules_text
+
+M = 1_000_000
+
+
+def pricer_with_overrides() -> Pricer:
+    rules = load_rules_text("""
+version: 1
+pricing:
+  models:
+    ft:gpt-4o-mini:acme: {input: 0.30, cached_input: 0.15, output: 1.20}
+    gpt-4o-audio-preview: {input: 2.50, output: 10, audio_input: 40, audio_output: 80}
+    gpt-4o: {input: 5, output: 20}
+""")
+    return Pricer(rules.pricing.models)
+
+
+def test_completions_split_input_cached_output_exactly() -> None:
+    estimate = Pricer().estimate(
+        "completions",
+        {
+            "model": "gpt-4o-2024-08-06",
+            "input_tokens": 3 * M,
+            "input_cached_tokens": M,
+            "output_tokens": M,
+        },
+    )
+    assert estimate.amount == Decimal("2.5") * 2 + Decimal("1.25") + Decimal(10)
+    assert isinstance(estimate.amount, Decimal)
+    assert estimate.note is None
+
+
+def test_batch_is_half_price_and_priority_costs_more() -> None:
+    row = {"model": "gpt-4o-mini-2024-07-18", "input_tokens": M, "output_tokens": M}
+    standard = Pricer().estimate("completions", row).amount
+    assert standard == Decimal("0.75")
+    assert Pricer().estimate("completions", {**row, "batch": True}).amount == standard / 2
+    assert (
+        Pricer().estimate("completions", {**row, "service_tier": "priority"}).amount == standard * 2
+    )
+
+
+def test_overrides_win_by_exact_or_undated_name() -> None:
+    pricer = pricer_with_overrides()
+    ft = pricer.estimate(
+        "completions",
+        {
+            "model": "ft:gpt-4o-mini:acme",
+            "input_tokens": M,
+            "input_cached_tokens": M // 2,
+            "output_tokens": M,
+        },
+    )
+    assert ft.amount == Decimal("0.15") + Decimal("0.075") + Decimal("1.2")
+    dated = pricer.estimate(
+        "completions", {"model": "gpt-4o-2024-08-06", "input_tokens": M, "output_tokens": 0}
+    )
+    assert dated.amount == Decimal(5)  # gpt-4o override beats the built-in price
+
+
+def test_audio_tokens_use_audio_prices_when_known() -> None:
+    row = {
+        "model": "gpt-4o-audio-preview-2024-12-17",
+        "input_tokens": 2 * M,
+        "input_audio_tokens": M,
+        "output_tokens": 2 * M,
+        "output_audio_tokens": M,
+    }
+    with_prices = pricer_with_overrides().estimate("completions", row)
+    assert with_prices.amount == Decimal("2.5") + 40 + 10 + 80
+    assert with_prices.note is None
+    without = Pricer().estimate("completions", row)
+    assert without.amount == Decimal("2.5") * 2 + 10 * 2
+    assert without.note is not None and "audio" in without.note
+
+
+def test_an_unknown_model_is_no_estimate_not_zero() -> None:
+    estimate = Pricer().estimate(
+        "completions", {"model": "ft:gpt-4o-mini:acme", "input_tokens": 5, "output_tokens": 1}
+    )
+    assert estimate.amount is None
+    assert estimate.note is not None and "ft:gpt-4o-mini:acme" in estimate.note
+    ungrouped = Pricer().estimate("embeddings", {"input_tokens": 5})
+    assert ungrouped.amount is None
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "row", "expected"),
+    [
+        ("embeddings", {"model": "text-embedding-3-small", "input_tokens": M}, Decimal("0.02")),
+        ("moderations", {"model": "omni-moderation-latest", "input_tokens": M}, Decimal(0)),
+        ("images", {"model": "dall-e-3", "size": "1024x1792", "images": 10}, Decimal("0.8")),
+        ("audio_speeches", {"model": "tts-1-hd", "characters": M}, Decimal(30)),
+        ("audio_transcriptions", {"model": "whisper-1", "seconds": 600}, Decimal("0.06")),
+        ("code_interpreter_sessions", {"num_sessions": 10}, Decimal("0.3")),
+        ("file_search_calls", {"num_requests": 1000}, Decimal("2.5")),
+        ("web_search_calls", {"model": "gpt-4o-mini", "num_requests": 1000}, Decimal(10)),
+        ("vector_stores", {"usage_bytes": 24 * 10**9, "bucket_width": 3600}, Decimal("0.1")),
+    ],
+)
+def test_every_endpoint_has_a_price(
+    endpoint: str, row: dict[str, object], expected: Decimal
+) -> None:
+    assert Pricer().estimate(endpoint, row).amount == expected
+
+
+def test_unknown_image_size_says_so() -> None:
+    estimate = Pricer().estimate(
+        "images", {"model": "gpt-image-1", "size": "1024x1024", "images": 3}
+    )
+    assert estimate.amount is None and "gpt-image-1" in (estimate.note or "")
