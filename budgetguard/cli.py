@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from budgetguard.collect import CollectReport
+    from budgetguard.evaluate.data import SpendData
+    from budgetguard.evaluate.evaluator import Finding
     from budgetguard.progress import PageProgress
     from budgetguard.rules import Rules
     from budgetguard.settings import Settings
+    from budgetguard.store import Store
 
 __all__ = ["app", "main"]
 
@@ -193,7 +198,12 @@ def collect(
 
 
 def _run_collect(
-    settings: Settings, rules: Rules, end: datetime, since: datetime | None
+    settings: Settings,
+    rules: Rules,
+    end: datetime,
+    since: datetime | None,
+    *,
+    strict: bool = True,
 ) -> CollectReport:
     """Plan, fetch and store; exit 3 with a plain message when no data can be had."""
     import asyncio
@@ -220,10 +230,205 @@ def _run_collect(
         report = asyncio.run(run())
     finally:
         store.close()
-    if report.outcomes and len(report.failed) == len(report.outcomes):
+    if strict and report.outcomes and len(report.failed) == len(report.outcomes):
         first = report.failed[0].error
         raise _fail(f"no data collected: {first}", EXIT_UNAVAILABLE)
     return report
+
+
+Format = Annotated[str, typer.Option("--format", "-f", help="text | json | markdown | github")]
+FailOn = Annotated[
+    str, typer.Option("--fail-on", help="Exit 1 at this severity: warning | critical | never.")
+]
+Expect = Annotated[
+    list[str] | None,
+    typer.Option("--expect", help="Planned spend: AMOUNT or KEY=VALUE=AMOUNT (project=p=120)."),
+]
+_MATCH_KEYS = ("project", "model", "user", "api_key", "line_item", "endpoint")
+
+
+def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decimal]]:
+    from decimal import Decimal, InvalidOperation
+
+    out: list[tuple[dict[str, str], Decimal]] = []
+    for raw in values or []:
+        selector, _, amount = raw.rpartition("=")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise _fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT) from None
+        if not value.is_finite():
+            raise _fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT)
+        if not selector:
+            out.append(({}, value))
+            continue
+        key, _, pattern = selector.partition("=")
+        if key not in _MATCH_KEYS or not pattern:
+            raise _fail(
+                f"--expect {raw!r}: use AMOUNT or KEY=VALUE=AMOUNT with KEY one of "
+                f"{', '.join(_MATCH_KEYS)}",
+                EXIT_INPUT,
+            )
+        out.append(({key: pattern}, value))
+    return out
+
+
+def _open_store(settings: Settings) -> Store:
+    from budgetguard.store import Store, StoreVersionError
+
+    try:
+        return Store.open(settings.database_url)
+    except StoreVersionError as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+
+
+def _spend_data(store: Store, rules: Rules, now: datetime) -> SpendData:
+    from budgetguard.collect import Pricer, plan_queries
+    from budgetguard.evaluate.data import SpendData
+
+    return SpendData.load(store, plan_queries(rules, now), Pricer(rules.pricing.models))
+
+
+@app.command()
+def check(
+    offline: Annotated[bool, typer.Option("--offline", help="Evaluate stored data only.")] = False,
+    output: Format = "text",
+    fail_on: FailOn = "critical",
+    notify: Annotated[
+        bool, typer.Option("--notify", help="Deliver alerts (deduplicated).")
+    ] = False,
+    expect: Expect = None,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Collect what is new, evaluate every budget, print the report; exit 0/1/2/3."""
+    _logging(verbose)
+    if output not in ("text", "json", "markdown", "github"):
+        raise _fail(f"--format {output!r}: use text, json, markdown or github", EXIT_INPUT)
+    if fail_on not in ("warning", "critical", "never"):
+        raise _fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
+    expectations = _expectations(expect)
+    settings = _settings(rules, db, now)
+    loaded = _load_rules(settings)
+    clock = settings.clock()
+    if not offline:
+        if settings.openai_admin_key is None:
+            from budgetguard.openai_admin import AUTH_HELP
+
+            raise _fail(
+                f"no admin key ({AUTH_HELP}); or use --offline to evaluate the stored data",
+                EXIT_UNAVAILABLE,
+            )
+        report = _run_collect(settings, loaded, clock, None, strict=False)
+        for outcome in report.failed:
+            typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
+    from budgetguard.alerts import active_alerts
+    from budgetguard.evaluate.evaluator import evaluate
+    from budgetguard.report import exit_code, to_github, to_json, to_markdown, to_text
+
+    store = _open_store(settings)
+    try:
+        findings = evaluate(loaded, _spend_data(store, loaded, clock), clock, expectations)
+        if notify:
+            _notify(store, loaded, findings, clock)
+    finally:
+        store.close()
+    if output == "json":
+        import json
+
+        typer.echo(json.dumps(to_json(findings, active_alerts(findings), clock), indent=2))
+    elif output == "markdown":
+        text = to_markdown(findings, clock)
+        typer.echo(text, nl=False)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(text)
+    elif output == "github":
+        typer.echo(to_github(findings), nl=False)
+    else:
+        typer.echo(to_text(findings, clock), nl=False)
+    raise typer.Exit(exit_code(findings, fail_on))
+
+
+def _notify(store: Store, rules: Rules, findings: list[Finding], now: datetime) -> None:
+    from budgetguard.alerts import deliver, load_states, queue, transitions
+    from budgetguard.notify import senders_for
+    from budgetguard.store.alerts import AlertStore
+
+    alerts = AlertStore(store.engine)
+    changed, events = transitions(findings, load_states(alerts), now)
+    queue(alerts, changed, events, now)
+    result = deliver(alerts, senders_for(rules.notifiers), now)
+    typer.echo(
+        f"notifications: {result.delivered} delivered, {result.retrying} to retry, "
+        f"{result.failed} failed",
+        err=True,
+    )
+
+
+@app.command()
+def backtest(
+    start: Annotated[str, typer.Option("--from", help="First instant (date or ISO time).")],
+    end: Annotated[str, typer.Option("--to", help="Last instant (date or ISO time).")],
+    step: Annotated[str, typer.Option("--step", help="Evaluate every (Nm, Nh, Nd).")] = "1h",
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Replay evaluation over stored history; list when each alert would fire and resolve."""
+    _logging(verbose)
+
+    from budgetguard.alerts import AlertState, transitions
+    from budgetguard.evaluate.evaluator import evaluate, group_label
+    from budgetguard.rules.vocabulary import parse_duration
+
+    settings = _settings(rules, db, now)
+    loaded = _load_rules(settings)
+    clock = settings.clock()
+    first, last = _when(start, clock, "--from"), _when(end, clock, "--to")
+    try:
+        every = parse_duration(step)
+    except ValueError as exc:
+        raise _fail(f"--step: {exc}", EXIT_INPUT) from None
+    if first >= last:
+        raise _fail("--from must be before --to", EXIT_INPUT)
+    if (last - first) / every > 20_000:
+        raise _fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
+    store = _open_store(settings)
+    try:
+        data = _spend_data(store, loaded, last)
+    finally:
+        store.close()
+    states: dict[str, AlertState] = {}
+    fired = resolved = 0
+    moment = first
+    while moment <= last:
+        changed, events = transitions(evaluate(loaded, data, moment), states, moment)
+        states.update(changed)
+        for event in events:
+            if event.event == "remind":
+                continue
+            fired += event.event == "fire"
+            resolved += event.event == "resolve"
+            f = event.finding
+            what = event.kind + (f" {event.threshold.key}" if event.threshold else "")
+            label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
+            spend = "—" if f.spend is None else f"{f.spend:,.2f}"
+            typer.echo(
+                f"{moment.isoformat().replace('+00:00', 'Z')}  {event.event:<7}  "
+                f"{label}  {what}  {event.severity}  spend {spend}"
+            )
+        moment += every
+    steps = int((last - first) / every) + 1
+    typer.echo(
+        f"backtest: {steps} steps of {step} from {first.isoformat()} to "
+        f"{last.isoformat()}: {fired} fired, {resolved} resolved",
+        err=True,
+    )
 
 
 @app.command()

@@ -21,7 +21,7 @@ from budgetguard.rules.model import Budget, Rules
 from budgetguard.rules.periods import period_start
 from budgetguard.rules.vocabulary import ENDPOINTS, METRIC_ENDPOINTS, parse_duration
 
-__all__ = ["HOURLY_DAYS", "PlannedQuery", "plan_queries"]
+__all__ = ["HOURLY_DAYS", "PlannedQuery", "endpoints_of", "plan_queries"]
 
 HOURLY_DAYS = 35
 FORECAST_HISTORY = timedelta(days=8)
@@ -74,7 +74,7 @@ class PlannedQuery:
         return _WIDTH_SECONDS[self.width]
 
 
-def _endpoints_of(budget: Budget) -> set[str]:
+def endpoints_of(budget: Budget) -> set[str]:
     """The data sources a budget reads: usage endpoint names and/or ``costs``."""
     patterns = budget.match.endpoint or ("*",)
     matched = {e for e in ENDPOINTS if any(fnmatch.fnmatchcase(e, p) for p in patterns)}
@@ -133,7 +133,7 @@ def plan_queries(
     for budget in chosen:
         start = _earliest(budget, now, rules.timezone)
         shortest = _shortest_window(budget)
-        for source in _endpoints_of(budget):
+        for source in endpoints_of(budget):
             earliest[source] = min(earliest.get(source, start), start)
             if budget.match.user is not None or "user" in budget.each:
                 by_user.add(source)

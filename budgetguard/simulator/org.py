@@ -342,11 +342,12 @@ class Organisation:
     @classmethod
     def create(cls, seed: int, now: int, days: int) -> Organisation:
         """An org with ``days`` of history before ``now`` and two spikes: one a day and a
-        half before the latest hour (for backtests), one in the last hours (for the demo)."""
+        half before the latest hour (for backtests), one over the last two hours and the
+        current one (for the demo)."""
         start = (now // DAY) * DAY - days * DAY
         last_hour = (now // HOUR) * HOUR
         spikes = {
-            1: (last_hour - 3 * HOUR, last_hour - HOUR),
+            1: (last_hour - 2 * HOUR, last_hour + HOUR),
             2: (last_hour - 36 * HOUR, last_hour - 33 * HOUR),
         }
         return cls(seed, history_start=start, spikes=spikes)
@@ -373,7 +374,7 @@ class Organisation:
         if stream.spike and stream.spike in self.spikes:
             lo, hi = self.spikes[stream.spike]
             if lo <= t < hi:
-                base *= 8.0
+                base *= 15.0
         noise = 0.75 + 0.5 * _unit(self.seed, index, hour)
         return base * noise * self._scale[index]
 

@@ -1,0 +1,151 @@
+"""The outbox: queue notifications with their alert transitions, deliver them with retries.
+
+Stages, one guarantee each: queue (with the transition, one transaction, keyed) -> claim
+(due rows) -> send (through the notifier) -> record (delivered only after a successful send;
+a temporary failure is retried with backoff up to ``MAX_ATTEMPTS``, a permanent one fails).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from budgetguard.alerts.lifecycle import AlertEvent, AlertState
+from budgetguard.evaluate.evaluator import group_label
+from budgetguard.notify import DeliveryError, Sender
+from budgetguard.store.alerts import AlertStore, StoredAlert
+
+__all__ = ["MAX_ATTEMPTS", "DeliveryReport", "deliver", "load_states", "queue", "render"]
+
+log = logging.getLogger("budgetguard.outbox")
+MAX_ATTEMPTS = 8
+BASE_DELAY = 30
+MAX_DELAY = 3600
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def load_states(store: AlertStore) -> dict[str, AlertState]:
+    return {
+        s.identity: AlertState(
+            s.identity,
+            s.budget,
+            tuple(tuple(p) for p in json.loads(s.group_json)),
+            s.kind,
+            s.threshold,
+            s.state,
+            s.period_key,
+            s.since,
+            s.last_sent_at,
+            s.episode,
+        )
+        for s in store.states()
+    }
+
+
+def _money(value: float | int | None) -> str:
+    return "—" if value is None else f"${value:,.2f}"
+
+
+def render(event: AlertEvent) -> dict[str, object]:
+    """The notification payload: the contract's alert fields plus type, message, fired_at."""
+    f = event.finding
+    spend = None if f.spend is None else float(f.spend)
+    limit = None if f.limit is None else float(f.limit)
+    label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
+    if event.event == "resolve":
+        message = f"RESOLVED {label}: {event.kind} back under"
+    elif event.kind == "no_data":
+        message = f"NO DATA {label}: {f.note}"
+    elif event.kind == "anomaly":
+        window = f.budget.anomaly.window if f.budget.anomaly else "window"
+        usual = _money(float(f.anomaly_baseline or 0))
+        message = f"SPIKE {label}: {_money(spend)} in the last {window} vs {usual} usual"
+    else:
+        ratio = f" ({f.ratio:.0%})" if f.ratio is not None else ""
+        what = "forecast " if event.kind == "forecast" else ""
+        value = float(f.forecast) if event.kind == "forecast" and f.forecast else spend
+        message = (
+            f"{event.severity.upper()} {label}: {what}{_money(value)} of {_money(limit)}{ratio}"
+        )
+    if event.event == "remind":
+        message = "REMINDER " + message
+    return {
+        "type": "budgetguard.alert",
+        "budget": f.budget.name,
+        "group": dict(f.group),
+        "kind": event.contract_kind,
+        "severity": event.severity,
+        "threshold": None if event.threshold is None else float(event.threshold.ratio),
+        "spend": spend,
+        "limit": limit,
+        "key": event.key,
+        "message": message,
+        "fired_at": event.at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def queue(
+    store: AlertStore,
+    changed: Mapping[str, AlertState],
+    events: Iterable[AlertEvent],
+    now: datetime,
+) -> int:
+    """Record the transitions and their notifications in one transaction."""
+    states = [
+        StoredAlert(
+            s.identity,
+            s.budget,
+            json.dumps(list(s.group)),
+            s.kind,
+            s.threshold,
+            s.state,
+            s.period_key,
+            s.since,
+            s.last_sent_at,
+            s.episode,
+        )
+        for s in changed.values()
+    ]
+    rows = [(e.key, name, json.dumps(render(e))) for e in events for name in e.notify]
+    return store.apply(states, rows, int(now.timestamp()))
+
+
+def deliver(store: AlertStore, senders: Mapping[str, Sender], now: datetime) -> DeliveryReport:
+    """Send every due notification once; record each outcome."""
+    report = DeliveryReport()
+    at = int(now.timestamp())
+    for row in store.due(at):
+        sender = senders.get(row.notifier)
+        attempts = row.attempts + 1
+        try:
+            if sender is None:
+                raise DeliveryError(
+                    f"no notifier named '{row.notifier}' in the rules", retryable=False
+                )
+            sender.send(json.loads(row.payload))
+        except DeliveryError as exc:
+            if exc.retryable and attempts < MAX_ATTEMPTS:
+                delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))
+                store.retry(row.id, attempts, at + delay, str(exc))
+                report.retrying += 1
+            else:
+                store.failed(row.id, attempts, str(exc))
+                report.failed += 1
+                log.warning("notification to %s failed for good: %s", row.notifier, exc)
+            continue
+        except Exception as exc:  # a notifier bug: retried like a temporary failure
+            store.retry(row.id, attempts, at + BASE_DELAY, f"{type(exc).__name__}")
+            report.retrying += 1
+            continue
+        store.delivered(row.id, at)
+        report.delivered += 1
+    return report

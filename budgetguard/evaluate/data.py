@@ -1,0 +1,184 @@
+"""Spend data in memory for evaluation: rows of the store, priced once, indexed by time.
+
+Loaded once per check (or once per backtest), then asked for many windows. Each endpoint's
+rows come from its finest query that covers a window: minutes, else hours, else days for the
+part before the hourly data begins.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from budgetguard.collect.line_items import parse_line_item
+from budgetguard.collect.plan import PlannedQuery
+from budgetguard.collect.pricing import Pricer
+from budgetguard.store import Store, SyncMark
+
+__all__ = ["CostRow", "SpendData", "UsageRow"]
+
+_DAY = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    endpoint: str
+    start: int
+    project: str | None
+    user: str | None
+    api_key: str | None
+    model: str | None
+    metrics: dict[str, int]
+    estimate: Decimal | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CostRow:
+    start: int
+    project: str | None
+    api_key: str | None
+    model: str | None
+    line_item: str | None
+    amount: Decimal
+    currency: str
+
+
+@dataclass
+class _Series:
+    """One query's rows sorted by start, and what its sync mark says it covers."""
+
+    query: PlannedQuery
+    mark: SyncMark | None
+    starts: list[int] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)
+
+    def between(self, start: int, end: int) -> Sequence[Any]:
+        """Rows starting in ``[start, end)``. When the data was fetched after ``end`` (a
+        replay), a bucket still open at ``end`` holds spend from later: it is left out."""
+        stop = bisect_left(self.starts, end)
+        covered = self.covered
+        if covered is not None and covered[1] > end:
+            stop = bisect_left(self.starts, end - self.query.width_seconds + 1, hi=stop)
+        return self.rows[bisect_left(self.starts, start) : stop]
+
+    @property
+    def covered(self) -> tuple[int, int] | None:
+        if self.mark is None or self.mark.covered_start is None or self.mark.covered_end is None:
+            return None
+        return self.mark.covered_start, self.mark.covered_end
+
+
+class SpendData:
+    """The rows the plan's queries hold, priced with ``pricer``."""
+
+    def __init__(self, series: dict[str, _Series]) -> None:
+        self._series = series
+        self._by_endpoint: dict[str, dict[str, _Series]] = defaultdict(dict)
+        for s in series.values():
+            self._by_endpoint[s.query.endpoint][s.query.width] = s
+
+    @classmethod
+    def load(
+        cls,
+        store: Store,
+        queries: Iterable[PlannedQuery],
+        pricer: Pricer,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> SpendData:
+        marks = {m.query_key: m for m in store.sync_marks()}
+        series: dict[str, _Series] = {}
+        for query in queries:
+            s = _Series(query, marks.get(query.key))
+            if query.endpoint == "costs":
+                for raw in store.cost_rows(query_keys=[query.key], start=start, end=end):
+                    model = raw["model"]
+                    if model is None and raw["line_item"] is not None:
+                        model = parse_line_item(raw["line_item"]).model
+                    s.rows.append(
+                        CostRow(
+                            raw["day_start"],
+                            raw["project_id"],
+                            raw["api_key_id"],
+                            model,
+                            raw["line_item"],
+                            Decimal(raw["amount"]),
+                            raw["currency"],
+                        )
+                    )
+            else:
+                for raw in store.usage_rows(
+                    query_keys=[query.key], bucket_width=query.width_seconds, start=start, end=end
+                ):
+                    priced = pricer.estimate(query.endpoint, raw)
+                    metrics = {
+                        k: v
+                        for k, v in raw.items()
+                        if isinstance(v, int)
+                        and k not in ("id", "bucket_start", "bucket_width")
+                        and v
+                    }
+                    s.rows.append(
+                        UsageRow(
+                            query.endpoint,
+                            raw["bucket_start"],
+                            raw["project_id"],
+                            raw["user_id"],
+                            raw["api_key_id"],
+                            raw["model"],
+                            metrics,
+                            priced.amount,
+                            priced.note,
+                        )
+                    )
+            s.starts = [r.start for r in s.rows]
+            series[query.key] = s
+        return cls(series)
+
+    # -- what the data covers -------------------------------------------------------------------
+
+    def status(self, sources: Iterable[str], start: int, now: int, stale_after: int) -> str | None:
+        """None when every source covers ``[start, now)`` and is fresh; else the reason."""
+        for source in sorted(sources):
+            widths = self._by_endpoint.get(source)
+            if not widths:
+                return f"{source}: never collected"
+            for s in widths.values():
+                if s.mark is not None and s.mark.last_error:
+                    return f"{source}: the last collection failed ({s.mark.last_error[:120]})"
+            covered = [s.covered for s in widths.values() if s.covered is not None]
+            if not covered:
+                return f"{source}: never collected"
+            if min(c[0] for c in covered) > start:
+                return f"{source}: no data from the window's start (run collect --since)"
+            latest = max(c[1] for c in covered)
+            if now - latest > stale_after:
+                hours = (now - latest) / 3600
+                return f"{source}: data is {hours:.1f}h old"
+        return None
+
+    # -- rows of a window -----------------------------------------------------------------------
+
+    def usage(self, endpoint: str, start: int, end: int) -> list[UsageRow]:
+        """Rows of ``endpoint`` whose bucket starts in ``[start, end)``, finest first."""
+        widths = self._by_endpoint.get(endpoint, {})
+        for width in ("1m", "1h"):
+            s = widths.get(width)
+            if s is not None and s.covered is not None and s.covered[0] <= start:
+                return list(s.between(start, end))
+        hourly, daily = widths.get("1h"), widths.get("1d")
+        if hourly is None or hourly.covered is None:
+            return list(daily.between(start, end)) if daily is not None else []
+        boundary = -(-hourly.covered[0] // _DAY) * _DAY
+        early = list(daily.between(start, boundary)) if daily is not None else []
+        return early + list(hourly.between(max(start, boundary), end))
+
+    def costs(self, start: int, end: int) -> list[CostRow]:
+        s = self._by_endpoint.get("costs", {}).get("1d")
+        return [] if s is None else list(s.between(start, end))

@@ -1,0 +1,57 @@
+"""What the outbox calls to deliver one notification, and how it reports failure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any, Protocol, TextIO
+
+from budgetguard.rules.model import Notifier
+
+__all__ = ["ConsoleSender", "DeliveryError", "Sender", "UnavailableSender", "senders_for"]
+
+
+class DeliveryError(Exception):
+    """A failed delivery; ``retryable`` says whether the outbox should try again."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Sender(Protocol):
+    def send(self, payload: Mapping[str, Any]) -> None: ...
+
+
+class ConsoleSender:
+    """One line per notification on stdout."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def send(self, payload: Mapping[str, Any]) -> None:
+        out = self.stream or sys.stdout
+        out.write(f"[budgetguard] {payload.get('message') or json.dumps(payload)}\n")
+        out.flush()
+
+
+class UnavailableSender:
+    """A notifier type whose plugin is not installed in this build."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def send(self, payload: Mapping[str, Any]) -> None:
+        raise DeliveryError(
+            f"no '{self.kind}' notifier plugin is available in this build", retryable=False
+        )
+
+
+def senders_for(notifiers: tuple[Notifier, ...]) -> dict[str, Sender]:
+    out: dict[str, Sender] = {}
+    for notifier in notifiers:
+        out[notifier.name] = (
+            ConsoleSender() if notifier.type == "console" else UnavailableSender(notifier.type)
+        )
+    return out

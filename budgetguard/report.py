@@ -1,0 +1,166 @@
+"""The check report: JSON (the contract's shape), a rich table, Markdown, GitHub annotations."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from budgetguard.evaluate.evaluator import SEVERITY_ORDER, Finding, group_label
+
+__all__ = ["exit_code", "overall_status", "to_github", "to_json", "to_markdown", "to_text"]
+
+_ICON = {"ok": "✅", "warning": "⚠️", "critical": "🔴", "unknown": "❔"}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _number(value: Decimal | None, metric: str = "cost") -> float | int | None:
+    if value is None:
+        return None
+    if metric != "cost":
+        return int(value)
+    return float(round(value, 6))
+
+
+def overall_status(findings: Sequence[Finding]) -> str:
+    return max((f.severity for f in findings), key=SEVERITY_ORDER.__getitem__, default="ok")
+
+
+def exit_code(findings: Sequence[Finding], fail_on: str) -> int:
+    """1 when a budget is at or over ``fail_on``; else 3 when any is unknown; else 0."""
+    if fail_on != "never":
+        bar = SEVERITY_ORDER[fail_on]
+        if any(
+            f.severity in ("warning", "critical") and SEVERITY_ORDER[f.severity] >= bar
+            for f in findings
+        ):
+            return 1
+    return 3 if any(f.severity == "unknown" for f in findings) else 0
+
+
+def to_json(
+    findings: Sequence[Finding], alerts: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    budgets = []
+    for f in findings:
+        ratio = f.ratio
+        budgets.append(
+            {
+                "name": f.budget.name,
+                "group": dict(f.group),
+                "metric": f.budget.metric,
+                "window": {
+                    "start": _iso(f.window.start),
+                    "end": _iso(f.window.end),
+                    "kind": f.window.kind,
+                },
+                "spend": _number(f.spend, f.budget.metric),
+                "limit": _number(f.limit, f.budget.metric),
+                "ratio": None if ratio is None else round(float(ratio), 4),
+                "forecast": _number(f.forecast, f.budget.metric),
+                "severity": f.severity,
+                "source": f.source,
+                "data": {"complete": f.complete and f.severity != "unknown", "note": f.note},
+            }
+        )
+    return {
+        "evaluated_at": _iso(now),
+        "status": overall_status(findings),
+        "budgets": budgets,
+        "alerts": alerts,
+    }
+
+
+def _fmt(value: Decimal | None, metric: str) -> str:
+    if value is None:
+        return "—"
+    if metric == "cost":
+        return f"${value:,.2f}"
+    return f"{int(value):,}"
+
+
+def _rows(findings: Sequence[Finding]) -> list[list[str]]:
+    rows = []
+    for f in findings:
+        m = f.budget.metric
+        window = (
+            f.budget.window
+            or f.budget.period
+            or (f"{f.budget.anomaly.window} spike" if f.budget.anomaly else "")
+        )
+        ratio = f.ratio
+        rows.append(
+            [
+                f.budget.name,
+                group_label(f.group),
+                str(window),
+                _fmt(f.spend, m),
+                _fmt(f.limit, m),
+                "—" if ratio is None else f"{ratio:.0%}",
+                _fmt(f.forecast, m),
+                f.severity,
+                f.source,
+            ]
+        )
+    return rows
+
+
+HEADERS = ["budget", "group", "window", "spend", "limit", "%", "forecast", "severity", "source"]
+
+
+def to_text(findings: Sequence[Finding], now: datetime, width: int | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"budgetguard · {_iso(now)}", title_justify="left")
+    for header in HEADERS:
+        table.add_column(
+            header, justify="right" if header in ("spend", "limit", "%", "forecast") else "left"
+        )
+    style = {"warning": "yellow", "critical": "bold red", "unknown": "magenta"}
+    for f, row in zip(findings, _rows(findings), strict=True):
+        table.add_row(*row, style=style.get(f.severity))
+    out = io.StringIO()
+    Console(file=out, width=width or 160, force_terminal=False).print(table)
+    notes = [f"{f.budget.name}: {f.note}" for f in findings if f.note]
+    return out.getvalue() + "".join(f"note: {n}\n" for n in notes)
+
+
+def to_markdown(findings: Sequence[Finding], now: datetime) -> str:
+    status = overall_status(findings)
+    lines = [
+        f"### budgetguard: {_ICON[status]} {status} ({_iso(now)})",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
+    ]
+    for f, row in zip(findings, _rows(findings), strict=True):
+        row[7] = f"{_ICON[f.severity]} {row[7]}"
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    notes = [f"- **{f.budget.name}**: {f.note}" for f in findings if f.note]
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+
+
+def to_github(findings: Sequence[Finding]) -> str:
+    """``::warning``/``::error`` workflow commands, one per budget not ok."""
+    lines = []
+    for f in findings:
+        if f.severity == "ok":
+            continue
+        level = "error" if f.severity in ("critical", "unknown") else "warning"
+        label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
+        m = f.budget.metric
+        detail = (
+            f"{f.note}"
+            if f.severity == "unknown"
+            else f"{_fmt(f.spend, m)} of {_fmt(f.limit, m)}"
+            + (f" ({f.ratio:.0%})" if f.ratio is not None else "")
+        )
+        message = f"{f.severity} {label}: {detail}".replace("%", "%25").replace("\n", "%0A")
+        lines.append(f"::{level} title=budgetguard {f.budget.name}::{message}")
+    return "\n".join(lines) + ("\n" if lines else "")
