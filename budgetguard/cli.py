@@ -112,6 +112,15 @@ def _rules_env() -> dict[str, str]:
     return values
 
 
+def _context(
+    rules: Path | None, db: str | None, now: str | None, verbose: bool
+) -> tuple[Settings, Rules, datetime]:
+    """What every command starts from: logging, settings, the checked rules, the clock."""
+    _logging(verbose)
+    settings = _settings(rules, db, now)
+    return settings, _load_rules(settings), settings.clock()
+
+
 def _load_rules(settings: Settings) -> Rules:
     from budgetguard.rules import RulesError, load_rules
 
@@ -130,9 +139,7 @@ def validate(
     rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
 ) -> None:
     """Load and check the rules file; each mistake as PATH:LINE:COL: message (exit 2)."""
-    _logging(verbose)
-    settings = _settings(rules, db, now)
-    loaded = _load_rules(settings)
+    settings, loaded, _ = _context(rules, db, now, verbose)
     enabled = sum(1 for b in loaded.budgets if b.enabled)
     parts = [
         f"{len(loaded.budgets)} budget{'s' if len(loaded.budgets) != 1 else ''}"
@@ -181,10 +188,7 @@ def collect(
     verbose: Verbose = False,
 ) -> None:
     """Sync usage and costs into the store, incrementally (a progress bar on a terminal)."""
-    _logging(verbose)
-    settings = _settings(rules, db, now)
-    loaded = _load_rules(settings)
-    clock = settings.clock()
+    settings, loaded, clock = _context(rules, db, now, verbose)
     start = None if since is None else _when(since, clock, "--since")
     end = clock if until is None else _when(until, clock, "--until")
     if start is not None and start >= end:
@@ -304,15 +308,12 @@ def check(
     verbose: Verbose = False,
 ) -> None:
     """Collect what is new, evaluate every budget, print the report; exit 0/1/2/3."""
-    _logging(verbose)
     if output not in ("text", "json", "markdown", "github"):
         raise _fail(f"--format {output!r}: use text, json, markdown or github", EXIT_INPUT)
     if fail_on not in ("warning", "critical", "never"):
         raise _fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
     expectations = _expectations(expect)
-    settings = _settings(rules, db, now)
-    loaded = _load_rules(settings)
-    clock = settings.clock()
+    settings, loaded, clock = _context(rules, db, now, verbose)
     if not offline:
         if settings.openai_admin_key is None:
             from budgetguard.openai_admin import AUTH_HELP
@@ -380,15 +381,11 @@ def backtest(
     verbose: Verbose = False,
 ) -> None:
     """Replay evaluation over stored history; list when each alert would fire and resolve."""
-    _logging(verbose)
-
     from budgetguard.alerts import AlertState, transitions
     from budgetguard.evaluate.evaluator import evaluate, group_label
     from budgetguard.rules.vocabulary import parse_duration
 
-    settings = _settings(rules, db, now)
-    loaded = _load_rules(settings)
-    clock = settings.clock()
+    settings, loaded, clock = _context(rules, db, now, verbose)
     first, last = _when(start, clock, "--from"), _when(end, clock, "--to")
     try:
         every = parse_duration(step)

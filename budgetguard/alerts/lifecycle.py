@@ -116,7 +116,8 @@ def transitions(
                     notify,
                 )
 
-            if holds and state.state != "firing":
+            new_period = period is not None and kind != "no_data" and state.period_key != period
+            if holds and (state.state != "firing" or new_period):
                 if period is not None and kind != "no_data" and state.period_key == period:
                     continue  # once per period: it already fired in this one
                 new = replace(

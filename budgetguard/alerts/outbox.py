@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
@@ -34,21 +34,18 @@ class DeliveryReport:
 
 
 def load_states(store: AlertStore) -> dict[str, AlertState]:
-    return {
-        s.identity: AlertState(
-            s.identity,
-            s.budget,
-            tuple(tuple(p) for p in json.loads(s.group_json)),
-            s.kind,
-            s.threshold,
-            s.state,
-            s.period_key,
-            s.since,
-            s.last_sent_at,
-            s.episode,
-        )
-        for s in store.states()
-    }
+    states = {}
+    for stored in store.states():
+        fields = asdict(stored)
+        fields["group"] = tuple(tuple(pair) for pair in json.loads(fields.pop("group_json")))
+        states[stored.identity] = AlertState(**fields)
+    return states
+
+
+def _stored(state: AlertState) -> StoredAlert:
+    fields = asdict(state)
+    fields["group_json"] = json.dumps([list(pair) for pair in fields.pop("group")])
+    return StoredAlert(**fields)
 
 
 def _money(value: float | int | None) -> str:
@@ -100,21 +97,7 @@ def queue(
     now: datetime,
 ) -> int:
     """Record the transitions and their notifications in one transaction."""
-    states = [
-        StoredAlert(
-            s.identity,
-            s.budget,
-            json.dumps(list(s.group)),
-            s.kind,
-            s.threshold,
-            s.state,
-            s.period_key,
-            s.since,
-            s.last_sent_at,
-            s.episode,
-        )
-        for s in changed.values()
-    ]
+    states = [_stored(s) for s in changed.values()]
     rows = [(e.key, name, json.dumps(render(e))) for e in events for name in e.notify]
     return store.apply(states, rows, int(now.timestamp()))
 

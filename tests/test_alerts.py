@@ -1,0 +1,210 @@
+"""Alert lifecycle (fire once per period or crossing, resolve, repeat, no_data) and the outbox
+(one transaction with the transition, delivered once, retried with the same key)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from budgetguard.alerts import AlertState, deliver, load_states, queue, transitions
+from budgetguard.evaluate.evaluator import Finding
+from budgetguard.evaluate.windows import budget_window
+from budgetguard.notify import DeliveryError
+from budgetguard.notify.senders import ConsoleSender
+from budgetguard.rules import Budget, load_rules_text
+from budgetguard.store import Store
+from budgetguard.store.alerts import AlertStore
+
+RULES = load_rules_text("""
+version: 1
+notifiers: {out: {type: console}, hook: {type: console}}
+budgets:
+  - {name: month, limit: 100, period: month, notify: [out]}
+  - {name: day24, limit: 100, window: 24h, repeat: 6h, notify: [out, hook]}
+""")
+MONTH, ROLLING = RULES.budgets
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def finding(budget: Budget, spend: float | None, now: datetime) -> Finding:
+    value = None if spend is None else Decimal(str(spend))
+    crossed = (
+        ()
+        if value is None
+        else tuple(t for t in budget.thresholds if value >= t.ratio * (budget.limit or 0))
+    )
+    severity = (
+        "unknown"
+        if value is None
+        else max((t.severity for t in crossed), key=["warning", "critical"].index, default="ok")
+    )
+    return Finding(
+        budget,
+        {},
+        budget_window(budget, now, "UTC"),
+        value,
+        budget.limit,
+        None,
+        severity,
+        "costs",
+        value is not None,
+        None if value is not None else "stale",
+        crossed,
+    )
+
+
+def run(
+    budget: Budget,
+    spends: list[float | None],
+    step: timedelta,
+    states: dict[str, AlertState] | None = None,
+) -> list[tuple[datetime, Any]]:
+    states = {} if states is None else states
+    log = []
+    now = T0
+    for spend in spends:
+        changed, events = transitions([finding(budget, spend, now)], states, now)
+        states.update(changed)
+        log += [(now, e) for e in events]
+        now += step
+    return log
+
+
+def test_a_calendar_threshold_fires_once_per_period() -> None:
+    log = run(MONTH, [50, 85, 90, 70, 95, 120, 130], timedelta(days=1))
+    fired = [(e.kind, e.threshold.key if e.threshold else "", e.event) for _, e in log]
+    assert fired == [
+        ("threshold", "0.8", "fire"),
+        ("threshold", "0.8", "resolve"),
+        ("threshold", "1", "fire"),
+    ]  # 0.8 does not fire again this month
+
+
+def test_a_new_period_fires_again() -> None:
+    log = run(MONTH, [90] * 40, timedelta(days=1))
+    fires = [t for t, e in log if e.event == "fire"]
+    assert fires == [T0, datetime(2026, 12, 1, tzinfo=UTC)]
+
+
+def test_rolling_fires_per_crossing_and_repeats() -> None:
+    log = run(ROLLING, [50, 90, 90, 90, 90, 50, 90], timedelta(hours=2))
+    events = [(t - T0, e.event) for t, e in log if e.threshold and e.threshold.key == "0.8"]
+    assert events == [
+        (timedelta(hours=2), "fire"),
+        (timedelta(hours=8), "remind"),
+        (timedelta(hours=10), "resolve"),
+        (timedelta(hours=12), "fire"),
+    ]
+    assert all(e.notify == ("out", "hook") for _, e in log)
+
+
+def test_no_data_fires_and_resolves_and_leaves_thresholds_alone() -> None:
+    log = run(ROLLING, [90, None, None, 90, 10], timedelta(hours=1))
+    kinds = [(e.kind, e.event) for _, e in log]
+    assert kinds == [
+        ("threshold", "fire"),
+        ("no_data", "fire"),
+        ("no_data", "resolve"),
+        ("threshold", "resolve"),
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(0, 200)), min_size=1, max_size=60),
+    st.sampled_from([timedelta(hours=7), timedelta(days=1), timedelta(days=3)]),
+)
+def test_lifecycle_properties(spends: list[int | None], step: timedelta) -> None:
+    log = run(MONTH, [None if s is None else float(s) for s in spends], step)
+    fires: dict[tuple[str, str, str], int] = {}
+    open_episodes: dict[str, int] = {}  # key -> month it fired in
+    for now, event in log:
+        key = event.kind + (event.threshold.key if event.threshold else "")
+        month = now.year * 12 + now.month
+        if event.event == "fire":
+            if key in open_episodes:  # only a new period starts a new episode while firing
+                assert event.kind != "no_data" and open_episodes[key] != month
+            open_episodes[key] = month
+            if event.kind != "no_data":
+                period = (key, str(now.year), str(now.month))
+                fires[period] = fires.get(period, 0) + 1
+                assert fires[period] == 1, "two firings of one threshold in a period"
+        elif event.event == "resolve":
+            assert open_episodes.pop(key, None) is not None, "resolved an episode not open"
+    keys = [e.key for _, e in log]
+    assert len(keys) == len(set(keys)), "idempotency keys must be unique per event"
+
+
+class Flaky:
+    def __init__(self, failures: int, retryable: bool = True) -> None:
+        self.failures, self.retryable, self.sent = failures, retryable, []
+
+    def send(self, payload: Mapping[str, Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise DeliveryError("receiver down", retryable=self.retryable)
+        self.sent.append(payload)
+
+
+def store_at(tmp_path: Path) -> AlertStore:
+    return AlertStore(Store.open(f"sqlite:///{tmp_path / 'alerts.db'}").engine)
+
+
+def test_a_crash_between_transition_and_delivery_delivers_once_later(tmp_path: Path) -> None:
+    alerts = store_at(tmp_path)
+    now = T0
+    changed, events = transitions([finding(ROLLING, 150, now)], load_states(alerts), now)
+    assert queue(alerts, changed, events, now) == 4  # two thresholds x two notifiers
+    # ... the process dies here, before delivering. A new process evaluates again:
+    changed2, events2 = transitions([finding(ROLLING, 150, now)], load_states(alerts), now)
+    assert not changed2 and not events2  # the state was saved with the outbox rows
+    out, hook = Flaky(0), Flaky(0)
+    report = deliver(alerts, {"out": out, "hook": hook}, now)
+    assert report.delivered == 4
+    assert deliver(alerts, {"out": out, "hook": hook}, now).delivered == 0
+    assert sorted(p["key"] for p in out.sent) == sorted(e.key for e in events)
+    assert all(p["type"] == "budgetguard.alert" and p["message"] for p in out.sent)
+
+
+def test_queueing_the_same_event_twice_keeps_one_row(tmp_path: Path) -> None:
+    alerts = store_at(tmp_path)
+    changed, events = transitions([finding(MONTH, 150, T0)], {}, T0)
+    queue(alerts, changed, events, T0)
+    queue(alerts, changed, events, T0)  # e.g. two replicas racing with the same state
+    assert len(alerts.keys()) == len(events)
+
+
+def test_temporary_failures_retry_with_backoff_permanent_ones_fail(tmp_path: Path) -> None:
+    alerts = store_at(tmp_path)
+    changed, events = transitions([finding(MONTH, 150, T0)], {}, T0)
+    queue(alerts, changed, events, T0)
+    flaky = Flaky(failures=2)
+    assert deliver(alerts, {"out": flaky}, T0).retrying == 2
+    assert deliver(alerts, {"out": flaky}, T0).delivered == 0  # not due yet
+    later = T0 + timedelta(minutes=1)
+    first = deliver(alerts, {"out": flaky}, later)
+    assert first.delivered == 2 or first.retrying + first.delivered == 2
+    deliver(alerts, {"out": flaky}, T0 + timedelta(hours=1))
+    assert len(flaky.sent) == 2
+    assert {p["key"] for p in flaky.sent} == {e.key for e in events}
+
+    other = store_at(tmp_path / "x")
+    changed, events = transitions([finding(MONTH, 150, T0)], {}, T0)
+    queue(other, changed, events, T0)
+    assert deliver(other, {"out": Flaky(5, retryable=False)}, T0).failed == 2
+    assert other.counts() == {"failed": 2}
+
+
+def test_console_sender_writes_one_line() -> None:
+    stream = io.StringIO()
+    ConsoleSender(stream).send({"message": "CRITICAL month: $150.00 of $100.00 (150%)"})
+    assert stream.getvalue() == "[budgetguard] CRITICAL month: $150.00 of $100.00 (150%)\n"
+    json.dumps({})

@@ -1,0 +1,222 @@
+"""The evaluator and check against the simulator's own figures, exit codes, the JSON shape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from budgetguard.cli import app
+from budgetguard.collect import Collector, Pricer, plan_queries
+from budgetguard.evaluate.data import SpendData
+from budgetguard.evaluate.evaluator import Finding, evaluate
+from budgetguard.openai_admin import AdminClient
+from budgetguard.rules import Rules, load_rules_text
+from budgetguard.simulator import SimulatorServer, build_api
+from budgetguard.simulator.org import TOKEN_PRICES
+from budgetguard.store import Store
+from tests.conftest import ADMIN_KEY, NOW
+
+DAY = 86400
+TODAY = NOW - NOW % DAY
+NOW_DT = datetime.fromtimestamp(NOW, UTC)
+RULES = """
+version: 1
+budgets:
+  - {name: org-costs-week, limit: 100000, window: 7d, cost_source: costs}
+  - {name: gpt4o-estimate, limit: 100000, window: 3d, cost_source: estimate,
+     match: {model: "gpt-4o-2*"}}
+  - {name: per-project, limit: 100, period: day, each: project}
+  - {name: embedding-tokens, limit: 1000000000, window: 2d, metric: input_tokens,
+     match: {endpoint: embeddings}}
+  - {name: images, limit: 100, period: day, metric: images}
+  - {name: month, limit: 1000000, period: month, forecast: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A simulator, a store collected for RULES, and the rules file on disk."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    rules_file = tmp / "rules.yaml"
+    rules_file.write_text(RULES)
+    rules = load_rules_text(RULES)
+    db = f"sqlite:///{tmp / 'spend.db'}"
+    with SimulatorServer(build_api(now=NOW, days=60)) as sim:
+        store = Store.open(db)
+
+        async def run() -> None:
+            async with AdminClient(ADMIN_KEY, sim.base_url) as client:
+                await Collector(client, store).collect(plan_queries(rules, NOW_DT), NOW_DT)
+
+        asyncio.run(run())
+        yield {"sim": sim, "store": store, "rules": rules, "db": db, "file": rules_file}
+        store.close()
+
+
+def findings(world: dict[str, Any], rules: Rules | None = None) -> dict[str, list[Finding]]:
+    rules = rules or world["rules"]
+    data = SpendData.load(world["store"], plan_queries(rules, NOW_DT), Pricer(rules.pricing.models))
+    out: dict[str, list[Finding]] = {}
+    for f in evaluate(rules, data, NOW_DT):
+        out.setdefault(f.budget.name, []).append(f)
+    return out
+
+
+def test_costs_spend_equals_the_simulators_invoice(world: dict[str, Any]) -> None:
+    (f,) = findings(world)["org-costs-week"]
+    org, api = world["sim"].api.org, world["sim"].api
+    # buckets starting in [now - 7d, now): the days from the first midnight after that
+    first_day = (NOW - 7 * DAY) - (NOW - 7 * DAY) % DAY + DAY
+    expected = sum(
+        line.amount
+        for index, _ in enumerate(org.streams)
+        for day in range(first_day, TODAY + 1, DAY)
+        for line in org.cost_lines(index, day, min(day + DAY, NOW - api.costs_delay), NOW)
+    )
+    assert f.source == "costs" and f.severity == "ok" and f.complete
+    assert float(f.spend) == pytest.approx(expected, rel=1e-12)  # type: ignore[arg-type]
+
+
+def test_estimate_equals_usage_times_list_prices(world: dict[str, Any]) -> None:
+    (f,) = findings(world)["gpt4o-estimate"]
+    org = world["sim"].api.org
+    prices = TOKEN_PRICES["gpt-4o-2024-08-06"]
+    start = NOW - 3 * DAY
+    start -= start % 3600  # hourly buckets that start in the window
+    start += 3600 if (NOW - 3 * DAY) % 3600 else 0
+    expected = Decimal(0)
+    for index, stream in org.streams_of("completions"):
+        if stream.model != "gpt-4o-2024-08-06":
+            continue
+        usage = org.total(index, start, NOW, NOW)
+        cached = usage.get("input_cached_tokens", 0)
+        expected += (
+            Decimal(usage["input_tokens"] - cached) * Decimal(str(prices["input"]))
+            + Decimal(cached) * Decimal(str(prices["cached input"]))
+            + Decimal(usage["output_tokens"]) * Decimal(str(prices["output"]))
+        )
+    assert f.source == "estimate"
+    assert f.spend == expected / 1_000_000
+
+
+def test_token_metric_is_exact(world: dict[str, Any]) -> None:
+    (f,) = findings(world)["embedding-tokens"]
+    org = world["sim"].api.org
+    start = NOW - 2 * DAY
+    start += -start % 3600
+    expected = sum(
+        org.total(i, start, NOW, NOW).get("input_tokens", 0)
+        for i, _ in org.streams_of("embeddings")
+    )
+    assert f.spend == expected and f.source == "usage"
+
+
+def test_each_splits_into_the_groups_seen(world: dict[str, Any]) -> None:
+    groups = {f.group["project"] for f in findings(world)["per-project"]}
+    assert groups == {"proj_batch", "proj_chatbot", "proj_internal", "proj_media", "proj_search"}
+
+
+def test_forecast_projects_the_period(world: dict[str, Any]) -> None:
+    (f,) = findings(world)["month"]
+    assert f.forecast is not None and f.spend is not None
+    assert f.forecast > f.spend
+    assert f.window.period_end == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_missing_data_is_unknown_never_ok(world: dict[str, Any]) -> None:
+    rules = load_rules_text("""
+version: 1
+budgets:
+  - {name: audio, limit: 5, window: 1d, metric: seconds, match: {user: user-bob}}
+""")  # never collected grouped by user
+    (f,) = findings(world, rules)["audio"]
+    assert f.severity == "unknown" and f.spend is None
+    assert "never collected" in (f.note or "")
+
+
+def run_check(world: dict[str, Any], *args: str, now: str | None = None) -> Any:
+    env = {"BUDGETGUARD_NOW": now or NOW_DT.isoformat(), "GITHUB_STEP_SUMMARY": ""}
+    return CliRunner().invoke(
+        app, ["check", "--offline", "-r", str(world["file"]), "--db", world["db"], *args], env=env
+    )
+
+
+def test_json_report_shape(world: dict[str, Any]) -> None:
+    result = run_check(world, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) == {"evaluated_at", "status", "budgets", "alerts"}
+    assert report["evaluated_at"] == "2026-11-22T10:17:31Z"
+    for budget in report["budgets"]:
+        assert set(budget) == {
+            "name",
+            "group",
+            "metric",
+            "window",
+            "spend",
+            "limit",
+            "ratio",
+            "forecast",
+            "severity",
+            "source",
+            "data",
+        }
+        assert set(budget["window"]) == {"start", "end", "kind"}
+        assert set(budget["data"]) == {"complete", "note"}
+        assert budget["severity"] in ("ok", "warning", "critical", "unknown")
+        assert budget["source"] in ("costs", "estimate", "mixed", "usage")
+    tokens = next(b for b in report["budgets"] if b["name"] == "embedding-tokens")
+    assert isinstance(tokens["spend"], int)
+
+
+def test_exit_codes_and_expectations(world: dict[str, Any]) -> None:
+    assert run_check(world).exit_code == 0
+    over = run_check(world, "--expect", "project=proj_media=1000", "--format", "json")
+    assert over.exit_code == 1
+    report = json.loads(over.stdout)
+    media = next(b for b in report["budgets"] if b["group"] == {"project": "proj_media"})
+    assert media["severity"] == "critical" and media["spend"] > 1000
+    assert any(a["budget"] == "per-project" and a["kind"] == "threshold" for a in report["alerts"])
+    assert run_check(world, "--expect", "1000", "--fail-on", "never").exit_code == 0
+    assert run_check(world, "--expect", "project=proj_media=lots").exit_code == 2
+    assert run_check(world, "--format", "yaml").exit_code == 2
+    stale = run_check(world, now="2026-11-23T10:00:00Z")  # a day after the last collect
+    assert stale.exit_code == 3
+    assert "unknown" in stale.stdout
+
+
+def test_markdown_and_github_formats(world: dict[str, Any], tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    env = {"BUDGETGUARD_NOW": NOW_DT.isoformat(), "GITHUB_STEP_SUMMARY": str(summary)}
+    result = CliRunner().invoke(
+        app,
+        [
+            "check",
+            "--offline",
+            "-r",
+            str(world["file"]),
+            "--db",
+            world["db"],
+            "--format",
+            "markdown",
+            "--expect",
+            "project=proj_media=100",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 1
+    assert "| budget | group |" in result.stdout
+    assert summary.read_text() == result.stdout
+    github = run_check(world, "--format", "github", "--expect", "project=proj_media=100")
+    assert (
+        "::error title=budgetguard per-project::critical per-project [project=proj_media]"
+        in github.stdout
+    )
