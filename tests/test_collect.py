@@ -321,3 +321,16 @@ def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules) -
     finally:
         metadata.drop_all(store.engine)
         store.close()
+
+
+def test_the_progress_bar_runs_on_a_terminal_and_is_silent_elsewhere(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from budgetguard.progress import PageProgress
+
+    with PageProgress(enabled=True) as progress:
+        progress("completions:1h:project_id", 0, 3)
+        progress("completions:1h:project_id", 3, 3)
+    with PageProgress(enabled=False) as quiet:
+        quiet("costs:1d:project_id", 1, 1)
+    assert "costs" not in capsys.readouterr().err
