@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from budgetguard.collect import Pricer, plan_queries
 from budgetguard.evaluate.data import SpendData
@@ -121,7 +122,7 @@ def main() -> None:
         url = f"sqlite:///{tmp}/bench.db"
         store = Store.open(url)
         text = rules_text(args.budgets)
-        (open(f"{tmp}/rules.yaml", "w")).write(text)
+        Path(tmp, "rules.yaml").write_text(text)
         began = time.perf_counter()
         fill(store, text, args.rows)
         filled = time.perf_counter() - began
