@@ -220,3 +220,18 @@ def test_markdown_and_github_formats(world: dict[str, Any], tmp_path: Path) -> N
         "::error title=budgetguard per-project::critical per-project [project=proj_media]"
         in github.stdout
     )
+
+
+def test_a_budget_with_nothing_to_count_still_shows_at_zero(world: dict[str, Any]) -> None:
+    rules = load_rules_text("""
+version: 1
+budgets:
+  - {name: none-split, limit: 5, period: day, metric: images, each: model,
+     match: {model: no-such-model}}
+  - {name: none-cost, limit: 5, period: day, match: {project: proj_nobody}}
+""")
+    found = findings(world, rules)
+    (split,) = found["none-split"]
+    assert (split.group, split.spend, split.source, split.severity) == ({}, 0, "usage", "ok")
+    (cost,) = found["none-cost"]
+    assert cost.spend == 0 and cost.severity == "ok" and cost.complete

@@ -185,8 +185,8 @@ def _total(
     spend: _Spend, group: tuple[str, ...], source: str, window: Window, now: int
 ) -> tuple[Decimal, str]:
     """The group's spend and the source that gave it (costs | estimate | mixed | usage)."""
-    if group in spend.usage:
-        return spend.usage[group], "usage"
+    if source == "usage":
+        return spend.usage.get(group, _ZERO), "usage"
     costs, estimate = spend.costs.get(group, {}), spend.estimate.get(group, {})
     if source == "costs":
         return sum(costs.values(), _ZERO), "costs"
@@ -270,16 +270,20 @@ def _evaluate_budget(
     sources = endpoints_of(budget)
     if source == "estimate":
         sources -= {"costs"}
-    problem = data.status(sources, start, end, int(budget.staleness_delta.total_seconds()))
+    needed = start
+    if budget.anomaly is not None:  # the baseline before the window must be there too
+        needed -= int(parse_duration(budget.anomaly.baseline).total_seconds())
+    problem = data.status(sources, needed, end, int(budget.staleness_delta.total_seconds()))
     if problem is not None:
         return [
             Finding(budget, {}, window, None, budget.limit, None, "unknown", source, False, problem)
         ]
     spend = _collect(budget, data, source, start, end)
-    groups = spend.groups() or ({()} if not budget.each else set())
+    # No spend at all still shows the budget (at zero), split or not.
+    groups = spend.groups() or {()}
     findings = []
     for key in sorted(groups):
-        group = dict(zip(budget.each, key, strict=True))
+        group = dict(zip(budget.each, key, strict=True)) if key else {}
         total, used = _total(spend, key, source, window, end)
         if budget.metric == "cost":
             total += _expected(budget, group, expectations)
