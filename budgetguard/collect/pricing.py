@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["Estimate", "Pricer", "TokenPrices"]
+__all__ = ["Estimate", "Pricer", "Rates", "TokenPrices"]
 
 _MILLION = Decimal(1_000_000)
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
@@ -54,6 +54,26 @@ class TokenPrices:
     audio_input: Decimal | None = None
     audio_output: Decimal | None = None
     source: str = "genai-prices"
+
+
+@dataclass(frozen=True)
+class Rates:
+    """USD per unit of each metric; ``per_unit`` is None when there is no price (``note``)."""
+
+    per_unit: Mapping[str, Decimal] | None
+    note: str | None = None
+    #: Said only when the usage has audio tokens but the model has no audio prices.
+    audio_note: str | None = None
+
+    def note_for(self, metrics: Mapping[str, Any]) -> str | None:
+        audio = metrics.get("input_audio_tokens") or metrics.get("output_audio_tokens")
+        return self.note or (self.audio_note if audio else None)
+
+    def apply(self, metrics: Mapping[str, Any]) -> Decimal:
+        assert self.per_unit is not None
+        return sum(
+            (Decimal(int(metrics.get(m) or 0)) * p for m, p in self.per_unit.items()), Decimal(0)
+        )
 
 
 @dataclass(frozen=True)
@@ -112,70 +132,97 @@ class Pricer:
 
     def estimate(self, endpoint: str, row: Mapping[str, Any]) -> Estimate:
         """USD for one usage row (dimensions and metrics as the store keeps them)."""
-        model = row.get("model") or ""
+        rates = self.rates(
+            endpoint,
+            row.get("model"),
+            bool(row.get("batch")),
+            row.get("service_tier"),
+            row.get("size"),
+            int(row.get("bucket_width") or 3600),
+        )
+        if rates.per_unit is None:
+            return Estimate(None, rates.note)
+        return Estimate(rates.apply(row), rates.note_for(row))
+
+    def rates(
+        self,
+        endpoint: str,
+        model: str | None,
+        batch: bool = False,
+        service_tier: str | None = None,
+        size: str | None = None,
+        bucket_width: int = 3600,
+    ) -> Rates:
+        """USD per unit of each metric for usage with these dimensions (cached).
+
+        Prices are linear in the metrics, so sums of usage can be priced after they are
+        added up: exact, and the evaluator never prices row by row."""
+        return self._rates(
+            endpoint, model or "", batch, service_tier or "default", size or "", bucket_width
+        )
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Pricer per rules load, kept for its life
+    def _rates(
+        self, endpoint: str, model: str, batch: bool, tier: str, size: str, bucket_width: int
+    ) -> Rates:
         if endpoint in ("completions", "embeddings"):
-            return self._tokens(endpoint, model, row)
+            return self._token_rates(endpoint, model, batch, tier)
         if endpoint == "moderations":
-            return Estimate(Decimal(0))  # moderation is free
+            return Rates({})  # moderation is free
         if endpoint == "images":
-            price = IMAGE_PRICES.get((model, str(row.get("size"))))
+            price = IMAGE_PRICES.get((model, size))
             if price is None:
-                return Estimate(
+                return Rates(
                     None,
                     f"no image price for {model or 'an unknown model'} "
-                    f"at {row.get('size') or 'an unknown size'}",
+                    f"at {size or 'an unknown size'}",
                 )
-            return Estimate(price * int(row.get("images") or 0))
+            return Rates({"images": price})
         if endpoint == "audio_speeches":
-            return self._per_unit(CHARACTER_PRICES, model, row, "characters", _MILLION)
+            return self._unit_rates(CHARACTER_PRICES, model, "characters", _MILLION)
         if endpoint == "audio_transcriptions":
-            return self._per_unit(SECOND_PRICES, model, row, "seconds", Decimal(1))
+            return self._unit_rates(SECOND_PRICES, model, "seconds", Decimal(1))
         if endpoint == "code_interpreter_sessions":
-            return Estimate(SESSION_PRICE * int(row.get("num_sessions") or 0))
+            return Rates({"num_sessions": SESSION_PRICE})
         if endpoint == "file_search_calls":
-            return Estimate(FILE_SEARCH_CALL_PRICE * int(row.get("num_requests") or 0))
+            return Rates({"num_requests": FILE_SEARCH_CALL_PRICE})
         if endpoint == "web_search_calls":
-            return Estimate(WEB_SEARCH_CALL_PRICE * int(row.get("num_requests") or 0))
+            return Rates({"num_requests": WEB_SEARCH_CALL_PRICE})
         if endpoint == "vector_stores":
-            hours = Decimal(int(row.get("bucket_width") or 3600)) / 3600
-            gigabytes = Decimal(int(row.get("usage_bytes") or 0)) / Decimal(1_000_000_000)
-            return Estimate(gigabytes * STORAGE_PRICE_GB_DAY * hours / 24)
-        return Estimate(None, f"no prices for endpoint {endpoint}")
+            hours = Decimal(bucket_width) / 3600
+            return Rates(
+                {"usage_bytes": STORAGE_PRICE_GB_DAY * hours / 24 / Decimal(1_000_000_000)}
+            )
+        return Rates(None, f"no prices for endpoint {endpoint}")
 
     @staticmethod
-    def _per_unit(
-        table: Mapping[str, Decimal], model: str, row: Mapping[str, Any], metric: str, per: Decimal
-    ) -> Estimate:
+    def _unit_rates(table: Mapping[str, Decimal], model: str, metric: str, per: Decimal) -> Rates:
         price = table.get(model) or table.get(_DATE_SUFFIX.sub("", model))
         if price is None:
-            return Estimate(None, f"no price for model {model or '(unknown)'}")
-        return Estimate(price * int(row.get(metric) or 0) / per)
+            return Rates(None, f"no price for model {model or '(unknown)'}")
+        return Rates({metric: price / per})
 
-    def _tokens(self, endpoint: str, model: str, row: Mapping[str, Any]) -> Estimate:
+    def _token_rates(self, endpoint: str, model: str, batch: bool, tier: str) -> Rates:
         prices = self.token_prices(model) if model else None
         if prices is None:
-            return Estimate(
+            return Rates(
                 None,
                 f"no price for model {model or '(not grouped by model)'}; "
                 "add it under pricing.models",
             )
-        input_tokens = int(row.get("input_tokens") or 0)
         if endpoint == "embeddings":
-            return Estimate(input_tokens * prices.input / _MILLION)
-        cached = int(row.get("input_cached_tokens") or 0)
-        audio_in = int(row.get("input_audio_tokens") or 0)
-        output = int(row.get("output_tokens") or 0)
-        audio_out = int(row.get("output_audio_tokens") or 0)
-        note = None
-        if (audio_in or audio_out) and (prices.audio_input is None or prices.audio_output is None):
-            note = f"audio tokens of {model} priced as text: add audio prices under pricing.models"
-            audio_in = audio_out = 0  # priced with the text below, as the contract's formula
-        amount = (
-            (input_tokens - cached - audio_in) * prices.input
-            + cached * (prices.cached_input if prices.cached_input is not None else prices.input)
-            + (output - audio_out) * prices.output
-            + audio_in * (prices.audio_input or Decimal(0))
-            + audio_out * (prices.audio_output or Decimal(0))
-        ) / _MILLION
-        tier = "batch" if row.get("batch") else str(row.get("service_tier") or "default")
-        return Estimate(amount * TIER_MULTIPLIER.get(tier, Decimal(1)), note)
+            return Rates({"input_tokens": prices.input / _MILLION})
+        multiplier = TIER_MULTIPLIER.get("batch" if batch else tier, Decimal(1)) / _MILLION
+        cached = prices.cached_input if prices.cached_input is not None else prices.input
+        # input_tokens includes cached and audio tokens: each gets its own price instead.
+        per_unit = {
+            "input_tokens": prices.input * multiplier,
+            "input_cached_tokens": (cached - prices.input) * multiplier,
+            "output_tokens": prices.output * multiplier,
+        }
+        if prices.audio_input is not None and prices.audio_output is not None:
+            per_unit["input_audio_tokens"] = (prices.audio_input - prices.input) * multiplier
+            per_unit["output_audio_tokens"] = (prices.audio_output - prices.output) * multiplier
+            return Rates(per_unit)
+        audio = f"audio tokens of {model} priced as text: add audio prices under pricing.models"
+        return Rates(per_unit, audio_note=audio)
