@@ -17,11 +17,28 @@ from typing import Any
 from budgetguard.collect.line_items import parse_line_item
 from budgetguard.collect.plan import PlannedQuery
 from budgetguard.collect.pricing import Pricer
+from budgetguard.evaluate.cube import DIMENSIONS, UsageCube
 from budgetguard.store import Store, SyncMark
 
 __all__ = ["CostRow", "SpendData", "UsageRow"]
 
 _DAY = 86400
+#: Above this many integers a series stays as rows instead of a cube (memory).
+MAX_CUBE_CELLS = 40_000_000
+_METRICS = (
+    "input_tokens",
+    "output_tokens",
+    "input_cached_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "num_model_requests",
+    "images",
+    "characters",
+    "seconds",
+    "usage_bytes",
+    "num_sessions",
+    "num_requests",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +73,73 @@ class _Series:
     mark: SyncMark | None
     starts: list[int] = field(default_factory=list)
     rows: list[Any] = field(default_factory=list)
+    cube: UsageCube | None = None
+
+    def cut(self, end: int) -> int:
+        """Where rows stop counting at ``end``: in a replay (the data was fetched after
+        ``end``), a bucket still open at ``end`` holds later spend and is left out."""
+        covered = self.covered
+        if covered is not None and covered[1] > end:
+            return end - self.query.width_seconds + 1
+        return end
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        assert self.cube is not None
+        return self.cube.span(start, self.cut(end))
 
     def between(self, start: int, end: int) -> Sequence[Any]:
         """Rows starting in ``[start, end)``. When the data was fetched after ``end`` (a
         replay), a bucket still open at ``end`` holds spend from later: it is left out."""
-        stop = bisect_left(self.starts, end)
-        covered = self.covered
-        if covered is not None and covered[1] > end:
-            stop = bisect_left(self.starts, end - self.query.width_seconds + 1, hi=stop)
-        return self.rows[bisect_left(self.starts, start) : stop]
+        return self.rows[bisect_left(self.starts, start) : bisect_left(self.starts, self.cut(end))]
 
     @property
     def covered(self) -> tuple[int, int] | None:
         if self.mark is None or self.mark.covered_start is None or self.mark.covered_end is None:
             return None
         return self.mark.covered_start, self.mark.covered_end
+
+
+def _load_usage(
+    series: _Series, store: Store, pricer: Pricer, start: int | None, end: int | None
+) -> None:
+    """Rows of one usage series into a cube, or kept as priced rows when too large."""
+    query = series.query
+    table = store.usage_table(
+        query.key, query.width_seconds, start, end, ("bucket_start", *DIMENSIONS, *_METRICS)
+    )
+    n_dims = len(DIMENSIONS)
+    groups = [row[1 : 1 + n_dims] for row in table]
+    starts = [row[0] for row in table]
+    metrics = {m: [row[1 + n_dims + i] for row in table] for i, m in enumerate(_METRICS)}
+    used = [m for m in _METRICS if any(metrics[m])]
+    cells = UsageCube.cells(len(set(groups)), len(set(starts)), len(used))
+    if cells <= MAX_CUBE_CELLS:
+        series.cube = UsageCube(
+            query.endpoint,
+            query.width_seconds,
+            starts,
+            groups,
+            {m: metrics[m] for m in used},
+            pricer,
+        )
+        return
+    for row in table:  # a very wide series: evaluated row by row instead
+        values = dict(zip(("bucket_start", *DIMENSIONS, *_METRICS), row, strict=True))
+        values["bucket_width"] = query.width_seconds
+        priced = pricer.estimate(query.endpoint, values)
+        series.rows.append(
+            UsageRow(
+                query.endpoint,
+                row[0],
+                values["project_id"],
+                values["user_id"],
+                values["api_key_id"],
+                values["model"],
+                {m: values[m] for m in used if values[m]},
+                priced.amount,
+                priced.note,
+            )
+        )
 
 
 class SpendData:
@@ -113,31 +182,9 @@ class SpendData:
                         )
                     )
             else:
-                for raw in store.usage_rows(
-                    query_keys=[query.key], bucket_width=query.width_seconds, start=start, end=end
-                ):
-                    priced = pricer.estimate(query.endpoint, raw)
-                    metrics = {
-                        k: v
-                        for k, v in raw.items()
-                        if isinstance(v, int)
-                        and k not in ("id", "bucket_start", "bucket_width")
-                        and v
-                    }
-                    s.rows.append(
-                        UsageRow(
-                            query.endpoint,
-                            raw["bucket_start"],
-                            raw["project_id"],
-                            raw["user_id"],
-                            raw["api_key_id"],
-                            raw["model"],
-                            metrics,
-                            priced.amount,
-                            priced.note,
-                        )
-                    )
-            s.starts = [r.start for r in s.rows]
+                _load_usage(s, store, pricer, start, end)
+            if s.cube is None:
+                s.starts = [r.start for r in s.rows]
             series[query.key] = s
         return cls(series)
 
@@ -165,19 +212,28 @@ class SpendData:
 
     # -- rows of a window -----------------------------------------------------------------------
 
-    def usage(self, endpoint: str, start: int, end: int) -> list[UsageRow]:
-        """Rows of ``endpoint`` whose bucket starts in ``[start, end)``, finest first."""
+    def usage_parts(self, endpoint: str, start: int, end: int) -> list[tuple[_Series, int, int]]:
+        """The series and sub-ranges that hold ``endpoint``'s buckets starting in
+        ``[start, end)``: the finest that covers the start, else days then hours."""
         widths = self._by_endpoint.get(endpoint, {})
         for width in ("1m", "1h"):
             s = widths.get(width)
             if s is not None and s.covered is not None and s.covered[0] <= start:
-                return list(s.between(start, end))
+                return [(s, start, end)]
         hourly, daily = widths.get("1h"), widths.get("1d")
         if hourly is None or hourly.covered is None:
-            return list(daily.between(start, end)) if daily is not None else []
+            return [(daily, start, end)] if daily is not None else []
         boundary = -(-hourly.covered[0] // _DAY) * _DAY
-        early = list(daily.between(start, boundary)) if daily is not None else []
-        return early + list(hourly.between(max(start, boundary), end))
+        parts = [(daily, start, boundary)] if daily is not None and start < boundary else []
+        return [*parts, (hourly, max(start, boundary), end)]
+
+    def usage(self, endpoint: str, start: int, end: int) -> list[UsageRow]:
+        """Rows of ``endpoint`` whose bucket starts in ``[start, end)`` (row-kept series)."""
+        rows: list[UsageRow] = []
+        for series, lo, hi in self.usage_parts(endpoint, start, end):
+            if series.cube is None:
+                rows.extend(series.between(lo, hi))
+        return rows
 
     def costs(self, start: int, end: int) -> list[CostRow]:
         s = self._by_endpoint.get("costs", {}).get("1d")

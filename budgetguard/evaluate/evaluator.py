@@ -109,14 +109,6 @@ def _group(budget: Budget, row: UsageRow | CostRow) -> tuple[str, ...]:
     return tuple(getattr(row, _GROUP_FIELDS[k], None) or NONE_VALUE for k in budget.each)
 
 
-def _usage_value(metric: str, row: UsageRow) -> Decimal:
-    columns = _METRIC_COLUMNS.get(metric)
-    if columns is None:  # requests: model requests, or search calls
-        key = "num_requests" if row.endpoint.endswith("search_calls") else "num_model_requests"
-        return Decimal(row.metrics.get(key, 0))
-    return Decimal(sum(row.metrics.get(c, 0) for c in columns))
-
-
 class _Spend:
     """Sums per group, per UTC day, by source."""
 
@@ -152,33 +144,79 @@ def _collect(budget: Budget, data: SpendData, source: str, start: int, end: int)
                         continue
                     spend.add(spend.costs, _group(budget, cost), cost.start, cost.amount)
         if source in ("estimate", "auto"):
+            # auto compares costs and estimate day by day; estimate alone needs no split
+            spans = _days(start, end) if source == "auto" else [(start, end)]
             for endpoint in sorted(endpoints_of(budget) - {"costs"}):
-                for row in data.usage(endpoint, start, end):
-                    if not _matches(budget, row):
-                        continue
-                    if row.estimate is None:
-                        if row.note:
-                            spend.notes.add(row.note)
-                        continue
-                    spend.add(spend.estimate, _group(budget, row), row.start, row.estimate)
+                for lo, hi in spans:
+                    _estimate(budget, data, endpoint, lo, hi, spend)
         return spend
     for endpoint in sorted(endpoints_of(budget)):
-        rows: list[UsageRow] = [r for r in data.usage(endpoint, start, end) if _matches(budget, r)]
-        if budget.metric == "usage_bytes":  # a gauge: the figure of the latest bucket
-            latest: dict[tuple[str, ...], tuple[int, Decimal]] = {}
-            for row in rows:
-                key = _group(budget, row)
-                when, value = latest.get(key, (row.start, _ZERO))
-                if row.start > when:
-                    when, value = row.start, _ZERO
-                if row.start == when:
-                    latest[key] = (when, value + _usage_value("usage_bytes", row))
-            for key, (_, value) in latest.items():
+        parts = data.usage_parts(endpoint, start, end)
+        if budget.metric == "usage_bytes":  # a gauge: the figure of its latest bucket
+            parts = parts[-1:]
+        for series, lo, hi in parts:
+            if series.cube is None:
+                _usage_rows(budget, series.between(lo, hi), spend)
+                continue
+            h0, h1 = series.span(lo, hi)
+            if budget.metric == "usage_bytes":
+                h0 = max(h0, h1 - 1)
+            columns = _columns(budget.metric, endpoint)
+            for key, value in series.cube.values(budget, columns, h0, h1).items():
                 spend.usage[key] += value
-            continue
-        for row in rows:
-            spend.usage[_group(budget, row)] += _usage_value(budget.metric, row)
     return spend
+
+
+def _days(start: int, end: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut at UTC midnights."""
+    spans = []
+    lo = start
+    while lo < end:
+        hi = min(end, lo - lo % _DAY + _DAY)
+        spans.append((lo, hi))
+        lo = hi
+    return spans
+
+
+def _estimate(
+    budget: Budget, data: SpendData, endpoint: str, start: int, end: int, spend: _Spend
+) -> None:
+    for series, lo, hi in data.usage_parts(endpoint, start, end):
+        if series.cube is None:
+            for row in series.between(lo, hi):
+                if not _matches(budget, row):
+                    continue
+                if row.estimate is None:
+                    if row.note:
+                        spend.notes.add(row.note)
+                    continue
+                spend.add(spend.estimate, _group(budget, row), row.start, row.estimate)
+            continue
+        h0, h1 = series.span(lo, hi)
+        if h0 >= h1:
+            continue
+        amounts, notes = series.cube.amounts(budget, h0, h1)
+        spend.notes |= notes
+        for key, amount in amounts.items():
+            spend.add(spend.estimate, key, lo, amount)
+
+
+def _columns(metric: str, endpoint: str) -> tuple[str, ...]:
+    columns = _METRIC_COLUMNS.get(metric)
+    if columns is None:  # requests: model requests, or search calls
+        return ("num_requests",) if endpoint.endswith("search_calls") else ("num_model_requests",)
+    return columns
+
+
+def _usage_rows(budget: Budget, rows: Iterable[UsageRow], spend: _Spend) -> None:
+    """Row-kept series (very wide ones): the same sums, row by row."""
+    matched = [r for r in rows if _matches(budget, r)]
+    if budget.metric == "usage_bytes" and matched:
+        last = max(r.start for r in matched)
+        matched = [r for r in matched if r.start == last]
+    for row in matched:
+        value = sum(row.metrics.get(c, 0) for c in _columns(budget.metric, row.endpoint))
+        spend.usage[_group(budget, row)] += Decimal(value)
 
 
 def _total(

@@ -276,6 +276,26 @@ class Store:
             for row in conn.execute(query.order_by(table.c.bucket_start)).mappings():
                 yield dict(row)
 
+    def usage_table(
+        self,
+        query_key: str,
+        bucket_width: int,
+        start: int | None,
+        end: int | None,
+        columns: Sequence[str],
+    ) -> list[tuple[Any, ...]]:
+        """Plain tuples of ``columns`` for one query's rows, by bucket start (fast to read)."""
+        table = usage_buckets
+        query = select(*(table.c[name] for name in columns)).where(
+            table.c.query_key == query_key, table.c.bucket_width == bucket_width
+        )
+        if start is not None:
+            query = query.where(table.c.bucket_start >= start)
+        if end is not None:
+            query = query.where(table.c.bucket_start < end)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query.order_by(table.c.bucket_start))]
+
     def cost_rows(
         self,
         *,
