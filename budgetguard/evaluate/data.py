@@ -108,9 +108,10 @@ def _load_usage(
         query.key, query.width_seconds, start, end, ("bucket_start", *DIMENSIONS, *_METRICS)
     )
     n_dims = len(DIMENSIONS)
-    groups = [row[1 : 1 + n_dims] for row in table]
-    starts = [row[0] for row in table]
-    metrics = {m: [row[1 + n_dims + i] for row in table] for i, m in enumerate(_METRICS)}
+    columns = list(zip(*table, strict=True)) if table else [()] * (1 + n_dims + len(_METRICS))
+    starts = columns[0]
+    groups = list(zip(*columns[1 : 1 + n_dims], strict=True))
+    metrics = {m: columns[1 + n_dims + i] for i, m in enumerate(_METRICS)}
     used = [m for m in _METRICS if any(metrics[m])]
     cells = UsageCube.cells(len(set(groups)), len(set(starts)), len(used))
     if cells <= MAX_CUBE_CELLS:
