@@ -235,3 +235,25 @@ budgets:
     assert (split.group, split.spend, split.source, split.severity) == ({}, 0, "usage", "ok")
     (cost,) = found["none-cost"]
     assert cost.spend == 0 and cost.severity == "ok" and cost.complete
+
+
+def test_row_kept_series_give_the_same_figures_as_cubes(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Very wide series are evaluated row by row: same figures, to the digit."""
+    from budgetguard.evaluate import data as data_module
+
+    def figures() -> dict[str, list[tuple[Any, ...]]]:
+        # 12 decimal places: a per-byte storage price has more digits than Decimal keeps,
+        # so pricing each row or their sum differs in the 27th significant digit.
+        return {
+            name: [(f.group, f.spend and round(f.spend, 12), f.source) for f in fs]
+            for name, fs in findings(world).items()
+        }
+
+    cubes = figures()
+    monkeypatch.setattr(data_module, "MAX_CUBE_CELLS", 0)
+    rows = figures()
+    for name in cubes:
+        for cube_item, row_item in zip(cubes[name], rows[name], strict=True):
+            assert cube_item == row_item, name
