@@ -257,3 +257,99 @@ def test_row_kept_series_give_the_same_figures_as_cubes(
     for name in cubes:
         for cube_item, row_item in zip(cubes[name], rows[name], strict=True):
             assert cube_item == row_item, name
+
+
+METRIC_CASES = [
+    # metric, endpoint the simulator measures it on, the simulator's fields summed
+    ("input_tokens", "completions", ("input_tokens",)),
+    ("output_tokens", "completions", ("output_tokens",)),
+    ("cached_tokens", "completions", ("input_cached_tokens",)),
+    ("tokens", "embeddings", ("input_tokens",)),
+    ("requests", "moderations", ("num_model_requests",)),
+    ("requests", "file_search_calls", ("num_requests",)),
+    ("images", "images", ("images",)),
+    ("characters", "audio_speeches", ("characters",)),
+    ("seconds", "audio_transcriptions", ("seconds",)),
+    ("sessions", "code_interpreter_sessions", ("num_sessions",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("metric", "endpoint", "fields"), METRIC_CASES, ids=[f"{m}-{e}" for m, e, _ in METRIC_CASES]
+)
+def test_every_usage_metric_equals_the_simulators_figures(
+    world: dict[str, Any], metric: str, endpoint: str, fields: tuple[str, ...]
+) -> None:
+    rules = load_rules_text(f"""
+version: 1
+budgets:
+  - {{name: m, limit: 1, window: 2d, metric: {metric}, match: {{endpoint: {endpoint}}}}}
+""")
+    (f,) = findings(world, rules)["m"]
+    org = world["sim"].api.org
+    start = NOW - 2 * DAY
+    start += -start % 3600
+    expected = sum(
+        org.total(i, start, NOW, NOW).get(field, 0)
+        for i, _ in org.streams_of(endpoint)
+        for field in fields
+    )
+    assert expected > 0
+    assert (f.spend, f.source, f.severity) == (expected, "usage", "critical")
+
+
+def test_usage_bytes_is_the_latest_figure_not_a_sum(world: dict[str, Any]) -> None:
+    rules = load_rules_text("""
+version: 1
+budgets:
+  - {name: bytes, limit: 100000000000, window: 3d, metric: usage_bytes}
+""")
+    (f,) = findings(world, rules)["bytes"]
+    org = world["sim"].api.org
+    last_hour = NOW - NOW % 3600
+    expected = sum(org.gauge(i, last_hour, NOW) or 0 for i, _ in org.streams_of("vector_stores"))
+    assert f.spend == expected
+
+
+def test_an_anomaly_compares_the_window_with_the_baseline_mean(world: dict[str, Any]) -> None:
+    rules = load_rules_text("""
+version: 1
+budgets:
+  - {name: spike, anomaly: {window: 1h, baseline: 7d, factor: 1.2, min: 1},
+     match: {model: "gpt-4o-2024-08-06"}}
+  - {name: calm, anomaly: {window: 1h, baseline: 7d, factor: 50},
+     match: {model: "gpt-4o-2024-08-06"}}
+""")
+    found = findings(world, rules)
+    (spike,), (calm,) = found["spike"], found["calm"]
+    assert spike.anomaly_baseline is not None and spike.spend is not None
+    assert spike.anomaly_baseline == calm.anomaly_baseline
+    assert spike.spend > Decimal("1.2") * spike.anomaly_baseline  # the spike, this hour
+    assert spike.anomaly and spike.severity == "warning"
+    assert not calm.anomaly and calm.severity == "ok"
+
+
+def test_a_failed_collection_makes_its_budgets_unknown(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy.db"
+    source = world["db"].removeprefix("sqlite:///")
+    for suffix in ("", "-wal", "-shm"):  # WAL mode: recent pages live beside the file
+        if Path(source + suffix).exists():
+            shutil.copy(source + suffix, str(copy) + suffix)
+    store = Store.open(f"sqlite:///{copy}")
+    images = next(m for m in store.sync_marks() if m.endpoint == "images")
+    store.mark_failure(images.query_key, "images", images.bucket_width, "HTTP 503", NOW)
+    rules = load_rules_text("""
+version: 1
+budgets:
+  - {name: img, limit: 1000, period: day, metric: images}
+  - {name: tokens, limit: 1000000000000, period: day, metric: input_tokens}
+""")
+    data = SpendData.load(store, plan_queries(rules, NOW_DT), Pricer())
+    by_name = {f.budget.name: f for f in evaluate(rules, data, NOW_DT)}
+    store.close()
+    assert by_name["img"].severity == "unknown" and "HTTP 503" in (by_name["img"].note or "")
+    assert by_name["tokens"].severity == "ok"
