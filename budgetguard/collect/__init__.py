@@ -1,9 +1,24 @@
-"""Collect: usage and costs from the admin API into the store, and usage x prices."""
+"""Collect: usage and costs from the admin API into the store, and usage x prices.
 
-from budgetguard.collect.collector import Collector, CollectReport, QueryOutcome, fetch_ranges
+The collector (and with it the HTTP client) is imported on first use, so evaluating stored
+data (``check --offline``) does not pay for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from budgetguard.collect.line_items import LineItem, parse_line_item
 from budgetguard.collect.plan import PlannedQuery, plan_queries
-from budgetguard.collect.pricing import Estimate, Pricer, TokenPrices
+from budgetguard.collect.pricing import Estimate, Pricer, Rates, TokenPrices
+
+if TYPE_CHECKING:
+    from budgetguard.collect.collector import (
+        Collector,
+        CollectReport,
+        QueryOutcome,
+        fetch_ranges,
+    )
 
 __all__ = [
     "CollectReport",
@@ -13,8 +28,19 @@ __all__ = [
     "PlannedQuery",
     "Pricer",
     "QueryOutcome",
+    "Rates",
     "TokenPrices",
     "fetch_ranges",
     "parse_line_item",
     "plan_queries",
 ]
+
+_LAZY = {"CollectReport", "Collector", "QueryOutcome", "fetch_ranges"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from budgetguard.collect import collector
+
+        return getattr(collector, name)
+    raise AttributeError(f"module 'budgetguard.collect' has no attribute {name!r}")
