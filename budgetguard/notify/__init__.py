@@ -1,6 +1,7 @@
-"""Delivery of notifications. For now the console notifier; the plugin API (Slack, email,
-webhooks, third parties) comes with the notifier issue behind the same ``Sender`` interface."""
+"""Delivery of notifications: console and signed webhooks today; Slack, email and the plugin
+API for third parties come with the notifier issue, behind the same ``Sender`` interface."""
 
-from budgetguard.notify.senders import DeliveryError, Sender, senders_for
+from budgetguard.notify.errors import DeliveryError
+from budgetguard.notify.senders import Sender, senders_for
 
 __all__ = ["DeliveryError", "Sender", "senders_for"]

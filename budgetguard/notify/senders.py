@@ -7,17 +7,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Protocol, TextIO
 
+from budgetguard.notify.errors import DeliveryError
 from budgetguard.rules.model import Notifier
+from budgetguard.rules.notifiers import WebhookSettings
 
-__all__ = ["ConsoleSender", "DeliveryError", "Sender", "UnavailableSender", "senders_for"]
-
-
-class DeliveryError(Exception):
-    """A failed delivery; ``retryable`` says whether the outbox should try again."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+__all__ = ["ConsoleSender", "Sender", "UnavailableSender", "senders_for"]
 
 
 class Sender(Protocol):
@@ -49,9 +43,15 @@ class UnavailableSender:
 
 
 def senders_for(notifiers: tuple[Notifier, ...]) -> dict[str, Sender]:
+    """A sender per configured notifier; types without one in this build fail permanently."""
+    from budgetguard.notify.webhook import WebhookSender
+
     out: dict[str, Sender] = {}
     for notifier in notifiers:
-        out[notifier.name] = (
-            ConsoleSender() if notifier.type == "console" else UnavailableSender(notifier.type)
-        )
+        if notifier.type == "console":
+            out[notifier.name] = ConsoleSender()
+        elif isinstance(notifier.settings, WebhookSettings):
+            out[notifier.name] = WebhookSender(notifier.settings)
+        else:
+            out[notifier.name] = UnavailableSender(notifier.type)
     return out

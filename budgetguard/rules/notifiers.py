@@ -119,7 +119,7 @@ class WebhookSettings(NotifierSettings):
     """A signed JSON POST to ``url``."""
 
     type: Literal["webhook"] = "webhook"
-    url: str
+    url: str = Field(repr=False)  # URLs often carry tokens: never shown
     secret: SecretStr | None = None
     timeout: float = Field(default=10.0, gt=0, le=120)
 

@@ -1,0 +1,103 @@
+"""Signed webhooks: a JSON POST with the idempotency key, a timestamp and an HMAC signature.
+
+Headers: ``X-BudgetGuard-Key`` (idempotency key), ``X-BudgetGuard-Timestamp`` (Unix seconds)
+and, with a secret, ``X-BudgetGuard-Signature: sha256=<hex HMAC-SHA256(secret,
+"<timestamp>.<raw body>")>``. A receiver recomputes the HMAC over the raw body it received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from budgetguard.notify.errors import DeliveryError
+from budgetguard.notify.http_status import check_status
+from budgetguard.rules.notifiers import WebhookSettings
+
+__all__ = ["WebhookSender", "sign", "verify"]
+
+
+class _RedactPosts(logging.Filter):
+    """httpx logs every request's URL; a POST's URL is a notifier's (a secret): host only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and args[0] == "POST":
+            url = args[1]
+            host = url.host if isinstance(url, httpx.URL) else "…"
+            record.args = (args[0], f"{getattr(url, 'scheme', 'https')}://{host}/…", *args[2:])
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactPosts())
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def verify(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    tolerance: int = 300,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does: check the signature, and that the timestamp is recent."""
+    try:
+        stamp = int(timestamp)
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - stamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, stamp, body), signature)
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return "WebhookSender(url='***', secret='***')"
+
+    def send(self, payload: Mapping[str, Any]) -> None:
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        stamp = int(self._clock())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "budgetguard",
+            "X-BudgetGuard-Key": str(payload.get("key", "")),
+            "X-BudgetGuard-Timestamp": str(stamp),
+        }
+        if self.settings.secret is not None:
+            headers["X-BudgetGuard-Signature"] = sign(
+                self.settings.secret.get_secret_value(), stamp, body
+            )
+        try:
+            with httpx.Client(timeout=self.settings.timeout, transport=self._transport) as http:
+                response = http.post(self.settings.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            raise DeliveryError("webhook timed out", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise DeliveryError(
+                f"webhook unreachable ({type(exc).__name__})", retryable=True
+            ) from None
+        check_status(response.status_code, "webhook")
