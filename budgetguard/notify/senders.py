@@ -9,7 +9,7 @@ from typing import Any, Protocol, TextIO
 
 from budgetguard.notify.errors import DeliveryError
 from budgetguard.rules.model import Notifier
-from budgetguard.rules.notifiers import WebhookSettings
+from budgetguard.rules.notifiers import SlackSettings, WebhookSettings
 
 __all__ = ["ConsoleSender", "Sender", "UnavailableSender", "senders_for"]
 
@@ -44,6 +44,7 @@ class UnavailableSender:
 
 def senders_for(notifiers: tuple[Notifier, ...]) -> dict[str, Sender]:
     """A sender per configured notifier; types without one in this build fail permanently."""
+    from budgetguard.notify.slack import SlackSender
     from budgetguard.notify.webhook import WebhookSender
 
     out: dict[str, Sender] = {}
@@ -52,6 +53,8 @@ def senders_for(notifiers: tuple[Notifier, ...]) -> dict[str, Sender]:
             out[notifier.name] = ConsoleSender()
         elif isinstance(notifier.settings, WebhookSettings):
             out[notifier.name] = WebhookSender(notifier.settings)
+        elif isinstance(notifier.settings, SlackSettings):
+            out[notifier.name] = SlackSender(notifier.settings)
         else:
             out[notifier.name] = UnavailableSender(notifier.type)
     return out
