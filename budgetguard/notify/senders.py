@@ -9,7 +9,7 @@ from typing import Any, Protocol, TextIO
 
 from budgetguard.notify.errors import DeliveryError
 from budgetguard.rules.model import Notifier
-from budgetguard.rules.notifiers import SlackSettings, WebhookSettings
+from budgetguard.rules.notifiers import EmailSettings, SlackSettings, WebhookSettings
 
 __all__ = ["ConsoleSender", "Sender", "UnavailableSender", "senders_for"]
 
@@ -44,6 +44,7 @@ class UnavailableSender:
 
 def senders_for(notifiers: tuple[Notifier, ...]) -> dict[str, Sender]:
     """A sender per configured notifier; types without one in this build fail permanently."""
+    from budgetguard.notify.email import EmailSender
     from budgetguard.notify.slack import SlackSender
     from budgetguard.notify.webhook import WebhookSender
 
@@ -55,6 +56,8 @@ def senders_for(notifiers: tuple[Notifier, ...]) -> dict[str, Sender]:
             out[notifier.name] = WebhookSender(notifier.settings)
         elif isinstance(notifier.settings, SlackSettings):
             out[notifier.name] = SlackSender(notifier.settings)
+        elif isinstance(notifier.settings, EmailSettings):
+            out[notifier.name] = EmailSender(notifier.settings)
         else:
             out[notifier.name] = UnavailableSender(notifier.type)
     return out

@@ -86,6 +86,7 @@ class EmailSettings(NotifierSettings):
     from_: str = Field(default="budgetguard@localhost", alias="from")
     to: tuple[str, ...] = Field(min_length=1)
     timeout: float = Field(default=30.0, gt=0)
+    ca_file: str | None = Field(default=None, description="CA bundle to trust (self-signed).")
 
     @field_validator("to", mode="before", json_schema_input_type=str | list[str])
     @classmethod

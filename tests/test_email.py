@@ -1,0 +1,212 @@
+"""Email against a real SMTP server (aiosmtpd): plain, STARTTLS with a self-signed
+certificate, implicit TLS, AUTH, and the failures the outbox must tell apart."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from budgetguard.notify import DeliveryError
+from budgetguard.notify.email import EmailSender, subject
+from budgetguard.rules.notifiers import EmailSettings
+
+PASSWORD = "smtp-password-secret"
+PAYLOAD = {
+    "type": "budgetguard.alert",
+    "budget": "org-month",
+    "group": {},
+    "kind": "threshold",
+    "severity": "critical",
+    "threshold": 1.0,
+    "spend": 5210.4,
+    "limit": 5000.0,
+    "key": "k-42",
+    "fired_at": "2026-11-22T10:00:00Z",
+    "message": "CRITICAL org-month: $5,210.40 of $5,000.00 (104%)",
+}
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and auth_data.password == PASSWORD.encode()
+    return AuthResult(success=ok, handled=False)  # let the server answer 235 or 535
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no self-signed certificate for TLS tests")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(inbox: Inbox, **kwargs: Any) -> Controller:
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), **kwargs)
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def plain() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    controller = start(inbox, authenticator=authenticator, auth_require_tls=False)
+    yield inbox, controller.port
+    controller.stop()
+
+
+def sender(port: int, **settings: Any) -> EmailSender:
+    return EmailSender(
+        EmailSettings.model_validate(
+            {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "starttls": False,
+                "from": "budgetguard@example.com",
+                "to": ["oncall@example.com", "fin@example.com"],
+                "timeout": 5,
+                **settings,
+            }
+        )
+    )
+
+
+def test_plain_smtp_multipart_with_the_contracts_subject(plain: tuple[Inbox, int]) -> None:
+    inbox, port = plain
+    sender(port).send(PAYLOAD)
+    (message,) = inbox.messages
+    assert message["Subject"] == "[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)"
+    assert message["To"] == "oncall@example.com, fin@example.com"
+    assert message["X-BudgetGuard-Key"] == "k-42"
+    assert inbox.envelopes[0].rcpt_tos == ["oncall@example.com", "fin@example.com"]
+    parts = {
+        p.get_content_type(): p.get_payload(decode=True).decode()
+        for p in message.walk()
+        if not p.is_multipart()
+    }
+    assert set(parts) == {"text/plain", "text/html"}
+    assert "Spend: $5,210.40" in parts["text/plain"]
+    assert "<table" in parts["text/html"] and "style=" in parts["text/html"]
+
+
+def test_auth_with_the_right_and_the_wrong_password(plain: tuple[Inbox, int]) -> None:
+    inbox, port = plain
+    sender(port, username="bg", password=PASSWORD).send(PAYLOAD)
+    assert len(inbox.messages) == 1
+    with pytest.raises(DeliveryError) as info:
+        sender(port, username="bg", password="wrong").send(PAYLOAD)
+    assert not info.value.retryable and "login refused" in str(info.value)
+
+
+def test_starttls_with_a_self_signed_certificate(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    controller = start(
+        inbox, tls_context=context, require_starttls=True, authenticator=authenticator
+    )
+    port = controller.port
+    try:
+        sender(port, starttls=True, ca_file=str(cert), username="bg", password=PASSWORD).send(
+            PAYLOAD
+        )
+        assert len(inbox.messages) == 1
+        with pytest.raises(DeliveryError) as untrusted:  # no CA given: the cert is refused
+            sender(port, starttls=True).send(PAYLOAD)
+        assert not untrusted.value.retryable
+    finally:
+        controller.stop()
+
+
+def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    controller = start(inbox, ssl_context=context)
+    port = controller.port
+    try:
+        sender(port, ssl=True, ca_file=str(cert)).send(PAYLOAD)
+        assert len(inbox.messages) == 1
+    finally:
+        controller.stop()
+
+
+def test_a_down_server_is_retried() -> None:
+    with pytest.raises(DeliveryError) as info:
+        sender(9).send(PAYLOAD)
+    assert info.value.retryable
+
+
+def test_subjects_of_other_kinds() -> None:
+    assert subject({**PAYLOAD, "kind": "resolved", "severity": "ok"}).startswith(
+        "[budgetguard] RESOLVED org-month"
+    )
+    assert subject({**PAYLOAD, "kind": "no_data", "group": {"project": "p\nx"}}) == (
+        "[budgetguard] NO DATA org-month [project=p x]"
+    )
+
+
+def test_no_password_in_errors_logs_or_reprs(
+    plain: tuple[Inbox, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _, port = plain
+    mail = sender(port, username="bg", password=PASSWORD + "x")
+    with pytest.raises(DeliveryError) as info:
+        mail.send(PAYLOAD)
+    for text in (str(info.value), repr(mail), repr(mail.settings), caplog.text):
+        assert PASSWORD not in text
