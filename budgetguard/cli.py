@@ -428,6 +428,47 @@ def backtest(
     )
 
 
+@app.command("notify-test")
+def notify_test(
+    name: Annotated[str, typer.Argument(help="The notifier to test, as named in the rules.")],
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Send a test message through one configured notifier."""
+    import uuid
+
+    from budgetguard.notify import DeliveryError, senders_for
+    from budgetguard.rules.errors import did_you_mean
+
+    _, loaded, clock = _context(rules, db, now, verbose)
+    names = [n.name for n in loaded.notifiers]
+    if name not in names:
+        hint = did_you_mean(name, names) if names else " (no notifiers are configured)"
+        raise _fail(f"no notifier named '{name}'{hint}", EXIT_INPUT)
+    stamp = clock.isoformat().replace("+00:00", "Z")
+    payload: dict[str, object] = {
+        "type": "budgetguard.test",
+        "budget": "budgetguard-test",
+        "group": {},
+        "kind": "test",
+        "severity": "ok",
+        "threshold": None,
+        "spend": None,
+        "limit": None,
+        "key": f"test-{uuid.uuid4()}",
+        "fired_at": stamp,
+        "message": f"budgetguard test notification to '{name}' ({stamp}): delivery works",
+    }
+    try:
+        senders_for(loaded.notifiers)[name].send(payload)
+    except DeliveryError as exc:
+        kind = "temporary" if exc.retryable else "permanent"
+        raise _fail(f"{name}: delivery failed ({kind}): {exc}", EXIT_UNAVAILABLE) from None
+    typer.echo(f"{name}: test notification delivered")
+
+
 @app.command()
 def schema(
     rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False

@@ -187,3 +187,28 @@ budgets:
     bodies = [json.loads(r["body"]) for r in receiver.received]
     assert {b["type"] for b in bodies} == {"budgetguard.alert"}
     assert {b["severity"] for b in bodies} == {"warning", "critical"}
+
+
+def test_notify_test_command(receiver: Receiver, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from budgetguard.cli import app
+
+    port = receiver.server_address[1]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""
+version: 1
+notifiers:
+  audit: {{type: webhook, url: "http://127.0.0.1:{port}/hook", secret: "{SECRET}"}}
+  dead: {{type: webhook, url: "http://127.0.0.1:9/hook"}}
+""")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["notify-test", "audit", "-r", str(rules)])
+    assert ok.exit_code == 0, ok.stderr
+    assert "delivered" in ok.stdout
+    (got,) = receiver.received
+    assert got["verified"] and json.loads(got["body"])["type"] == "budgetguard.test"
+    dead = runner.invoke(app, ["notify-test", "dead", "-r", str(rules)])
+    assert dead.exit_code == 3 and "temporary" in dead.stderr
+    typo = runner.invoke(app, ["notify-test", "audti", "-r", str(rules)])
+    assert typo.exit_code == 2 and "did you mean 'audit'" in typo.stderr
