@@ -356,13 +356,13 @@ def check(
 
 def _notify(store: Store, rules: Rules, findings: list[Finding], now: datetime) -> None:
     from budgetguard.alerts import deliver, load_states, queue, transitions
-    from budgetguard.notify import senders_for
+    from budgetguard.notify.manager import default_plugins
     from budgetguard.store.alerts import AlertStore
 
     alerts = AlertStore(store.engine)
     changed, events = transitions(findings, load_states(alerts), now)
     queue(alerts, changed, events, now)
-    result = deliver(alerts, senders_for(rules.notifiers), now)
+    result = deliver(alerts, default_plugins().notifiers(rules.notifiers), now)
     typer.echo(
         f"notifications: {result.delivered} delivered, {result.retrying} to retry, "
         f"{result.failed} failed",
@@ -439,7 +439,8 @@ def notify_test(
     """Send a test message through one configured notifier."""
     import uuid
 
-    from budgetguard.notify import DeliveryError, senders_for
+    from budgetguard.notify import Alert, DeliveryError
+    from budgetguard.notify.manager import default_plugins
     from budgetguard.rules.errors import did_you_mean
 
     _, loaded, clock = _context(rules, db, now, verbose)
@@ -462,7 +463,7 @@ def notify_test(
         "message": f"budgetguard test notification to '{name}' ({stamp}): delivery works",
     }
     try:
-        senders_for(loaded.notifiers)[name].send(payload)
+        default_plugins().notifiers(loaded.notifiers)[name].send(Alert.from_payload(payload))
     except DeliveryError as exc:
         kind = "temporary" if exc.retryable else "permanent"
         raise _fail(f"{name}: delivery failed ({kind}): {exc}", EXIT_UNAVAILABLE) from None
@@ -480,6 +481,30 @@ def schema(
     from budgetguard.rules.schema import rules_json_schema
 
     typer.echo(json.dumps(rules_json_schema(), indent=2))
+
+
+@app.command()
+def plugins(verbose: Verbose = False) -> None:
+    """List the notifier types of the installed plugins, where each comes from, and any
+    plugin that was left out (and why)."""
+    _logging(verbose)
+    from rich.console import Console
+    from rich.table import Table
+
+    from budgetguard.notify.manager import AUTOLOAD_ENV, default_plugins
+
+    loaded = default_plugins()
+    table = Table("type", "plugin", "source", "description", box=None, pad_edge=False)
+    for name, registered in sorted(loaded.types.items()):
+        table.add_row(name, registered.plugin, registered.source, registered.type.description)
+    Console(width=160, soft_wrap=True).print(table)
+    if os.environ.get(AUTOLOAD_ENV):
+        typer.echo(f"{AUTOLOAD_ENV} is set: entry-point plugins were not loaded", err=True)
+    for problem in loaded.problems:
+        typer.echo(
+            f"budgetguard: plugin '{problem.plugin}' ({problem.source}) left out: {problem.error}",
+            err=True,
+        )
 
 
 @app.command()

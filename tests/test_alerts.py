@@ -4,21 +4,19 @@
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from budgetguard_console import ConsoleNotifier, ConsoleSettings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from budgetguard.alerts import AlertState, deliver, load_states, queue, transitions
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.evaluate.windows import budget_window
-from budgetguard.notify import DeliveryError
-from budgetguard.notify.senders import ConsoleSender
+from budgetguard.notify import Alert, DeliveryError
 from budgetguard.rules import Budget, load_rules_text
 from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore
@@ -147,11 +145,11 @@ class Flaky:
     def __init__(self, failures: int, retryable: bool = True) -> None:
         self.failures, self.retryable, self.sent = failures, retryable, []
 
-    def send(self, payload: Mapping[str, Any]) -> None:
+    def send(self, alert: Alert) -> None:
         if self.failures:
             self.failures -= 1
             raise DeliveryError("receiver down", retryable=self.retryable)
-        self.sent.append(payload)
+        self.sent.append(alert.payload)
 
 
 def store_at(tmp_path: Path) -> AlertStore:
@@ -205,6 +203,6 @@ def test_temporary_failures_retry_with_backoff_permanent_ones_fail(tmp_path: Pat
 
 def test_console_sender_writes_one_line() -> None:
     stream = io.StringIO()
-    ConsoleSender(stream).send({"message": "CRITICAL month: $150.00 of $100.00 (150%)"})
+    alert = Alert.from_payload({"message": "CRITICAL month: $150.00 of $100.00 (150%)"})
+    ConsoleNotifier(ConsoleSettings(), stream).send(alert)
     assert stream.getvalue() == "[budgetguard] CRITICAL month: $150.00 of $100.00 (150%)\n"
-    json.dumps({})

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from budgetguard_email import EmailNotifier as EmailSender
+from budgetguard_email import EmailSettings, subject
 
-from budgetguard.notify import DeliveryError
-from budgetguard.notify.email import EmailSender, subject
-from budgetguard.rules.notifiers import EmailSettings
+from budgetguard.notify import Alert, DeliveryError
 
 PASSWORD = "smtp-password-secret"
 PAYLOAD = {
@@ -36,6 +36,7 @@ PAYLOAD = {
     "fired_at": "2026-11-22T10:00:00Z",
     "message": "CRITICAL org-month: $5,210.40 of $5,000.00 (104%)",
 }
+ALERT = Alert.from_payload(PAYLOAD)
 
 
 class Inbox:
@@ -125,7 +126,7 @@ def sender(port: int, **settings: Any) -> EmailSender:
 
 def test_plain_smtp_multipart_with_the_contracts_subject(plain: tuple[Inbox, int]) -> None:
     inbox, port = plain
-    sender(port).send(PAYLOAD)
+    sender(port).send(ALERT)
     (message,) = inbox.messages
     assert message["Subject"] == "[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)"
     assert message["To"] == "oncall@example.com, fin@example.com"
@@ -143,10 +144,10 @@ def test_plain_smtp_multipart_with_the_contracts_subject(plain: tuple[Inbox, int
 
 def test_auth_with_the_right_and_the_wrong_password(plain: tuple[Inbox, int]) -> None:
     inbox, port = plain
-    sender(port, username="bg", password=PASSWORD).send(PAYLOAD)
+    sender(port, username="bg", password=PASSWORD).send(ALERT)
     assert len(inbox.messages) == 1
     with pytest.raises(DeliveryError) as info:
-        sender(port, username="bg", password="wrong").send(PAYLOAD)
+        sender(port, username="bg", password="wrong").send(ALERT)
     assert not info.value.retryable and "login refused" in str(info.value)
 
 
@@ -160,12 +161,10 @@ def test_starttls_with_a_self_signed_certificate(certificate: tuple[Path, Path])
     )
     port = controller.port
     try:
-        sender(port, starttls=True, ca_file=str(cert), username="bg", password=PASSWORD).send(
-            PAYLOAD
-        )
+        sender(port, starttls=True, ca_file=str(cert), username="bg", password=PASSWORD).send(ALERT)
         assert len(inbox.messages) == 1
         with pytest.raises(DeliveryError) as untrusted:  # no CA given: the cert is refused
-            sender(port, starttls=True).send(PAYLOAD)
+            sender(port, starttls=True).send(ALERT)
         assert not untrusted.value.retryable
     finally:
         controller.stop()
@@ -179,7 +178,7 @@ def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
     controller = start(inbox, ssl_context=context)
     port = controller.port
     try:
-        sender(port, ssl=True, ca_file=str(cert)).send(PAYLOAD)
+        sender(port, ssl=True, ca_file=str(cert)).send(ALERT)
         assert len(inbox.messages) == 1
     finally:
         controller.stop()
@@ -187,17 +186,17 @@ def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
 
 def test_a_down_server_is_retried() -> None:
     with pytest.raises(DeliveryError) as info:
-        sender(9).send(PAYLOAD)
+        sender(9).send(ALERT)
     assert info.value.retryable
 
 
 def test_subjects_of_other_kinds() -> None:
-    assert subject({**PAYLOAD, "kind": "resolved", "severity": "ok"}).startswith(
-        "[budgetguard] RESOLVED org-month"
-    )
-    assert subject({**PAYLOAD, "kind": "no_data", "group": {"project": "p\nx"}}) == (
-        "[budgetguard] NO DATA org-month [project=p x]"
-    )
+    assert subject(
+        Alert.from_payload({**PAYLOAD, "kind": "resolved", "severity": "ok"})
+    ).startswith("[budgetguard] RESOLVED org-month")
+    assert subject(
+        Alert.from_payload({**PAYLOAD, "kind": "no_data", "group": {"project": "p\nx"}})
+    ) == ("[budgetguard] NO DATA org-month [project=p x]")
 
 
 def test_no_password_in_errors_logs_or_reprs(
@@ -207,6 +206,6 @@ def test_no_password_in_errors_logs_or_reprs(
     _, port = plain
     mail = sender(port, username="bg", password=PASSWORD + "x")
     with pytest.raises(DeliveryError) as info:
-        mail.send(PAYLOAD)
+        mail.send(ALERT)
     for text in (str(info.value), repr(mail), repr(mail.settings), caplog.text):
         assert PASSWORD not in text

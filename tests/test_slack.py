@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from budgetguard_slack import SlackNotifier as SlackSender
+from budgetguard_slack import SlackSettings, alert_blocks, escape
 
-from budgetguard.notify import DeliveryError
-from budgetguard.notify.slack import SlackSender, alert_blocks, escape
-from budgetguard.rules.notifiers import SlackSettings
+from budgetguard.notify import Alert, DeliveryError
 
 TOKEN = "xoxb-secret-token-123"
 HOOK_PATH = "/services/T000/B000/SECRETPART"
@@ -31,6 +31,7 @@ PAYLOAD = {
     "fired_at": "2026-11-22T10:00:00Z",
     "message": "CRITICAL chat<bot>&co: $5,210.00 of $5,000.00 (104%)",
 }
+ALERT = Alert.from_payload(PAYLOAD)
 
 
 class FakeSlack(ThreadingHTTPServer):
@@ -102,7 +103,7 @@ def bot(slack: FakeSlack, token: str = TOKEN) -> SlackSender:
 
 
 def test_incoming_webhook_gets_blocks_and_a_fallback(slack: FakeSlack) -> None:
-    webhook(slack).send(PAYLOAD)
+    webhook(slack).send(ALERT)
     (got,) = slack.received
     assert got["path"] == HOOK_PATH
     body = got["body"]
@@ -119,7 +120,7 @@ def test_incoming_webhook_gets_blocks_and_a_fallback(slack: FakeSlack) -> None:
 
 
 def test_chat_post_message_with_a_bot_token(slack: FakeSlack) -> None:
-    bot(slack).send(PAYLOAD)
+    bot(slack).send(ALERT)
     (got,) = slack.received
     assert got["path"] == "/api/chat.postMessage"
     assert got["headers"]["Authorization"] == f"Bearer {TOKEN}"
@@ -128,28 +129,28 @@ def test_chat_post_message_with_a_bot_token(slack: FakeSlack) -> None:
 
 def test_a_revoked_token_is_permanent(slack: FakeSlack) -> None:
     with pytest.raises(DeliveryError) as info:
-        bot(slack, token="xoxb-wrong").send(PAYLOAD)
+        bot(slack, token="xoxb-wrong").send(ALERT)
     assert not info.value.retryable and "invalid_auth" in str(info.value)
 
 
 def test_429_is_retried_after_retry_after_then_the_outbox_takes_over(slack: FakeSlack) -> None:
     slack.answers.append((429, "rate_limited", {"Retry-After": "1"}))
-    webhook(slack).send(PAYLOAD)  # slack-sdk's handler waited and tried again
+    webhook(slack).send(ALERT)  # slack-sdk's handler waited and tried again
     assert len(slack.received) == 2
     slack.answers.extend([(429, "rate_limited", {"Retry-After": "1"})] * 2)
     with pytest.raises(DeliveryError) as info:
-        webhook(slack).send(PAYLOAD)
+        webhook(slack).send(ALERT)
     assert info.value.retryable
 
 
 def test_5xx_is_retried_and_a_dead_hook_is_permanent(slack: FakeSlack) -> None:
     slack.answers.extend([(500, "oops", {}), (503, "oops", {})])
     with pytest.raises(DeliveryError) as info:
-        webhook(slack).send(PAYLOAD)
+        webhook(slack).send(ALERT)
     assert info.value.retryable
     slack.answers.append((404, "no_service", {}))
     with pytest.raises(DeliveryError) as gone:
-        webhook(slack).send(PAYLOAD)
+        webhook(slack).send(ALERT)
     assert not gone.value.retryable
 
 
@@ -158,13 +159,13 @@ def test_unreachable_slack_is_retryable() -> None:
         SlackSettings.model_validate({"webhook_url": "http://127.0.0.1:9" + HOOK_PATH})
     )
     with pytest.raises(DeliveryError) as info:
-        sender.send(PAYLOAD)
+        sender.send(ALERT)
     assert info.value.retryable
 
 
 def test_limits_and_escaping() -> None:
     long = dict(PAYLOAD, message="x" * 5000, budget="b" * 300)
-    _, (attachment,) = alert_blocks(long)
+    _, (attachment,) = alert_blocks(Alert.from_payload(long))
     section = attachment["blocks"][1]
     assert len(section["text"]["text"]) <= 3000
     assert len(attachment["blocks"][0]["text"]["text"]) <= 150
@@ -177,9 +178,9 @@ def test_no_secret_leaks(slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> 
     slack.answers.append((404, "no_service", {}))
     sender = webhook(slack)
     with pytest.raises(DeliveryError) as info:
-        sender.send(PAYLOAD)
+        sender.send(ALERT)
     with pytest.raises(DeliveryError) as auth:
-        bot(slack, token="xoxb-wrong-secret").send(PAYLOAD)
+        bot(slack, token="xoxb-wrong-secret").send(ALERT)
     texts = [str(info.value), str(auth.value), repr(sender), repr(sender.settings), caplog.text]
     for text in texts:
         assert "SECRETPART" not in text and TOKEN not in text and "xoxb-wrong" not in text

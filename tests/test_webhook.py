@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from budgetguard_webhook import WebhookNotifier as WebhookSender
+from budgetguard_webhook import WebhookSettings, sign, verify
 
-from budgetguard.notify import DeliveryError
-from budgetguard.notify.webhook import WebhookSender, sign, verify
-from budgetguard.rules.notifiers import WebhookSettings
+from budgetguard.notify import Alert, DeliveryError
 
 SECRET = "whsec-very-secret-value"
 PAYLOAD = {
@@ -27,6 +27,7 @@ PAYLOAD = {
     "limit": 5000.0,
     "message": "CRITICAL org-month: $5,210.00 of $5,000.00 (104%)",
 }
+ALERT = Alert.from_payload(PAYLOAD)
 
 
 class Receiver(ThreadingHTTPServer):
@@ -79,7 +80,7 @@ def sender(receiver: Receiver, **settings: Any) -> WebhookSender:
 
 
 def test_a_signed_post_the_receiver_can_verify(receiver: Receiver) -> None:
-    sender(receiver).send(PAYLOAD)
+    sender(receiver).send(ALERT)
     (got,) = receiver.received
     assert got["verified"]
     assert got["headers"]["Content-Type"] == "application/json"
@@ -102,7 +103,7 @@ def test_a_tampered_or_stale_request_does_not_verify() -> None:
 def test_without_a_secret_there_is_no_signature(receiver: Receiver) -> None:
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     receiver.answers.append(204)
-    WebhookSender(WebhookSettings(url=url)).send(PAYLOAD)
+    WebhookSender(WebhookSettings(url=url)).send(ALERT)
     assert "X-BudgetGuard-Signature" not in receiver.received[0]["headers"]
 
 
@@ -123,7 +124,7 @@ def test_without_a_secret_there_is_no_signature(receiver: Receiver) -> None:
 def test_statuses_are_classified(receiver: Receiver, status: int, retryable: bool) -> None:
     receiver.answers.append(status)
     with pytest.raises(DeliveryError) as info:
-        sender(receiver).send(PAYLOAD)
+        sender(receiver).send(ALERT)
     assert info.value.retryable is retryable
     assert str(status) in str(info.value)
 
@@ -131,11 +132,11 @@ def test_statuses_are_classified(receiver: Receiver, status: int, retryable: boo
 def test_timeouts_and_refused_connections_are_retried(receiver: Receiver) -> None:
     receiver.delay = 1.5
     with pytest.raises(DeliveryError) as info:
-        sender(receiver, timeout=0.3).send(PAYLOAD)
+        sender(receiver, timeout=0.3).send(ALERT)
     assert info.value.retryable
     closed = WebhookSender(WebhookSettings(url="http://127.0.0.1:9/hook", secret=SECRET))
     with pytest.raises(DeliveryError) as refused:
-        closed.send(PAYLOAD)
+        closed.send(ALERT)
     assert refused.value.retryable
 
 
@@ -146,7 +147,7 @@ def test_no_secret_in_errors_logs_or_reprs(
     hook = sender(receiver)
     receiver.answers.append(400)
     with pytest.raises(DeliveryError) as info:
-        hook.send(PAYLOAD)
+        hook.send(ALERT)
     for text in (str(info.value), repr(info.value), repr(hook), repr(hook.settings), caplog.text):
         assert SECRET not in text
         assert "token=abc" not in text
@@ -158,7 +159,7 @@ def test_the_outbox_delivers_through_a_configured_webhook(
     from datetime import UTC, datetime
 
     from budgetguard.alerts import deliver, queue, transitions
-    from budgetguard.notify import senders_for
+    from budgetguard.notify.manager import load_plugins
     from budgetguard.rules import load_rules_text
     from budgetguard.store import Store
     from budgetguard.store.alerts import AlertStore
@@ -179,7 +180,7 @@ budgets:
     now = datetime(2026, 11, 22, tzinfo=UTC)
     changed, events = transitions([finding(rules.budgets[0], 150, now)], {}, now)
     queue(alerts, changed, events, now)
-    report = deliver(alerts, senders_for(rules.notifiers), now)
+    report = deliver(alerts, load_plugins().notifiers(rules.notifiers), now)
     assert report.delivered == 2  # the 80% and the 100% thresholds
     assert all(r["verified"] for r in receiver.received)
     keys = {r["headers"]["X-BudgetGuard-Key"] for r in receiver.received}

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
-from budgetguard.evaluate.evaluator import group_label
-from budgetguard.notify import DeliveryError, Sender
+from budgetguard.evaluate.evaluator import Finding, group_label
+from budgetguard.notify import Alert, DeliveryError, Notifier
 from budgetguard.store.alerts import AlertStore, StoredAlert
 
 __all__ = ["MAX_ATTEMPTS", "DeliveryReport", "deliver", "load_states", "queue", "render"]
@@ -52,6 +52,15 @@ def _money(value: float | int | None) -> str:
     return "—" if value is None else f"${value:,.2f}"
 
 
+def _window(f: Finding) -> str:
+    b = f.budget
+    if b.window:
+        return f"last {b.window}"
+    if b.period:
+        return f"this {b.period}"
+    return f"last {b.anomaly.window}" if b.anomaly else ""
+
+
 def render(event: AlertEvent) -> dict[str, object]:
     """The notification payload: the contract's alert fields plus type, message, fired_at."""
     f = event.finding
@@ -85,6 +94,9 @@ def render(event: AlertEvent) -> dict[str, object]:
         "spend": spend,
         "limit": limit,
         "key": event.key,
+        "window": _window(f),
+        "forecast": None if f.forecast is None else float(f.forecast),
+        "source": f.source,
         "message": message,
         "fired_at": event.at.isoformat().replace("+00:00", "Z"),
     }
@@ -102,19 +114,19 @@ def queue(
     return store.apply(states, rows, int(now.timestamp()))
 
 
-def deliver(store: AlertStore, senders: Mapping[str, Sender], now: datetime) -> DeliveryReport:
+def deliver(store: AlertStore, notifiers: Mapping[str, Notifier], now: datetime) -> DeliveryReport:
     """Send every due notification once; record each outcome."""
     report = DeliveryReport()
     at = int(now.timestamp())
     for row in store.due(at):
-        sender = senders.get(row.notifier)
+        notifier = notifiers.get(row.notifier)
         attempts = row.attempts + 1
         try:
-            if sender is None:
+            if notifier is None:
                 raise DeliveryError(
                     f"no notifier named '{row.notifier}' in the rules", retryable=False
                 )
-            sender.send(json.loads(row.payload))
+            notifier.send(Alert.from_payload(json.loads(row.payload)))
         except DeliveryError as exc:
             if exc.retryable and attempts < MAX_ATTEMPTS:
                 delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))

@@ -1,7 +1,38 @@
-"""Delivery of notifications: console and signed webhooks today; Slack, email and the plugin
-API for third parties come with the notifier issue, behind the same ``Sender`` interface."""
+"""The notify layer and the public plugin API.
+
+A notifier plugin imports only this package: ``hookimpl`` and ``NotifierType`` to register,
+``NotifierSettings`` for its settings model, ``Alert``/``Digest`` to read, and
+``DeliveryError``/``check_status`` to report failures. The plugin manager and the routing of
+the core live in ``budgetguard.notify.manager``, which plugins do not need.
+"""
 
 from budgetguard.notify.errors import DeliveryError
-from budgetguard.notify.senders import Sender, senders_for
+from budgetguard.notify.hookspecs import Notifier, NotifierType, hookimpl
+from budgetguard.notify.http_status import check_status
+from budgetguard.notify.messages import (
+    USAGE_DASHBOARD,
+    Alert,
+    Digest,
+    DigestBudget,
+    DigestLine,
+    Message,
+    money,
+)
+from budgetguard.notify.settings import NotifierSettings, http_url
 
-__all__ = ["DeliveryError", "Sender", "senders_for"]
+__all__ = [
+    "USAGE_DASHBOARD",
+    "Alert",
+    "DeliveryError",
+    "Digest",
+    "DigestBudget",
+    "DigestLine",
+    "Message",
+    "Notifier",
+    "NotifierSettings",
+    "NotifierType",
+    "check_status",
+    "hookimpl",
+    "http_url",
+    "money",
+]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import zoneinfo
-from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from budgetguard.rules.model import (
     Rules,
     Threshold,
 )
-from budgetguard.rules.notifiers import NotifierSettings
+from budgetguard.rules.notifiers import NotifierTypes
 from budgetguard.rules.vocabulary import ENDPOINTS, METRIC_ENDPOINTS, parse_duration
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ _HUNDRED = Decimal(100)
 def build_rules(
     data: dict[str, Any],
     report: Reporter,
-    types: Mapping[str, type[NotifierSettings]],
+    types: NotifierTypes,
     raw_model: type[BaseModel],
 ) -> Rules:
     raw: Any = None
@@ -85,9 +84,7 @@ def _safe(model: type[Defaults], value: Any) -> Defaults:
 # -- notifiers ------------------------------------------------------------------------------
 
 
-def _notifiers(
-    raw: Any, report: Reporter, types: Mapping[str, type[NotifierSettings]]
-) -> list[Notifier]:
+def _notifiers(raw: Any, report: Reporter, types: NotifierTypes) -> list[Notifier]:
     if not isinstance(raw, dict):
         return []  # the RawRules model reported what it is instead
     out = []

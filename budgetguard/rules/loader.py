@@ -21,7 +21,7 @@ from budgetguard.rules.checks import build_rules
 from budgetguard.rules.errors import RuleError, RulesError, did_you_mean
 from budgetguard.rules.interpolate import interpolate
 from budgetguard.rules.model import RawRules, Rules
-from budgetguard.rules.notifiers import BUILTIN_NOTIFIER_TYPES, NotifierSettings
+from budgetguard.rules.notifiers import NotifierTypes, installed_notifier_types
 from budgetguard.rules.yamlio import Positions, load_yaml
 
 __all__ = ["Reporter", "load_rules", "load_rules_text"]
@@ -185,11 +185,11 @@ def load_rules_text(
     *,
     source: str = "<rules>",
     env: Mapping[str, str] | None = None,
-    notifier_types: Mapping[str, type[NotifierSettings]] | None = None,
+    notifier_types: NotifierTypes | None = None,
 ) -> Rules:
     """Check ``text`` and return the rules; ``RulesError`` lists every mistake."""
     environment = os.environ if env is None else env
-    types = BUILTIN_NOTIFIER_TYPES if notifier_types is None else notifier_types
+    types = installed_notifier_types() if notifier_types is None else notifier_types
     try:
         located = load_yaml(text)
     except MarkedYAMLError as exc:
@@ -221,7 +221,7 @@ def load_rules(
     path: str | Path,
     *,
     env: Mapping[str, str] | None = None,
-    notifier_types: Mapping[str, type[NotifierSettings]] | None = None,
+    notifier_types: NotifierTypes | None = None,
 ) -> Rules:
     """Read and check the rules file at ``path``."""
     file = Path(path)

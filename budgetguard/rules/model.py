@@ -24,7 +24,6 @@ from pydantic import (
     StringConstraints,
 )
 
-from budgetguard.rules.notifiers import NotifierSettings
 from budgetguard.rules.vocabulary import (
     DURATION_PATTERN,
     CostSource,
@@ -233,7 +232,7 @@ class Notifier(_Frozen):
 
     name: str
     type: str
-    settings: NotifierSettings
+    settings: BaseModel
 
 
 class Budget(_Frozen):

@@ -6,13 +6,12 @@ types the caller knows (each discriminated by its ``type``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Union
 
 from pydantic import Field, create_model
 
 from budgetguard.rules.model import RawBudget, RawRules, ThresholdInput
-from budgetguard.rules.notifiers import BUILTIN_NOTIFIER_TYPES, NotifierSettings
+from budgetguard.rules.notifiers import NotifierTypes, installed_notifier_types
 
 __all__ = ["SCHEMA_ID", "rules_json_schema"]
 
@@ -20,9 +19,9 @@ SCHEMA_ID = "https://budgetguard.dev/schema/rules-v1.json"
 
 
 def rules_json_schema(
-    notifier_types: Mapping[str, type[NotifierSettings]] | None = None,
+    notifier_types: NotifierTypes | None = None,
 ) -> dict[str, Any]:
-    types = tuple((notifier_types or BUILTIN_NOTIFIER_TYPES).values())
+    types = tuple((notifier_types or installed_notifier_types()).values())
     notifier: Any = (
         Annotated[Union[types], Field(discriminator="type")]  # noqa: UP007
         if len(types) > 1

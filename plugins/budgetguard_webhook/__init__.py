@@ -1,4 +1,5 @@
-"""Signed webhooks: a JSON POST with the idempotency key, a timestamp and an HMAC signature.
+"""The ``webhook`` notifier: a JSON POST with the idempotency key, a timestamp and an HMAC
+signature.
 
 Headers: ``X-BudgetGuard-Key`` (idempotency key), ``X-BudgetGuard-Timestamp`` (Unix seconds)
 and, with a secret, ``X-BudgetGuard-Signature: sha256=<hex HMAC-SHA256(secret,
@@ -12,16 +13,37 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Literal
 
 import httpx
+from pydantic import Field, SecretStr, field_validator
 
-from budgetguard.notify.errors import DeliveryError
-from budgetguard.notify.http_status import check_status
-from budgetguard.rules.notifiers import WebhookSettings
+from budgetguard.notify import (
+    DeliveryError,
+    Message,
+    NotifierSettings,
+    NotifierType,
+    check_status,
+    hookimpl,
+    http_url,
+)
 
-__all__ = ["WebhookSender", "sign", "verify"]
+__all__ = ["WebhookNotifier", "WebhookSettings", "sign", "verify"]
+
+
+class WebhookSettings(NotifierSettings):
+    """A signed JSON POST to ``url``."""
+
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(repr=False)  # URLs often carry tokens: never shown
+    secret: SecretStr | None = None
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return http_url(value)
 
 
 class _RedactPosts(logging.Filter):
@@ -63,7 +85,7 @@ def verify(
     return hmac.compare_digest(sign(secret, stamp, body), signature)
 
 
-class WebhookSender:
+class WebhookNotifier:
     def __init__(
         self,
         settings: WebhookSettings,
@@ -76,15 +98,15 @@ class WebhookSender:
         self._clock = clock
 
     def __repr__(self) -> str:
-        return "WebhookSender(url='***', secret='***')"
+        return "WebhookNotifier(url='***', secret='***')"
 
-    def send(self, payload: Mapping[str, Any]) -> None:
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    def send(self, message: Message) -> None:
+        body = json.dumps(message.payload, separators=(",", ":"), sort_keys=True).encode()
         stamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "budgetguard",
-            "X-BudgetGuard-Key": str(payload.get("key", "")),
+            "X-BudgetGuard-Key": message.key,
             "X-BudgetGuard-Timestamp": str(stamp),
         }
         if self.settings.secret is not None:
@@ -101,3 +123,10 @@ class WebhookSender:
                 f"webhook unreachable ({type(exc).__name__})", retryable=True
             ) from None
         check_status(response.status_code, "webhook")
+
+
+@hookimpl
+def budgetguard_notifier_types() -> list[NotifierType]:
+    return [
+        NotifierType("webhook", WebhookSettings, WebhookNotifier, "signed JSON POST (HMAC-SHA256)")
+    ]

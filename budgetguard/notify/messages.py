@@ -1,0 +1,202 @@
+"""What a notifier is handed (public plugin API): an ``Alert`` or a ``Digest``.
+
+Both are plain frozen dataclasses built by the core; a plugin reads them and renders its own
+format. ``payload`` is the contract's JSON body of the message (what the webhook sends), so a
+plugin that forwards JSON needs no formatting of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["USAGE_DASHBOARD", "Alert", "Digest", "DigestBudget", "DigestLine", "Message", "money"]
+
+USAGE_DASHBOARD = "https://platform.openai.com/usage"
+
+
+def money(value: Decimal | None, places: int = 2) -> str:
+    """USD as people read it: ``$5,210.00`` (``—`` when unknown)."""
+    return "—" if value is None else f"${value:,.{places}f}"
+
+
+def _label(budget: str, group: Mapping[str, str]) -> str:
+    return budget + (" [" + ", ".join(f"{k}={v}" for k, v in group.items()) + "]" if group else "")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert event: fired, reminded, resolved, no data, or a test message.
+
+    ``key`` is the idempotency key: the same on every retry and every replica, so a receiver
+    can drop a duplicate. ``title`` is a short heading (``CRITICAL · org-month``); ``summary``
+    the one-line text (``CRITICAL org-month: $5,210.00 of $5,000.00 (104%)``); ``fields`` the
+    figures in order. Money is USD as ``Decimal``; ``None`` means not known.
+    """
+
+    key: str
+    summary: str
+    severity: str  # ok | warning | critical | unknown
+    kind: str  # threshold | forecast | anomaly | no_data | resolved | test
+    budget: str
+    group: Mapping[str, str] = field(default_factory=dict)
+    spend: Decimal | None = None
+    limit: Decimal | None = None
+    forecast: Decimal | None = None
+    threshold: Decimal | None = None
+    window: str = ""
+    source: str = ""
+    fired_at: str = ""
+    link: str = USAGE_DASHBOARD
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The budget name with its group, e.g. ``per-project [project=proj_a]``."""
+        return _label(self.budget, self.group)
+
+    @property
+    def title(self) -> str:
+        head = {"resolved": "RESOLVED", "no_data": "NO DATA", "test": "TEST"}.get(
+            self.kind, self.severity.upper()
+        )
+        return f"{head} · {self.label}"
+
+    @property
+    def ratio(self) -> Decimal | None:
+        if self.spend is None or not self.limit:
+            return None
+        return self.spend / self.limit
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """(label, value) pairs: budget, group, window, spend, limit, %, forecast, severity,
+        source — money in USD, ``—`` where not known."""
+        group = ", ".join(f"{k}={v}" for k, v in self.group.items()) or "—"
+        ratio = "—" if self.ratio is None else f"{self.ratio:.0%}"
+        return [
+            ("Budget", self.budget),
+            ("Group", group),
+            ("Window", self.window or "—"),
+            ("Spend", money(self.spend)),
+            ("Limit", money(self.limit)),
+            ("%", ratio),
+            ("Forecast", money(self.forecast)),
+            ("Severity", self.severity),
+            ("Source", self.source or "—"),
+        ]
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Alert:
+        """The message of a contract alert body (as the outbox stores it)."""
+        budget = str(payload.get("budget") or "")
+        group = {str(k): str(v) for k, v in dict(payload.get("group") or {}).items()}
+        return cls(
+            key=str(payload.get("key") or ""),
+            summary=str(payload.get("message") or _label(budget, group)),
+            severity=str(payload.get("severity") or "unknown"),
+            kind=str(payload.get("kind") or ""),
+            budget=budget,
+            group=group,
+            spend=_decimal(payload.get("spend")),
+            limit=_decimal(payload.get("limit")),
+            forecast=_decimal(payload.get("forecast")),
+            threshold=_decimal(payload.get("threshold")),
+            window=str(payload.get("window") or ""),
+            source=str(payload.get("source") or ""),
+            fired_at=str(payload.get("fired_at") or ""),
+            payload=dict(payload),
+        )
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    """One row of a digest's top list: a project or model, its spend and the change."""
+
+    name: str
+    spend: Decimal
+    previous: Decimal
+
+    @property
+    def change(self) -> Decimal | None:
+        return None if not self.previous else (self.spend - self.previous) / self.previous
+
+
+@dataclass(frozen=True)
+class DigestBudget:
+    """A budget's standing at the end of the digest's period."""
+
+    budget: str
+    group: Mapping[str, str]
+    spend: Decimal | None
+    limit: Decimal | None
+    forecast: Decimal | None
+    severity: str
+    window: str
+    source: str
+
+    @property
+    def label(self) -> str:
+        return _label(self.budget, self.group)
+
+    @property
+    def ratio(self) -> Decimal | None:
+        if self.spend is None or not self.limit:
+            return None
+        return self.spend / self.limit
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A periodic summary: the period's spend against the one before, the daily series, top
+    projects and models, every budget's standing, the alerts of the period and data notes."""
+
+    key: str
+    title: str
+    summary: str
+    period: str
+    start: date
+    end: date  # exclusive
+    total: Decimal | None
+    previous_total: Decimal | None
+    daily: tuple[tuple[date, Decimal | None], ...] = ()
+    top_projects: tuple[DigestLine, ...] = ()
+    top_models: tuple[DigestLine, ...] = ()
+    budgets: tuple[DigestBudget, ...] = ()
+    alerts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    link: str = USAGE_DASHBOARD
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def change(self) -> Decimal | None:
+        if self.total is None or not self.previous_total:
+            return None
+        return (self.total - self.previous_total) / self.previous_total
+
+    @property
+    def sparkline(self) -> str:
+        """The daily spend as block characters (``·`` for a day without data)."""
+        values = [v for _, v in self.daily if v is not None]
+        top = max(values, default=Decimal(0))
+        bars = "▁▂▃▄▅▆▇█"
+        out = []
+        for _, value in self.daily:
+            if value is None:
+                out.append("·")
+            else:
+                out.append(bars[int(value / top * 7) if top else 0])
+        return "".join(out)
+
+
+#: Everything a notifier's ``send`` may be handed.
+Message = Alert | Digest
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))

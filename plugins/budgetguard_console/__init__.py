@@ -1,0 +1,39 @@
+"""The ``console`` notifier: one line per message on stdout (or any text stream)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, TextIO
+
+from budgetguard.notify import Alert, Message, NotifierSettings, NotifierType, hookimpl
+
+__all__ = ["ConsoleNotifier", "ConsoleSettings"]
+
+
+class ConsoleSettings(NotifierSettings):
+    """Prints one line per alert on stdout."""
+
+    type: Literal["console"] = "console"
+
+
+class ConsoleNotifier:
+    def __init__(self, settings: ConsoleSettings, stream: TextIO | None = None) -> None:
+        self.settings = settings
+        self.stream = stream
+
+    def send(self, message: Message) -> None:
+        out = self.stream or sys.stdout
+        if isinstance(message, Alert):
+            out.write(f"[budgetguard] {message.summary}\n")
+        else:
+            out.write(f"[budgetguard] {message.title}: {message.summary}\n")
+            for line in message.notes:
+                out.write(f"[budgetguard]   note: {line}\n")
+        out.flush()
+
+
+@hookimpl
+def budgetguard_notifier_types() -> list[NotifierType]:
+    return [
+        NotifierType("console", ConsoleSettings, ConsoleNotifier, "one line per alert on stdout")
+    ]

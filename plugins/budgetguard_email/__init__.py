@@ -1,0 +1,248 @@
+"""The ``email`` notifier: SMTP (STARTTLS, implicit TLS, AUTH), multipart text and HTML.
+
+Subject: ``[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)``. A refused login, a
+refused recipient or a 5xx answer is permanent; a 4xx answer, a timeout or a connection
+failure is retried by the outbox.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from budgetguard.notify import (
+    Alert,
+    DeliveryError,
+    Digest,
+    Message,
+    NotifierSettings,
+    NotifierType,
+    hookimpl,
+    money,
+)
+
+__all__ = ["EmailNotifier", "EmailSettings", "render_digest", "render_email", "subject"]
+
+_COLOUR = {"critical": "#d92d20", "warning": "#b54708", "ok": "#067647", "unknown": "#475467"}
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_FONT = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#101828"
+
+
+class EmailSettings(NotifierSettings):
+    """SMTP delivery; STARTTLS by default, or implicit TLS with ``ssl: true``."""
+
+    type: Literal["email"] = "email"
+    smtp_host: str = Field(min_length=1)
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    ssl: bool = False
+    from_: str = Field(default="budgetguard@localhost", alias="from")
+    to: tuple[str, ...] = Field(min_length=1)
+    timeout: float = Field(default=30.0, gt=0)
+    ca_file: str | None = Field(default=None, description="CA bundle to trust (self-signed).")
+
+    @field_validator("to", mode="before", json_schema_input_type=str | list[str])
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            if not _EMAIL.match(address):
+                raise ValueError(f"'{address}' is not an email address")
+        return value
+
+    @model_validator(mode="after")
+    def _tls(self) -> EmailSettings:
+        if self.ssl and self.starttls and "starttls" in self.model_fields_set:
+            raise ValueError("choose one of starttls and ssl")
+        if self.password is not None and not self.username:
+            raise ValueError("a password needs a username")
+        return self
+
+    @property
+    def port(self) -> int:
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return 465 if self.ssl else 587
+
+
+def subject(message: Message) -> str:
+    """``[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)``, on one line."""
+    if isinstance(message, Digest):
+        return " ".join(f"[budgetguard] {message.title}: {message.summary}".split())
+    head = message.title.split(" · ", 1)[0]
+    text = f"[budgetguard] {head} {message.label}"
+    ratio = message.ratio
+    if message.kind in ("threshold", "forecast", "resolved") and ratio is not None:
+        value = message.forecast if message.kind == "forecast" else message.spend
+        what = "forecast " if message.kind == "forecast" else ""
+        if message.kind == "forecast" and message.forecast is not None and message.limit:
+            ratio = message.forecast / message.limit
+        text += f": {what}{money(value, 0)} of {money(message.limit, 0)} ({ratio:.0%})"
+    return " ".join(text.split())  # one line, whatever the names hold
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(
+        f'<tr><td style="padding:4px 12px 4px 0;color:#475467">{html.escape(k)}</td>'
+        f'<td style="padding:4px 0;font-weight:600">{html.escape(v)}</td></tr>'
+        for k, v in rows
+    )
+    return f'<table style="border-collapse:collapse">{cells}</table>'
+
+
+def _html(colour: str, headline: str, sections: list[str], link: str) -> str:
+    return (
+        f'<div style="{_FONT}">'
+        f'<p style="border-left:4px solid {colour};padding:8px 12px;margin:0 0 12px 0;'
+        f'font-size:16px">{html.escape(headline)}</p>'
+        + "".join(sections)
+        + f'<p style="margin-top:16px"><a href="{html.escape(link)}">OpenAI usage '
+        "dashboard</a></p></div>"
+    )
+
+
+def render_email(alert: Alert) -> tuple[str, str]:
+    """(plain text, HTML) bodies of an alert."""
+    rows = [
+        *alert.fields,
+        ("Kind", alert.kind),
+        ("Fired at", alert.fired_at),
+        ("Idempotency key", alert.key),
+    ]
+    text = "\n".join(
+        [alert.summary, "", *(f"{k}: {v}" for k, v in rows), "", f"OpenAI usage: {alert.link}", ""]
+    )
+    colour = _COLOUR.get(alert.severity, _COLOUR["unknown"])
+    return text, _html(colour, alert.summary, [_table(rows)], alert.link)
+
+
+def _change(value: Any) -> str:
+    return "—" if value is None else f"{value:+.0%}"
+
+
+def render_digest(digest: Digest) -> tuple[str, str]:
+    """(plain text, HTML) bodies of a digest."""
+    head = [
+        ("Total", money(digest.total)),
+        ("Previous period", money(digest.previous_total)),
+        ("Change", _change(digest.change)),
+        ("Daily", digest.sparkline),
+    ]
+    tops = [
+        (title, [(line.name, f"{money(line.spend)} ({_change(line.change)})") for line in lines])
+        for title, lines in (
+            ("Top projects", digest.top_projects),
+            ("Top models", digest.top_models),
+        )
+    ]
+    standing = [
+        (
+            b.label,
+            f"{money(b.spend)} of {money(b.limit)} · {b.severity}"
+            + (f" · forecast {money(b.forecast)}" if b.forecast is not None else ""),
+        )
+        for b in digest.budgets
+    ]
+    parts: list[tuple[str, list[tuple[str, str]]]] = [
+        ("", head),
+        *tops,
+        ("Budgets", standing),
+        ("Alerts", [("•", a) for a in digest.alerts]),
+        ("Data notes", [("•", n) for n in digest.notes]),
+    ]
+    text_lines = [digest.summary, ""]
+    sections = []
+    for title, rows in parts:
+        if not rows:
+            continue
+        if title:
+            text_lines.append(title)
+            sections.append(f'<h3 style="margin:16px 0 4px 0">{html.escape(title)}</h3>')
+        text_lines += [f"  {k}: {v}" if k != "•" else f"  - {v}" for k, v in rows] + [""]
+        sections.append(_table(rows))
+    text_lines += [f"OpenAI usage: {digest.link}", ""]
+    return "\n".join(text_lines), _html("#175cd3", digest.summary, sections, digest.link)
+
+
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """One AUTH attempt with the best plain mechanism offered (smtplib's ``login`` would try
+    every mechanism in turn, and some servers hang up after the first refusal)."""
+    offered = smtp.esmtp_features.get("auth", "").upper().split()
+    for mechanism in ("PLAIN", "LOGIN"):
+        if mechanism in offered:
+            smtp.user, smtp.password = username, password
+            smtp.auth(mechanism, getattr(smtp, f"auth_{mechanism.lower()}"))
+            return
+    smtp.login(username, password)
+
+
+class EmailNotifier:
+    def __init__(self, settings: EmailSettings) -> None:
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"EmailNotifier(smtp_host={self.settings.smtp_host!r}, password='***')"
+
+    def send(self, message: Message) -> None:
+        s = self.settings
+        mail = EmailMessage()
+        mail["Subject"] = subject(message)
+        mail["From"] = s.from_
+        mail["To"] = ", ".join(s.to)
+        mail["Date"] = formatdate(localtime=False)
+        mail["Message-ID"] = make_msgid(domain="budgetguard")
+        mail["X-BudgetGuard-Key"] = message.key
+        if isinstance(message, Alert):
+            text, body = render_email(message)
+        else:
+            text, body = render_digest(message)
+        mail.set_content(text)
+        mail.add_alternative(body, subtype="html")
+        context = ssl.create_default_context(cafile=s.ca_file)
+        try:
+            if s.ssl:
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.smtp_host, s.port, timeout=s.timeout, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(s.smtp_host, s.port, timeout=s.timeout)
+            with smtp:
+                smtp.ehlo()
+                if s.starttls and not s.ssl:
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+                if s.username and s.password is not None:
+                    _login(smtp, s.username, s.password.get_secret_value())
+                smtp.send_message(mail)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"smtp login refused ({exc.smtp_code})", retryable=False) from None
+        except smtplib.SMTPRecipientsRefused:
+            raise DeliveryError("smtp refused every recipient", retryable=False) from None
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"smtp answered {exc.smtp_code}", retryable=exc.smtp_code < 500
+            ) from None
+        except ssl.SSLError as exc:
+            raise DeliveryError(f"smtp TLS failed ({exc.reason})", retryable=False) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(
+                f"smtp unreachable ({type(exc).__name__})", retryable=True
+            ) from None
+
+
+@hookimpl
+def budgetguard_notifier_types() -> list[NotifierType]:
+    return [NotifierType("email", EmailSettings, EmailNotifier, "SMTP, multipart text + HTML")]
