@@ -15,7 +15,8 @@ from datetime import datetime
 
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
 from budgetguard.evaluate.evaluator import Finding, group_label
-from budgetguard.notify import Alert, DeliveryError, Notifier
+from budgetguard.notify import DeliveryError, Notifier
+from budgetguard.notify.messages import message_from_payload
 from budgetguard.store.alerts import AlertStore, StoredAlert
 
 __all__ = ["MAX_ATTEMPTS", "DeliveryReport", "deliver", "load_states", "queue", "render"]
@@ -126,7 +127,7 @@ def deliver(store: AlertStore, notifiers: Mapping[str, Notifier], now: datetime)
                 raise DeliveryError(
                     f"no notifier named '{row.notifier}' in the rules", retryable=False
                 )
-            notifier.send(Alert.from_payload(json.loads(row.payload)))
+            notifier.send(message_from_payload(json.loads(row.payload)))
         except DeliveryError as exc:
             if exc.retryable and attempts < MAX_ATTEMPTS:
                 delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from budgetguard.rules.model import Budget, Rules
-from budgetguard.rules.periods import period_start
+from budgetguard.rules.periods import last_complete_period, period_start
 from budgetguard.rules.vocabulary import ENDPOINTS, METRIC_ENDPOINTS, parse_duration
 
 __all__ = ["HOURLY_DAYS", "PlannedQuery", "endpoints_of", "plan_queries"]
@@ -141,6 +141,10 @@ def plan_queries(
                 by_key.add(source)
             if shortest is not None and shortest < timedelta(hours=1):
                 minute_span[source] = max(minute_span.get(source, shortest), shortest)
+    if rules.digest is not None and budgets is None:
+        # the digest compares the last complete period with the one before, from costs
+        start = last_complete_period(rules.digest.period, now, rules.timezone)[0]
+        earliest["costs"] = min(earliest.get("costs", start), start)
     hourly_floor = _floor(now, 86400) - timedelta(days=HOURLY_DAYS)
     queries = []
     for source in sorted(earliest):

@@ -211,6 +211,11 @@ class SpendData:
                 return f"{source}: data is {hours:.1f}h old"
         return None
 
+    def covered(self, endpoint: str) -> tuple[int, int] | None:
+        """``[start, end)`` the stored data of ``endpoint`` covers (its widest series)."""
+        spans = [s.covered for s in self._by_endpoint.get(endpoint, {}).values() if s.covered]
+        return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
+
     # -- rows of a window -----------------------------------------------------------------------
 
     def usage_parts(self, endpoint: str, start: int, end: int) -> list[tuple[_Series, int, int]]:

@@ -8,12 +8,21 @@ plugin that forwards JSON needs no formatting of its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["USAGE_DASHBOARD", "Alert", "Digest", "DigestBudget", "DigestLine", "Message", "money"]
+__all__ = [
+    "USAGE_DASHBOARD",
+    "Alert",
+    "Digest",
+    "DigestBudget",
+    "DigestLine",
+    "Message",
+    "message_from_payload",
+    "money",
+]
 
 USAGE_DASHBOARD = "https://platform.openai.com/usage"
 
@@ -190,6 +199,102 @@ class Digest:
             else:
                 out.append(bars[int(value / top * 7) if top else 0])
         return "".join(out)
+
+    def with_payload(self) -> Digest:
+        """This digest with ``payload`` set to its contract JSON body (``budgetguard.digest``)."""
+
+        def num(value: Decimal | None) -> float | None:
+            return None if value is None else float(value)
+
+        def lines(items: tuple[DigestLine, ...]) -> list[dict[str, Any]]:
+            return [
+                {"name": i.name, "spend": num(i.spend), "previous": num(i.previous)} for i in items
+            ]
+
+        body = {
+            "type": "budgetguard.digest",
+            "key": self.key,
+            "title": self.title,
+            "message": self.summary,
+            "period": self.period,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "total": num(self.total),
+            "previous_total": num(self.previous_total),
+            "daily": [{"day": d.isoformat(), "spend": num(v)} for d, v in self.daily],
+            "top_projects": lines(self.top_projects),
+            "top_models": lines(self.top_models),
+            "budgets": [
+                {
+                    "budget": b.budget,
+                    "group": dict(b.group),
+                    "spend": num(b.spend),
+                    "limit": num(b.limit),
+                    "forecast": num(b.forecast),
+                    "severity": b.severity,
+                    "window": b.window,
+                    "source": b.source,
+                }
+                for b in self.budgets
+            ],
+            "alerts": list(self.alerts),
+            "notes": list(self.notes),
+        }
+        return replace(self, payload=body)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Digest:
+        """The digest of its JSON body (as the outbox stores it)."""
+
+        def lines(items: Any) -> tuple[DigestLine, ...]:
+            return tuple(
+                DigestLine(
+                    str(i["name"]),
+                    _decimal(i["spend"]) or Decimal(0),
+                    _decimal(i["previous"]) or Decimal(0),
+                )
+                for i in items or ()
+            )
+
+        return cls(
+            key=str(payload["key"]),
+            title=str(payload.get("title") or ""),
+            summary=str(payload.get("message") or ""),
+            period=str(payload.get("period") or ""),
+            start=date.fromisoformat(payload["start"]),
+            end=date.fromisoformat(payload["end"]),
+            total=_decimal(payload.get("total")),
+            previous_total=_decimal(payload.get("previous_total")),
+            daily=tuple(
+                (date.fromisoformat(d["day"]), _decimal(d["spend"]))
+                for d in payload.get("daily") or ()
+            ),
+            top_projects=lines(payload.get("top_projects")),
+            top_models=lines(payload.get("top_models")),
+            budgets=tuple(
+                DigestBudget(
+                    str(b["budget"]),
+                    dict(b.get("group") or {}),
+                    _decimal(b["spend"]),
+                    _decimal(b["limit"]),
+                    _decimal(b.get("forecast")),
+                    str(b["severity"]),
+                    str(b.get("window") or ""),
+                    str(b.get("source") or ""),
+                )
+                for b in payload.get("budgets") or ()
+            ),
+            alerts=tuple(str(a) for a in payload.get("alerts") or ()),
+            notes=tuple(str(n) for n in payload.get("notes") or ()),
+            payload=dict(payload),
+        )
+
+
+def message_from_payload(payload: Mapping[str, Any]) -> Message:
+    """An ``Alert`` or a ``Digest`` from the JSON body the outbox stored."""
+    if payload.get("type") == "budgetguard.digest":
+        return Digest.from_payload(payload)
+    return Alert.from_payload(payload)
 
 
 #: Everything a notifier's ``send`` may be handed.

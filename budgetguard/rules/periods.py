@@ -49,3 +49,16 @@ def period_bounds(period: str, now: datetime, timezone: str) -> tuple[datetime, 
 
 def period_start(period: str, now: datetime, timezone: str) -> datetime:
     return period_bounds(period, now, timezone)[0]
+
+
+def last_complete_period(
+    period: str, now: datetime, timezone: str
+) -> tuple[datetime, datetime, datetime]:
+    """(start of the period before it, start, end) of the last complete ``period`` before
+    ``now``, in UTC: what a digest reports, and what it compares with."""
+    from datetime import timedelta
+
+    start, _ = period_bounds(period, now, timezone)
+    last_start, _ = period_bounds(period, start - timedelta(seconds=1), timezone)
+    before, _ = period_bounds(period, last_start - timedelta(seconds=1), timezone)
+    return before, last_start, start

@@ -7,6 +7,7 @@ claims pending rows; a crash in between leaves them pending, to be sent with the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -120,6 +121,21 @@ class AlertStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
             return {status: int(n) for status, n in rows}
+
+    def messages_between(self, start: int, end: int) -> list[str]:
+        """The one-line messages of the alerts queued in ``[start, end)``, once per key."""
+        query = (
+            select(outbox.c.idempotency_key, outbox.c.payload)
+            .where(and_(outbox.c.created_at >= start, outbox.c.created_at < end))
+            .order_by(outbox.c.id)
+        )
+        seen: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for key, payload in conn.execute(query):
+                body = json.loads(payload)
+                if key not in seen and body.get("type") == "budgetguard.alert":
+                    seen[key] = str(body.get("message") or key)
+        return list(seen.values())
 
     def keys(self) -> list[tuple[str, str, str]]:
         """(key, notifier, status) of every notification, for tests and audits."""

@@ -1,0 +1,142 @@
+"""The periodic digest: the last complete period's spend against the one before, day by day,
+the top projects and models, every budget's standing, the alerts of the period, data notes.
+
+Figures come from the costs endpoint (what the invoice says). A day the store holds no costs
+for is shown as missing and noted, never as $0. The digest's key is stable per period, so a
+re-run or a second replica queues it once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from budgetguard.evaluate.data import CostRow, SpendData
+from budgetguard.evaluate.evaluator import Finding
+from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money
+from budgetguard.rules.model import Rules
+from budgetguard.rules.periods import last_complete_period
+
+__all__ = ["build_digest"]
+
+_DAY = 86400
+_NAMES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
+
+
+def _days(start: datetime, end: datetime) -> list[int]:
+    first = int(start.timestamp()) // _DAY * _DAY
+    return list(range(first, int(end.timestamp()), _DAY))
+
+
+def _top(
+    now_rows: Iterable[CostRow], before_rows: Iterable[CostRow], attr: str, top: int
+) -> tuple[DigestLine, ...]:
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    previous: dict[str, Decimal] = defaultdict(Decimal)
+    for row in now_rows:
+        spend[getattr(row, attr) or "(none)"] += row.amount
+    for row in before_rows:
+        previous[getattr(row, attr) or "(none)"] += row.amount
+    ranked = sorted(spend, key=lambda name: (-spend[name], name))[:top]
+    return tuple(DigestLine(name, spend[name], previous.get(name, Decimal(0))) for name in ranked)
+
+
+def build_digest(
+    rules: Rules,
+    data: SpendData,
+    findings: Sequence[Finding],
+    alerts: Sequence[str],
+    now: datetime,
+    *,
+    period: str | None = None,
+) -> Digest:
+    """The digest of the last complete period before ``now``; ``findings`` are the budgets
+    at ``now`` and ``alerts`` the one-line messages of the period's alerts."""
+    settings = rules.digest
+    period = period or (settings.period if settings else "week")
+    top = settings.top if settings else 5
+    before, start, end = last_complete_period(period, now, rules.timezone)
+    covered = data.covered("costs")
+    notes: list[str] = []
+
+    def known(day: int) -> bool:
+        return covered is not None and covered[0] <= day and day + _DAY <= covered[1]
+
+    rows = data.costs(int(start.timestamp()), int(end.timestamp()))
+    earlier = data.costs(int(before.timestamp()), int(start.timestamp()))
+    per_day: dict[int, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        per_day[row.start // _DAY * _DAY] += row.amount
+    days = _days(start, end)
+    daily = tuple(
+        (datetime.fromtimestamp(d, UTC).date(), per_day.get(d, Decimal(0)) if known(d) else None)
+        for d in days
+    )
+    missing = [d for d, v in daily if v is None]
+    if covered is None:
+        notes.append("no costs have been collected yet: run `budgetguard collect`")
+    elif missing:
+        notes.append(
+            f"costs missing for {len(missing)} of {len(days)} days "
+            f"({missing[0].isoformat()}…): the total is incomplete"
+        )
+    known_before = [d for d in _days(before, start) if known(d)]
+    total = None if len(missing) == len(days) else sum((v for _, v in daily if v), Decimal(0))
+    previous = (
+        sum((r.amount for r in earlier), Decimal(0))
+        if len(known_before) == len(_days(before, start))
+        else None
+    )
+    if previous is None and covered is not None:
+        notes.append("the previous period is not fully collected: no change shown")
+    for finding in findings:
+        if finding.note and finding.note not in notes:
+            notes.append(f"{finding.budget.name}: {finding.note}")
+    budgets = tuple(
+        DigestBudget(
+            budget=f.budget.name,
+            group=dict(f.group),
+            spend=f.spend,
+            limit=f.limit,
+            forecast=f.forecast,
+            severity=f.severity,
+            window=f.budget.period or f.budget.window or "",
+            source=f.source,
+        )
+        for f in findings
+    )
+    last_day = (end - timedelta(seconds=1)).astimezone(UTC).date()
+    label = _label(period, start.astimezone(UTC).date(), last_day)
+    title = f"{_NAMES.get(period, period)} spend digest · {label}"
+    change = ""
+    if total is not None and previous:
+        change = f" ({(total - previous) / previous:+.0%} vs {money(previous)})"
+    summary = f"{money(total)} spent {label}{change}"
+    key = f"digest-{period}-{start.astimezone(UTC).date().isoformat()}"
+    digest = Digest(
+        key=key,
+        title=title,
+        summary=summary,
+        period=period,
+        start=start.astimezone(UTC).date(),
+        end=end.astimezone(UTC).date(),
+        total=total,
+        previous_total=previous,
+        daily=daily,
+        top_projects=_top(rows, earlier, "project", top),
+        top_models=_top(rows, earlier, "model", top),
+        budgets=budgets,
+        alerts=tuple(alerts),
+        notes=tuple(notes),
+    )
+    return digest.with_payload()
+
+
+def _label(period: str, first: date, last: date) -> str:
+    if period == "day":
+        return first.isoformat()
+    if period == "month":
+        return first.strftime("%B %Y")
+    return f"{first.isoformat()} – {last.isoformat()}"
