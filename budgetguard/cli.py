@@ -210,10 +210,7 @@ def _run_collect(
     strict: bool = True,
 ) -> CollectReport:
     """Plan, fetch and store; exit 3 with a plain message when no data can be had."""
-    import asyncio
-
-    from budgetguard.collect import Collector, plan_queries
-    from budgetguard.openai_admin import AUTH_HELP, AdminClient
+    from budgetguard.openai_admin import AUTH_HELP
     from budgetguard.store import Store, StoreVersionError
 
     if settings.openai_admin_key is None:
@@ -222,16 +219,11 @@ def _run_collect(
         store = Store.open(settings.database_url)
     except StoreVersionError as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
-    queries = plan_queries(rules, end, since=since)
-
-    async def run() -> CollectReport:
-        async with AdminClient(settings.openai_admin_key, settings.openai_base_url) as client:
-            collector = Collector(client, store)
-            with _progress() as progress:
-                return await collector.collect(queries, end, progress=progress)
+    from budgetguard import pipeline
 
     try:
-        report = asyncio.run(run())
+        with _progress() as progress:
+            report = pipeline.collect(settings, store, rules, end, since=since, progress=progress)
     finally:
         store.close()
     if strict and report.outcomes and len(report.failed) == len(report.outcomes):
@@ -287,10 +279,9 @@ def _open_store(settings: Settings) -> Store:
 
 
 def _spend_data(store: Store, rules: Rules, now: datetime) -> SpendData:
-    from budgetguard.collect import Pricer, plan_queries
-    from budgetguard.evaluate.data import SpendData
+    from budgetguard.pipeline import spend_data
 
-    return SpendData.load(store, plan_queries(rules, now), Pricer(rules.pricing.models))
+    return spend_data(store, rules, now)
 
 
 @app.command()
@@ -355,14 +346,10 @@ def check(
 
 
 def _notify(store: Store, rules: Rules, findings: list[Finding], now: datetime) -> None:
-    from budgetguard.alerts import deliver, load_states, queue, transitions
+    from budgetguard import pipeline
     from budgetguard.notify.manager import default_plugins
-    from budgetguard.store.alerts import AlertStore
 
-    alerts = AlertStore(store.engine)
-    changed, events = transitions(findings, load_states(alerts), now)
-    queue(alerts, changed, events, now)
-    result = deliver(alerts, default_plugins().notifiers(rules.notifiers), now)
+    result = pipeline.notify(store, findings, now, default_plugins().notifiers(rules.notifiers))
     typer.echo(
         f"notifications: {result.delivered} delivered, {result.retrying} to retry, "
         f"{result.failed} failed",
@@ -426,6 +413,128 @@ def backtest(
         f"{last.isoformat()}: {fired} fired, {resolved} resolved",
         err=True,
     )
+
+
+@app.command()
+def digest(
+    period: Annotated[
+        str | None, typer.Option("--period", help="day | week | month [rules' digest.period].")
+    ] = None,
+    send: Annotated[
+        bool, typer.Option("--send", help="Deliver to the rules' digest.notify notifiers.")
+    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Use stored data only.")] = False,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """The last complete period's spend digest; printed, and sent with --send."""
+    if period not in (None, "day", "week", "month"):
+        raise _fail(f"--period {period!r}: use day, week or month", EXIT_INPUT)
+    settings, loaded, clock = _context(rules, db, now, verbose)
+    names = loaded.digest.notify if loaded.digest else ()
+    if send and not names:
+        raise _fail("--send: the rules have no digest.notify notifiers", EXIT_INPUT)
+    if not offline:
+        if settings.openai_admin_key is None:
+            from budgetguard.openai_admin import AUTH_HELP
+
+            raise _fail(f"no admin key ({AUTH_HELP}); or use --offline", EXIT_UNAVAILABLE)
+        report = _run_collect(settings, loaded, clock, None, strict=False)
+        for outcome in report.failed:
+            typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
+    from rich.console import Console
+
+    from budgetguard import pipeline
+    from budgetguard.alerts import deliver
+    from budgetguard.digest import digest_panel
+    from budgetguard.notify.manager import default_plugins
+    from budgetguard.store.alerts import AlertStore
+
+    store = _open_store(settings)
+    try:
+        made = pipeline.make_digest(store, loaded, clock, period)
+        Console(width=max(100, Console().width)).print(digest_panel(made))
+        if send:
+            queued = pipeline.queue_digest(store, made, names, clock)
+            notifiers = default_plugins().notifiers(loaded.notifiers)
+            result = deliver(AlertStore(store.engine), notifiers, clock)
+            typer.echo(
+                f"digest {made.key}: {queued} queued (already sent: {len(names) - queued}); "
+                f"{result.delivered} delivered, {result.retrying} to retry, {result.failed} failed",
+                err=True,
+            )
+    finally:
+        store.close()
+
+
+@app.command()
+def run(
+    port: Annotated[
+        int | None, typer.Option("--port", help="HTTP port [env BUDGETGUARD_HTTP_PORT].")
+    ] = None,
+    rules: RulesPath = None,
+    db: Database = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the service: scheduled checks and digests, /healthz, /metrics and /status."""
+    import signal
+
+    from budgetguard.service import Service
+
+    _logging(True)
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings, loaded, _ = _context(rules, db, None, verbose)
+    if settings.openai_admin_key is None:
+        typer.echo("budgetguard: no admin key: evaluating stored data only", err=True)
+    try:
+        service = Service(settings, loaded)
+        service.start(port)
+    except OSError as exc:
+        raise _fail(
+            f"cannot listen on port {port or settings.http_port}: {exc}", EXIT_INPUT
+        ) from None
+    env = _rules_env()
+
+    def stop(signum: int, _: object) -> None:
+        logging.getLogger("budgetguard.service").info("signal %d: stopping", signum)
+        threading.Thread(target=service.stop, name="stop").start()
+
+    def reload(_signum: int, _frame: object) -> None:
+        threading.Thread(target=service.reload, args=(env,), name="reload").start()
+
+    import threading
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
+    bound = service.http.server_address[1] if service.http else 0
+    typer.echo(
+        f"budgetguard: running every {loaded.schedule.interval}; http://localhost:{bound}/healthz",
+        err=True,
+    )
+    service.wait()
+    typer.echo("budgetguard: stopped", err=True)
+
+
+@app.command()
+def demo(now: Now = None, verbose: Verbose = False) -> None:
+    """See everything work in a minute: simulator, backfill, check, alerts, backtest, digest.
+    No key, no network; a temporary store that is removed at the end."""
+    _logging(verbose)
+    from rich.console import Console
+
+    from budgetguard.demo import run_demo
+    from budgetguard.settings import parse_instant
+
+    try:
+        moment = None if now is None else parse_instant(now)
+    except ValueError as exc:
+        raise _fail(f"--now: {exc}", EXIT_INPUT) from None
+    console = Console(width=max(110, Console().width))
+    run_demo(console, _progress(), _rules_env(), now=moment)
 
 
 @app.command("notify-test")

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.evaluator import Finding
@@ -102,8 +103,11 @@ def build_digest(
             limit=f.limit,
             forecast=f.forecast,
             severity=f.severity,
-            window=f.budget.period or f.budget.window or "",
+            window=f.budget.period
+            or f.budget.window
+            or (f.budget.anomaly.window if f.budget.anomaly else ""),
             source=f.source,
+            metric=f.budget.metric,
         )
         for f in findings
     )
@@ -140,3 +144,43 @@ def _label(period: str, first: date, last: date) -> str:
     if period == "month":
         return first.strftime("%B %Y")
     return f"{first.isoformat()} – {last.isoformat()}"
+
+
+def digest_panel(digest: Digest) -> Any:
+    """A rich panel of the digest, for a terminal."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
+    def change(value: Decimal | None) -> str:
+        return "—" if value is None else f"{value:+.0%}"
+
+    head = Table.grid(padding=(0, 2))
+    head.add_row(
+        "Total",
+        money(digest.total),
+        "previous",
+        money(digest.previous_total),
+        "change",
+        change(digest.change),
+    )
+    head.add_row("Daily", digest.sparkline, "", "", "", "")
+    parts: list[Any] = [head]
+    for title, lines in (("Top projects", digest.top_projects), ("Top models", digest.top_models)):
+        if lines:
+            table = Table(title, "spend", "change", box=None, title_justify="left")
+            for line in lines:
+                table.add_row(escape(line.name), money(line.spend), change(line.change))
+            parts.append(table)
+    if digest.budgets:
+        table = Table("budget", "window", "spend", "limit", "forecast", "severity", box=None)
+        for b in digest.budgets:
+            shown = (b.show(b.spend), b.show(b.limit), b.show(b.forecast))
+            table.add_row(escape(b.label), b.window, *shown, b.severity)
+        parts.append(table)
+    if digest.alerts:
+        parts.append("Alerts:\n" + "\n".join(f"  • {escape(a)}" for a in digest.alerts))
+    if digest.notes:
+        parts.append("Notes:\n" + "\n".join(f"  • {escape(n)}" for n in digest.notes))
+    return Panel(Group(*parts), title=escape(digest.title), subtitle=escape(digest.summary))

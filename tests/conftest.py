@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -32,3 +34,20 @@ def sim(sim_session: SimulatorServer) -> Iterator[SimulatorServer]:
     yield sim_session
     sim_session.faults.clear()
     sim_session.api.string_amounts = False
+
+
+#: The PostgreSQL of the tests (this machine runs one; elsewhere those tests skip).
+POSTGRES_URL = os.environ.get(
+    "BUDGETGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def postgres_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+needs_postgres = pytest.mark.skipif(not postgres_up(), reason="no PostgreSQL on 127.0.0.1:5432")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from budgetguard.simulator.faults import FaultPlan
 from budgetguard.simulator.org import Organisation
 from budgetguard.store import Store, StoreVersionError
 from budgetguard.store.schema import metadata
-from tests.conftest import ADMIN_KEY, NOW
+from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, needs_postgres
 
 RULES = """
 version: 1
@@ -293,18 +292,10 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         Store.open(url)
 
 
-def _postgres_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.postgres
-@pytest.mark.skipif(not _postgres_up(), reason="no PostgreSQL on 127.0.0.1:5432")
+@needs_postgres
 def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules) -> None:
-    url = os.environ.get("BUDGETGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    url = POSTGRES_URL
     store = Store.open(url)
     metadata.drop_all(store.engine)
     store.close()

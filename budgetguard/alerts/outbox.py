@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -115,8 +115,14 @@ def queue(
     return store.apply(states, rows, int(now.timestamp()))
 
 
-def deliver(store: AlertStore, notifiers: Mapping[str, Notifier], now: datetime) -> DeliveryReport:
-    """Send every due notification once; record each outcome."""
+def deliver(
+    store: AlertStore,
+    notifiers: Mapping[str, Notifier],
+    now: datetime,
+    on_outcome: Callable[[str, str], None] | None = None,
+) -> DeliveryReport:
+    """Send every due notification once; record each outcome (and tell ``on_outcome``:
+    notifier name and "delivered", "retrying" or "failed", for metrics)."""
     report = DeliveryReport()
     at = int(now.timestamp())
     for row in store.due(at):
@@ -133,15 +139,24 @@ def deliver(store: AlertStore, notifiers: Mapping[str, Notifier], now: datetime)
                 delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))
                 store.retry(row.id, attempts, at + delay, str(exc))
                 report.retrying += 1
+                outcome = "retrying"
             else:
                 store.failed(row.id, attempts, str(exc))
                 report.failed += 1
+                outcome = "failed"
                 log.warning("notification to %s failed for good: %s", row.notifier, exc)
+            if on_outcome is not None:
+                on_outcome(row.notifier, outcome)
             continue
         except Exception as exc:  # a notifier bug: retried like a temporary failure
             store.retry(row.id, attempts, at + BASE_DELAY, f"{type(exc).__name__}")
             report.retrying += 1
+            log.warning("notifier %s raised %s; will retry", row.notifier, type(exc).__name__)
+            if on_outcome is not None:
+                on_outcome(row.notifier, "retrying")
             continue
         store.delivered(row.id, at)
         report.delivered += 1
+        if on_outcome is not None:
+            on_outcome(row.notifier, "delivered")
     return report

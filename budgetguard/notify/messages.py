@@ -146,10 +146,17 @@ class DigestBudget:
     severity: str
     window: str
     source: str
+    metric: str = "cost"
 
     @property
     def label(self) -> str:
         return _label(self.budget, self.group)
+
+    def show(self, value: Decimal | None) -> str:
+        """``value`` as USD for a cost budget, else as a count of its metric."""
+        if self.metric == "cost" or value is None:
+            return money(value)
+        return f"{value:,.0f} {self.metric.replace('_', ' ')}"
 
     @property
     def ratio(self) -> Decimal | None:

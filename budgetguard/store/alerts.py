@@ -87,8 +87,14 @@ class AlertStore:
                 queued += 1
         return queued
 
-    def due(self, now: int, limit: int = 100) -> list[OutboxRow]:
-        """Pending notifications whose time has come, oldest first."""
+    def due(self, now: int, limit: int = 100, lease: int = 300) -> list[OutboxRow]:
+        """Claim pending notifications whose time has come, oldest first.
+
+        Claimed rows are leased: their next attempt moves ``lease`` seconds ahead in the same
+        transaction, and on PostgreSQL the rows are locked with ``FOR UPDATE SKIP LOCKED`` —
+        so two deliverers (two replicas, or ``run`` and ``check --notify``) never take the same
+        row. A deliverer that dies mid-send leaves the row to be retried after the lease, with
+        the same idempotency key."""
         query = (
             select(
                 outbox.c.id,
@@ -100,9 +106,17 @@ class AlertStore:
             .where(and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now))
             .order_by(outbox.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        with self.engine.connect() as conn:
-            return [OutboxRow(**row) for row in conn.execute(query).mappings()]
+        with self.engine.begin() as conn:
+            rows = [OutboxRow(**row) for row in conn.execute(query).mappings()]
+            if rows:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([r.id for r in rows]))
+                    .values(next_attempt_at=now + lease)
+                )
+            return rows
 
     def delivered(self, row_id: int, now: int) -> None:
         self._set(row_id, status="delivered", delivered_at=now, last_error=None)

@@ -151,8 +151,8 @@ def render_digest(digest: Digest) -> tuple[str, str]:
     standing = [
         (
             b.label,
-            f"{money(b.spend)} of {money(b.limit)} · {b.severity}"
-            + (f" · forecast {money(b.forecast)}" if b.forecast is not None else ""),
+            f"{b.show(b.spend)} of {b.show(b.limit)} · {b.severity}"
+            + (f" · forecast {b.show(b.forecast)}" if b.forecast is not None else ""),
         )
         for b in digest.budgets
     ]

@@ -170,8 +170,8 @@ def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
             blocks.append(_section(f"*{heading}*\n{rows}"))
     if digest.budgets:
         rows = "\n".join(
-            f"{_EMOJI.get(b.severity, '')} {escape(b.label)}: {money(b.spend)} of "
-            f"{money(b.limit)}" + (f" (forecast {money(b.forecast)})" if b.forecast else "")
+            f"{_EMOJI.get(b.severity, '')} {escape(b.label)}: {b.show(b.spend)} of "
+            f"{b.show(b.limit)}" + (f" (forecast {b.show(b.forecast)})" if b.forecast else "")
             for b in digest.budgets[:40]
         )
         blocks.append(_section(f"*Budgets*\n{rows}"))

@@ -1,0 +1,103 @@
+"""The stages wired end to end, once, for the CLI and the service alike:
+collect -> store -> evaluate -> alerts (lifecycle, outbox) -> notify, and the digest.
+
+Each function does one step on an open ``Store`` and raises plain exceptions; the callers
+decide how to report (exit codes in the CLI, health and metrics in the service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from budgetguard.alerts import DeliveryReport, deliver, load_states, queue, transitions
+from budgetguard.collect import Pricer, plan_queries
+from budgetguard.evaluate.data import SpendData
+from budgetguard.evaluate.evaluator import Finding, evaluate
+from budgetguard.notify import Digest, Notifier
+from budgetguard.rules import Rules
+from budgetguard.rules.periods import last_complete_period
+from budgetguard.store import Store
+from budgetguard.store.alerts import AlertStore
+
+if TYPE_CHECKING:
+    from budgetguard.collect import CollectReport
+    from budgetguard.progress import PageProgress
+    from budgetguard.settings import Settings
+
+__all__ = ["collect", "evaluate_store", "make_digest", "notify", "queue_digest"]
+
+
+def collect(
+    settings: Settings,
+    store: Store,
+    rules: Rules,
+    end: datetime,
+    *,
+    since: datetime | None = None,
+    progress: PageProgress | None = None,
+) -> CollectReport:
+    """Fetch what the rules need and the store lacks (the caller checked the key is set)."""
+    from budgetguard.collect import Collector
+    from budgetguard.openai_admin import AdminClient
+
+    assert settings.openai_admin_key is not None
+    queries = plan_queries(rules, end, since=since)
+
+    async def run() -> CollectReport:
+        async with AdminClient(settings.openai_admin_key, settings.openai_base_url) as client:
+            return await Collector(client, store).collect(queries, end, progress=progress)
+
+    return asyncio.run(run())
+
+
+def spend_data(store: Store, rules: Rules, now: datetime) -> SpendData:
+    return SpendData.load(store, plan_queries(rules, now), Pricer(rules.pricing.models))
+
+
+def evaluate_store(
+    store: Store,
+    rules: Rules,
+    now: datetime,
+    expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
+) -> list[Finding]:
+    return evaluate(rules, spend_data(store, rules, now), now, expectations)
+
+
+def notify(
+    store: Store,
+    findings: Sequence[Finding],
+    now: datetime,
+    notifiers: Mapping[str, Notifier],
+    on_outcome: Callable[[str, str], None] | None = None,
+) -> DeliveryReport:
+    """Alert transitions and their notifications in one transaction, then delivery of every
+    due notification (earlier retries included)."""
+    alerts = AlertStore(store.engine)
+    changed, events = transitions(findings, load_states(alerts), now)
+    queue(alerts, changed, events, now)
+    return deliver(alerts, notifiers, now, on_outcome)
+
+
+def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = None) -> Digest:
+    from budgetguard.digest import build_digest
+
+    chosen = period or (rules.digest.period if rules.digest else "week")
+    data = spend_data(store, rules, now)
+    findings = evaluate(rules, data, now)
+    _, start, end = last_complete_period(chosen, now, rules.timezone)
+    messages = AlertStore(store.engine).messages_between(
+        int(start.timestamp()), int(end.timestamp())
+    )
+    return build_digest(rules, data, findings, messages, now, period=chosen)
+
+
+def queue_digest(store: Store, digest: Digest, names: Sequence[str], now: datetime) -> int:
+    """Queue the digest for ``names``; its key makes a second queueing a no-op."""
+    payload: Any = json.dumps(digest.payload)
+    rows = [(digest.key, name, payload) for name in names]
+    return AlertStore(store.engine).apply([], rows, int(now.timestamp()))
