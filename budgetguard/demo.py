@@ -121,8 +121,8 @@ def run_demo(
             }
             delivery = pipeline.notify(store, findings, now, notifiers)
             console.print(
-                f"{delivery.delivered} delivered, {delivery.retrying} to retry, "
-                f"{delivery.failed} failed"
+                f"{delivery.delivered - sum(skipped.values())} delivered, "
+                f"{delivery.retrying} to retry, {delivery.failed} failed"
             )
             for name, count in sorted(skipped.items()):
                 console.print(
