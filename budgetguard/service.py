@@ -308,7 +308,8 @@ class Service:
     def stop(self) -> None:
         """Let the running job finish, then stop the scheduler and the HTTP server."""
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=True)
             self.scheduler = None
         with self.job_lock:  # a job still inside waits for us here
             pass

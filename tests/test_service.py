@@ -19,7 +19,6 @@ import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,36 +37,11 @@ from budgetguard.settings import Settings
 from budgetguard.simulator import SimulatorServer, build_api
 from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore
-from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, needs_postgres
+from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, Receiver, needs_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86400
 NOW_DT = datetime.fromtimestamp(NOW, UTC)
-
-
-class Receiver(ThreadingHTTPServer):
-    """A webhook receiver on loopback that keeps every JSON body."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                size = int(self.headers["Content-Length"])
-                outer.bodies.append(json.loads(self.rfile.read(size)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
 
 
 RULES = """
@@ -492,5 +466,35 @@ def test_the_dockerfile_healthcheck_works_against_a_running_service(
         service.last_success = time.time() - 3600  # stale: the check must fail
         unhealthy = subprocess.run(argv, env=env, capture_output=True, timeout=30, check=False)
         assert unhealthy.returncode != 0
+    finally:
+        service.stop()
+
+
+def test_the_digest_job_fires_on_its_cron_in_the_rules_timezone(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(
+        "version: 1\ntimezone: Europe/Paris\nschedule: {interval: 15m}\n"
+        "digest: {schedule: '0 9 * * mon'}\nbudgets: [{name: b, limit: 5, window: 1h}]\n"
+    )
+    settings = world["settings"].model_copy(
+        update={"rules": rules_file, "database_url": f"sqlite:///{tmp_path / 'cron.db'}"}
+    )
+    service = Service(settings, load_rules(rules_file), plugins=load_plugins())
+    service.scheduler = BackgroundScheduler(timezone=UTC)  # not started: nothing sleeps
+    try:
+        # Sunday 2026-03-29 is the day Paris moves to summer time (UTC+2)
+        with time_machine.travel(datetime(2026, 3, 28, 12, tzinfo=UTC), tick=False):
+            service._schedule()
+            jobs = {job.id: job for job in service.scheduler.get_jobs()}
+            now = datetime.now(UTC)
+            digest = jobs["digest"].trigger.get_next_fire_time(None, now)
+            tick = jobs["tick"].trigger.get_next_fire_time(None, now)
+        assert digest.astimezone(UTC) == datetime(2026, 3, 30, 7, tzinfo=UTC)  # 09:00 CEST
+        assert tick.astimezone(UTC) - now <= timedelta(minutes=15)
+        assert jobs["tick"].misfire_grace_time == 900
     finally:
         service.stop()
