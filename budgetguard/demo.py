@@ -109,7 +109,7 @@ def run_demo(
 
             console.rule("[bold]2. Check[/] every budget (what `budgetguard check` prints)")
             findings = pipeline.evaluate_store(store, rules, now)
-            console.print(to_text(findings, now, width=console.width), end="")
+            console.print(to_text(findings, now), end="", soft_wrap=True, highlight=False)
             console.rule("[bold]3. Alerts[/] through the outbox (console notifier)")
             real = default_plugins().notifiers(rules.notifiers)
             skipped: Counter[str] = Counter()
