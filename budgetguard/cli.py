@@ -476,9 +476,11 @@ def run(
     ] = None,
     rules: RulesPath = None,
     db: Database = None,
+    now: Now = None,
     verbose: Verbose = False,
 ) -> None:
-    """Run the service: scheduled checks and digests, /healthz, /metrics and /status."""
+    """Run the service: scheduled checks and digests, /healthz, /metrics and /status.
+    (--now fixes the clock every tick evaluates at: for trials, not for production.)"""
     import signal
 
     from budgetguard.service import Service
@@ -486,7 +488,7 @@ def run(
     _logging(True)
     if not verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings, loaded, _ = _context(rules, db, None, verbose)
+    settings, loaded, _ = _context(rules, db, now, verbose)
     if settings.openai_admin_key is None:
         typer.echo("budgetguard: no admin key: evaluating stored data only", err=True)
     try:
@@ -520,7 +522,16 @@ def run(
 
 
 @app.command()
-def demo(now: Now = None, verbose: Verbose = False) -> None:
+def demo(
+    rules: Annotated[
+        Path | None, typer.Option("--rules", "-r", help="Rules [default: rules.example.yaml].")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Keep the store here [default: a temporary one].")
+    ] = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
     """See everything work in a minute: simulator, backfill, check, alerts, backtest, digest.
     No key, no network; a temporary store that is removed at the end."""
     _logging(verbose)
@@ -534,7 +545,16 @@ def demo(now: Now = None, verbose: Verbose = False) -> None:
     except ValueError as exc:
         raise _fail(f"--now: {exc}", EXIT_INPUT) from None
     console = Console(width=max(110, Console().width))
-    run_demo(console, _progress(), _rules_env(), now=moment)
+    if rules is not None and not rules.is_file():
+        raise _fail(f"--rules {rules}: no such file", EXIT_INPUT)
+    from budgetguard.rules import RulesError
+
+    try:
+        run_demo(console, _progress(), _rules_env(), now=moment, rules_path=rules, db=db)
+    except RulesError as exc:
+        for error in exc.errors:
+            typer.echo(str(error), err=True)
+        raise typer.Exit(EXIT_INPUT) from None
 
 
 @app.command("notify-test")
@@ -593,9 +613,11 @@ def schema(
 
 
 @app.command()
-def plugins(verbose: Verbose = False) -> None:
+def plugins(
+    rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
+) -> None:
     """List the notifier types of the installed plugins, where each comes from, and any
-    plugin that was left out (and why)."""
+    plugin that was left out (and why). (--rules, --db, --now: accepted, not needed.)"""
     _logging(verbose)
     from rich.console import Console
     from rich.table import Table
@@ -639,6 +661,8 @@ def simulate(
     costs_delay_hours: Annotated[
         float, typer.Option(min=0, help="How far costs lag behind usage.")
     ] = 3.0,
+    rules: RulesPath = None,
+    db: Database = None,
     verbose: Verbose = False,
 ) -> None:
     """Serve a faithful simulated OpenAI usage and costs API for a synthetic organisation."""

@@ -74,6 +74,8 @@ def run_demo(
     env: dict[str, str],
     *,
     now: datetime | None = None,
+    rules_path: Path | None = None,
+    db: str | None = None,
     days: int = 35,
 ) -> int:
     """Run the tour; returns how many alerts fired."""
@@ -87,7 +89,7 @@ def run_demo(
     from budgetguard.store import Store
 
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
-    rules_path = example_rules_path()
+    rules_path = rules_path or example_rules_path()
     rules = load_rules(rules_path, env=env)
     with (
         tempfile.TemporaryDirectory(prefix="budgetguard-demo-") as tmp,
@@ -96,12 +98,13 @@ def run_demo(
         settings = Settings(
             openai_admin_key="sk-admin-demo",
             openai_base_url=sim.base_url,
-            database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
+            database_url=db or f"sqlite:///{Path(tmp) / 'demo.db'}",
             rules=rules_path,
             now=now,
         )
         console.rule("[bold]1. Collect[/] usage and costs from the simulated OpenAI admin API")
-        console.print(f"simulator: {sim.base_url} · rules: {rules_path} · store: {tmp}/demo.db")
+        where = "a temporary store" if db is None else "the store given by --db"
+        console.print(f"simulator: {sim.base_url} · rules: {rules_path} · {where}")
         store = Store.open(settings.database_url)
         try:
             report = pipeline.collect(settings, store, rules, now, progress=progress)

@@ -498,3 +498,30 @@ def test_the_digest_job_fires_on_its_cron_in_the_rules_timezone(
         assert jobs["tick"].misfire_grace_time == 900
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "validate",
+        "collect",
+        "check",
+        "backtest",
+        "digest",
+        "run",
+        "notify-test",
+        "plugins",
+        "schema",
+        "simulate",
+        "demo",
+    ],
+)
+def test_every_command_takes_the_contracts_common_options(command: str) -> None:
+    from typer.testing import CliRunner
+
+    from budgetguard.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for flag in ("--rules", "-r", "--db", "--now", "--verbose", "-v"):
+        assert re.search(rf"(^|[\s,]){re.escape(flag)}[\s,]", result.stdout), (command, flag)
