@@ -133,20 +133,25 @@ class Service:
     def _count(self, notifier: str, outcome: str) -> None:
         self.metrics.notifications.labels(notifier, outcome).inc()
 
-    def _leader(self) -> bool:
+    def _leader(self) -> bool | None:
+        """True: run the job; False: another replica leads; None: the store is unreachable."""
         try:
             leader = self.leadership.acquire()
         except Exception as exc:
             self.last_error = f"cannot reach the store for the leader lock: {type(exc).__name__}"
             log.error("%s", self.last_error)
-            return False
+            return None
         self.metrics.leader.set(1 if leader else 0)
         return leader
 
     def tick(self) -> None:
         """Collect what is new, evaluate, record alert transitions, deliver."""
-        if not self._leader():
+        leader = self._leader()
+        if leader is None:
+            return  # unhealthy: /healthz turns 503 after two intervals
+        if not leader:
             self.last_success = time.time()  # a standby is healthy while it can ask
+            self.last_error = None
             return
         started = time.monotonic()
         with self.job_lock:

@@ -525,3 +525,25 @@ def test_every_command_takes_the_contracts_common_options(command: str) -> None:
     assert result.exit_code == 0
     for flag in ("--rules", "-r", "--db", "--now", "--verbose", "-v"):
         assert re.search(rf"(^|[\s,]){re.escape(flag)}[\s,]", result.stdout), (command, flag)
+
+
+def test_a_replica_that_cannot_reach_the_store_turns_unhealthy(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = world["settings"].model_copy(
+        update={"database_url": f"sqlite:///{tmp_path / 'down.db'}"}
+    )
+    service = Service(settings, world["rules"], plugins=load_plugins(), clock=lambda: NOW_DT)
+
+    def unreachable() -> bool:
+        raise ConnectionError("connection refused")
+
+    service.leadership.acquire = unreachable  # type: ignore[method-assign]
+    try:
+        service.tick()
+        assert service.last_success is None
+        with time_machine.travel(time.time() + 3 * 60, tick=False):
+            code, reason = service.health()
+        assert code == 503 and "leader lock" in reason
+    finally:
+        service.stop()
