@@ -547,3 +547,40 @@ def test_a_replica_that_cannot_reach_the_store_turns_unhealthy(
         assert code == 503 and "leader lock" in reason
     finally:
         service.stop()
+
+
+def test_scheduler_ticks_on_the_interval_and_coalesces_missed_runs(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Virtual time: the clock is moved, the scheduler woken; nothing sleeps for minutes."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("version: 1\nschedule: {interval: 15m}\nbudgets: []\n")
+    settings = world["settings"].model_copy(
+        update={"rules": rules_file, "database_url": f"sqlite:///{tmp_path / 'virt.db'}"}
+    )
+    service = Service(settings, load_rules(rules_file), plugins=load_plugins())
+    ticks: list[datetime] = []
+    service.tick = lambda: ticks.append(datetime.now(UTC))  # type: ignore[method-assign]
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(ticks) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    with time_machine.travel(datetime(2026, 11, 20, 12, tzinfo=UTC), tick=True) as clock:
+        service.start(port=0)
+        try:
+            wait_for(1)  # the first tick runs at once
+            assert len(ticks) == 1
+            clock.shift(timedelta(minutes=15))
+            service.scheduler.wakeup()
+            wait_for(2)
+            assert len(ticks) == 2
+            clock.shift(timedelta(minutes=50))  # three runs missed while suspended
+            service.scheduler.wakeup()
+            wait_for(3)
+            time.sleep(0.3)
+            assert len(ticks) == 3  # coalesced into one
+            assert ticks[1] - ticks[0] >= timedelta(minutes=15)
+        finally:
+            service.stop()
