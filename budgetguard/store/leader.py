@@ -18,6 +18,12 @@ __all__ = ["LOCK_KEY", "Leadership"]
 log = logging.getLogger("budgetguard.leader")
 #: The advisory lock's key: any fixed 64-bit number, the same in every replica.
 LOCK_KEY = 0x6267_7561_7264  # "bguard"
+#: Whether this session still holds the lock: a bigint key shows in pg_locks as two halves.
+_HELD = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = pg_backend_pid() AND classid = :hi AND objid = :lo AND objsubid = 1)"
+)
+_KEY_PARTS = {"hi": LOCK_KEY >> 32, "lo": LOCK_KEY & 0xFFFF_FFFF}
 
 
 class Leadership:
@@ -34,11 +40,15 @@ class Leadership:
         with self._lock:
             if self._conn is not None:
                 try:
-                    self._conn.execute(text("SELECT 1"))
-                    return True
+                    held = bool(self._conn.execute(_HELD, _KEY_PARTS).scalar())
+                    self._conn.commit()  # never left idle in a transaction (servers kill those)
                 except Exception:  # the connection died: so did the lock
-                    log.warning("lost the leader lock's connection")
-                    self._drop()
+                    held = False
+                if held:
+                    return True
+                # a dead connection, or one SQLAlchemy quietly replaced by a new session
+                log.warning("lost the leader lock")
+                self._drop()
             conn = self._engine.connect()
             try:
                 held = bool(
