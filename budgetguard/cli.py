@@ -226,10 +226,25 @@ def _run_collect(
             report = pipeline.collect(settings, store, rules, end, since=since, progress=progress)
     finally:
         store.close()
-    if strict and report.outcomes and len(report.failed) == len(report.outcomes):
+    if strict and report.all_failed:
         first = report.failed[0].error
         raise _fail(f"no data collected: {first}", EXIT_UNAVAILABLE)
     return report
+
+
+def _collect_new(settings: Settings, rules: Rules, now: datetime) -> None:
+    """What ``check`` and ``digest`` do first unless ``--offline``: fetch what is new; a
+    failed endpoint is reported and its budgets turn unknown, the rest goes on."""
+    if settings.openai_admin_key is None:
+        from budgetguard.openai_admin import AUTH_HELP
+
+        raise _fail(
+            f"no admin key ({AUTH_HELP}); or use --offline to evaluate the stored data",
+            EXIT_UNAVAILABLE,
+        )
+    report = _run_collect(settings, rules, now, None, strict=False)
+    for outcome in report.failed:
+        typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
 
 
 Format = Annotated[str, typer.Option("--format", "-f", help="text | json | markdown | github")]
@@ -306,16 +321,7 @@ def check(
     expectations = _expectations(expect)
     settings, loaded, clock = _context(rules, db, now, verbose)
     if not offline:
-        if settings.openai_admin_key is None:
-            from budgetguard.openai_admin import AUTH_HELP
-
-            raise _fail(
-                f"no admin key ({AUTH_HELP}); or use --offline to evaluate the stored data",
-                EXIT_UNAVAILABLE,
-            )
-        report = _run_collect(settings, loaded, clock, None, strict=False)
-        for outcome in report.failed:
-            typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
+        _collect_new(settings, loaded, clock)
     from budgetguard.alerts import active_alerts
     from budgetguard.evaluate.evaluator import evaluate
     from budgetguard.report import exit_code, to_github, to_json, to_markdown, to_text
@@ -437,29 +443,20 @@ def digest(
     if send and not names:
         raise _fail("--send: the rules have no digest.notify notifiers", EXIT_INPUT)
     if not offline:
-        if settings.openai_admin_key is None:
-            from budgetguard.openai_admin import AUTH_HELP
-
-            raise _fail(f"no admin key ({AUTH_HELP}); or use --offline", EXIT_UNAVAILABLE)
-        report = _run_collect(settings, loaded, clock, None, strict=False)
-        for outcome in report.failed:
-            typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
+        _collect_new(settings, loaded, clock)
     from rich.console import Console
 
     from budgetguard import pipeline
-    from budgetguard.alerts import deliver
     from budgetguard.digest import digest_panel
     from budgetguard.notify.manager import default_plugins
-    from budgetguard.store.alerts import AlertStore
 
     store = _open_store(settings)
     try:
         made = pipeline.make_digest(store, loaded, clock, period)
         Console(width=max(100, Console().width)).print(digest_panel(made))
         if send:
-            queued = pipeline.queue_digest(store, made, names, clock)
             notifiers = default_plugins().notifiers(loaded.notifiers)
-            result = deliver(AlertStore(store.engine), notifiers, clock)
+            queued, result = pipeline.send_digest(store, made, names, clock, notifiers)
             typer.echo(
                 f"digest {made.key}: {queued} queued (already sent: {len(names) - queued}); "
                 f"{result.delivered} delivered, {result.retrying} to retry, {result.failed} failed",
@@ -482,6 +479,7 @@ def run(
     """Run the service: scheduled checks and digests, /healthz, /metrics and /status.
     (--now fixes the clock every tick evaluates at: for trials, not for production.)"""
     import signal
+    import threading
 
     from budgetguard.service import Service
 
@@ -506,8 +504,6 @@ def run(
 
     def reload(_signum: int, _frame: object) -> None:
         threading.Thread(target=service.reload, args=(env,), name="reload").start()
-
-    import threading
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -16,7 +16,7 @@ from typing import Any
 
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.evaluator import Finding
-from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money
+from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money, signed_percent
 from budgetguard.rules.model import Rules
 from budgetguard.rules.periods import last_complete_period
 
@@ -116,7 +116,7 @@ def build_digest(
     title = f"{_NAMES.get(period, period)} spend digest · {label}"
     change = ""
     if total is not None and previous:
-        change = f" ({(total - previous) / previous:+.0%} vs {money(previous)})"
+        change = f" ({signed_percent((total - previous) / previous)} vs {money(previous)})"
     summary = f"{money(total)} spent {label}{change}"
     key = f"digest-{period}-{start.astimezone(UTC).date().isoformat()}"
     digest = Digest(
@@ -153,9 +153,6 @@ def digest_panel(digest: Digest) -> Any:
     from rich.panel import Panel
     from rich.table import Table
 
-    def change(value: Decimal | None) -> str:
-        return "—" if value is None else f"{value:+.0%}"
-
     head = Table.grid(padding=(0, 2))
     head.add_row(
         "Total",
@@ -163,7 +160,7 @@ def digest_panel(digest: Digest) -> Any:
         "previous",
         money(digest.previous_total),
         "change",
-        change(digest.change),
+        signed_percent(digest.change),
     )
     head.add_row("Daily", digest.sparkline, "", "", "", "")
     parts: list[Any] = [head]
@@ -171,7 +168,7 @@ def digest_panel(digest: Digest) -> Any:
         if lines:
             table = Table(title, "spend", "change", box=None, title_justify="left")
             for line in lines:
-                table.add_row(escape(line.name), money(line.spend), change(line.change))
+                table.add_row(escape(line.name), money(line.spend), signed_percent(line.change))
             parts.append(table)
     if digest.budgets:
         table = Table("budget", "window", "spend", "limit", "forecast", "severity", box=None)

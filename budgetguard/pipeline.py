@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from budgetguard.alerts import DeliveryReport, deliver, load_states, queue, transitions
 from budgetguard.collect import Pricer, plan_queries
@@ -29,7 +29,15 @@ if TYPE_CHECKING:
     from budgetguard.progress import PageProgress
     from budgetguard.settings import Settings
 
-__all__ = ["collect", "evaluate_store", "make_digest", "notify", "queue_digest"]
+__all__ = [
+    "collect",
+    "deliver_due",
+    "evaluate_store",
+    "make_digest",
+    "notify",
+    "send_digest",
+    "spend_data",
+]
 
 
 def collect(
@@ -80,7 +88,17 @@ def notify(
     alerts = AlertStore(store.engine)
     changed, events = transitions(findings, load_states(alerts), now)
     queue(alerts, changed, events, now)
-    return deliver(alerts, notifiers, now, on_outcome)
+    return deliver_due(store, notifiers, now, on_outcome)
+
+
+def deliver_due(
+    store: Store,
+    notifiers: Mapping[str, Notifier],
+    now: datetime,
+    on_outcome: Callable[[str, str], None] | None = None,
+) -> DeliveryReport:
+    """Deliver every notification whose time has come (new ones and retries)."""
+    return deliver(AlertStore(store.engine), notifiers, now, on_outcome)
 
 
 def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = None) -> Digest:
@@ -96,8 +114,17 @@ def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = 
     return build_digest(rules, data, findings, messages, now, period=chosen)
 
 
-def queue_digest(store: Store, digest: Digest, names: Sequence[str], now: datetime) -> int:
-    """Queue the digest for ``names``; its key makes a second queueing a no-op."""
-    payload: Any = json.dumps(digest.payload)
+def send_digest(
+    store: Store,
+    digest: Digest,
+    names: Sequence[str],
+    now: datetime,
+    notifiers: Mapping[str, Notifier],
+    on_outcome: Callable[[str, str], None] | None = None,
+) -> tuple[int, DeliveryReport]:
+    """Queue the digest for ``names`` (its key makes a second queueing a no-op), then
+    deliver what is due. Returns how many were queued, and the delivery report."""
+    payload = json.dumps(digest.payload)
     rows = [(digest.key, name, payload) for name in names]
-    return AlertStore(store.engine).apply([], rows, int(now.timestamp()))
+    queued = AlertStore(store.engine).apply([], rows, int(now.timestamp()))
+    return queued, deliver_due(store, notifiers, now, on_outcome)

@@ -28,7 +28,7 @@ from prometheus_client import (
 )
 
 from budgetguard import pipeline
-from budgetguard.alerts import active_alerts, deliver
+from budgetguard.alerts import active_alerts
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.notify.manager import Plugins, default_plugins
 from budgetguard.report import to_json
@@ -161,7 +161,7 @@ class Service:
                 if self.settings.openai_admin_key is not None:
                     report = pipeline.collect(self.settings, self.store, rules, now)
                     problems = [f"{o.query.key}: {o.error}" for o in report.failed]
-                    if report.outcomes and len(report.failed) == len(report.outcomes):
+                    if report.all_failed:
                         raise RuntimeError(f"no data collected: {problems[0]}")
                 else:
                     problems.append("no admin key: evaluating stored data only")
@@ -210,10 +210,11 @@ class Service:
             now = self.clock()
             try:
                 digest = pipeline.make_digest(self.store, self.rules, now)
-                pipeline.queue_digest(self.store, digest, self.rules.digest.notify, now)
                 notifiers = self.plugins.notifiers(self.rules.notifiers)
-                deliver(AlertStore(self.store.engine), notifiers, now, self._count)
-                log.info("digest %s queued", digest.key)
+                queued, _ = pipeline.send_digest(
+                    self.store, digest, self.rules.digest.notify, now, notifiers, self._count
+                )
+                log.info("digest %s: %d queued", digest.key, queued)
             except Exception as exc:
                 log.error("digest failed: %s", exc)
 
@@ -223,7 +224,7 @@ class Service:
         with self.job_lock:
             notifiers = self.plugins.notifiers(self.rules.notifiers)
             try:
-                deliver(AlertStore(self.store.engine), notifiers, self.clock(), self._count)
+                pipeline.deliver_due(self.store, notifiers, self.clock(), self._count)
             except Exception as exc:
                 log.error("outbox retry failed: %s", exc)
 

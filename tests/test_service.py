@@ -165,12 +165,12 @@ def test_a_digest_with_missing_days_says_so_and_never_shows_zero(tmp_path: Path)
 def test_the_digest_is_sent_once_per_period(world: dict[str, Any]) -> None:
     store, rules, receiver = world["store"], world["rules"], world["receiver"]
     digest = pipeline.make_digest(store, rules, NOW_DT)
-    assert pipeline.queue_digest(store, digest, ["hook"], NOW_DT) == 1
-    assert pipeline.queue_digest(store, digest, ["hook"], NOW_DT) == 0  # a second replica
-    from budgetguard.alerts import deliver
-
+    notifiers = load_plugins().notifiers(rules.notifiers)
     before = len(receiver.bodies)
-    deliver(AlertStore(store.engine), load_plugins().notifiers(rules.notifiers), NOW_DT)
+    queued, _ = pipeline.send_digest(store, digest, ["hook"], NOW_DT, notifiers)
+    assert queued == 1
+    queued, _ = pipeline.send_digest(store, digest, ["hook"], NOW_DT, notifiers)  # a replica
+    assert queued == 0
     sent = [b for b in receiver.bodies[before:] if b["type"] == "budgetguard.digest"]
     assert [b["key"] for b in sent] == [digest.key]
 
@@ -186,19 +186,34 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def new_service(world: dict[str, Any], tmp_path: Path, rules_text: str | None = None) -> Service:
+    """A service on its own store in ``tmp_path``, with the world's rules or ``rules_text``
+    (written to ``tmp_path/rules.yaml``), its clock fixed at NOW."""
+    update: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path / 'service.db'}"}
+    rules = world["rules"]
+    if rules_text is not None:
+        rules_file = tmp_path / "rules.yaml"
+        rules_file.write_text(rules_text)
+        update["rules"] = rules_file
+        rules = load_rules(rules_file)
+    settings = world["settings"].model_copy(update=update)
+    return Service(settings, rules, plugins=load_plugins(), clock=lambda: NOW_DT)
+
+
+def wait_for_first_tick(service: Service) -> None:
+    deadline = time.monotonic() + 30
+    while service.last_success is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the scheduler runs the first tick at once
+
+
 def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
-    settings = world["settings"].model_copy(
-        update={"database_url": f"sqlite:///{tmp_path / 'svc.db'}"}
-    )
-    service = Service(settings, world["rules"], plugins=load_plugins(), clock=lambda: NOW_DT)
+    service = new_service(world, tmp_path)
     service.start(port=0)
     try:
         base = f"http://127.0.0.1:{service.http.server_address[1]}"  # type: ignore[union-attr]
-        deadline = time.monotonic() + 30
-        while service.last_success is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # the scheduler runs the first tick at once
+        wait_for_first_tick(service)
         assert service.last_success is not None, service.last_error
         assert get(f"{base}/healthz") == (200, "ok\n")
         status, metrics = get(f"{base}/metrics")
@@ -224,7 +239,7 @@ def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
     finally:
         service.stop()
     # the tick's alerts went out once each, with their keys
-    outbox = AlertStore(Store.open(settings.database_url).engine)
+    outbox = AlertStore(Store.open(service.settings.database_url).engine)
     rows = outbox.keys()
     sent = [(row[0], row[1]) for row in rows]
     assert sent and len(sent) == len(set(sent))
@@ -233,12 +248,8 @@ def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
 def test_reload_keeps_the_old_rules_when_the_file_is_bad(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
+    service = new_service(world, tmp_path, (world["tmp"] / "rules.yaml").read_text())
     rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text((world["tmp"] / "rules.yaml").read_text())
-    settings = world["settings"].model_copy(
-        update={"rules": rules_file, "database_url": f"sqlite:///{tmp_path / 'r.db'}"}
-    )
-    service = Service(settings, load_rules(rules_file), plugins=load_plugins())
     try:
         rules_file.write_text("version: 1\nbudgets:\n  - {name: x, limit: -5, window: 1h}\n")
         assert service.reload() is False
@@ -449,18 +460,13 @@ def test_the_dockerfile_healthcheck_works_against_a_running_service(
     assert re.search(r'^CMD \["budgetguard", "run"\]', dockerfile, re.M)
     assert re.search(r"^VOLUME \[\"/data\"\]", dockerfile, re.M)
     (command,) = re.findall(r"^HEALTHCHECK .*? CMD (.+)$", dockerfile, re.M)
-    settings = world["settings"].model_copy(
-        update={"database_url": f"sqlite:///{tmp_path / 'hc.db'}"}
-    )
-    service = Service(settings, world["rules"], plugins=load_plugins(), clock=lambda: NOW_DT)
+    service = new_service(world, tmp_path)
     service.start(port=0)
     try:
         port = service.http.server_address[1]  # type: ignore[union-attr]
         env = dict(os.environ, BUDGETGUARD_HTTP_PORT=str(port))
         argv = shlex.split(command)
-        deadline = time.monotonic() + 30
-        while service.last_success is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_first_tick(service)
         healthy = subprocess.run(argv, env=env, capture_output=True, timeout=30, check=False)
         assert healthy.returncode == 0, healthy.stderr
         service.last_success = time.time() - 3600  # stale: the check must fail
@@ -475,15 +481,12 @@ def test_the_digest_job_fires_on_its_cron_in_the_rules_timezone(
 ) -> None:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(
+    service = new_service(
+        world,
+        tmp_path,
         "version: 1\ntimezone: Europe/Paris\nschedule: {interval: 15m}\n"
-        "digest: {schedule: '0 9 * * mon'}\nbudgets: [{name: b, limit: 5, window: 1h}]\n"
+        "digest: {schedule: '0 9 * * mon'}\nbudgets: [{name: b, limit: 5, window: 1h}]\n",
     )
-    settings = world["settings"].model_copy(
-        update={"rules": rules_file, "database_url": f"sqlite:///{tmp_path / 'cron.db'}"}
-    )
-    service = Service(settings, load_rules(rules_file), plugins=load_plugins())
     service.scheduler = BackgroundScheduler(timezone=UTC)  # not started: nothing sleeps
     try:
         # Sunday 2026-03-29 is the day Paris moves to summer time (UTC+2)
@@ -530,10 +533,7 @@ def test_every_command_takes_the_contracts_common_options(command: str) -> None:
 def test_a_replica_that_cannot_reach_the_store_turns_unhealthy(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
-    settings = world["settings"].model_copy(
-        update={"database_url": f"sqlite:///{tmp_path / 'down.db'}"}
-    )
-    service = Service(settings, world["rules"], plugins=load_plugins(), clock=lambda: NOW_DT)
+    service = new_service(world, tmp_path)
 
     def unreachable() -> bool:
         raise ConnectionError("connection refused")
@@ -553,12 +553,7 @@ def test_scheduler_ticks_on_the_interval_and_coalesces_missed_runs(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
     """Virtual time: the clock is moved, the scheduler woken; nothing sleeps for minutes."""
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text("version: 1\nschedule: {interval: 15m}\nbudgets: []\n")
-    settings = world["settings"].model_copy(
-        update={"rules": rules_file, "database_url": f"sqlite:///{tmp_path / 'virt.db'}"}
-    )
-    service = Service(settings, load_rules(rules_file), plugins=load_plugins())
+    service = new_service(world, tmp_path, "version: 1\nschedule: {interval: 15m}\nbudgets: []\n")
     ticks: list[datetime] = []
     service.tick = lambda: ticks.append(datetime.now(UTC))  # type: ignore[method-assign]
 

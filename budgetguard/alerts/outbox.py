@@ -15,7 +15,7 @@ from datetime import datetime
 
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
 from budgetguard.evaluate.evaluator import Finding, group_label
-from budgetguard.notify import DeliveryError, Notifier
+from budgetguard.notify import DeliveryError, Notifier, money
 from budgetguard.notify.messages import message_from_payload
 from budgetguard.store.alerts import AlertStore, StoredAlert
 
@@ -49,10 +49,6 @@ def _stored(state: AlertState) -> StoredAlert:
     return StoredAlert(**fields)
 
 
-def _money(value: float | int | None) -> str:
-    return "—" if value is None else f"${value:,.2f}"
-
-
 def _window(f: Finding) -> str:
     b = f.budget
     if b.window:
@@ -74,15 +70,13 @@ def render(event: AlertEvent) -> dict[str, object]:
         message = f"NO DATA {label}: {f.note}"
     elif event.kind == "anomaly":
         window = f.budget.anomaly.window if f.budget.anomaly else "window"
-        usual = _money(float(f.anomaly_baseline or 0))
-        message = f"SPIKE {label}: {_money(spend)} in the last {window} vs {usual} usual"
+        usual = money(float(f.anomaly_baseline or 0))
+        message = f"SPIKE {label}: {money(spend)} in the last {window} vs {usual} usual"
     else:
         ratio = f" ({f.ratio:.0%})" if f.ratio is not None else ""
         what = "forecast " if event.kind == "forecast" else ""
         value = float(f.forecast) if event.kind == "forecast" and f.forecast else spend
-        message = (
-            f"{event.severity.upper()} {label}: {what}{_money(value)} of {_money(limit)}{ratio}"
-        )
+        message = f"{event.severity.upper()} {label}: {what}{money(value)} of {money(limit)}{ratio}"
     if event.event == "remind":
         message = "REMINDER " + message
     return {

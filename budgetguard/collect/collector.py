@@ -49,6 +49,11 @@ class CollectReport:
         return [o for o in self.outcomes if o.error is not None]
 
     @property
+    def all_failed(self) -> bool:
+        """Every query failed: there is no new data at all."""
+        return bool(self.outcomes) and len(self.failed) == len(self.outcomes)
+
+    @property
     def auth_failed(self) -> bool:
         return any(isinstance(o.error, AuthError) for o in self.outcomes)
 

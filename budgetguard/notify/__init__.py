@@ -17,6 +17,7 @@ from budgetguard.notify.messages import (
     DigestLine,
     Message,
     money,
+    signed_percent,
 )
 from budgetguard.notify.settings import NotifierSettings, http_url
 
@@ -35,4 +36,5 @@ __all__ = [
     "hookimpl",
     "http_url",
     "money",
+    "signed_percent",
 ]

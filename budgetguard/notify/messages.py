@@ -22,14 +22,28 @@ __all__ = [
     "Message",
     "message_from_payload",
     "money",
+    "signed_percent",
 ]
 
 USAGE_DASHBOARD = "https://platform.openai.com/usage"
 
 
-def money(value: Decimal | None, places: int = 2) -> str:
+def money(value: Decimal | float | None, places: int = 2) -> str:
     """USD as people read it: ``$5,210.00`` (``—`` when unknown)."""
     return "—" if value is None else f"${value:,.{places}f}"
+
+
+def signed_percent(value: Decimal | None) -> str:
+    """A change as people read it: ``+12%``, ``-3%`` (``—`` when unknown)."""
+    return "—" if value is None else f"{value:+.0%}"
+
+
+def _ratio(part: Decimal | None, whole: Decimal | None) -> Decimal | None:
+    return None if part is None or not whole else part / whole
+
+
+def _change(now: Decimal | None, before: Decimal | None) -> Decimal | None:
+    return None if now is None or not before else (now - before) / before
 
 
 def _label(budget: str, group: Mapping[str, str]) -> str:
@@ -68,17 +82,19 @@ class Alert:
         return _label(self.budget, self.group)
 
     @property
-    def title(self) -> str:
-        head = {"resolved": "RESOLVED", "no_data": "NO DATA", "test": "TEST"}.get(
+    def headline(self) -> str:
+        """The word a subject or heading starts with: ``CRITICAL``, ``RESOLVED``, ``NO DATA``."""
+        return {"resolved": "RESOLVED", "no_data": "NO DATA", "test": "TEST"}.get(
             self.kind, self.severity.upper()
         )
-        return f"{head} · {self.label}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.headline} · {self.label}"
 
     @property
     def ratio(self) -> Decimal | None:
-        if self.spend is None or not self.limit:
-            return None
-        return self.spend / self.limit
+        return _ratio(self.spend, self.limit)
 
     @property
     def fields(self) -> list[tuple[str, str]]:
@@ -131,7 +147,7 @@ class DigestLine:
 
     @property
     def change(self) -> Decimal | None:
-        return None if not self.previous else (self.spend - self.previous) / self.previous
+        return _change(self.spend, self.previous)
 
 
 @dataclass(frozen=True)
@@ -160,9 +176,7 @@ class DigestBudget:
 
     @property
     def ratio(self) -> Decimal | None:
-        if self.spend is None or not self.limit:
-            return None
-        return self.spend / self.limit
+        return _ratio(self.spend, self.limit)
 
 
 @dataclass(frozen=True)
@@ -189,9 +203,7 @@ class Digest:
 
     @property
     def change(self) -> Decimal | None:
-        if self.total is None or not self.previous_total:
-            return None
-        return (self.total - self.previous_total) / self.previous_total
+        return _change(self.total, self.previous_total)
 
     @property
     def sparkline(self) -> str:

@@ -26,6 +26,7 @@ from budgetguard.notify import (
     NotifierType,
     hookimpl,
     money,
+    signed_percent,
 )
 
 __all__ = ["EmailNotifier", "EmailSettings", "render_digest", "render_email", "subject"]
@@ -82,8 +83,7 @@ def subject(message: Message) -> str:
     """``[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)``, on one line."""
     if isinstance(message, Digest):
         return " ".join(f"[budgetguard] {message.title}: {message.summary}".split())
-    head = message.title.split(" · ", 1)[0]
-    text = f"[budgetguard] {head} {message.label}"
+    text = f"[budgetguard] {message.headline} {message.label}"
     ratio = message.ratio
     if message.kind in ("threshold", "forecast", "resolved") and ratio is not None:
         value = message.forecast if message.kind == "forecast" else message.spend
@@ -129,20 +129,19 @@ def render_email(alert: Alert) -> tuple[str, str]:
     return text, _html(colour, alert.summary, [_table(rows)], alert.link)
 
 
-def _change(value: Any) -> str:
-    return "—" if value is None else f"{value:+.0%}"
-
-
 def render_digest(digest: Digest) -> tuple[str, str]:
     """(plain text, HTML) bodies of a digest."""
     head = [
         ("Total", money(digest.total)),
         ("Previous period", money(digest.previous_total)),
-        ("Change", _change(digest.change)),
+        ("Change", signed_percent(digest.change)),
         ("Daily", digest.sparkline),
     ]
     tops = [
-        (title, [(line.name, f"{money(line.spend)} ({_change(line.change)})") for line in lines])
+        (
+            title,
+            [(line.name, f"{money(line.spend)} ({signed_percent(line.change)})") for line in lines],
+        )
         for title, lines in (
             ("Top projects", digest.top_projects),
             ("Top models", digest.top_models),

@@ -9,6 +9,7 @@ handlers retry a 429 (after ``Retry-After``) and a 5xx once; past that the outbo
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -24,6 +25,7 @@ from budgetguard.notify import (
     hookimpl,
     http_url,
     money,
+    signed_percent,
 )
 
 __all__ = ["SlackNotifier", "SlackSettings", "alert_blocks", "digest_blocks", "escape"]
@@ -102,7 +104,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _section(text: str, fields: list[tuple[str, str]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def _section(text: str, fields: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "section",
         "text": {"type": "mrkdwn", "text": _cut(text, _TEXT_LIMIT)},
@@ -140,10 +142,6 @@ def alert_blocks(alert: Alert) -> tuple[str, list[dict[str, Any]]]:
     return text, [{"color": _COLOUR.get(alert.severity, _COLOUR["unknown"]), "blocks": blocks}]
 
 
-def _change(value: Any) -> str:
-    return "—" if value is None else f"{value:+.0%}"
-
-
 def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, attachments with blocks) for a digest; at most 50 blocks."""
     text = escape(digest.summary)
@@ -154,7 +152,7 @@ def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
             [
                 ("Total", money(digest.total)),
                 ("Previous", money(digest.previous_total)),
-                ("Change", _change(digest.change)),
+                ("Change", signed_percent(digest.change)),
             ],
         ),
     ]
@@ -164,14 +162,15 @@ def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
     ):
         if lines:
             rows = "\n".join(
-                f"• {escape(line.name)}: {money(line.spend)} ({_change(line.change)})"
+                f"• {escape(line.name)}: {money(line.spend)} ({signed_percent(line.change)})"
                 for line in lines
             )
             blocks.append(_section(f"*{heading}*\n{rows}"))
     if digest.budgets:
         rows = "\n".join(
             f"{_EMOJI.get(b.severity, '')} {escape(b.label)}: {b.show(b.spend)} of "
-            f"{b.show(b.limit)}" + (f" (forecast {b.show(b.forecast)})" if b.forecast else "")
+            f"{b.show(b.limit)}"
+            + (f" (forecast {b.show(b.forecast)})" if b.forecast is not None else "")
             for b in digest.budgets[:40]
         )
         blocks.append(_section(f"*Budgets*\n{rows}"))
