@@ -19,14 +19,28 @@ import numpy as np
 
 from budgetguard.collect.pricing import Pricer, Rates
 from budgetguard.rules.model import Budget
+from budgetguard.store.rollups import ROLLUP_DIMENSIONS
 
 __all__ = ["DIMENSIONS", "UsageCube"]
 
-#: Per-group dimensions, in the order of the rows handed to ``UsageCube``.
-DIMENSIONS = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier", "size")
+#: Per-group dimensions, in the order of ``UsageCube``'s group tuples.
+DIMENSIONS = ROLLUP_DIMENSIONS
 _MATCHED = {"project": 0, "user": 1, "api_key": 2, "model": 3}
 _NONE = "(none)"
 _ZERO = Decimal(0)
+
+
+#: Integers up to this add up exactly in float64 (bincount's weights).
+_EXACT = 2**53
+
+
+def _cell_sums(flat: np.ndarray, column: np.ndarray, cells: int) -> np.ndarray:
+    """``column`` added up per cell index ``flat``, exactly."""
+    if int(np.abs(column).sum()) < _EXACT:  # every partial sum is exact in float64
+        return np.bincount(flat, weights=column, minlength=cells).astype(np.int64)
+    out = np.zeros(cells, dtype=np.int64)
+    np.add.at(out, flat, column)
+    return out
 
 
 class UsageCube:
@@ -34,31 +48,37 @@ class UsageCube:
         self,
         endpoint: str,
         width: int,
-        starts: Sequence[int],
-        groups: Sequence[tuple[Any, ...]],
-        metrics: dict[str, Sequence[int]],
+        starts: np.ndarray,
+        gid: np.ndarray,
+        groups: list[tuple[Any, ...]],
+        metrics: dict[str, np.ndarray],
         pricer: Pricer,
     ) -> None:
-        """``starts[i]``, ``groups[i]`` and ``metrics[m][i]`` describe row ``i``."""
+        """Row ``i`` is group ``groups[gid[i]]`` in the bucket starting at ``starts[i]`` with
+        ``metrics[m][i]``; rows of the same group and bucket add up."""
         self.endpoint = endpoint
         self.width = width
-        self.times = np.unique(np.asarray(starts, dtype=np.int64))
-        index: dict[tuple[Any, ...], int] = {}
-        gid = np.fromiter(
-            (index.setdefault(g, len(index)) for g in groups), dtype=np.int64, count=len(groups)
-        )
-        self.groups = list(index)
-        tid = np.searchsorted(self.times, np.asarray(starts, dtype=np.int64))
+        starts = np.asarray(starts, dtype=np.int64)
+        if len(starts) and bool((starts[1:] >= starts[:-1]).all()):  # sorted: no sort needed
+            new = np.empty(len(starts), dtype=bool)
+            new[0] = True
+            np.not_equal(starts[1:], starts[:-1], out=new[1:])
+            self.times = starts[new]
+            tid = np.cumsum(new) - 1
+        else:
+            self.times, tid = np.unique(starts, return_inverse=True)
+        self.groups = groups
         shape = (len(self.groups), len(self.times))
+        flat = np.asarray(gid, dtype=np.int64) * shape[1] + tid
         self.cum: dict[str, np.ndarray] = {}
         for metric, values in metrics.items():
             column = np.asarray(values, dtype=np.int64)
             if not column.any():
                 continue
-            cells = np.zeros(shape, dtype=np.int64)
-            np.add.at(cells, (gid, tid), column)
             cum = np.zeros((shape[0], shape[1] + 1), dtype=np.int64)
-            np.cumsum(cells, axis=1, out=cum[:, 1:])
+            np.cumsum(
+                _cell_sums(flat, column, shape[0] * shape[1]).reshape(shape), axis=1, out=cum[:, 1:]
+            )
             self.cum[metric] = cum
         self.rates: list[Rates] = []
         known: dict[int, int] = {}  # Pricer.rates is cached: the same prices, the same object
@@ -143,22 +163,27 @@ class UsageCube:
         self, budget: Budget, h0: int, h1: int
     ) -> tuple[dict[tuple[str, ...], Decimal], set[str]]:
         """Estimated USD per ``each`` group in buckets ``[h0, h1)``, and pricing notes."""
-        metrics = {m for r in self.rates if r.per_unit for m in r.per_unit}
-        sums, _, labels = self._sums(budget, metrics, h0, h1, by_price=True)
+        # every metric, not only priced ones: usage of a model without a price must still
+        # say so in a note rather than count as nothing
+        sums, _, labels = self._sums(budget, sorted(self.cum), h0, h1, True)
         out: dict[tuple[str, ...], Decimal] = {}
         notes: set[str] = set()
+        if not sums:
+            return out, notes
+        names = list(sums)
+        table = np.rint(np.vstack([sums[m] for m in names])).astype(np.int64)
+        used = np.flatnonzero(table.any(axis=0))
         prices = len(self.rates)
-        for slot in range(len(labels) * prices):
-            usage = {m: round(float(s[slot])) for m, s in sums.items() if s[slot]}
-            if not usage:
-                continue
+        # Python ints from here: exact Decimal products, one slot (group x price) at a time
+        for slot, column in zip(used.tolist(), table[:, used].T.tolist(), strict=True):
+            usage = {m: v for m, v in zip(names, column, strict=True) if v}
             rates = self.rates[slot % prices]
-            label = labels[slot // prices]
             note = rates.note_for(usage)
             if note:
                 notes.add(note)
             if rates.per_unit is None:
                 continue
+            label = labels[slot // prices]
             out[label] = out.get(label, _ZERO) + rates.apply(usage)
         return out, notes
 

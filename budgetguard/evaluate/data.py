@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from budgetguard.collect.line_items import parse_line_item
 from budgetguard.collect.plan import PlannedQuery
 from budgetguard.collect.pricing import Pricer
@@ -102,29 +104,53 @@ class _Series:
 def _load_usage(
     series: _Series, store: Store, pricer: Pricer, start: int | None, end: int | None
 ) -> None:
-    """Rows of one usage series into a cube, or kept as priced rows when too large."""
+    """One usage series from its per-day blocks into a cube; a series too wide for memory
+    is read as priced rows instead."""
+    query = series.query
+    blocks = store.usage_blocks(query.key, query.width_seconds, start, end)
+    used = sorted({m for b in blocks for m in b.metrics}, key=_METRICS.index)
+    n = sum(b.row_count for b in blocks)
+    gid = np.empty(n, dtype=np.int64)
+    starts = np.empty(n, dtype=np.int64)
+    metrics = {m: np.zeros(n, dtype=np.int64) for m in used}
+    index: dict[tuple[Any, ...], int] = {}
+    at = 0
+    for block in blocks:  # by day, rows by bucket start: ``starts`` comes out sorted
+        local = np.fromiter(
+            (index.setdefault(g, len(index)) for g in block.groups),
+            dtype=np.int64,
+            count=len(block.groups),
+        )
+        block_gid, block_starts, block_metrics = block.arrays()
+        rows = slice(at, at + block.row_count)
+        gid[rows] = local[block_gid]
+        starts[rows] = block_starts
+        for name, values in block_metrics.items():
+            metrics[name][rows] = values
+        at += block.row_count
+    if n and (start is not None or end is not None):
+        lo = np.searchsorted(starts, start) if start is not None else 0
+        hi = np.searchsorted(starts, end) if end is not None else n
+        gid, starts = gid[lo:hi], starts[lo:hi]
+        metrics = {m: v[lo:hi] for m, v in metrics.items()}
+    times = int(np.count_nonzero(np.diff(starts))) + 1 if len(starts) else 0
+    if UsageCube.cells(len(index), times, len(used)) > MAX_CUBE_CELLS:
+        _load_usage_rows(series, store, pricer, start, end)
+        return
+    series.cube = UsageCube(
+        query.endpoint, query.width_seconds, starts, gid, list(index), metrics, pricer
+    )
+
+
+def _load_usage_rows(
+    series: _Series, store: Store, pricer: Pricer, start: int | None, end: int | None
+) -> None:
+    """A very wide series, evaluated row by row: its rows, each priced on its own."""
     query = series.query
     table = store.usage_table(
         query.key, query.width_seconds, start, end, ("bucket_start", *DIMENSIONS, *_METRICS)
     )
-    n_dims = len(DIMENSIONS)
-    columns = list(zip(*table, strict=True)) if table else [()] * (1 + n_dims + len(_METRICS))
-    starts = columns[0]
-    groups = list(zip(*columns[1 : 1 + n_dims], strict=True))
-    metrics = {m: columns[1 + n_dims + i] for i, m in enumerate(_METRICS)}
-    used = [m for m in _METRICS if any(metrics[m])]
-    cells = UsageCube.cells(len(set(groups)), len(set(starts)), len(used))
-    if cells <= MAX_CUBE_CELLS:
-        series.cube = UsageCube(
-            query.endpoint,
-            query.width_seconds,
-            starts,
-            groups,
-            {m: metrics[m] for m in used},
-            pricer,
-        )
-        return
-    for row in table:  # a very wide series: evaluated row by row instead
+    for row in table:
         values = dict(zip(("bucket_start", *DIMENSIONS, *_METRICS), row, strict=True))
         values["bucket_width"] = query.width_seconds
         priced = pricer.estimate(query.endpoint, values)
@@ -136,7 +162,7 @@ def _load_usage(
                 values["user_id"],
                 values["api_key_id"],
                 values["model"],
-                {m: values[m] for m in used if values[m]},
+                {m: values[m] for m in _METRICS if values[m]},
                 priced.amount,
                 priced.note,
             )

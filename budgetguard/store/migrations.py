@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from budgetguard.store.schema import SCHEMA_VERSION, metadata, schema_version
+from budgetguard.store import rollups
+from budgetguard.store.schema import SCHEMA_VERSION, metadata, schema_version, usage_rollups
 
 __all__ = ["MIGRATIONS", "StoreVersionError", "migrate"]
 
@@ -20,8 +21,14 @@ class StoreVersionError(RuntimeError):
     """The store's schema is newer than this budgetguard understands."""
 
 
+def _add_usage_rollups(conn: Connection) -> None:
+    """Version 2: per-day blocks of usage rows for fast evaluation, built from the rows."""
+    usage_rollups.create(conn, checkfirst=True)
+    rollups.rebuild_all(conn)
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_usage_rollups}
 
 
 def migrate(engine: Engine) -> int:

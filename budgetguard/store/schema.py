@@ -12,7 +12,9 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -30,10 +32,11 @@ __all__ = [
     "schema_version",
     "sync_marks",
     "usage_buckets",
+    "usage_rollups",
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -96,6 +99,22 @@ usage_buckets = Table(
     *(Column(metric, BigInteger, nullable=False, default=0) for metric in USAGE_METRICS),
     Index("ix_usage_query_start", "query_key", "bucket_start"),
     Index("ix_usage_endpoint_width_start", "endpoint", "bucket_width", "bucket_start"),
+)
+
+#: One compressed columnar block per (query, UTC day) of usage rows: what evaluation reads
+#: (``budgetguard.store.rollups``). Rewritten in the transaction that changes the rows.
+usage_rollups = Table(
+    "bg_usage_rollups",
+    metadata,
+    Column("query_key", String(200), nullable=False),
+    Column("day_start", BigInteger, nullable=False),
+    Column("endpoint", String(40), nullable=False),
+    Column("bucket_width", Integer, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("groups", Text, nullable=False),  # JSON list of dimension lists
+    Column("layout", Text, nullable=False),  # JSON: the arrays in ``data`` and their types
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("query_key", "day_start", name="pk_usage_rollups"),
 )
 
 cost_buckets = Table(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, select
 from sqlalchemy.engine import URL, make_url
 
+from budgetguard.store import rollups
 from budgetguard.store.migrations import migrate
 from budgetguard.store.schema import (
     USAGE_DIMENSIONS,
@@ -22,6 +23,7 @@ from budgetguard.store.schema import (
     cost_buckets,
     sync_marks,
     usage_buckets,
+    usage_rollups,
 )
 
 __all__ = ["Store", "SyncMark", "normalise_url"]
@@ -237,6 +239,8 @@ class Store:
             )
             if records:
                 conn.execute(table.insert(), records)
+            if table is usage_buckets:
+                rollups.refresh(conn, query_key, endpoint, bucket_width, start, end)
             self._upsert_mark(
                 conn,
                 query_key,
@@ -297,6 +301,25 @@ class Store:
             result = conn.execute(query.order_by(table.c.bucket_start))
             # The driver's own tuples: no per-row processing for a million rows.
             return [tuple(row) for row in result.cursor.fetchall()] if result.cursor else []
+
+    def usage_blocks(
+        self, query_key: str, bucket_width: int, start: int | None, end: int | None
+    ) -> list[rollups.RollupBlock]:
+        """One query's per-day blocks of usage rows for the days ``[start, end)`` touches,
+        by day (rows outside ``[start, end)`` are the caller's to drop)."""
+        table = usage_rollups.c
+        query = select(
+            table.day_start, table.row_count, table.groups, table.layout, table.data
+        ).where(table.query_key == query_key, table.bucket_width == bucket_width)
+        if start is not None:
+            query = query.where(table.day_start > start - 86400)
+        if end is not None:
+            query = query.where(table.day_start < end)
+        with self.engine.connect() as conn:
+            return [
+                rollups.RollupBlock.from_record(r)
+                for r in conn.execute(query.order_by(table.day_start))
+            ]
 
     def cost_rows(
         self,

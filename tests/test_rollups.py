@@ -1,0 +1,220 @@
+"""Per-day usage blocks: whatever happens to the rows, the blocks say the same."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from budgetguard.store import SCHEMA_VERSION, USAGE_METRICS, Store
+from budgetguard.store import rollups as rollups_module
+from budgetguard.store.rollups import ROLLUP_DIMENSIONS, RollupBlock, encode_day
+from budgetguard.store.schema import metadata, usage_rollups
+from tests.conftest import POSTGRES_URL, needs_postgres
+
+DAY = 86400
+DAY0 = 1795305600 - 3 * DAY  # a UTC midnight
+KEY = "completions:1h:test"
+
+_dims = st.tuples(
+    st.sampled_from(["proj_a", "proj_b", None]),
+    st.sampled_from(["user-1", None]),
+    st.sampled_from(["key_1", "key_2", None]),
+    st.sampled_from(["gpt-4o-2024-08-06", "o3-mini", None]),
+    st.sampled_from([True, False, None]),
+    st.sampled_from(["default", "flex", None]),
+    st.sampled_from([None, "1024x1024"]),
+)
+_metric = st.one_of(
+    st.just(0),
+    st.integers(0, 60_000),
+    st.integers(0, 2**40),
+    st.integers(-(2**62), 2**62),
+)
+
+
+@st.composite
+def day_rows(draw: st.DrawFn) -> tuple[int, list[tuple[Any, ...]]]:
+    """Rows of one day, sorted by bucket start: minute-aligned or not, any metric size."""
+    aligned = draw(st.booleans())
+    offsets = st.integers(0, 1439).map(lambda m: m * 60) if aligned else st.integers(0, DAY - 1)
+    rows = draw(
+        st.lists(
+            st.tuples(offsets, _dims, st.lists(_metric, min_size=12, max_size=12)),
+            min_size=1,
+            max_size=40,
+        )
+    )
+    return DAY0, sorted(
+        ((DAY0 + offset, *dims, *metrics) for offset, dims, metrics in rows),
+        key=lambda r: r[0],
+    )
+
+
+def decoded_rows(block: RollupBlock) -> list[tuple[Any, ...]]:
+    gid, starts, metrics = block.arrays()
+    return [
+        (
+            int(starts[i]),
+            *block.groups[gid[i]],
+            *(int(metrics[m][i]) if m in metrics else 0 for m in USAGE_METRICS),
+        )
+        for i in range(block.row_count)
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(day_rows())
+def test_a_block_decodes_to_exactly_its_rows(case: tuple[int, list[tuple[Any, ...]]]) -> None:
+    day, rows = case
+    record = encode_day(day, rows)
+    block = RollupBlock.from_record(SimpleNamespace(**record))
+    assert decoded_rows(block) == rows
+    nonzero = {m for i, m in enumerate(USAGE_METRICS) if any(r[8 + i] for r in rows)}
+    assert set(block.metrics) == nonzero  # all-zero metrics are left out
+
+
+def test_small_figures_are_stored_narrow() -> None:
+    rows = [
+        (DAY0 + h * 3600, "p", None, None, "m", False, None, None, 5, 7, *[0] * 10)
+        for h in range(24)
+    ]
+    record = encode_day(DAY0, rows)
+    layout = RollupBlock.from_record(SimpleNamespace(**record)).layout
+    assert layout == {
+        "gid": "H",
+        "at": "H",
+        "unit": 60,
+        "metrics": [["input_tokens", "H"], ["output_tokens", "H"]],
+    }
+
+
+def row(start: int, project: str, tokens: int) -> dict[str, Any]:
+    return {
+        "bucket_start": start,
+        "project_id": project,
+        "model": "gpt-4o-2024-08-06",
+        "batch": False,
+        "input_tokens": tokens,
+        "output_tokens": 2 * tokens,
+        "num_model_requests": 1,
+    }
+
+
+def blocks_by_day(store: Store) -> dict[int, Counter[tuple[Any, ...]]]:
+    return {
+        b.day_start: Counter(decoded_rows(b)) for b in store.usage_blocks(KEY, 3600, None, None)
+    }
+
+
+def rows_by_day(store: Store) -> dict[int, Counter[tuple[Any, ...]]]:
+    out: dict[int, Counter[tuple[Any, ...]]] = {}
+    for r in store.usage_rows(query_keys=[KEY]):
+        values = (
+            r["bucket_start"],
+            *(r[d] for d in ROLLUP_DIMENSIONS),
+            *(r[m] for m in USAGE_METRICS),
+        )
+        out.setdefault(r["bucket_start"] - r["bucket_start"] % DAY, Counter())[values] += 1
+    return out
+
+
+def write(store: Store, start: int, end: int, rows: list[dict[str, Any]]) -> None:
+    store.replace_usage(KEY, "completions", 3600, start, end, rows, end)
+
+
+def exercise(store: Store) -> None:
+    """Three days written, part of the middle one rewritten, the last one emptied: after
+    each step the blocks hold exactly the rows."""
+    write(
+        store,
+        DAY0,
+        DAY0 + 3 * DAY,
+        [row(DAY0 + h * 3600, f"p{h % 3}", 100 + h) for h in range(72)],
+    )
+    assert blocks_by_day(store) == rows_by_day(store)
+    assert sorted(blocks_by_day(store)) == [DAY0, DAY0 + DAY, DAY0 + 2 * DAY]
+    first_day = blocks_by_day(store)[DAY0]
+    write(
+        store,
+        DAY0 + DAY + 5 * 3600,
+        DAY0 + DAY + 10 * 3600,
+        [row(DAY0 + DAY + 6 * 3600, "p9", 10**12)],
+    )
+    assert blocks_by_day(store) == rows_by_day(store)
+    assert blocks_by_day(store)[DAY0] == first_day
+    write(store, DAY0 + 2 * DAY, DAY0 + 3 * DAY, [])
+    assert blocks_by_day(store) == rows_by_day(store)
+    assert DAY0 + 2 * DAY not in blocks_by_day(store)
+
+
+def test_blocks_follow_the_rows_on_sqlite(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    try:
+        exercise(store)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def postgres() -> Iterator[Store]:
+    store = Store.open(POSTGRES_URL)
+    metadata.drop_all(store.engine)
+    store.close()
+    store = Store.open(POSTGRES_URL)
+    try:
+        yield store
+    finally:
+        metadata.drop_all(store.engine)
+        store.close()
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_blocks_follow_the_rows_on_postgresql(postgres: Store) -> None:
+    exercise(postgres)
+
+
+def test_a_failed_write_changes_neither_rows_nor_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    try:
+        write(store, DAY0, DAY0 + DAY, [row(DAY0 + h * 3600, "p", 5) for h in range(24)])
+        rows, blocks = rows_by_day(store), blocks_by_day(store)
+
+        def broken(*args: Any) -> None:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(rollups_module, "refresh", broken)
+        with pytest.raises(OSError, match="disk full"):
+            write(store, DAY0, DAY0 + DAY, [row(DAY0, "other", 1)])
+        assert (rows_by_day(store), blocks_by_day(store)) == (rows, blocks)
+    finally:
+        store.close()
+
+
+def test_an_older_store_gets_its_blocks_built_when_opened(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    store = Store.open(url)
+    write(store, DAY0, DAY0 + 2 * DAY, [row(DAY0 + h * 3600, f"p{h % 4}", h) for h in range(48)])
+    expected = blocks_by_day(store)
+    with store.engine.begin() as conn:  # as version 1 left it: rows, no blocks
+        usage_rollups.drop(conn)
+        conn.execute(text("UPDATE bg_schema_version SET version = 1"))
+    store.close()
+    store = Store.open(url)
+    try:
+        with store.engine.connect() as conn:
+            version = conn.execute(text("SELECT version FROM bg_schema_version")).scalar()
+        assert version == SCHEMA_VERSION == 2
+        assert blocks_by_day(store) == expected
+    finally:
+        store.close()
