@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = os.environ.get("BENCH_DIR", tmp)
         url = f"sqlite:///{tmp}/bench.db"
         store = Store.open(url)
         text = rules_text(args.budgets)

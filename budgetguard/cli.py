@@ -293,10 +293,12 @@ def _open_store(settings: Settings) -> Store:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
 
 
-def _spend_data(store: Store, rules: Rules, now: datetime) -> SpendData:
+def _spend_data(store: Store, rules: Rules, now: datetime, first: datetime) -> SpendData:
+    """What the budgets look at from ``first`` (the earliest instant evaluated) to ``now``."""
+    from budgetguard.evaluate.windows import needed_from
     from budgetguard.pipeline import spend_data
 
-    return spend_data(store, rules, now)
+    return spend_data(store, rules, now, since=needed_from(rules, first))
 
 
 @app.command()
@@ -328,7 +330,7 @@ def check(
 
     store = _open_store(settings)
     try:
-        findings = evaluate(loaded, _spend_data(store, loaded, clock), clock, expectations)
+        findings = evaluate(loaded, _spend_data(store, loaded, clock, clock), clock, expectations)
         if notify:
             _notify(store, loaded, findings, clock)
     finally:
@@ -390,7 +392,7 @@ def backtest(
         raise _fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
     store = _open_store(settings)
     try:
-        data = _spend_data(store, loaded, last)
+        data = _spend_data(store, loaded, last, first)
     finally:
         store.close()
     states: dict[str, AlertState] = {}

@@ -18,6 +18,7 @@ from budgetguard.alerts import DeliveryReport, deliver, load_states, queue, tran
 from budgetguard.collect import Pricer, plan_queries
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
+from budgetguard.evaluate.windows import needed_from
 from budgetguard.notify import Digest, Notifier
 from budgetguard.rules import Rules
 from budgetguard.rules.periods import last_complete_period
@@ -63,8 +64,14 @@ def collect(
     return asyncio.run(run())
 
 
-def spend_data(store: Store, rules: Rules, now: datetime) -> SpendData:
-    return SpendData.load(store, plan_queries(rules, now), Pricer(rules.pricing.models))
+def spend_data(
+    store: Store, rules: Rules, now: datetime, *, since: datetime | None = None
+) -> SpendData:
+    """The plan's data, priced; only from ``since`` on when given (see ``needed_from``)."""
+    start = None if since is None else int(since.timestamp())
+    return SpendData.load(
+        store, plan_queries(rules, now), Pricer(rules.pricing.models), start=start
+    )
 
 
 def evaluate_store(
@@ -73,7 +80,8 @@ def evaluate_store(
     now: datetime,
     expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
 ) -> list[Finding]:
-    return evaluate(rules, spend_data(store, rules, now), now, expectations)
+    data = spend_data(store, rules, now, since=needed_from(rules, now))
+    return evaluate(rules, data, now, expectations)
 
 
 def notify(

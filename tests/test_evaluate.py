@@ -353,3 +353,61 @@ budgets:
     store.close()
     assert by_name["img"].severity == "unknown" and "HTTP 503" in (by_name["img"].note or "")
     assert by_name["tokens"].severity == "ok"
+
+
+def test_loading_only_what_the_budgets_look_at_changes_no_figure(world: dict[str, Any]) -> None:
+    """``check`` loads from ``needed_from`` (windows, baselines, forecast history) on."""
+    from budgetguard.evaluate.windows import needed_from
+
+    rules = load_rules_text(
+        RULES
+        + "  - {name: spike, limit: 1000000, window: 1d,"
+        + " anomaly: {window: 1h, baseline: 5d, factor: 2, min: 1}}\n"
+    )
+    pricer = Pricer(rules.pricing.models)
+    since = needed_from(rules, NOW_DT)
+    assert since == datetime(2026, 11, 1, tzinfo=UTC)  # the month budget's start
+    everything = SpendData.load(world["store"], plan_queries(rules, NOW_DT), pricer)
+    needed = SpendData.load(
+        world["store"], plan_queries(rules, NOW_DT), pricer, start=int(since.timestamp())
+    )
+
+    def figures(data: SpendData) -> list[tuple[Any, ...]]:
+        return [
+            (f.budget.name, f.group, f.spend, f.forecast, f.severity, f.anomaly_baseline)
+            for f in evaluate(rules, data, NOW_DT)
+        ]
+
+    assert figures(needed) == figures(everything)
+    weekly = load_rules_text("version: 1\nbudgets:\n  - {name: w, limit: 1, window: 7d}\n")
+    assert needed_from(weekly, NOW_DT) == datetime(2026, 11, 15, tzinfo=UTC)
+
+
+def test_usage_of_a_model_without_a_price_is_a_note_never_nothing(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n  - {name: e, limit: 1, window: 1d, cost_source: estimate}\n"
+    )
+    try:
+        for q in plan_queries(rules, NOW_DT):
+            rows = []
+            if q.key.startswith("completions:1h"):
+                rows = [
+                    {
+                        "bucket_start": TODAY,
+                        "project_id": "p",
+                        "model": "mystery-model-9",
+                        "input_tokens": 1000,
+                        "output_tokens": 10,
+                    }
+                ]
+            start = int(q.start.timestamp())
+            if q.endpoint == "costs":
+                store.replace_costs(q.key, start, NOW, [], NOW)
+            else:
+                store.replace_usage(q.key, q.endpoint, q.width_seconds, start, NOW, rows, NOW)
+        data = SpendData.load(store, plan_queries(rules, NOW_DT), Pricer())
+        (f,) = evaluate(rules, data, NOW_DT)
+    finally:
+        store.close()
+    assert not f.complete and "mystery-model-9" in (f.note or ""), f

@@ -319,14 +319,16 @@ def _evaluate_budget(
     spend = _collect(budget, data, source, start, end)
     # No spend at all still shows the budget (at zero), split or not.
     groups = spend.groups() or {()}
+    forecaster = _Forecast(budget, data, source, window, now)
+    anomalies = _Anomaly(budget, data, source, now)
+    note = "; ".join(sorted(spend.notes)) or None
     findings = []
     for key in sorted(groups):
         group = dict(zip(budget.each, key, strict=True)) if key else {}
         total, used = _total(spend, key, source, window, end)
         if budget.metric == "cost":
             total += _expected(budget, group, expectations)
-        note = "; ".join(sorted(spend.notes)) or None
-        forecast, forecast_note = _forecast(rules, budget, data, source, key, window, total, now)
+        forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(
             t
             for t in budget.thresholds
@@ -341,7 +343,7 @@ def _evaluate_budget(
             and forecast >= t.ratio * budget.limit
             and t not in crossed
         )
-        anomaly, baseline = _anomaly(budget, data, source, key, now)
+        anomaly, baseline = anomalies.of(key)
         severity = max((t.severity for t in crossed), key=SEVERITY_ORDER.__getitem__, default="ok")
         if anomaly and severity == "ok":
             severity = "warning"
@@ -366,58 +368,66 @@ def _evaluate_budget(
     return findings
 
 
-def _forecast(
-    rules: Rules,
-    budget: Budget,
-    data: SpendData,
-    source: str,
-    group: tuple[str, ...],
-    window: Window,
-    spent: Decimal,
-    now: datetime,
-) -> tuple[Decimal | None, str | None]:
-    """Spend so far + the mean daily spend of the last 7 complete UTC days x days left."""
-    if not budget.forecast or window.period_end is None:
-        return None, None
-    today = int(now.timestamp()) - int(now.timestamp()) % _DAY
-    history_start = today - 7 * _DAY
-    if (
-        data.status(
-            endpoints_of(budget) - ({"costs"} if source == "estimate" else set()),
-            history_start,
-            today,
-            10**9,
+class _Forecast:
+    """Spend so far + the mean daily spend of the last 7 complete UTC days x days left. The
+    history is summed once per budget, then read per group."""
+
+    def __init__(
+        self, budget: Budget, data: SpendData, source: str, window: Window, now: datetime
+    ) -> None:
+        self.source, self.now, self.window = source, now, window
+        self.history: _Spend | None = None
+        self.note: str | None = None
+        if not budget.forecast or window.period_end is None:
+            return
+        today = int(now.timestamp()) - int(now.timestamp()) % _DAY
+        self.history_start = today - 7 * _DAY
+        sources = endpoints_of(budget) - ({"costs"} if source == "estimate" else set())
+        if data.status(sources, self.history_start, today, 10**9) is not None:
+            self.note = "too little history for a forecast (7 complete days needed)"
+            return
+        self.history = _collect(budget, data, source, self.history_start, today)
+
+    def of(self, group: tuple[str, ...], spent: Decimal) -> Decimal | None:
+        if self.history is None or self.window.period_end is None:
+            return None
+        past, _ = _total(
+            self.history,
+            group,
+            self.source,
+            Window(datetime.fromtimestamp(self.history_start, self.now.tzinfo), self.now, "period"),
+            int(self.now.timestamp()),
         )
-        is not None
-    ):
-        return None, "too little history for a forecast (7 complete days needed)"
-    spend = _collect(budget, data, source, history_start, today)
-    past, _ = _total(
-        spend,
-        group,
-        source,
-        Window(datetime.fromtimestamp(history_start, now.tzinfo), now, "period"),
-        int(now.timestamp()),
-    )
-    days_left = Decimal((window.period_end - now).total_seconds()) / _DAY
-    return spent + past / 7 * days_left, None
+        days_left = Decimal((self.window.period_end - self.now).total_seconds()) / _DAY
+        return spent + past / 7 * days_left
 
 
-def _anomaly(
-    budget: Budget, data: SpendData, source: str, group: tuple[str, ...], now: datetime
-) -> tuple[bool, Decimal | None]:
-    if budget.anomaly is None:
-        return False, None
-    w = parse_duration(budget.anomaly.window)
-    b = parse_duration(budget.anomaly.baseline)
-    end = int(now.timestamp())
-    recent_start = end - int(w.total_seconds())
-    base_start = recent_start - int(b.total_seconds())
-    recent = _collect(budget, data, source, recent_start, end)
-    base = _collect(budget, data, source, base_start, recent_start)
-    sub = Window(now - w, now, "rolling")
-    spent, _ = _total(recent, group, source, sub, end)
-    history, _ = _total(base, group, source, Window(now - w - b, now - w, "rolling"), end)
-    mean = history / (Decimal(b / w))
-    fired = spent > budget.anomaly.factor * mean and spent >= budget.anomaly.min
-    return fired, mean
+class _Anomaly:
+    """Spend in the anomaly window against the mean of same-size windows over the baseline,
+    both summed once per budget."""
+
+    def __init__(self, budget: Budget, data: SpendData, source: str, now: datetime) -> None:
+        self.budget, self.source, self.now = budget, source, now
+        if budget.anomaly is None:
+            return
+        self.w = parse_duration(budget.anomaly.window)
+        self.b = parse_duration(budget.anomaly.baseline)
+        self.end = int(now.timestamp())
+        recent_start = self.end - int(self.w.total_seconds())
+        base_start = recent_start - int(self.b.total_seconds())
+        self.recent = _collect(budget, data, source, recent_start, self.end)
+        self.base = _collect(budget, data, source, base_start, recent_start)
+
+    def of(self, group: tuple[str, ...]) -> tuple[bool, Decimal | None]:
+        anomaly = self.budget.anomaly
+        if anomaly is None:
+            return False, None
+        now, w, b = self.now, self.w, self.b
+        spent, _ = _total(
+            self.recent, group, self.source, Window(now - w, now, "rolling"), self.end
+        )
+        history, _ = _total(
+            self.base, group, self.source, Window(now - w - b, now - w, "rolling"), self.end
+        )
+        mean = history / (Decimal(b / w))
+        return spent > anomaly.factor * mean and spent >= anomaly.min, mean
