@@ -401,3 +401,21 @@ def test_the_public_plugin_api_is_pinned() -> None:
     )
     for name in api.__all__:
         assert getattr(api, name) is not None
+
+
+def test_rules_without_notifiers_never_ask_the_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading plugins costs a cold ``check`` about 0.1 s: only rules with notifiers pay it."""
+    from budgetguard.rules import loader
+
+    asked: list[bool] = []
+
+    def installed() -> Any:
+        asked.append(True)
+        return {}
+
+    monkeypatch.setattr(loader, "installed_notifier_types", installed)
+    load_rules_text("version: 1\nbudgets:\n  - {name: b, limit: 1, window: 1d}\n")
+    assert asked == []
+    with pytest.raises(RulesError, match="console"):
+        load_rules_text("version: 1\nnotifiers:\n  out: {type: console}\nbudgets: []\n")
+    assert asked == [True]

@@ -189,7 +189,6 @@ def load_rules_text(
 ) -> Rules:
     """Check ``text`` and return the rules; ``RulesError`` lists every mistake."""
     environment = os.environ if env is None else env
-    types = installed_notifier_types() if notifier_types is None else notifier_types
     try:
         located = load_yaml(text)
     except MarkedYAMLError as exc:
@@ -214,6 +213,9 @@ def load_rules_text(
         report.mute(path)
 
     data = interpolate(data, environment, placeholder_problem)
+    types = notifier_types
+    if types is None:  # the plugins are only asked when the rules declare notifiers
+        types = installed_notifier_types() if data.get("notifiers") else {}
     return build_rules(data, report, types, raw_model=RawRules)
 
 
