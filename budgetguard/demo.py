@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from budgetguard.notify import Message, Notifier
+from budgetguard.notify import DeliveryError, Message, Notifier
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,13 +41,18 @@ def example_rules_path() -> Path:
 
 
 class _Skipped:
-    """A notifier the environment did not configure: counted, not sent."""
+    """A notifier the environment did not configure: counted, not sent. Its notifications
+    stay queued (a kept ``--db`` store sends them once the variable is set), never marked
+    delivered."""
 
     def __init__(self, counts: Counter[str], name: str) -> None:
         self.counts, self.name = counts, name
 
     def send(self, message: Message) -> None:
         self.counts[self.name] += 1
+        raise DeliveryError(
+            f"not configured in the demo: set {_CONFIGURED_BY[self.name]}", retryable=True
+        )
 
 
 def _replay(rules: Rules, data: SpendData, now: datetime) -> Counter[str]:
@@ -124,8 +129,8 @@ def run_demo(
             }
             delivery = pipeline.notify(store, findings, now, notifiers)
             console.print(
-                f"{delivery.delivered - sum(skipped.values())} delivered, "
-                f"{delivery.retrying} to retry, {delivery.failed} failed"
+                f"{delivery.delivered} delivered, "
+                f"{delivery.retrying - sum(skipped.values())} to retry, {delivery.failed} failed"
             )
             for name, count in sorted(skipped.items()):
                 console.print(
