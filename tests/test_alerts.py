@@ -170,6 +170,11 @@ def test_a_crash_between_transition_and_delivery_delivers_once_later(tmp_path: P
     assert deliver(alerts, {"out": out, "hook": hook}, now).delivered == 0
     assert sorted(p["key"] for p in out.sent) == sorted(e.key for e in events)
     assert all(p["type"] == "budgetguard.alert" and p["message"] for p in out.sent)
+    # two thresholds crossed at once: two messages, each saying which threshold it is
+    assert sorted({p["message"].rsplit(", ", 1)[1] for p in out.sent}) == [
+        "threshold 100%",
+        "threshold 80%",
+    ]
 
 
 def test_queueing_the_same_event_twice_keeps_one_row(tmp_path: Path) -> None:

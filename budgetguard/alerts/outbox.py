@@ -77,6 +77,9 @@ def render(event: AlertEvent) -> dict[str, object]:
         what = "forecast " if event.kind == "forecast" else ""
         value = float(f.forecast) if event.kind == "forecast" and f.forecast else spend
         message = f"{event.severity.upper()} {label}: {what}{money(value)} of {money(limit)}{ratio}"
+        if event.threshold is not None:  # several thresholds may fire at once: say which
+            at = event.threshold.at
+            message += f", threshold {at if isinstance(at, str) else money(float(at))}"
     if event.event == "remind":
         message = "REMINDER " + message
     return {
