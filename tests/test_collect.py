@@ -279,6 +279,9 @@ def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        # SQLite gives its side files the database file's mode, whatever the umask
+        for side in ("-wal", "-shm"):
+            assert stat.S_IMODE(os.stat(f"{path}{side}").st_mode) == 0o600
     store.close()
 
 
