@@ -1,0 +1,341 @@
+"""The budget commands: validate, collect, check, backtest, digest."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from budgetguard.cli.common import (
+    EXIT_INPUT,
+    EXIT_UNAVAILABLE,
+    Database,
+    Now,
+    RulesPath,
+    Verbose,
+    app,
+    command_context,
+    fail,
+    open_store,
+    page_progress,
+    parse_when,
+)
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from budgetguard.collect import CollectReport
+    from budgetguard.evaluate.data import SpendData
+    from budgetguard.evaluate.evaluator import Finding
+    from budgetguard.rules import Rules
+    from budgetguard.settings import Settings
+    from budgetguard.store import Store
+
+
+@app.command()
+def validate(
+    rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
+) -> None:
+    """Load and check the rules file; each mistake as PATH:LINE:COL: message (exit 2)."""
+    settings, loaded, _ = command_context(rules, db, now, verbose)
+    enabled = sum(1 for b in loaded.budgets if b.enabled)
+    parts = [
+        f"{len(loaded.budgets)} budget{'s' if len(loaded.budgets) != 1 else ''}"
+        + (f" ({len(loaded.budgets) - enabled} disabled)" if enabled < len(loaded.budgets) else ""),
+        f"{len(loaded.notifiers)} notifier{'s' if len(loaded.notifiers) != 1 else ''}",
+    ]
+    if loaded.digest is not None:
+        parts.append(
+            f"{loaded.digest.period}ly digest" if loaded.digest.period != "day" else "daily digest"
+        )
+    typer.echo(f"{settings.rules}: ok — {', '.join(parts)}")
+
+
+Since = Annotated[
+    str | None,
+    typer.Option("--since", help="Collect from this far back: a duration (30d) or a date."),
+]
+Until = Annotated[str | None, typer.Option("--until", help="Collect up to this date or time.")]
+
+
+@app.command()
+def collect(
+    since: Since = None,
+    until: Until = None,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Sync usage and costs into the store, incrementally (a progress bar on a terminal)."""
+    settings, loaded, clock = command_context(rules, db, now, verbose)
+    start = None if since is None else parse_when(since, clock, "--since")
+    end = clock if until is None else parse_when(until, clock, "--until")
+    if start is not None and start >= end:
+        raise fail("--since must be before --until (or now)", EXIT_INPUT)
+    report = _run_collect(settings, loaded, end, start)
+    typer.echo(report.summary())
+    for outcome in report.failed:
+        typer.echo(f"budgetguard: {outcome.query.key}: {outcome.error}", err=True)
+    if report.failed:
+        raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+def _run_collect(
+    settings: Settings,
+    rules: Rules,
+    end: datetime,
+    since: datetime | None,
+    *,
+    strict: bool = True,
+) -> CollectReport:
+    """Plan, fetch and store; exit 3 with a plain message when no data can be had."""
+    from budgetguard.openai_admin import AUTH_HELP
+    from budgetguard.store import Store, StoreVersionError
+
+    if settings.openai_admin_key is None:
+        raise fail(f"no admin key: {AUTH_HELP}", EXIT_UNAVAILABLE)
+    try:
+        store = Store.open(settings.database_url)
+    except StoreVersionError as exc:
+        raise fail(str(exc), EXIT_UNAVAILABLE) from None
+    from budgetguard import pipeline
+
+    try:
+        with page_progress() as progress:
+            report = pipeline.collect(settings, store, rules, end, since=since, progress=progress)
+    finally:
+        store.close()
+    if strict and report.all_failed:
+        first = report.failed[0].error
+        raise fail(f"no data collected: {first}", EXIT_UNAVAILABLE)
+    return report
+
+
+def _collect_new(settings: Settings, rules: Rules, now: datetime) -> None:
+    """What ``check`` and ``digest`` do first unless ``--offline``: fetch what is new; a
+    failed endpoint is reported and its budgets turn unknown, the rest goes on."""
+    if settings.openai_admin_key is None:
+        from budgetguard.openai_admin import AUTH_HELP
+
+        raise fail(
+            f"no admin key ({AUTH_HELP}); or use --offline to evaluate the stored data",
+            EXIT_UNAVAILABLE,
+        )
+    report = _run_collect(settings, rules, now, None, strict=False)
+    for outcome in report.failed:
+        typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
+
+
+Format = Annotated[str, typer.Option("--format", "-f", help="text | json | markdown | github")]
+FailOn = Annotated[
+    str, typer.Option("--fail-on", help="Exit 1 at this severity: warning | critical | never.")
+]
+Expect = Annotated[
+    list[str] | None,
+    typer.Option("--expect", help="Planned spend: AMOUNT or KEY=VALUE=AMOUNT (project=p=120)."),
+]
+_MATCH_KEYS = ("project", "model", "user", "api_key", "line_item", "endpoint")
+
+
+def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decimal]]:
+    from decimal import Decimal, InvalidOperation
+
+    out: list[tuple[dict[str, str], Decimal]] = []
+    for raw in values or []:
+        selector, _, amount = raw.rpartition("=")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT) from None
+        if not value.is_finite():
+            raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT)
+        if not selector:
+            out.append(({}, value))
+            continue
+        key, _, pattern = selector.partition("=")
+        if key not in _MATCH_KEYS or not pattern:
+            raise fail(
+                f"--expect {raw!r}: use AMOUNT or KEY=VALUE=AMOUNT with KEY one of "
+                f"{', '.join(_MATCH_KEYS)}",
+                EXIT_INPUT,
+            )
+        out.append(({key: pattern}, value))
+    return out
+
+
+def _spend_data(store: Store, rules: Rules, now: datetime, first: datetime) -> SpendData:
+    """What the budgets look at from ``first`` (the earliest instant evaluated) to ``now``."""
+    from budgetguard.evaluate.windows import needed_from
+    from budgetguard.pipeline import spend_data
+
+    return spend_data(store, rules, now, since=needed_from(rules, first))
+
+
+@app.command()
+def check(
+    offline: Annotated[bool, typer.Option("--offline", help="Evaluate stored data only.")] = False,
+    output: Format = "text",
+    fail_on: FailOn = "critical",
+    notify: Annotated[
+        bool, typer.Option("--notify", help="Deliver alerts (deduplicated).")
+    ] = False,
+    expect: Expect = None,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Collect what is new, evaluate every budget, print the report; exit 0/1/2/3."""
+    if output not in ("text", "json", "markdown", "github"):
+        raise fail(f"--format {output!r}: use text, json, markdown or github", EXIT_INPUT)
+    if fail_on not in ("warning", "critical", "never"):
+        raise fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
+    expectations = _expectations(expect)
+    settings, loaded, clock = command_context(rules, db, now, verbose)
+    if not offline:
+        _collect_new(settings, loaded, clock)
+    from budgetguard.alerts import active_alerts
+    from budgetguard.evaluate.evaluator import evaluate
+    from budgetguard.report import exit_code, to_github, to_json, to_markdown, to_text
+
+    store = open_store(settings)
+    try:
+        findings = evaluate(loaded, _spend_data(store, loaded, clock, clock), clock, expectations)
+        if notify:
+            _notify(store, loaded, findings, clock)
+    finally:
+        store.close()
+    if output == "json":
+        import json
+
+        typer.echo(json.dumps(to_json(findings, active_alerts(findings), clock), indent=2))
+    elif output == "markdown":
+        text = to_markdown(findings, clock)
+        typer.echo(text, nl=False)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(text)
+    elif output == "github":
+        typer.echo(to_github(findings), nl=False)
+    else:
+        typer.echo(to_text(findings, clock), nl=False)
+    raise typer.Exit(exit_code(findings, fail_on))
+
+
+def _notify(store: Store, rules: Rules, findings: list[Finding], now: datetime) -> None:
+    from budgetguard import pipeline
+    from budgetguard.notify.manager import default_plugins
+
+    result = pipeline.notify(store, findings, now, default_plugins().notifiers(rules.notifiers))
+    typer.echo(
+        f"notifications: {result.delivered} delivered, {result.retrying} to retry, "
+        f"{result.failed} failed",
+        err=True,
+    )
+
+
+@app.command()
+def backtest(
+    start: Annotated[str, typer.Option("--from", help="First instant (date or ISO time).")],
+    end: Annotated[str, typer.Option("--to", help="Last instant (date or ISO time).")],
+    step: Annotated[str, typer.Option("--step", help="Evaluate every (Nm, Nh, Nd).")] = "1h",
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Replay evaluation over stored history; list when each alert would fire and resolve."""
+    from budgetguard.alerts import AlertState, transitions
+    from budgetguard.evaluate.evaluator import evaluate, group_label
+    from budgetguard.rules.vocabulary import parse_duration
+
+    settings, loaded, clock = command_context(rules, db, now, verbose)
+    first, last = parse_when(start, clock, "--from"), parse_when(end, clock, "--to")
+    try:
+        every = parse_duration(step)
+    except ValueError as exc:
+        raise fail(f"--step: {exc}", EXIT_INPUT) from None
+    if first >= last:
+        raise fail("--from must be before --to", EXIT_INPUT)
+    if (last - first) / every > 20_000:
+        raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
+    store = open_store(settings)
+    try:
+        data = _spend_data(store, loaded, last, first)
+    finally:
+        store.close()
+    states: dict[str, AlertState] = {}
+    fired = resolved = 0
+    moment = first
+    while moment <= last:
+        changed, events = transitions(evaluate(loaded, data, moment), states, moment)
+        states.update(changed)
+        for event in events:
+            if event.event == "remind":
+                continue
+            fired += event.event == "fire"
+            resolved += event.event == "resolve"
+            f = event.finding
+            what = event.kind + (f" {event.threshold.key}" if event.threshold else "")
+            label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
+            spend = "—" if f.spend is None else f"{f.spend:,.2f}"
+            typer.echo(
+                f"{moment.isoformat().replace('+00:00', 'Z')}  {event.event:<7}  "
+                f"{label}  {what}  {event.severity}  spend {spend}"
+            )
+        moment += every
+    steps = int((last - first) / every) + 1
+    typer.echo(
+        f"backtest: {steps} steps of {step} from {first.isoformat()} to "
+        f"{last.isoformat()}: {fired} fired, {resolved} resolved",
+        err=True,
+    )
+
+
+@app.command()
+def digest(
+    period: Annotated[
+        str | None, typer.Option("--period", help="day | week | month [rules' digest.period].")
+    ] = None,
+    send: Annotated[
+        bool, typer.Option("--send", help="Deliver to the rules' digest.notify notifiers.")
+    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Use stored data only.")] = False,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """The last complete period's spend digest; printed, and sent with --send."""
+    if period not in (None, "day", "week", "month"):
+        raise fail(f"--period {period!r}: use day, week or month", EXIT_INPUT)
+    settings, loaded, clock = command_context(rules, db, now, verbose)
+    names = loaded.digest.notify if loaded.digest else ()
+    if send and not names:
+        raise fail("--send: the rules have no digest.notify notifiers", EXIT_INPUT)
+    if not offline:
+        _collect_new(settings, loaded, clock)
+    from rich.console import Console
+
+    from budgetguard import pipeline
+    from budgetguard.digest import digest_panel
+    from budgetguard.notify.manager import default_plugins
+
+    store = open_store(settings)
+    try:
+        made = pipeline.make_digest(store, loaded, clock, period)
+        Console(width=max(100, Console().width)).print(digest_panel(made))
+        if send:
+            notifiers = default_plugins().notifiers(loaded.notifiers)
+            queued, result = pipeline.send_digest(store, made, names, clock, notifiers)
+            typer.echo(
+                f"digest {made.key}: {queued} queued (already sent: {len(names) - queued}); "
+                f"{result.delivered} delivered, {result.retrying} to retry, {result.failed} failed",
+                err=True,
+            )
+    finally:
+        store.close()
