@@ -411,3 +411,30 @@ def test_usage_of_a_model_without_a_price_is_a_note_never_nothing(tmp_path: Path
     finally:
         store.close()
     assert not f.complete and "mystery-model-9" in (f.note or ""), f
+
+
+def test_vectorised_integer_pricing_equals_decimal_pricing_exactly(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prices as integers over a power of ten (int64 dot products) give the very same
+    Decimal figures as pricing each group's sums one by one in Decimal."""
+    from budgetguard.evaluate import cube as cube_module
+
+    def figures() -> list[tuple[Any, ...]]:
+        return [
+            (f.budget.name, f.group, f.spend, f.note) for fs in findings(world).values() for f in fs
+        ]
+
+    real = cube_module._integer_prices
+    made: list[Any] = []
+
+    def spy(*args: Any) -> Any:
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(cube_module, "_integer_prices", spy)
+    vectorised = figures()
+    assert any(f[2] for f in vectorised)
+    assert any(m is not None for m in made)  # the integer path was taken
+    monkeypatch.setattr(cube_module, "_integer_prices", lambda *args: None)
+    assert figures() == vectorised

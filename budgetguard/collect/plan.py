@@ -16,6 +16,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from budgetguard.rules.model import Budget, Rules
 from budgetguard.rules.periods import last_complete_period, period_start
@@ -76,16 +77,20 @@ class PlannedQuery:
 
 def endpoints_of(budget: Budget) -> set[str]:
     """The data sources a budget reads: usage endpoint names and/or ``costs``."""
-    patterns = budget.match.endpoint or ("*",)
+    return set(_sources(budget.match.endpoint or ("*",), budget.metric, budget.cost_source))
+
+
+@lru_cache(maxsize=1024)
+def _sources(patterns: tuple[str, ...], metric: str, cost_source: str) -> frozenset[str]:
     matched = {e for e in ENDPOINTS if any(fnmatch.fnmatchcase(e, p) for p in patterns)}
-    if budget.metric != "cost":
-        return matched & set(METRIC_ENDPOINTS[budget.metric])
+    if metric != "cost":
+        return frozenset(matched & set(METRIC_ENDPOINTS[metric]))
     sources = set()
-    if budget.cost_source in ("costs", "auto"):
+    if cost_source in ("costs", "auto"):
         sources.add("costs")
-    if budget.cost_source in ("estimate", "auto"):
+    if cost_source in ("estimate", "auto"):
         sources |= matched
-    return sources
+    return frozenset(sources)
 
 
 def _earliest(budget: Budget, now: datetime, timezone: str) -> datetime:

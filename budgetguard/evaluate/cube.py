@@ -27,6 +27,7 @@ __all__ = ["DIMENSIONS", "UsageCube"]
 DIMENSIONS = ROLLUP_DIMENSIONS
 _MATCHED = {"project": 0, "user": 1, "api_key": 2, "model": 3}
 _NONE = "(none)"
+_AUDIO = ("input_audio_tokens", "output_audio_tokens")
 _ZERO = Decimal(0)
 
 
@@ -41,6 +42,31 @@ def _cell_sums(flat: np.ndarray, column: np.ndarray, cells: int) -> np.ndarray:
     out = np.zeros(cells, dtype=np.int64)
     np.add.at(out, flat, column)
     return out
+
+
+#: Integer prices times token sums stay below this: int64 arithmetic is then exact.
+_INT_LIMIT = 2**62
+
+
+def _integer_prices(
+    rates: Sequence[Rates], metrics: Sequence[str]
+) -> tuple[int, np.ndarray] | None:
+    """Every price of ``rates`` (per metric) as an integer over one power of ten, so that a
+    slot's amount is an exact int64 dot product; None when some price has too many digits."""
+    prices = [p for r in rates if r.per_unit for m, p in r.per_unit.items() if m in metrics and p]
+    scale = max((-int(p.as_tuple().exponent) for p in prices), default=0)
+    scale = max(scale, 0)
+    table = np.zeros((len(rates), len(metrics)), dtype=np.int64)
+    for i, r in enumerate(rates):
+        for j, metric in enumerate(metrics):
+            price = (r.per_unit or {}).get(metric)
+            if not price:
+                continue
+            scaled = price.scaleb(scale)
+            if scaled != scaled.to_integral_value() or abs(scaled) >= _INT_LIMIT:
+                return None
+            table[i, j] = int(scaled)
+    return scale, table
 
 
 class UsageCube:
@@ -90,6 +116,14 @@ class UsageCube:
                 self.rates.append(rates)
             ids.append(known[id(rates)])
         self.price_ids = np.asarray(ids, dtype=np.int64)
+        self.metrics = sorted(self.cum)
+        self._int_prices = _integer_prices(self.rates, self.metrics)
+        # per matched dimension: each group's code into that dimension's distinct values
+        self._codes: dict[int, tuple[np.ndarray, list[Any]]] = {}
+        for position in _MATCHED.values():
+            distinct: dict[Any, int] = {}
+            codes = [distinct.setdefault(g[position], len(distinct)) for g in self.groups]
+            self._codes[position] = (np.asarray(codes, dtype=np.int64), list(distinct))
         self._masks: dict[Any, np.ndarray] = {}
         self._splits: dict[tuple[str, ...], tuple[np.ndarray, list[tuple[str, ...]]]] = {}
 
@@ -113,16 +147,16 @@ class UsageCube:
                 if name == "line_item":  # usage has no line items
                     found[:] = False
                     break
-                position = _MATCHED[name]
-                found &= np.fromiter(
+                codes, values = self._codes[_MATCHED[name]]
+                hits = np.fromiter(
                     (
-                        g[position] is not None
-                        and any(fnmatch.fnmatchcase(g[position], p) for p in patterns)
-                        for g in self.groups
+                        v is not None and any(fnmatch.fnmatchcase(v, p) for p in patterns)
+                        for v in values
                     ),
                     dtype=bool,
-                    count=len(self.groups),
+                    count=len(values),
                 )
+                found &= hits[codes]
             self._masks[key] = found
         return found
 
@@ -162,29 +196,48 @@ class UsageCube:
     def amounts(
         self, budget: Budget, h0: int, h1: int
     ) -> tuple[dict[tuple[str, ...], Decimal], set[str]]:
-        """Estimated USD per ``each`` group in buckets ``[h0, h1)``, and pricing notes."""
-        # every metric, not only priced ones: usage of a model without a price must still
-        # say so in a note rather than count as nothing
-        sums, _, labels = self._sums(budget, sorted(self.cum), h0, h1, True)
+        """Estimated USD per ``each`` group in buckets ``[h0, h1)``, and pricing notes.
+
+        Every metric is summed, not only priced ones: usage of a model without a price must
+        say so in a note rather than count as nothing."""
+        sums, _, labels = self._sums(budget, self.metrics, h0, h1, True)
         out: dict[tuple[str, ...], Decimal] = {}
         notes: set[str] = set()
         if not sums:
             return out, notes
-        names = list(sums)
-        table = np.rint(np.vstack([sums[m] for m in names])).astype(np.int64)
-        used = np.flatnonzero(table.any(axis=0))
         prices = len(self.rates)
-        # Python ints from here: exact Decimal products, one slot (group x price) at a time
-        for slot, column in zip(used.tolist(), table[:, used].T.tolist(), strict=True):
-            usage = {m: v for m, v in zip(names, column, strict=True) if v}
-            rates = self.rates[slot % prices]
-            note = rates.note_for(usage)
-            if note:
-                notes.add(note)
-            if rates.per_unit is None:
+        zero = np.zeros(len(labels) * prices)
+        table = np.rint(np.vstack([sums.get(m, zero) for m in self.metrics])).astype(np.int64)
+        used = table.any(axis=0)
+        slot_rates = np.arange(table.shape[1]) % prices
+        audio = [i for i, m in enumerate(self.metrics) if m in _AUDIO]
+        for index, rates in enumerate(self.rates):
+            if not (rates.note or rates.audio_note):
                 continue
+            mine = used & (slot_rates == index)
+            if rates.note and mine.any():
+                notes.add(rates.note)
+            elif rates.audio_note and audio and table[audio][:, mine].any():
+                notes.add(rates.audio_note)
+        priced = np.fromiter((r.per_unit is not None for r in self.rates), bool, prices)
+        counted = used & priced[slot_rates]
+        label_of = np.arange(table.shape[1]) // prices
+        exact = self._int_prices
+        if exact is not None:
+            scale, integers = exact
+            bound = float(np.abs(table).sum(dtype=np.float64)) * float(np.abs(integers).max())
+            if bound < _INT_LIMIT:
+                per_slot = (table * integers[slot_rates].T).sum(axis=0)
+                per_label = np.zeros(len(labels), dtype=np.int64)
+                np.add.at(per_label, label_of[counted], per_slot[counted])
+                for label in np.unique(label_of[counted]).tolist():
+                    out[labels[label]] = Decimal(int(per_label[label])).scaleb(-scale)
+                return out, notes
+        # prices with too many digits for int64: Decimal, one slot (group x price) at a time
+        for slot in np.flatnonzero(counted).tolist():
+            usage = dict(zip(self.metrics, table[:, slot].tolist(), strict=True))
             label = labels[slot // prices]
-            out[label] = out.get(label, _ZERO) + rates.apply(usage)
+            out[label] = out.get(label, _ZERO) + self.rates[slot % prices].apply(usage)
         return out, notes
 
     def values(
@@ -192,9 +245,7 @@ class UsageCube:
     ) -> dict[tuple[str, ...], Decimal]:
         """A usage metric (the sum of ``columns``) per ``each`` group in ``[h0, h1)``."""
         sums, _, labels = self._sums(budget, columns, h0, h1, by_price=False)
-        out: dict[tuple[str, ...], Decimal] = {}
-        for index, label in enumerate(labels):
-            total = sum(round(float(s[index])) for s in sums.values())
-            if total:
-                out[label] = Decimal(total)
-        return out
+        if not sums:
+            return {}
+        totals = np.rint(np.sum(list(sums.values()), axis=0)).astype(np.int64).tolist()
+        return {label: Decimal(t) for label, t in zip(labels, totals, strict=True) if t}

@@ -192,6 +192,8 @@ def _estimate(
                     continue
                 spend.add(spend.estimate, _group(budget, row), row.start, row.estimate)
             continue
+        if not series.cube.groups:  # nothing collected in this series
+            continue
         h0, h1 = series.span(lo, hi)
         if h0 >= h1:
             continue
@@ -322,6 +324,8 @@ def _evaluate_budget(
     forecaster = _Forecast(budget, data, source, window, now)
     anomalies = _Anomaly(budget, data, source, now)
     note = "; ".join(sorted(spend.notes)) or None
+    limit = budget.limit
+    at_amounts = [] if limit is None else [(t, t.ratio * limit) for t in budget.thresholds]
     findings = []
     for key in sorted(groups):
         group = dict(zip(budget.each, key, strict=True)) if key else {}
@@ -329,11 +333,7 @@ def _evaluate_budget(
         if budget.metric == "cost":
             total += _expected(budget, group, expectations)
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
-        crossed = tuple(
-            t
-            for t in budget.thresholds
-            if budget.limit is not None and total >= t.ratio * budget.limit
-        )
+        crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
             t
             for t in budget.thresholds
