@@ -14,9 +14,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from budgetguard.notify import (
@@ -28,6 +27,9 @@ from budgetguard.notify import (
     hookimpl,
     http_url,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["WebhookNotifier", "WebhookSettings", "sign", "verify"]
 
@@ -53,7 +55,7 @@ class _RedactPosts(logging.Filter):
         args = record.args
         if isinstance(args, tuple) and len(args) >= 2 and args[0] == "POST":
             url = args[1]
-            host = url.host if isinstance(url, httpx.URL) else "…"
+            host = getattr(url, "host", None) or "…"  # an httpx.URL
             record.args = (args[0], f"{getattr(url, 'scheme', 'https')}://{host}/…", *args[2:])
         return True
 
@@ -113,6 +115,8 @@ class WebhookNotifier:
             headers["X-BudgetGuard-Signature"] = sign(
                 self.settings.secret.get_secret_value(), stamp, body
             )
+        import httpx  # here, not at import: loading the plugins (to check rules) stays light
+
         try:
             with httpx.Client(timeout=self.settings.timeout, transport=self._transport) as http:
                 response = http.post(self.settings.url, content=body, headers=headers)
