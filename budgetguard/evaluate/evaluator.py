@@ -133,7 +133,15 @@ class _Spend:
         return set(self.costs) | set(self.estimate) | set(self.usage)
 
 
-def _collect(budget: Budget, data: SpendData, source: str, start: int, end: int) -> _Spend:
+def _settled_before(now: int) -> int:
+    """Costs of UTC days before this are settled; the last two days are not."""
+    return now - now % _DAY - _DAY
+
+
+def _collect(
+    budget: Budget, data: SpendData, source: str, start: int, end: int, now: int
+) -> _Spend:
+    """Spend of ``[start, end)`` seen at ``now``, per group and UTC day, by source."""
     spend = _Spend()
     if budget.metric == "cost":
         if source in ("costs", "auto"):
@@ -144,8 +152,12 @@ def _collect(budget: Budget, data: SpendData, source: str, start: int, end: int)
                         continue
                     spend.add(spend.costs, _group(budget, cost), cost.start, cost.amount)
         if source in ("estimate", "auto"):
-            # auto compares costs and estimate day by day; estimate alone needs no split
-            spans = _days(start, end) if source == "auto" else [(start, end)]
+            # auto compares costs and estimate day by day, and only where costs are not yet
+            # settled (settled days are the costs'); estimate alone needs no split
+            if source == "auto":
+                spans = _days(max(start, _settled_before(now)), end)
+            else:
+                spans = [(start, end)]
             for endpoint in sorted(endpoints_of(budget) - {"costs"}):
                 for lo, hi in spans:
                     _estimate(budget, data, endpoint, lo, hi, spend)
@@ -235,7 +247,7 @@ def _total(
     if window.sub_day:
         c, e = sum(costs.values(), _ZERO), sum(estimate.values(), _ZERO)
         return (c, "costs") if c >= e else (e, "estimate")
-    settled_before = now - now % _DAY - _DAY  # the last two UTC days are not settled
+    settled_before = _settled_before(now)
     total, used = _ZERO, set()
     for day in sorted(set(costs) | set(estimate)):
         c, e = costs.get(day, _ZERO), estimate.get(day, _ZERO)
@@ -318,7 +330,7 @@ def _evaluate_budget(
         return [
             Finding(budget, {}, window, None, budget.limit, None, "unknown", source, False, problem)
         ]
-    spend = _collect(budget, data, source, start, end)
+    spend = _collect(budget, data, source, start, end, end)
     # No spend at all still shows the budget (at zero), split or not.
     groups = spend.groups() or {()}
     forecaster = _Forecast(budget, data, source, window, now)
@@ -380,13 +392,14 @@ class _Forecast:
         self.note: str | None = None
         if not budget.forecast or window.period_end is None:
             return
-        today = int(now.timestamp()) - int(now.timestamp()) % _DAY
+        now_ts = int(now.timestamp())
+        today = now_ts - now_ts % _DAY
         self.history_start = today - 7 * _DAY
         sources = endpoints_of(budget) - ({"costs"} if source == "estimate" else set())
         if data.status(sources, self.history_start, today, 10**9) is not None:
             self.note = "too little history for a forecast (7 complete days needed)"
             return
-        self.history = _collect(budget, data, source, self.history_start, today)
+        self.history = _collect(budget, data, source, self.history_start, today, now_ts)
 
     def of(self, group: tuple[str, ...], spent: Decimal) -> Decimal | None:
         if self.history is None or self.window.period_end is None:
@@ -415,8 +428,8 @@ class _Anomaly:
         self.end = int(now.timestamp())
         recent_start = self.end - int(self.w.total_seconds())
         base_start = recent_start - int(self.b.total_seconds())
-        self.recent = _collect(budget, data, source, recent_start, self.end)
-        self.base = _collect(budget, data, source, base_start, recent_start)
+        self.recent = _collect(budget, data, source, recent_start, self.end, self.end)
+        self.base = _collect(budget, data, source, base_start, recent_start, self.end)
 
     def of(self, group: tuple[str, ...]) -> tuple[bool, Decimal | None]:
         anomaly = self.budget.anomaly
