@@ -154,6 +154,12 @@ def test_json_report_shape(world: dict[str, Any]) -> None:
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"evaluated_at", "status", "budgets", "alerts"}
+    # one line per budget (and per alert): grep-able, and fast to write for big reports
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4 + len(report["budgets"]) + 2 + (
+        len(report["alerts"]) + 2 if report["alerts"] else 1
+    )
+    assert all(json.loads(line.strip().rstrip(",")) for line in lines if line.startswith("    {"))
     assert report["evaluated_at"] == "2026-11-22T10:17:31Z"
     for budget in report["budgets"]:
         assert set(budget) == {

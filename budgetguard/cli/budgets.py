@@ -199,7 +199,14 @@ def check(
         _collect_new(settings, loaded, clock)
     from budgetguard.alerts import active_alerts
     from budgetguard.evaluate.evaluator import evaluate
-    from budgetguard.report import exit_code, to_github, to_json, to_markdown, to_text
+    from budgetguard.report import (
+        exit_code,
+        json_text,
+        to_github,
+        to_json,
+        to_markdown,
+        to_text,
+    )
 
     store = open_store(settings)
     try:
@@ -209,9 +216,7 @@ def check(
     finally:
         store.close()
     if output == "json":
-        import json
-
-        typer.echo(json.dumps(to_json(findings, active_alerts(findings), clock), indent=2))
+        typer.echo(json_text(to_json(findings, active_alerts(findings), clock)))
     elif output == "markdown":
         text = to_markdown(findings, clock)
         typer.echo(text, nl=False)
