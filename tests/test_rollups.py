@@ -218,3 +218,53 @@ def test_an_older_store_gets_its_blocks_built_when_opened(tmp_path: Path) -> Non
         assert blocks_by_day(store) == expected
     finally:
         store.close()
+
+
+def test_rows_out_of_order_in_a_block_give_the_same_figures(tmp_path: Path) -> None:
+    """Blocks keep rows by bucket start, but loading never relies on it."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from budgetguard.collect import Pricer, plan_queries
+    from budgetguard.evaluate import SpendData, evaluate
+    from budgetguard.rules import load_rules_text
+
+    now = datetime.fromtimestamp(DAY0 + 2 * DAY + 7200, UTC)
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n"
+        "  - {name: t, limit: 1, window: 30h, metric: tokens, each: project}\n"
+        "  - {name: e, limit: 1, window: 20h, cost_source: estimate}\n"
+    )
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    try:
+        for q in plan_queries(rules, now):
+            begin, end = int(q.start.timestamp()), int(now.timestamp())
+            rows = []
+            if q.key.startswith("completions:1h"):
+                rows = [row(DAY0 + h * 3600, f"p{h % 3}", 100 + h) for h in range(50)]
+            store.replace_usage(q.key, q.endpoint, q.width_seconds, begin, end, rows, end)
+
+        def figures() -> list[tuple[Any, ...]]:
+            since = DAY0 + 22 * 3600  # a cut inside the first block, inside the windows
+            data = SpendData.load(store, plan_queries(rules, now), Pricer(), start=since)
+            return [(f.budget.name, f.group, f.spend) for f in evaluate(rules, data, now)]
+
+        before = figures()
+        (key,) = [q.key for q in plan_queries(rules, now) if q.key.startswith("completions:1h")]
+        with store.engine.begin() as conn:
+            for block in store.usage_blocks(key, 3600, None, None):
+                shuffled = list(reversed(decoded_rows(block)))
+                record = encode_day(block.day_start, shuffled)
+                conn.execute(
+                    update(usage_rollups)
+                    .where(
+                        usage_rollups.c.query_key == key,
+                        usage_rollups.c.day_start == block.day_start,
+                    )
+                    .values(**record)
+                )
+        assert figures() == before
+        assert any(spend for _, _, spend in before)
+    finally:
+        store.close()

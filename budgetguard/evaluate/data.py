@@ -128,6 +128,10 @@ def _load_usage(
         for name, values in block_metrics.items():
             metrics[name][rows] = values
         at += block.row_count
+    if n > 1 and not bool((starts[1:] >= starts[:-1]).all()):  # blocks keep rows by start;
+        order = np.argsort(starts, kind="stable")  # but never rely on it for the cuts below
+        gid, starts = gid[order], starts[order]
+        metrics = {m: v[order] for m, v in metrics.items()}
     if n and (start is not None or end is not None):
         lo = np.searchsorted(starts, start) if start is not None else 0
         hi = np.searchsorted(starts, end) if end is not None else n
