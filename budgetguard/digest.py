@@ -20,10 +20,15 @@ from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money,
 from budgetguard.rules.model import Rules
 from budgetguard.rules.periods import last_complete_period
 
-__all__ = ["build_digest"]
+__all__ = ["build_digest", "digest_period"]
 
 _DAY = 86400
 _NAMES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
+
+
+def digest_period(rules: Rules, period: str | None = None) -> str:
+    """``period`` if given, else the rules' ``digest.period``, else a week."""
+    return period or (rules.digest.period if rules.digest else "week")
 
 
 def _days(start: datetime, end: datetime) -> list[int]:
@@ -55,9 +60,8 @@ def build_digest(
 ) -> Digest:
     """The digest of the last complete period before ``now``; ``findings`` are the budgets
     at ``now`` and ``alerts`` the one-line messages of the period's alerts."""
-    settings = rules.digest
-    period = period or (settings.period if settings else "week")
-    top = settings.top if settings else 5
+    period = digest_period(rules, period)
+    top = rules.digest.top if rules.digest else 5
     before, start, end = last_complete_period(period, now, rules.timezone)
     covered = data.covered("costs")
     notes: list[str] = []

@@ -110,9 +110,9 @@ def deliver_due(
 
 
 def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = None) -> Digest:
-    from budgetguard.digest import build_digest
+    from budgetguard.digest import build_digest, digest_period
 
-    chosen = period or (rules.digest.period if rules.digest else "week")
+    chosen = digest_period(rules, period)
     data = spend_data(store, rules, now)
     findings = evaluate(rules, data, now)
     _, start, end = last_complete_period(chosen, now, rules.timezone)

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from budgetguard.collect import CollectReport
-    from budgetguard.evaluate.data import SpendData
     from budgetguard.evaluate.evaluator import Finding
     from budgetguard.rules import Rules
     from budgetguard.settings import Settings
@@ -92,16 +91,12 @@ def _run_collect(
     strict: bool = True,
 ) -> CollectReport:
     """Plan, fetch and store; exit 3 with a plain message when no data can be had."""
+    from budgetguard import pipeline
     from budgetguard.openai_admin import AUTH_HELP
-    from budgetguard.store import Store, StoreVersionError
 
     if settings.openai_admin_key is None:
         raise fail(f"no admin key: {AUTH_HELP}", EXIT_UNAVAILABLE)
-    try:
-        store = Store.open(settings.database_url)
-    except StoreVersionError as exc:
-        raise fail(str(exc), EXIT_UNAVAILABLE) from None
-    from budgetguard import pipeline
+    store = open_store(settings)
 
     try:
         with page_progress() as progress:
@@ -166,14 +161,6 @@ def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decima
     return out
 
 
-def _spend_data(store: Store, rules: Rules, now: datetime, first: datetime) -> SpendData:
-    """What the budgets look at from ``first`` (the earliest instant evaluated) to ``now``."""
-    from budgetguard.evaluate.windows import needed_from
-    from budgetguard.pipeline import spend_data
-
-    return spend_data(store, rules, now, since=needed_from(rules, first))
-
-
 @app.command()
 def check(
     offline: Annotated[bool, typer.Option("--offline", help="Evaluate stored data only.")] = False,
@@ -197,8 +184,8 @@ def check(
     settings, loaded, clock = command_context(rules, db, now, verbose)
     if not offline:
         _collect_new(settings, loaded, clock)
+    from budgetguard import pipeline
     from budgetguard.alerts import active_alerts
-    from budgetguard.evaluate.evaluator import evaluate
     from budgetguard.report import (
         exit_code,
         json_text,
@@ -210,7 +197,7 @@ def check(
 
     store = open_store(settings)
     try:
-        findings = evaluate(loaded, _spend_data(store, loaded, clock, clock), clock, expectations)
+        findings = pipeline.evaluate_store(store, loaded, clock, expectations)
         if notify:
             _notify(store, loaded, findings, clock)
     finally:
@@ -254,8 +241,9 @@ def backtest(
     verbose: Verbose = False,
 ) -> None:
     """Replay evaluation over stored history; list when each alert would fire and resolve."""
+    from budgetguard import pipeline
     from budgetguard.alerts import AlertState, transitions
-    from budgetguard.evaluate.evaluator import evaluate, group_label
+    from budgetguard.evaluate import evaluate, group_label, needed_from
     from budgetguard.rules.vocabulary import parse_duration
 
     settings, loaded, clock = command_context(rules, db, now, verbose)
@@ -270,7 +258,8 @@ def backtest(
         raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
     store = open_store(settings)
     try:
-        data = _spend_data(store, loaded, last, first)
+        # what the budgets look at from the first instant replayed, up to the last
+        data = pipeline.spend_data(store, loaded, last, since=needed_from(loaded, first))
     finally:
         store.close()
     states: dict[str, AlertState] = {}

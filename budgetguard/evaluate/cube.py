@@ -54,8 +54,7 @@ def _integer_prices(
     """Every price of ``rates`` (per metric) as an integer over one power of ten, so that a
     slot's amount is an exact int64 dot product; None when some price has too many digits."""
     prices = [p for r in rates if r.per_unit for m, p in r.per_unit.items() if m in metrics and p]
-    scale = max((-int(p.as_tuple().exponent) for p in prices), default=0)
-    scale = max(scale, 0)
+    scale = max([0, *(-int(p.as_tuple().exponent) for p in prices)])
     table = np.zeros((len(rates), len(metrics)), dtype=np.int64)
     for i, r in enumerate(rates):
         for j, metric in enumerate(metrics):
@@ -81,18 +80,15 @@ class UsageCube:
         pricer: Pricer,
     ) -> None:
         """Row ``i`` is group ``groups[gid[i]]`` in the bucket starting at ``starts[i]`` with
-        ``metrics[m][i]``; rows of the same group and bucket add up."""
+        ``metrics[m][i]``; ``starts`` is sorted (``SpendData`` sees to it), and rows of the
+        same group and bucket add up."""
         self.endpoint = endpoint
         self.width = width
         starts = np.asarray(starts, dtype=np.int64)
-        if len(starts) and bool((starts[1:] >= starts[:-1]).all()):  # sorted: no sort needed
-            new = np.empty(len(starts), dtype=bool)
-            new[0] = True
-            np.not_equal(starts[1:], starts[:-1], out=new[1:])
-            self.times = starts[new]
-            tid = np.cumsum(new) - 1
-        else:
-            self.times, tid = np.unique(starts, return_inverse=True)
+        new = np.ones(len(starts), dtype=bool)  # where a new bucket starts
+        np.not_equal(starts[1:], starts[:-1], out=new[1:])
+        self.times = starts[new]
+        tid = np.cumsum(new) - 1
         self.groups = groups
         shape = (len(self.groups), len(self.times))
         flat = np.asarray(gid, dtype=np.int64) * shape[1] + tid
@@ -177,7 +173,7 @@ class UsageCube:
 
     def _sums(
         self, budget: Budget, metrics: Iterable[str], h0: int, h1: int, by_price: bool
-    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[tuple[str, ...]]]:
+    ) -> tuple[dict[str, np.ndarray], list[tuple[str, ...]]]:
         selected = np.nonzero(self._mask(budget))[0]
         split, labels = self._split(budget.each)
         slots = split[selected] * (len(self.rates) if by_price else 1)
@@ -191,7 +187,7 @@ class UsageCube:
                 continue
             diff = cum[selected, h1] - cum[selected, h0]
             sums[metric] = np.bincount(slots, weights=diff, minlength=size)
-        return sums, slots, labels
+        return sums, labels
 
     def amounts(
         self, budget: Budget, h0: int, h1: int
@@ -200,7 +196,7 @@ class UsageCube:
 
         Every metric is summed, not only priced ones: usage of a model without a price must
         say so in a note rather than count as nothing."""
-        sums, _, labels = self._sums(budget, self.metrics, h0, h1, True)
+        sums, labels = self._sums(budget, self.metrics, h0, h1, True)
         out: dict[tuple[str, ...], Decimal] = {}
         notes: set[str] = set()
         if not sums:
@@ -244,7 +240,7 @@ class UsageCube:
         self, budget: Budget, columns: Sequence[str], h0: int, h1: int
     ) -> dict[tuple[str, ...], Decimal]:
         """A usage metric (the sum of ``columns``) per ``each`` group in ``[h0, h1)``."""
-        sums, _, labels = self._sums(budget, columns, h0, h1, by_price=False)
+        sums, labels = self._sums(budget, columns, h0, h1, by_price=False)
         if not sums:
             return {}
         totals = np.rint(np.sum(list(sums.values()), axis=0)).astype(np.int64).tolist()

@@ -129,12 +129,8 @@ def _evaluate_budget(
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
             t
-            for t in budget.thresholds
-            if forecast is not None
-            and budget.limit is not None
-            and t.ratio >= 1
-            and forecast >= t.ratio * budget.limit
-            and t not in crossed
+            for t, amount in at_amounts
+            if forecast is not None and t.ratio >= 1 and forecast >= amount and t not in crossed
         )
         anomaly, baseline = anomalies.of(key)
         severity = max((t.severity for t in crossed), key=SEVERITY_ORDER.__getitem__, default="ok")
@@ -168,32 +164,27 @@ class _Forecast:
     def __init__(
         self, budget: Budget, data: SpendData, source: str, window: Window, now: datetime
     ) -> None:
-        self.source, self.now, self.window = source, now, window
+        self.source = source
         self.history: Spend | None = None
         self.note: str | None = None
         if not budget.forecast or window.period_end is None:
             return
-        now_ts = int(now.timestamp())
-        today = now_ts - now_ts % _DAY
-        self.history_start = today - 7 * _DAY
+        self.now = int(now.timestamp())
+        today = self.now - self.now % _DAY
+        start = today - 7 * _DAY
         sources = endpoints_of(budget) - ({"costs"} if source == "estimate" else set())
-        if data.status(sources, self.history_start, today, 10**9) is not None:
+        if data.status(sources, start, today, 10**9) is not None:
             self.note = "too little history for a forecast (7 complete days needed)"
             return
-        self.history = collect_spend(budget, data, source, self.history_start, today, now_ts)
+        self.history = collect_spend(budget, data, source, start, today, self.now)
+        self.history_window = Window(datetime.fromtimestamp(start, now.tzinfo), now, "period")
+        self.days_left = Decimal((window.period_end - now).total_seconds()) / _DAY
 
     def of(self, group: tuple[str, ...], spent: Decimal) -> Decimal | None:
-        if self.history is None or self.window.period_end is None:
+        if self.history is None:
             return None
-        past, _ = total_of(
-            self.history,
-            group,
-            self.source,
-            Window(datetime.fromtimestamp(self.history_start, self.now.tzinfo), self.now, "period"),
-            int(self.now.timestamp()),
-        )
-        days_left = Decimal((self.window.period_end - self.now).total_seconds()) / _DAY
-        return spent + past / 7 * days_left
+        past, _ = total_of(self.history, group, self.source, self.history_window, self.now)
+        return spent + past / 7 * self.days_left
 
 
 class _Anomaly:
@@ -201,27 +192,25 @@ class _Anomaly:
     both summed once per budget."""
 
     def __init__(self, budget: Budget, data: SpendData, source: str, now: datetime) -> None:
-        self.budget, self.source, self.now = budget, source, now
+        self.anomaly, self.source = budget.anomaly, source
         if budget.anomaly is None:
             return
-        self.w = parse_duration(budget.anomaly.window)
-        self.b = parse_duration(budget.anomaly.baseline)
+        w = parse_duration(budget.anomaly.window)
+        b = parse_duration(budget.anomaly.baseline)
         self.end = int(now.timestamp())
-        recent_start = self.end - int(self.w.total_seconds())
-        base_start = recent_start - int(self.b.total_seconds())
+        recent_start = self.end - int(w.total_seconds())
+        base_start = recent_start - int(b.total_seconds())
         self.recent = collect_spend(budget, data, source, recent_start, self.end, self.end)
         self.base = collect_spend(budget, data, source, base_start, recent_start, self.end)
+        self.recent_window = Window(now - w, now, "rolling")
+        self.base_window = Window(now - w - b, now - w, "rolling")
+        self.windows_in_baseline = Decimal(b / w)
 
     def of(self, group: tuple[str, ...]) -> tuple[bool, Decimal | None]:
-        anomaly = self.budget.anomaly
+        anomaly = self.anomaly
         if anomaly is None:
             return False, None
-        now, w, b = self.now, self.w, self.b
-        spent, _ = total_of(
-            self.recent, group, self.source, Window(now - w, now, "rolling"), self.end
-        )
-        history, _ = total_of(
-            self.base, group, self.source, Window(now - w - b, now - w, "rolling"), self.end
-        )
-        mean = history / (Decimal(b / w))
+        spent, _ = total_of(self.recent, group, self.source, self.recent_window, self.end)
+        history, _ = total_of(self.base, group, self.source, self.base_window, self.end)
+        mean = history / self.windows_in_baseline
         return spent > anomaly.factor * mean and spent >= anomaly.min, mean

@@ -7,7 +7,7 @@ one transaction, so a crash or a failed page leaves the previous data and mark i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,8 @@ class Store:
             end,
             records,
             fetched_at,
+            # the day blocks evaluation reads change with the rows, in the same transaction
+            also=lambda conn: rollups.refresh(conn, query_key, endpoint, bucket_width, start, end),
         )
 
     def replace_costs(
@@ -228,8 +230,10 @@ class Store:
         end: int,
         records: list[dict[str, Any]],
         fetched_at: int,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Delete the range, insert the new rows and move the sync mark: one transaction."""
+        """Delete the range, insert the new rows, do ``also`` and move the sync mark: one
+        transaction."""
         table = start_column.table
         with self.engine.begin() as conn:
             conn.execute(
@@ -239,8 +243,8 @@ class Store:
             )
             if records:
                 conn.execute(table.insert(), records)
-            if table is usage_buckets:
-                rollups.refresh(conn, query_key, endpoint, bucket_width, start, end)
+            if also is not None:
+                also(conn)
             self._upsert_mark(
                 conn,
                 query_key,
