@@ -96,9 +96,10 @@ def build_digest(
     )
     if previous is None and covered is not None:
         notes.append("the previous period is not fully collected: no change shown")
-    for finding in findings:
-        if finding.note and finding.note not in notes:
-            notes.append(f"{finding.budget.name}: {finding.note}")
+    for finding in findings:  # the groups of an ``each`` budget share its note: say it once
+        line = f"{finding.budget.name}: {finding.note}"
+        if finding.note and line not in notes:
+            notes.append(line)
     budgets = tuple(
         DigestBudget(
             budget=f.budget.name,

@@ -164,6 +164,36 @@ def test_a_digest_with_missing_days_says_so_and_never_shows_zero(tmp_path: Path)
     assert "$0" not in digest.summary
 
 
+def test_a_note_shared_by_the_groups_of_a_budget_is_listed_once() -> None:
+    """Every group of an ``each`` budget carries the budget's note; the digest says it once."""
+    from budgetguard.digest import build_digest
+    from budgetguard.evaluate import Finding, SpendData, budget_window
+    from budgetguard.rules import load_rules_text
+
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n  - {name: p, limit: 10, period: day, each: project}\n"
+    )
+    (budget,) = rules.budgets
+    window = budget_window(budget, NOW_DT, rules.timezone)
+    findings = [
+        Finding(
+            budget,
+            {"project": name},
+            window,
+            Decimal(1),
+            budget.limit,
+            None,
+            "ok",
+            "estimate",
+            False,
+            "no price for model mystery-9",
+        )
+        for name in ("a", "b", "c")
+    ]
+    digest = build_digest(rules, SpendData({}), findings, [], NOW_DT)
+    assert [n for n in digest.notes if "mystery-9" in n] == ["p: no price for model mystery-9"]
+
+
 def test_the_digest_is_sent_once_per_period(world: dict[str, Any]) -> None:
     store, rules, receiver = world["store"], world["rules"], world["receiver"]
     digest = pipeline.make_digest(store, rules, NOW_DT)
