@@ -20,9 +20,7 @@ from budgetguard.notify import DeliveryError, Message, Notifier
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from budgetguard.evaluate.data import SpendData
     from budgetguard.progress import PageProgress
-    from budgetguard.rules import Rules
 
 __all__ = ["example_rules_path", "run_demo"]
 
@@ -53,24 +51,6 @@ class _Skipped:
         raise DeliveryError(
             f"not configured in the demo: set {_CONFIGURED_BY[self.name]}", retryable=True
         )
-
-
-def _replay(rules: Rules, data: SpendData, now: datetime) -> Counter[str]:
-    """How often each budget would have fired over the last 7 days, hour by hour."""
-    from budgetguard.alerts import AlertState, transitions
-    from budgetguard.evaluate.evaluator import evaluate
-
-    states: dict[str, AlertState] = {}
-    fired: Counter[str] = Counter()
-    moment = now - timedelta(days=7)
-    while moment <= now:
-        changed, events = transitions(evaluate(rules, data, moment), states, moment)
-        states.update(changed)
-        for event in events:
-            if event.event == "fire":
-                fired[event.finding.budget.name] += 1
-        moment += timedelta(hours=1)
-    return fired
 
 
 def run_demo(
@@ -139,7 +119,14 @@ def run_demo(
 
             console.rule("[bold]4. Backtest[/]: the last 7 days replayed hour by hour")
             data = pipeline.spend_data(store, rules, now)
-            fired = _replay(rules, data, now)
+            fired: Counter[str] = Counter(
+                event.finding.budget.name
+                for _, events in pipeline.replay(
+                    rules, data, now - timedelta(days=7), now, timedelta(hours=1)
+                )
+                for event in events
+                if event.event == "fire"
+            )
             for name, count in fired.most_common():
                 console.print(f"  {name}: would have fired {count} time(s)")
             if not fired:

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from budgetguard.alerts import DeliveryReport, deliver, load_states, queue, transitions
+from budgetguard.alerts import (
+    AlertEvent,
+    AlertState,
+    DeliveryReport,
+    deliver,
+    load_states,
+    queue,
+    transitions,
+)
 from budgetguard.collect import Pricer, plan_queries
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
@@ -36,6 +44,7 @@ __all__ = [
     "evaluate_store",
     "make_digest",
     "notify",
+    "replay",
     "send_digest",
     "spend_data",
 ]
@@ -82,6 +91,20 @@ def evaluate_store(
 ) -> list[Finding]:
     data = spend_data(store, rules, now, since=needed_from(rules, now))
     return evaluate(rules, data, now, expectations)
+
+
+def replay(
+    rules: Rules, data: SpendData, first: datetime, last: datetime, step: timedelta
+) -> Iterator[tuple[datetime, list[AlertEvent]]]:
+    """Evaluation every ``step`` from ``first`` to ``last`` with a fresh in-memory alert
+    state: each instant and the alert events it would have caused (backtest, demo)."""
+    states: dict[str, AlertState] = {}
+    moment = first
+    while moment <= last:
+        changed, events = transitions(evaluate(rules, data, moment), states, moment)
+        states.update(changed)
+        yield moment, events
+        moment += step
 
 
 def notify(

@@ -242,8 +242,7 @@ def backtest(
 ) -> None:
     """Replay evaluation over stored history; list when each alert would fire and resolve."""
     from budgetguard import pipeline
-    from budgetguard.alerts import AlertState, transitions
-    from budgetguard.evaluate import evaluate, group_label, needed_from
+    from budgetguard.evaluate import group_label, needed_from
     from budgetguard.rules.vocabulary import parse_duration
 
     settings, loaded, clock = command_context(rules, db, now, verbose)
@@ -262,12 +261,8 @@ def backtest(
         data = pipeline.spend_data(store, loaded, last, since=needed_from(loaded, first))
     finally:
         store.close()
-    states: dict[str, AlertState] = {}
     fired = resolved = 0
-    moment = first
-    while moment <= last:
-        changed, events = transitions(evaluate(loaded, data, moment), states, moment)
-        states.update(changed)
+    for moment, events in pipeline.replay(loaded, data, first, last, every):
         for event in events:
             if event.event == "remind":
                 continue
@@ -281,7 +276,6 @@ def backtest(
                 f"{moment.isoformat().replace('+00:00', 'Z')}  {event.event:<7}  "
                 f"{label}  {what}  {event.severity}  spend {spend}"
             )
-        moment += every
     steps = int((last - first) / every) + 1
     typer.echo(
         f"backtest: {steps} steps of {step} from {first.isoformat()} to "
