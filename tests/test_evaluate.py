@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -444,3 +445,35 @@ def test_vectorised_integer_pricing_equals_decimal_pricing_exactly(
     assert any(m is not None for m in made)  # the integer path was taken
     monkeypatch.setattr(cube_module, "_integer_prices", lambda *args: None)
     assert figures() == vectorised
+
+
+def test_backtest_lists_when_alerts_would_fire_and_resolve(world: dict[str, Any]) -> None:
+    """A replay with a fresh alert state: day budgets fire each day they cross, and resolve
+    when a new day starts; the store's alert state and outbox are left alone."""
+    from budgetguard.store.alerts import AlertStore
+
+    def backtest(*args: str) -> Any:
+        return CliRunner().invoke(
+            app,
+            ["backtest", "-r", str(world["file"]), "--db", world["db"], *args],
+            env={"BUDGETGUARD_NOW": NOW_DT.isoformat()},
+        )
+
+    outbox_before = AlertStore(world["store"].engine).keys()
+    result = backtest("--from", "2026-11-19T10:00:00Z", "--to", "2026-11-22T10:00:00Z")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    fires = [line for line in lines if "  fire " in line]
+    resolves = [line for line in lines if "  resolve " in line]
+    assert fires and all(line[:20].endswith("Z") for line in lines)
+    assert f"{len(fires)} fired, {len(resolves)} resolved" in result.stderr
+    assert "73 steps of 1h" in result.stderr  # 3 days of hours, both ends included
+    # a period budget's threshold fires at most once per day (its period)
+    fields = [re.split(r"\s{2,}", line) for line in fires]  # at, event, label, what, ...
+    per_day = [(at[:10], label, what) for at, _, label, what, *_ in fields]
+    assert len(per_day) == len(set(per_day))
+    assert {label for _, label, _ in per_day} >= {"images"}
+    assert AlertStore(world["store"].engine).keys() == outbox_before
+
+    assert backtest("--from", "1d", "--to", "2d").exit_code == 2
+    assert backtest("--from", "2d", "--step", "fortnight").exit_code == 2
