@@ -76,6 +76,7 @@ def collect(
     **client_kwargs: Any,
 ) -> Any:
     async def run() -> Any:
+        client_kwargs.setdefault("clock", sim.api.clock)  # the simulated org's real clock
         async with AdminClient(ADMIN_KEY, sim.base_url, **client_kwargs) as client:
             return await Collector(client, store).collect(queries, now)
 
@@ -189,18 +190,22 @@ def test_fetch_ranges() -> None:
     q = PlannedQuery("completions", "1h", ("project_id",), datetime(2026, 11, 1, tzinfo=UTC))
     start = int(q.start.timestamp())
     reread = timedelta(hours=2)
-    assert fetch_ranges(q, (None, None), start + 7200, reread) == [(start, start + 7200)]
-    assert fetch_ranges(q, (start, start + 36000), start + 40000, reread) == [
+    assert fetch_ranges(q, [], start + 7200, reread) == [(start, start + 7200)]
+    assert fetch_ranges(q, [(start, start + 36000)], start + 40000, reread) == [
         (start + 28800, start + 40000)
     ]
-    assert fetch_ranges(q, (start + 7200, start + 36000), start + 36000, reread) == [
+    assert fetch_ranges(q, [(start + 7200, start + 36000)], start + 36000, reread) == [
         (start, start + 7200),
         (start + 28800, start + 36000),
     ]
     costs = PlannedQuery("costs", "1d", ("project_id",), datetime(2026, 11, 1, tzinfo=UTC))
     assert fetch_ranges(
-        costs, (start, start + 5 * 86400 + 100), start + 5 * 86400 + 200, timedelta(days=2)
+        costs, [(start, start + 5 * 86400 + 100)], start + 5 * 86400 + 200, timedelta(days=2)
     ) == [(start + 3 * 86400, start + 5 * 86400 + 200)]
+    # a hole between two collections is fetched again, widened to whole buckets
+    assert fetch_ranges(
+        q, [(start, start + 7300), (start + 20000, start + 36000)], start + 36000, reread
+    ) == [(start + 7200, start + 21600), (start + 28800, start + 36000)]
 
 
 def test_plan_follows_the_rules() -> None:

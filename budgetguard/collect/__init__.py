@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         CollectReport,
         QueryOutcome,
         fetch_ranges,
+        widen,
     )
 
 __all__ = [
@@ -33,9 +34,10 @@ __all__ = [
     "fetch_ranges",
     "parse_line_item",
     "plan_queries",
+    "widen",
 ]
 
-_LAZY = {"CollectReport", "Collector", "QueryOutcome", "fetch_ranges"}
+_LAZY = {"CollectReport", "Collector", "QueryOutcome", "fetch_ranges", "widen"}
 
 
 def __getattr__(name: str) -> Any:

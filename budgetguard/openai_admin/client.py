@@ -113,7 +113,7 @@ class AdminClient:
         #: connect to last byte of one request: httpx's timeouts are per read, so a body
         #: trickled a byte at a time would never time out without it
         self.request_deadline = request_deadline
-        self._clock = clock
+        self.clock = clock
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -150,7 +150,7 @@ class AdminClient:
         query.validate()
         bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=4)
         reader = asyncio.ensure_future(self._read_pages(query, bodies))
-        check = check or PageCheck(query, self._clock)
+        check = check or PageCheck(query, self.clock)
         try:
             while True:
                 item = await bodies.get()
@@ -176,7 +176,7 @@ class AdminClient:
         name = query.endpoint.name
         seen: set[str] = set()
         cursor: str | None = None
-        bound = max_pages(query, int(self._clock()))
+        bound = max_pages(query, int(self.clock()))
         try:
             while True:
                 raw = await self._get_raw(query, cursor)

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
-    model_validator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -23,6 +22,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 __all__ = [

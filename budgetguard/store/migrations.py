@@ -11,8 +11,14 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from budgetguard.store import rollups
-from budgetguard.store.schema import SCHEMA_VERSION, metadata, schema_version, usage_rollups
+from budgetguard.store import coverage, rollups
+from budgetguard.store.schema import (
+    SCHEMA_VERSION,
+    coverage_intervals,
+    metadata,
+    schema_version,
+    usage_rollups,
+)
 
 __all__ = ["MIGRATIONS", "StoreVersionError", "migrate"]
 
@@ -27,8 +33,17 @@ def _add_usage_rollups(conn: Connection) -> None:
     rollups.rebuild_all(conn)
 
 
+def _add_coverage(conn: Connection) -> None:
+    """Version 3: coverage as intervals per query, seeded from the sync marks' spans."""
+    coverage_intervals.create(conn, checkfirst=True)
+    coverage.seed_from_marks(conn)
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_usage_rollups}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_usage_rollups,
+    2: _add_coverage,
+}
 
 
 def migrate(engine: Engine) -> int:

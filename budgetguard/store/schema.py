@@ -27,6 +27,7 @@ __all__ = [
     "USAGE_METRICS",
     "alert_state",
     "cost_buckets",
+    "coverage_intervals",
     "metadata",
     "outbox",
     "schema_version",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -150,6 +151,17 @@ sync_marks = Table(
     Column("last_attempt_at", BigInteger),
     Column("last_success_at", BigInteger),
     Column("last_error", Text),
+)
+
+#: What each query holds, as disjoint intervals ``[start, end)`` of Unix seconds (what the API
+#: returned, never past the clock): a gap between two is a hole (``budgetguard.store.coverage``).
+coverage_intervals = Table(
+    "bg_coverage",
+    metadata,
+    Column("query_key", String(200), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    PrimaryKeyConstraint("query_key", "start", name="pk_coverage"),
 )
 
 alert_state = Table(
