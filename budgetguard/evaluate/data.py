@@ -178,6 +178,8 @@ class SpendData:
 
     def __init__(self, series: dict[str, _Series]) -> None:
         self._series = series
+        #: the store's coverage intervals by query key (``evaluate.coverage`` reads them)
+        self.coverage: dict[str, list[tuple[int, int]]] = {}
         self._by_endpoint: dict[str, dict[str, _Series]] = defaultdict(dict)
         for s in series.values():
             self._by_endpoint[s.query.endpoint][s.query.width] = s
@@ -217,7 +219,9 @@ class SpendData:
             if s.cube is None:
                 s.starts = [r.start for r in s.rows]
             series[query.key] = s
-        return cls(series)
+        data = cls(series)
+        data.coverage = store.coverage()
+        return data
 
     # -- what the data covers -------------------------------------------------------------------
 
