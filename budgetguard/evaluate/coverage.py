@@ -54,7 +54,6 @@ def coverage_problem(
                 a, b = missing[0]
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 return (
-                    f"{source}: no data for {_iso(a)} to {_iso(b)}{more}; "
-                    "the next collect fills it"
+                    f"{source}: no data for {_iso(a)} to {_iso(b)}{more}; the next collect fills it"
                 )
     return None
