@@ -22,7 +22,6 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 __all__ = [
@@ -53,20 +52,6 @@ Count = Annotated[int, Field(ge=0, strict=True)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
-        """An optional field sent as ``null`` is absent (its default), never a failure; a
-        required one stays ``null`` and fails."""
-        if not isinstance(data, dict) or None not in data.values():
-            return data
-        fields = cls.model_fields
-        return {
-            k: v
-            for k, v in data.items()
-            if v is not None or k not in fields or fields[k].is_required()
-        }
 
 
 class Amount(_Model):
@@ -114,12 +99,13 @@ class CompletionsResult(_UsageDims):
     input_tokens: Count
     output_tokens: Count
     num_model_requests: Count
-    # Optional breakdowns: absent means the API did not split them out, counted as 0.
-    input_cached_tokens: Count = 0
-    input_cache_write_tokens: Count = 0
+    # Optional breakdowns: absent or null means the API did not split them out (None; the
+    # store counts it as 0). A null never fails the page.
+    input_cached_tokens: Count | None = None
+    input_cache_write_tokens: Count | None = None
     input_uncached_tokens: Count | None = None
-    input_audio_tokens: Count = 0
-    output_audio_tokens: Count = 0
+    input_audio_tokens: Count | None = None
+    output_audio_tokens: Count | None = None
     input_text_tokens: Count | None = None
     output_text_tokens: Count | None = None
     input_cached_text_tokens: Count | None = None
