@@ -217,7 +217,11 @@ class Collector:
         tasks.extend(asyncio.ensure_future(run(o)) for o in outcomes)
         try:
             async with asyncio.timeout(self.deadline):
-                await asyncio.gather(*tasks, return_exceptions=True)
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+            # a store that cannot be written is the caller's to report, not a failed query
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
         except TimeoutError:
             pass
         finally:
