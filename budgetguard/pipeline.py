@@ -63,7 +63,7 @@ def collect(
     from ``since`` when given, and every hole in what the budgets need whatever ``since`` is;
     within ``settings.collect_deadline`` seconds."""
     from budgetguard.collect import Collector, widen
-    from budgetguard.openai_admin import AdminClient
+    from budgetguard.openai_admin import AdminClient, RetryPolicy
 
     assert settings.openai_admin_key is not None
     queries = plan_queries(rules, end)
@@ -76,6 +76,7 @@ def collect(
             settings.openai_admin_key,
             settings.openai_base_url,
             request_deadline=min(60.0, deadline),
+            retry=RetryPolicy(deadline=min(180.0, deadline * 0.75)),  # give up saying why
         ) as client:
             collector = Collector(client, store, deadline=deadline)
             return await collector.collect(queries, end, progress=progress)

@@ -280,6 +280,10 @@ def test_fault_mode(mode: Mode, world: dict[str, Any], tmp_path: Path) -> None:
         assert len(errors) == 1, errors  # one line, whatever the number of queries
         assert "sk-admin-" in errors[0] and "api.usage.read" in errors[0]
         assert mode.kind[4:] not in result.stderr + result.stdout
+        with sqlite3.connect(db) as conn:  # every query recorded as failed, none skipped
+            marks = conn.execute("SELECT query_key, last_error FROM bg_sync_marks").fetchall()
+        assert {k for k, _ in marks} == set(KEYS.values())
+        assert all(error and "sk-admin-" in error for _, error in marks)
     Store.open(f"sqlite:///{db}").close()  # the store still opens
 
 

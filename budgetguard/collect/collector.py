@@ -240,9 +240,10 @@ class Collector:
                 continue
             query = outcome.query
             if outcome.error is None:
+                last = self.client.last_failure.get(query.endpoint)
                 outcome.error = refused or UnavailableError(
                     f"{query.endpoint}: not finished within the collection deadline "
-                    f"({self.deadline:g}s)",
+                    f"({self.deadline:g}s)" + (f"; last failure: {last}" if last else ""),
                     endpoint=query.endpoint,
                 )
             if not outcome.done:

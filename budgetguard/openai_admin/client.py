@@ -108,6 +108,8 @@ class AdminClient:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
+        #: the last transient failure per endpoint, to say why a query did not finish in time
+        self.last_failure: dict[str, str] = {}
         self._sleep = sleep
         self._rng = rng or random.Random()
         #: connect to last byte of one request: httpx's timeouts are per read, so a body
@@ -254,6 +256,7 @@ class AdminClient:
                         endpoint=name,
                     ) from None
                 self.stats.retries += 1
+                self.last_failure[name] = failure.reason
                 log.info("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
                 await self._sleep(wait)
 
