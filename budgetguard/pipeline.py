@@ -75,7 +75,7 @@ def collect(
         async with AdminClient(
             settings.openai_admin_key,
             settings.openai_base_url,
-            request_deadline=min(60.0, deadline),
+            request_deadline=min(60.0, deadline / 2),
             retry=RetryPolicy(deadline=min(180.0, deadline * 0.75)),  # give up saying why
         ) as client:
             collector = Collector(client, store, deadline=deadline)
