@@ -128,6 +128,10 @@ class Store:
     def _covered(self, conn: Connection, key: str, start: int, end: int, at: int) -> dict[str, int]:
         """Add ``[start, end)`` to the query's coverage intervals (capped at ``at``, the real
         time of the fetch); the mark keeps their hull."""
+        # the mark's row lock serialises two writers of one query (replicas, on PostgreSQL)
+        conn.execute(
+            select(sync_marks.c.query_key).where(sync_marks.c.query_key == key).with_for_update()
+        )
         spans = coverage.add(conn, key, start, end, at)
         if not spans:
             return {}
