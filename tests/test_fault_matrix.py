@@ -312,3 +312,35 @@ def test_the_matrix_covers_the_issue() -> None:
         "later than the clock",
     ):
         assert needed in names
+
+
+def test_a_real_process_ends_within_its_deadline_when_the_server_never_answers(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The same as the in-process mode, as a user runs it: a process that must exit."""
+    import os
+    import subprocess
+    import sys
+
+    sim: SimulatorServer = world["sim"]
+    db = tmp_path / "spend.db"
+    shutil.copy(world["template"], db)
+    sim.faults.script("hang", times=10_000, seconds=30)
+    try:
+        started = time.monotonic()
+        command = ["check", "-r", str(world["rules"]), "--db", f"sqlite:///{db}", "-f", "json"]
+        done = subprocess.run(
+            [sys.executable, "-m", "budgetguard", *command],
+            check=False,
+            env={**os.environ, **world["env"]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - started
+    finally:
+        sim.faults.clear()
+    assert done.returncode == 3, done.stderr
+    assert took < DEADLINE + 10  # the deadline, plus a cold interpreter on a busy machine
+    assert {b["severity"] for b in json.loads(done.stdout)["budgets"]} == {"unknown"}
+    assert "Traceback" not in done.stderr

@@ -274,8 +274,8 @@ class Bucket(_Model):
     """One time bucket: ``[start_time, end_time)`` in Unix seconds and its results."""
 
     object: Literal["bucket"] = "bucket"
-    start_time: int
-    end_time: int
+    start_time: Annotated[int, Field(strict=True)]
+    end_time: Annotated[int, Field(strict=True)]
     results: tuple[Result, ...] = Field(
         default=(), validation_alias=AliasChoices("results", "result")
     )
