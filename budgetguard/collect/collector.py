@@ -185,6 +185,16 @@ class Collector:
         self.reread_usage = reread_usage
         self.concurrency = concurrency
         self.deadline = deadline
+        self._writes: set[asyncio.Future[None]] = set()
+
+    async def _write(self, fn: Callable[..., None], *args: Any) -> None:
+        """A store write in a thread, shielded: a query cancelled meanwhile (the deadline, a
+        refused key) lets it finish, and ``collect`` waits for it before recording failures,
+        so two writers never race on one query's mark."""
+        future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+        await asyncio.shield(future)
 
     def plan_ranges(self, queries: Sequence[PlannedQuery], end: int) -> list[QueryOutcome]:
         outcomes = []
@@ -228,6 +238,7 @@ class Collector:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._writes, return_exceptions=True)
         self._fail_unfinished(outcomes, refused[0] if refused else None)
         return CollectReport(
             outcomes, self.client.stats.requests - requests_before, time.monotonic() - started
@@ -280,7 +291,7 @@ class Collector:
                         progress(query.key, done, max(expected, done))
             except AdminAPIError as exc:
                 outcome.error = exc
-                await asyncio.to_thread(
+                await self._write(
                     self.store.mark_failure,
                     query.key,
                     query.endpoint,
@@ -303,10 +314,10 @@ class Collector:
         outcome.buckets += len(buckets)
         if query.endpoint == "costs":
             rows = _cost_rows(buckets)
-            await asyncio.to_thread(self.store.replace_costs, query.key, lo, hi, rows, fetched_at)
+            await self._write(self.store.replace_costs, query.key, lo, hi, rows, fetched_at)
         else:
             rows = _usage_rows(buckets)
-            await asyncio.to_thread(
+            await self._write(
                 self.store.replace_usage,
                 query.key,
                 query.endpoint,
