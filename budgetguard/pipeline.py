@@ -18,7 +18,11 @@ from budgetguard.alerts import (
     AlertEvent,
     AlertState,
     DeliveryReport,
+    Held,
+    Silence,
+    apply_silences,
     deliver,
+    group_events,
     load_states,
     queue,
     transitions,
@@ -32,6 +36,8 @@ from budgetguard.rules import Rules
 from budgetguard.rules.periods import last_complete_period
 from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore
+from budgetguard.store.directory import DirectoryStore
+from budgetguard.store.silences import SilenceStore, replace_holds
 
 if TYPE_CHECKING:
     from budgetguard.collect import CollectReport
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from budgetguard.settings import Settings
 
 __all__ = [
+    "active_silences",
     "collect",
     "deliver_due",
     "evaluate_store",
@@ -116,10 +123,34 @@ def notify(
 ) -> DeliveryReport:
     """Alert transitions and their notifications in one transaction, then delivery of every
     due notification (earlier retries included)."""
-    alerts = AlertStore(store.engine)
-    changed, events = transitions(findings, load_states(alerts), now)
-    queue(alerts, changed, events, now)
+    alerts, silenced = AlertStore(store.engine), SilenceStore(store.engine)
+    states = load_states(alerts)
+    changed, events = transitions(findings, states, now)
+    names = DirectoryStore(store.engine).names()
+    held = {i: Held(i, key, event) for i, (key, event) in silenced.holds().items()}  # type: ignore[arg-type]
+    outcome = apply_silences(
+        events, findings, {**states, **changed}, active_silences(silenced, now), held, now, names
+    )
+    owed = {i: (h.key, h.event) for i, h in outcome.held.items()}
+    ends: dict[str, int] = {}
+    for mark in store.sync_marks():
+        if mark.covered_end is not None:
+            ends[mark.endpoint] = max(ends.get(mark.endpoint, 0), mark.covered_end)
+    queue(
+        alerts,
+        changed,
+        group_events(outcome.send),
+        now,
+        names=names,
+        data_end=ends.get,
+        also=lambda conn: replace_holds(conn, owed),
+    )
     return deliver_due(store, notifiers, now, on_outcome)
+
+
+def active_silences(silences: SilenceStore, now: datetime) -> list[Silence]:
+    """The silences running at ``now`` (for the alert stages, ``/status`` and ``check``)."""
+    return [Silence(*row) for row in silences.all(active_at=now)]
 
 
 def deliver_due(

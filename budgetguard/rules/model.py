@@ -41,6 +41,7 @@ __all__ = [
     "FrozenDict",
     "Match",
     "ModelPrice",
+    "NotifyEntry",
     "Notifier",
     "Pricing",
     "RawBudget",
@@ -49,6 +50,8 @@ __all__ = [
     "Schedule",
     "Threshold",
     "alert_identity",
+    "route_name",
+    "route_wants",
 ]
 
 
@@ -85,6 +88,33 @@ Patterns = Annotated[
     Field(min_length=1),
 ]
 Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple, json_schema_input_type=_OneOrMany)]
+Transition = Literal["fire", "resolve", "remind"]
+
+
+class NotifyEntry(BaseModel):
+    """``{name: finops, on: [fire, resolve]}``: a notifier that wants only some transitions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, StringConstraints(min_length=1)]
+    on: Annotated[tuple[Transition, ...], Field(min_length=1)] = ("fire", "resolve", "remind")
+
+
+#: Where alerts go: notifier names, or entries that subscribe to some transitions only.
+Routes = Annotated[
+    tuple[str | NotifyEntry, ...],
+    BeforeValidator(_as_tuple, json_schema_input_type=_OneOrMany | list[str | NotifyEntry]),
+]
+
+
+def route_name(route: str | NotifyEntry) -> str:
+    """The notifier a ``notify`` entry names."""
+    return route if isinstance(route, str) else route.name
+
+
+def route_wants(route: str | NotifyEntry, transition: str) -> bool:
+    """Whether a ``notify`` entry subscribes to ``transition`` (fire, resolve, remind)."""
+    return isinstance(route, str) or transition in route.on
 GroupKey = Literal["project", "model", "user", "api_key", "line_item"]
 PositiveNumber = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -123,7 +153,7 @@ class RawThreshold(_Frozen):
 
     at: Any
     severity: Severity | None = None
-    notify: Names | None = None
+    notify: Routes | None = None
 
 
 #: What a threshold may be written as: ``80%``, an absolute amount, or a mapping.
@@ -139,7 +169,7 @@ class Threshold(_Frozen):
     at: str | Decimal
     ratio: Decimal
     severity: Severity
-    notify: tuple[str, ...] | None = None
+    notify: tuple[str | NotifyEntry, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -159,7 +189,7 @@ class Anomaly(_Frozen):
 
 class Defaults(_Frozen):
     thresholds: tuple[Any, ...] | None = None
-    notify: Names | None = None
+    notify: Routes | None = None
     cost_source: CostSource | None = None
     repeat: Duration | None = None
     max_staleness: Duration | None = None
@@ -183,10 +213,14 @@ class RawBudget(_Frozen):
     forecast: bool = False
     anomaly: Anomaly | None = None
     repeat: Duration | None = None
-    notify: Names | None = None
+    notify: Routes | None = None
     cost_source: CostSource | None = None
     max_staleness: Duration | None = None
     enabled: bool = True
+    runbook_url: str | None = None
+    labels: Annotated[dict[str, str], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
 
 
 class ModelPrice(_Frozen):
@@ -250,10 +284,14 @@ class Budget(_Frozen):
     forecast: bool = False
     anomaly: Anomaly | None = None
     repeat: Duration | None = None
-    notify: tuple[str, ...] = ()
+    notify: tuple[str | NotifyEntry, ...] = ()
     cost_source: CostSource = "auto"
     max_staleness: Duration = "6h"
     enabled: bool = True
+    runbook_url: str | None = None
+    labels: Annotated[dict[str, str], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
 
     @property
     def kind(self) -> Literal["rolling", "period", "anomaly"]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from budgetguard.store import rollups
+from budgetguard.store import directory, rollups, silences
 from budgetguard.store.schema import SCHEMA_VERSION, metadata, schema_version, usage_rollups
 
 __all__ = ["MIGRATIONS", "StoreVersionError", "migrate"]
@@ -27,8 +27,17 @@ def _add_usage_rollups(conn: Connection) -> None:
     rollups.rebuild_all(conn)
 
 
+def _add_silences_and_directory(conn: Connection) -> None:
+    """Version 3: silences, the notifications they hold back, and display names."""
+    for table in (silences.silences, silences.silence_holds, directory.directory):
+        table.create(conn, checkfirst=True)
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_usage_rollups}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_usage_rollups,
+    2: _add_silences_and_directory,
+}
 
 
 def migrate(engine: Engine) -> int:

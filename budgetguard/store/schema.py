@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
