@@ -20,11 +20,14 @@ from budgetguard.alerts import (
     DeliveryReport,
     Held,
     Silence,
+    active_alerts,
     apply_silences,
     deliver,
     group_events,
     load_states,
+    mark_silenced,
     queue,
+    silence_json,
     transitions,
 )
 from budgetguard.collect import Pricer, plan_queries
@@ -52,6 +55,7 @@ __all__ = [
     "make_digest",
     "notify",
     "replay",
+    "report_alerts",
     "send_digest",
     "spend_data",
 ]
@@ -146,6 +150,16 @@ def notify(
         also=lambda conn: replace_holds(conn, owed),
     )
     return deliver_due(store, notifiers, now, on_outcome)
+
+
+def report_alerts(
+    store: Store, findings: Sequence[Finding], now: datetime
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The report's alerts (marked ``silenced``) and the silences active at ``now``."""
+    running = active_silences(SilenceStore(store.engine), now)
+    names = DirectoryStore(store.engine).names()
+    alerts = mark_silenced(active_alerts(findings), running, now, names)
+    return alerts, [silence_json(s) for s in running]
 
 
 def active_silences(silences: SilenceStore, now: datetime) -> list[Silence]:

@@ -52,8 +52,20 @@ def exit_code(findings: Sequence[Finding], fail_on: str) -> int:
     return 3 if any(f.severity == "unknown" for f in findings) else 0
 
 
+def silence_lines(silences: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per active silence, for the text of ``check`` (on stderr)."""
+    return [
+        f"silenced until {s['ends_at']}: {' '.join(s['matchers'])} (id {s['id']})"
+        + (f" — {s['comment']}" if s.get("comment") else "")
+        for s in silences
+    ]
+
+
 def to_json(
-    findings: Sequence[Finding], alerts: list[dict[str, Any]], now: datetime
+    findings: Sequence[Finding],
+    alerts: Sequence[Mapping[str, Any]],
+    now: datetime,
+    silences: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     budgets = []
     for f in findings:
@@ -81,7 +93,8 @@ def to_json(
         "evaluated_at": _iso(now),
         "status": overall_status(findings),
         "budgets": budgets,
-        "alerts": alerts,
+        "alerts": list(alerts),
+        **({"silences": list(silences)} if silences else {}),
     }
 
 

@@ -28,7 +28,6 @@ from prometheus_client import (
 )
 
 from budgetguard import pipeline
-from budgetguard.alerts import active_alerts
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.notify.manager import Plugins, default_plugins
 from budgetguard.report import to_json
@@ -183,7 +182,9 @@ class Service:
             finally:
                 self.metrics.tick_seconds.set(time.monotonic() - started)
             self.metrics.findings(findings)
-            body = to_json(findings, active_alerts(findings), now)
+            alerts, silences = pipeline.report_alerts(self.store, findings, now)
+            body = to_json(findings, alerts, now)
+            body["silences"] = silences  # the active ones, listed even when there are none
             body["collect_problems"] = problems
             body["notifications"] = {
                 "delivered": delivery.delivered,

@@ -10,7 +10,9 @@ from budgetguard.alerts.silences import (
     SilenceOutcome,
     alert_labels,
     apply_silences,
+    mark_silenced,
     parse_matcher,
+    silence_json,
 )
 
 __all__ = [
@@ -27,8 +29,10 @@ __all__ = [
     "deliver",
     "group_events",
     "load_states",
+    "mark_silenced",
     "parse_matcher",
     "queue",
     "render",
+    "silence_json",
     "transitions",
 ]

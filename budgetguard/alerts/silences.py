@@ -26,7 +26,9 @@ __all__ = [
     "SilenceOutcome",
     "alert_labels",
     "apply_silences",
+    "mark_silenced",
     "parse_matcher",
+    "silence_json",
 ]
 
 #: What a matcher may look at: the budget, the group keys, the severity and the kind.
@@ -115,7 +117,9 @@ def _identity(event: AlertEvent) -> str:
 def _labels(event: AlertEvent, names: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
     f = event.finding
     kinds = (event.kind, event.contract_kind)
-    return alert_labels(f.budget.name, f.group, _severity(event.kind, event.threshold), kinds, names)
+    return alert_labels(
+        f.budget.name, f.group, _severity(event.kind, event.threshold), kinds, names
+    )
 
 
 def apply_silences(
@@ -181,3 +185,32 @@ def _released(
                 del owed[identity]
                 out.append(event)
     return out
+
+
+def mark_silenced(
+    alerts: Sequence[dict[str, object]],
+    silences: Sequence[Silence],
+    now: datetime,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """The report's alerts, each with ``"silenced": true|false`` (what a silence matches now)."""
+    active = [s for s in silences if s.active(now)]
+    out = []
+    for alert in alerts:
+        group = {str(k): str(v) for k, v in dict(alert.get("group") or {}).items()}  # type: ignore[call-overload]
+        labels = alert_labels(
+            str(alert["budget"]), group, str(alert["severity"]), (str(alert["kind"]),), names
+        )
+        out.append({**alert, "silenced": any(s.matches(labels) for s in active)})
+    return out
+
+
+def silence_json(silence: Silence) -> dict[str, object]:
+    """A silence as the report and ``/status`` list it."""
+    return {
+        "id": silence.id,
+        "matchers": [f"{k}={g}" for k, g in silence.matchers],
+        "starts_at": silence.starts_at.isoformat().replace("+00:00", "Z"),
+        "ends_at": silence.ends_at.isoformat().replace("+00:00", "Z"),
+        "comment": silence.comment,
+    }

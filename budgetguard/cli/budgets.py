@@ -185,10 +185,10 @@ def check(
     if not offline:
         _collect_new(settings, loaded, clock)
     from budgetguard import pipeline
-    from budgetguard.alerts import active_alerts
     from budgetguard.report import (
         exit_code,
         json_text,
+        silence_lines,
         to_github,
         to_json,
         to_markdown,
@@ -200,10 +200,13 @@ def check(
         findings = pipeline.evaluate_store(store, loaded, clock, expectations)
         if notify:
             _notify(store, loaded, findings, clock)
+        alerts, silences = pipeline.report_alerts(store, findings, clock)
     finally:
         store.close()
+    for line in silence_lines(silences):
+        typer.echo(line, err=True)
     if output == "json":
-        typer.echo(json_text(to_json(findings, active_alerts(findings), clock)))
+        typer.echo(json_text(to_json(findings, alerts, clock, silences)))
     elif output == "markdown":
         text = to_markdown(findings, clock)
         typer.echo(text, nl=False)

@@ -41,8 +41,8 @@ __all__ = [
     "FrozenDict",
     "Match",
     "ModelPrice",
-    "NotifyEntry",
     "Notifier",
+    "NotifyEntry",
     "Pricing",
     "RawBudget",
     "RawRules",
@@ -115,6 +115,8 @@ def route_name(route: str | NotifyEntry) -> str:
 def route_wants(route: str | NotifyEntry, transition: str) -> bool:
     """Whether a ``notify`` entry subscribes to ``transition`` (fire, resolve, remind)."""
     return isinstance(route, str) or transition in route.on
+
+
 GroupKey = Literal["project", "model", "user", "api_key", "line_item"]
 PositiveNumber = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
