@@ -30,7 +30,7 @@ from budgetguard.alerts import (
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.evaluate.windows import budget_window
 from budgetguard.rules import Budget, load_rules_text
-from budgetguard.rules.model import alert_identity
+from budgetguard.rules.model import Threshold, alert_identity
 
 RULES = load_rules_text("""
 version: 1
@@ -77,6 +77,12 @@ def finding(budget: Budget, group: dict[str, str], spend: int | None, now: datet
         severity, "costs", value is not None, None if value is not None else "costs: stale",
         crossed, ahead,
     )  # fmt: skip
+
+
+def severity_of(kind: str, threshold: Threshold | None) -> str:
+    if kind == "no_data":
+        return "unknown"
+    return threshold.severity if kind == "threshold" and threshold is not None else "warning"
 
 
 def identity(event: AlertEvent) -> str:
@@ -229,10 +235,6 @@ def test_grouping_and_silences_properties(
                     threshold = next(
                         (t for t in f.budget.thresholds if t.key == state.threshold), None
                     )
-                    sev = (
-                        "unknown" if state.kind == "no_data"
-                        else threshold.severity if state.kind == "threshold" and threshold
-                        else "warning"
-                    )  # fmt: skip
+                    sev = severity_of(state.kind, threshold)
                     labels = alert_labels(f.budget.name, f.group, sev, (state.kind,), NAMES)
                     assert any(s.matches(labels) for s in active), "still firing, never sent"
