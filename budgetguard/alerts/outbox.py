@@ -129,6 +129,7 @@ def render(
         "source": f.source,
         "fired_at": _iso(event.at),
         "since": _iso(event.since),
+        "fire_key": event.fire_key or None,  # the key of this episode's firing
         "thresholds": [
             {
                 "kind": e.kind,
@@ -137,6 +138,7 @@ def render(
                 "at": _threshold_at(e),
                 "severity": e.severity,
                 "key": e.key,
+                "fire_key": e.fire_key or None,
             }
             for e in note.events
         ],

@@ -179,7 +179,8 @@ def _released(
                 continue
             event = AlertEvent(
                 debt.event, kind, severity, finding, threshold, debt.key, now,
-                routes(finding, threshold),
+                routes(finding, threshold), state.since,
+                debt.key if debt.event == "fire" else "",
             )  # fmt: skip
             if not any(s.matches(_labels(event, names)) for s in active):
                 del owed[identity]
