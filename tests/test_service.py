@@ -250,9 +250,16 @@ def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
         assert get(f"{base}/healthz") == (200, "ok\n")
         status, metrics = get(f"{base}/metrics")
         assert status == 200
-        assert re.search(r'budgetguard_spend\{budget="org-week",group=""\} \d', metrics)
-        assert 'budgetguard_limit{budget="org-week",group=""} 100.0' in metrics
-        assert re.search(r'budgetguard_ratio\{budget="per-project",group="project=proj_', metrics)
+        assert re.search(
+            r'budgetguard_spend\{budget="org-week",group="",group_name=""\} \d', metrics
+        )
+        assert 'budgetguard_limit{budget="org-week",group="",group_name=""} 100.0' in metrics
+        # the directory's names beside the ids (the simulator serves them)
+        assert re.search(
+            r'budgetguard_ratio\{budget="per-project",group="project=proj_chatbot",'
+            r'group_name="project=Support chatbot \(proj_chatbot\)"\}',
+            metrics,
+        )
         assert re.search(r'budgetguard_last_collect_timestamp_seconds\{endpoint="costs"\}', metrics)
         assert 'budgetguard_notifications_total{notifier="hook",outcome="delivered"}' in metrics
         assert "budgetguard_tick_duration_seconds" in metrics

@@ -201,6 +201,7 @@ def check(
         if notify:
             _notify(store, loaded, findings, clock)
         alerts, silences = pipeline.report_alerts(store, findings, clock)
+        names = pipeline.display_names(store)
     finally:
         store.close()
     for line in silence_lines(silences):
@@ -208,16 +209,16 @@ def check(
     if output == "json":
         typer.echo(json_text(to_json(findings, alerts, clock, silences)))
     elif output == "markdown":
-        text = to_markdown(findings, clock)
+        text = to_markdown(findings, clock, names)
         typer.echo(text, nl=False)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(text)
     elif output == "github":
-        typer.echo(to_github(findings), nl=False)
+        typer.echo(to_github(findings, names), nl=False)
     else:
-        typer.echo(to_text(findings, clock), nl=False)
+        typer.echo(to_text(findings, clock, names=names), nl=False)
     raise typer.Exit(exit_code(findings, fail_on))
 
 

@@ -48,10 +48,6 @@ def _change(now: Decimal | None, before: Decimal | None) -> Decimal | None:
     return None if now is None or not before else (now - before) / before
 
 
-def _label(budget: str, group: Mapping[str, str]) -> str:
-    return budget + (" [" + ", ".join(f"{k}={v}" for k, v in group.items()) + "]" if group else "")
-
-
 @dataclass(frozen=True)
 class Alert:
     """One alert event: fired, reminded, resolved, no data, or a test message.
@@ -178,10 +174,12 @@ class DigestBudget:
     window: str
     source: str
     metric: str = "cost"
+    names: Mapping[str, str] = field(default_factory=dict)  # id -> display name
 
     @property
     def label(self) -> str:
-        return _label(self.budget, self.group)
+        group = group_text(self.group, self.names)
+        return self.budget + (f" [{group}]" if group else "")
 
     def show(self, value: Decimal | None) -> str:
         """``value`` as USD for a cost budget, else as a count of its metric."""
@@ -268,6 +266,7 @@ class Digest:
                     "severity": b.severity,
                     "window": b.window,
                     "source": b.source,
+                    "names": dict(b.names),
                 }
                 for b in self.budgets
             ],
@@ -315,6 +314,7 @@ class Digest:
                     str(b["severity"]),
                     str(b.get("window") or ""),
                     str(b.get("source") or ""),
+                    names=dict(b.get("names") or {}),
                 )
                 for b in payload.get("budgets") or ()
             ),

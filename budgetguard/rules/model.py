@@ -8,6 +8,7 @@ type's settings model. Both refuse unknown keys.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -340,11 +341,35 @@ class Rules(_Frozen):
                 return budget
         raise KeyError(name)
 
+    def with_names(self, names: Mapping[str, Mapping[str, str]]) -> Rules:
+        """These rules with ``match`` globs on project, user and api_key also matching display
+        names: ``names`` (kind -> id -> name) turns each glob's name hits into their ids."""
+        budgets = []
+        for budget in self.budgets:
+            extra: dict[str, tuple[str, ...]] = {}
+            for key, patterns in budget.match.items():
+                known = names.get(key) or {}
+                ids = sorted(
+                    _literal(i)
+                    for i, name in known.items()
+                    if any(fnmatch.fnmatchcase(name, p) for p in patterns)
+                )
+                if ids:
+                    extra[key] = (*patterns, *ids)
+            match = budget.match.model_copy(update=extra) if extra else budget.match
+            budgets.append(budget.model_copy(update={"match": match}) if extra else budget)
+        return self.model_copy(update={"budgets": tuple(budgets)})
+
     def to_data(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
         """The rules as plain data in the file's own shape (secrets masked unless asked)."""
         from budgetguard.rules.dump import rules_to_data
 
         return rules_to_data(self, reveal_secrets=reveal_secrets)
+
+
+def _literal(value: str) -> str:
+    """A glob that matches exactly ``value``."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
 
 
 def alert_identity(budget: str, group: Mapping[str, str], kind: str, threshold: str) -> str:

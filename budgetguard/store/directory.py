@@ -22,7 +22,7 @@ from sqlalchemy import (
     select,
 )
 
-from budgetguard.store.schema import metadata
+from budgetguard.store.schema import cost_buckets, metadata, usage_buckets
 
 __all__ = ["DirectoryStore", "directory"]
 
@@ -58,6 +58,31 @@ class DirectoryStore:
             query = query.where(directory.c.kind.in_(list(kinds)))
         with self.engine.connect() as conn:
             return {str(i): str(n) for i, n in conn.execute(query) if n}
+
+    def names_by_kind(self) -> dict[str, dict[str, str]]:
+        """kind -> id -> display name, for ``match`` on names."""
+        out: dict[str, dict[str, str]] = {}
+        query = select(directory.c.kind, directory.c.id, directory.c.name)
+        with self.engine.connect() as conn:
+            for kind, entry_id, name in conn.execute(query):
+                if name:
+                    out.setdefault(str(kind), {})[str(entry_id)] = str(name)
+        return out
+
+    def unknown_ids(self) -> set[str]:
+        """Project, user and API key ids the stored usage and costs name that the directory
+        has not listed (a new project, user or key: time to refresh)."""
+        ids: set[str] = set()
+        with self.engine.connect() as conn:
+            for table, columns in (
+                (usage_buckets, ("project_id", "user_id", "api_key_id")),
+                (cost_buckets, ("project_id", "api_key_id")),
+            ):
+                for column in columns:
+                    query = select(table.c[column]).distinct()
+                    ids.update(str(v) for (v,) in conn.execute(query) if v)
+            known = {str(i) for (i,) in conn.execute(select(directory.c.id))}
+        return ids - known
 
     def refreshed_at(self) -> int | None:
         """When the names were last refreshed (the oldest kind), or None if never."""
