@@ -82,22 +82,35 @@ def _threshold_at(event: AlertEvent) -> str | None:
     return t.at if isinstance(t.at, str) else money(float(t.at))
 
 
-def _limit_reached_on(f: Finding, at: datetime) -> str | None:
-    """The day spend reaches the limit at this period's pace so far (calendar budgets)."""
-    if f.window.kind != "period" or not f.spend or f.limit is None or f.spend <= 0:
+def _limit_reached_on(f: Finding) -> str | None:
+    """The day spend reaches the limit at the forecast's pace (its mean daily spend from
+    now to the period's end), or None when the forecast stays under it."""
+    end = f.window.period_end
+    if end is None or f.forecast is None or f.spend is None or f.limit is None:
         return None
-    elapsed = (at - f.window.start).total_seconds()
-    if elapsed <= 0:
+    if f.spend >= f.limit:
+        return f.window.end.date().isoformat()
+    left = (end - f.window.end).total_seconds()
+    rate = (f.forecast - f.spend) / Decimal(left) if left > 0 else Decimal(0)
+    if rate <= 0 or f.forecast < f.limit:
         return None
-    reach = f.window.start + timedelta(seconds=elapsed * float(f.limit / f.spend))
+    reach = f.window.end + timedelta(seconds=float((f.limit - f.spend) / rate))
     return reach.date().isoformat()
 
 
-def _missing_since(f: Finding, data_end: Callable[[str], int | None] | None) -> str | None:
-    """The end of the newest data among the budget's queries, else the window's start."""
-    ends = [data_end(q) for q in sorted(endpoints_of(f.budget))] if data_end else []
-    known = [e for e in ends if e is not None]
-    return _iso(min(known) if known else f.window.start)
+def _missing(f: Finding, data_end: Callable[[str], int | None] | None) -> tuple[list[str], str]:
+    """The budget's own queries that lack data (none collected, or older than its
+    ``max_staleness``), and since when: the oldest end of their data, else the window's
+    start. All its queries when none of them looks stale (a hole inside the window)."""
+    sources = sorted(endpoints_of(f.budget))
+    if data_end is None:
+        return sources, str(_iso(f.window.start))
+    now = int(f.window.end.timestamp())
+    stale = int(f.budget.staleness_delta.total_seconds())
+    ends = {q: data_end(q) for q in sources}
+    lacking = [q for q, e in ends.items() if e is None or now - e > stale] or sources
+    known = [e for q, e in ends.items() if q in lacking and e is not None]
+    return lacking, str(_iso(min(known) if known else f.window.start))
 
 
 def render(
@@ -152,10 +165,9 @@ def render(
         body["resolved_kind"] = event.kind
         body["fired_spend"] = None if fired_spend is None else float(fired_spend)
     if event.kind == "no_data" and event.event != "resolve":
-        body["queries"] = sorted(endpoints_of(f.budget))
-        body["missing_since"] = _missing_since(f, data_end)
+        body["queries"], body["missing_since"] = _missing(f, data_end)
     if event.kind == "forecast":
-        body["limit_reached_on"] = _limit_reached_on(f, event.at)
+        body["limit_reached_on"] = _limit_reached_on(f)
     if event.kind == "anomaly":
         body["baseline"] = _num(f.anomaly_baseline)
     body["message"] = alert_summary(body)

@@ -64,17 +64,18 @@ def _label(p: Mapping[str, Any]) -> str:
     return str(p.get("budget") or "") + (f" [{group}]" if group else "")
 
 
-def _crossed(p: Mapping[str, Any]) -> str:
+def _crossed(p: Mapping[str, Any], nouns: bool = True) -> str:
     """``thresholds 100%, 90% crossed`` / ``threshold 80% back under`` (firing or resolved)."""
     fired = [t for t in p.get("thresholds") or () if t.get("event") != "resolve" and t.get("at")]
     resolved = [t for t in p.get("thresholds") or () if t.get("event") == "resolve" and t.get("at")]
     parts = []
     for items, verb in ((fired, "crossed"), (resolved, "back under")):
         if items:
-            ats = ", ".join(
-                ("forecast " if t.get("kind") == "forecast" else "") + str(t["at"]) for t in items
-            )
-            parts.append(f"threshold{'s' if len(items) > 1 else ''} {ats} {verb}")
+            ats = ", ".join(str(t["at"]) for t in items)
+            forecast = all(t.get("kind") == "forecast" for t in items)
+            noun = "forecast threshold" if forecast else "threshold"
+            plural = "s" if len(items) > 1 else ""
+            parts.append(f"{noun}{plural} {ats} {verb}" if nouns else f"{ats} {verb}")
     return "; ".join(parts)
 
 
@@ -145,7 +146,7 @@ def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
     if p.get("kind") == "no_data":
         rows.append(("Queries", ", ".join(p.get("queries") or ()) or "—"))
         rows.append(("Missing since", moment(p.get("missing_since"))))
-    thresholds = _crossed(p)
+    thresholds = _crossed(p, nouns=False)
     if thresholds:
         rows.append(("Thresholds", thresholds))
     rows += [
