@@ -118,7 +118,7 @@ def main() -> None:
         (out / f"{name}.pagerduty.json").write_text(json.dumps(pd, indent=2))
         (out / f"{name}.teams.json").write_text(json.dumps(message_body(alert), indent=2))
         if chromium:
-            subprocess.run(
+            subprocess.run(  # noqa: S603  (chromium from PATH, arguments ours)
                 [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                  f"--screenshot={out / f'{name}.email.png'}", "--window-size=900,760",
                  page.resolve().as_uri()],
