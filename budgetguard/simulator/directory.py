@@ -60,6 +60,17 @@ def _users() -> list[dict[str, Any]]:
     ]
 
 
+def _owner(user: str) -> dict[str, Any]:
+    """A key's owner as ``ProjectApiKeyOwnerUser`` has it."""
+    return {
+        "id": user,
+        "email": f"{user.removeprefix('user-')}@example.com",
+        "name": USER_NAMES.get(user, user),
+        "created_at": _CREATED,
+        "role": "member",
+    }
+
+
 def _api_keys(project: str) -> list[dict[str, Any]]:
     owners: dict[str, str | None] = {}
     for s in STREAMS:
@@ -74,14 +85,7 @@ def _api_keys(project: str) -> list[dict[str, Any]]:
             "last_used_at": None,
             "id": key,
             "owner_project_access": "active",
-            "owner": {
-                "type": "user",
-                "user": {
-                    "object": "organization.user",
-                    "id": user,
-                    "name": USER_NAMES.get(user or ""),
-                },
-            },
+            "owner": {"type": "user", "user": _owner(user or USERS[0])},
         }
         for i, (key, user) in enumerate(sorted(owners.items()))
     ]

@@ -1,0 +1,118 @@
+"""The directory client against the simulator (pagination, auth, the spec's shapes), `match`
+on names, and per-notifier subscriptions in the rules."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import httpx
+import jsonschema
+import pytest
+from pydantic import SecretStr
+
+from budgetguard.openai_admin import AuthError, PaginationError
+from budgetguard.openai_admin import directory as client_module
+from budgetguard.openai_admin.directory import DirectoryClient
+from budgetguard.rules import RulesError, load_rules_text
+from budgetguard.rules.model import NotifyEntry
+from budgetguard.simulator import SimulatorServer
+from budgetguard.simulator.directory import answer
+from tests.conftest import ADMIN_KEY
+
+SPEC = json.load(open("/work/shared/reference/openai-admin-directory-openapi.json"))  # noqa: SIM115
+
+
+def _schema(name: str) -> dict[str, object]:
+    return {"$ref": f"#/components/schemas/{name}", "components": SPEC["components"]}
+
+
+def test_the_simulator_serves_the_specs_shapes() -> None:
+    for path, schema in (
+        ("/organization/projects", "ProjectListResponse"),
+        ("/organization/users", "UserListResponse"),
+        ("/organization/projects/proj_chatbot/api_keys", "ProjectApiKeyListResponse"),
+    ):
+        status, body = answer(path, "limit=100") or (0, {})
+        assert status == 200
+        jsonschema.validate(body, _schema(schema))
+    assert answer("/organization/projects", "limit=0") is not None
+    assert (answer("/organization/projects", "limit=0") or (0,))[0] == 400
+    assert (answer("/organization/projects/proj_nope/api_keys", "") or (0,))[0] == 404
+
+
+def test_the_client_pages_through_the_directory(
+    sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "PAGE_SIZE", 2)  # several pages per list
+
+    async def fetch() -> client_module.Directory:
+        async with DirectoryClient(SecretStr(ADMIN_KEY), sim.base_url) as client:
+            return await client.directory()
+
+    found = anyio.run(fetch)
+    assert found.projects["proj_media"] == "Media studio" and len(found.projects) == 5
+    assert len(found.users) == 5 and found.users["user-bob"] == "Bob Okafor"
+    assert found.api_keys["key_search_svc"] == "search-svc"
+
+    async def refused() -> None:
+        async with DirectoryClient(SecretStr("sk-proj-nope"), sim.base_url) as client:
+            await client.directory()
+
+    with pytest.raises(AuthError, match="sk-admin-"):
+        anyio.run(refused)
+
+
+def test_a_cursor_that_does_not_advance_is_an_error() -> None:
+    page = {"object": "list", "data": [], "has_more": True, "last_id": "same"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=page)
+
+    async def fetch() -> None:
+        transport = httpx.MockTransport(handler)
+        async with DirectoryClient(SecretStr(ADMIN_KEY), transport=transport) as client:
+            await client.list("/organization/users", "organization.user")
+
+    with pytest.raises(PaginationError):
+        anyio.run(fetch)
+
+
+def test_match_globs_match_names_and_subscriptions_load() -> None:
+    rules = load_rules_text("""
+version: 1
+notifiers: {finops: {type: console}, pager: {type: console}}
+budgets:
+  - name: chat
+    match: {project: "Support*", user: ["Erin*"]}
+    limit: 10
+    window: 1d
+    notify: [{name: finops, on: [fire, resolve]}, pager]
+""")
+    named = rules.with_names(
+        {
+            "project": {"proj_chatbot": "Support chatbot", "proj_x": "Other"},
+            "user": {"u[1]": "Erin"},
+        }
+    )
+    match = named.budgets[0].match
+    assert match.project == ("Support*", "proj_chatbot")
+    assert match.user == ("Erin*", "u[[]1]")  # the id as a literal glob
+    assert named.budgets[0].notify == (NotifyEntry(name="finops", on=("fire", "resolve")), "pager")
+    with pytest.raises(RulesError, match="no notifier named 'nope'"):
+        load_rules_text(
+            rules_text := """
+version: 1
+notifiers: {finops: {type: console}}
+budgets:
+  - {name: a, limit: 1, window: 1d, notify: [{name: nope, on: [fire]}]}
+"""
+        )
+    assert rules_text
+    with pytest.raises(RulesError):
+        load_rules_text("""
+version: 1
+notifiers: {finops: {type: console}}
+budgets:
+  - {name: a, limit: 1, window: 1d, notify: [{name: finops, on: [explode]}]}
+""")
