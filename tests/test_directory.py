@@ -4,12 +4,14 @@ on names, and per-notifier subscriptions in the rules."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anyio
 import httpx
 import jsonschema
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from budgetguard.openai_admin import AuthError, PaginationError
 from budgetguard.openai_admin import directory as client_module
@@ -18,6 +20,9 @@ from budgetguard.rules import RulesError, load_rules_text
 from budgetguard.rules.model import NotifyEntry
 from budgetguard.simulator import SimulatorServer
 from budgetguard.simulator.directory import answer
+from budgetguard.store import Store
+from budgetguard.store.directory import DirectoryStore
+from budgetguard.store.silences import SilenceStore
 from tests.conftest import ADMIN_KEY
 
 SPEC = json.load(open("/work/shared/reference/openai-admin-directory-openapi.json"))  # noqa: SIM115
@@ -116,3 +121,21 @@ notifiers: {finops: {type: console}}
 budgets:
   - {name: a, limit: 1, window: 1d, notify: [{name: finops, on: [explode]}]}
 """)
+
+
+def test_a_version_2_store_gets_the_silence_and_name_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store.open(url)
+    with store.engine.begin() as conn:  # as version 2 left it
+        for table in ("bg_silences", "bg_silence_holds", "bg_directory"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text("UPDATE bg_schema_version SET version = 2"))
+    store.close()
+    store = Store.open(url)
+    try:
+        assert SilenceStore(store.engine).all() == []
+        assert DirectoryStore(store.engine).names() == {}
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT version FROM bg_schema_version")).scalar() == 3
+    finally:
+        store.close()
