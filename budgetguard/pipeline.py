@@ -57,6 +57,7 @@ __all__ = [
     "display_names",
     "evaluate_store",
     "make_digest",
+    "named_rules",
     "notify",
     "refresh_names",
     "replay",
@@ -136,7 +137,7 @@ def evaluate_store(
     now: datetime,
     expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
 ) -> list[Finding]:
-    rules = rules.with_names(DirectoryStore(store.engine).names_by_kind())
+    rules = named_rules(store, rules)
     data = spend_data(store, rules, now, since=needed_from(rules, now))
     return evaluate(rules, data, now, expectations)
 
@@ -199,6 +200,11 @@ def report_alerts(
     return alerts, [silence_json(s) for s in running]
 
 
+def named_rules(store: Store, rules: Rules) -> Rules:
+    """``rules`` whose ``match`` globs also match the directory's display names."""
+    return rules.with_names(DirectoryStore(store.engine).names_by_kind())
+
+
 def display_names(store: Store) -> dict[str, str]:
     """id -> display name of the projects, users and API keys the directory lists."""
     return DirectoryStore(store.engine).names()
@@ -223,7 +229,7 @@ def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = 
     from budgetguard.digest import build_digest, digest_period
 
     chosen = digest_period(rules, period)
-    rules = rules.with_names(DirectoryStore(store.engine).names_by_kind())
+    rules = named_rules(store, rules)
     data = spend_data(store, rules, now)
     findings = evaluate(rules, data, now)
     _, start, end = last_complete_period(chosen, now, rules.timezone)

@@ -261,6 +261,7 @@ def backtest(
         raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
     store = open_store(settings)
     try:
+        loaded = pipeline.named_rules(store, loaded)  # match globs on names, as check does
         # what the budgets look at from the first instant replayed, up to the last
         data = pipeline.spend_data(store, loaded, last, since=needed_from(loaded, first))
     finally:
