@@ -238,3 +238,25 @@ def test_grouping_and_silences_properties(
                     sev = severity_of(state.kind, threshold)
                     labels = alert_labels(f.budget.name, f.group, sev, (state.kind,), NAMES)
                     assert any(s.matches(labels) for s in active), "still firing, never sent"
+
+
+def test_a_resolution_after_a_silence_is_sent_when_the_firing_was() -> None:
+    """Fired and told, then silenced (its reminders held), then resolved after the silence:
+    the resolution goes out, once."""
+    silence = Silence(
+        "s", (("budget", "api-day"),), T0 + timedelta(hours=1), T0 + timedelta(hours=8)
+    )
+    states: dict[str, AlertState] = {}
+    held: dict[str, Held] = {}
+    log: list[tuple[int, str]] = []
+    for hour, spend in ((0, 95), (7, 95), (9, 10), (10, 10)):
+        now = T0 + timedelta(hours=hour)
+        findings = [finding(DAY, {}, spend, now)]
+        changed, events = transitions(findings, states, now)
+        states.update(changed)
+        out = apply_silences(events, findings, states, [silence], held, now)
+        held = out.held
+        log += [(hour, e.event) for e in out.send]
+        if hour == 7:
+            assert [e.event for e in out.silenced] == ["remind", "remind"]
+    assert log == [(0, "fire"), (0, "fire"), (9, "resolve"), (9, "resolve")]

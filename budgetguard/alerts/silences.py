@@ -139,7 +139,8 @@ def apply_silences(
     silenced: list[AlertEvent] = []
     for event in events:
         identity = _identity(event)
-        if event.event == "resolve" and identity in owed:
+        debt = owed.get(identity)
+        if event.event == "resolve" and debt is not None and debt.event == "fire":
             del owed[identity]  # it fired unseen: its resolution would confuse
             silenced.append(event)
         elif any(s.matches(_labels(event, names)) for s in active):
@@ -166,6 +167,11 @@ def _released(
     out: list[AlertEvent] = []
     if not owed:
         return out
+    budgets = {f.budget.name for f in findings}
+    for identity in list(owed):  # a budget gone from the rules owes nothing
+        state = states.get(identity)
+        if state is None or state.budget not in budgets:
+            del owed[identity]
     for finding in findings:
         for kind, threshold, holds, severity in conditions(finding):
             tkey = threshold.key if threshold is not None else ""
