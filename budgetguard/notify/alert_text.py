@@ -149,8 +149,12 @@ def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
     thresholds = _crossed(p, nouns=False)
     if thresholds:
         rows.append(("Thresholds", thresholds))
+    since = moment(p.get("since") or p.get("fired_at"))
+    if p.get("kind") == "resolved":
+        rows.append(("Was firing", f"from {since} to {moment(p.get('fired_at'))}"))
+    else:
+        rows.append(("Firing since", since))
     rows += [
-        ("Since", moment(p.get("since") or p.get("fired_at"))),
         ("Severity", str(p.get("severity") or "unknown")),
         ("Source", str(p.get("source") or "—")),
     ]
