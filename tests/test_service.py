@@ -39,6 +39,7 @@ from budgetguard.simulator import SimulatorServer, build_api
 from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore
 from budgetguard.store.schema import outbox
+from budgetguard.store.silences import SilenceStore
 from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, Receiver, needs_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,6 +243,12 @@ def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
     service = new_service(world, tmp_path)
+    store = Store.open(service.settings.database_url)
+    hour = timedelta(hours=1)
+    drill = SilenceStore(store.engine).add(
+        (("budget", "nothing-*"),), NOW_DT - hour, NOW_DT + hour, "a drill"
+    )
+    store.close()
     service.start(port=0)
     try:
         base = f"http://127.0.0.1:{service.http.server_address[1]}"  # type: ignore[union-attr]
@@ -266,6 +273,8 @@ def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
         body = json.loads(get(f"{base}/status")[1])
         assert body["status"] == "critical"  # org-week is far over its 100
         assert body["notifications"]["outbox"].get("delivered", 0) >= 1
+        assert [(x["id"], x["comment"]) for x in body["silences"]] == [(drill, "a drill")]
+        assert body["alerts"] and not any(a["silenced"] for a in body["alerts"])
         assert get(f"{base}/nope")[0] == 404
         jobs = {job.id: job for job in service.scheduler.get_jobs()}
         assert set(jobs) == {"tick", "outbox", "digest"}
