@@ -60,7 +60,7 @@ def _window(f: Finding) -> str:
     if b.window:
         return f"over the last {b.window}"
     if b.period:
-        return f"this {b.period}"
+        return "today" if b.period == "day" else f"this {b.period}"
     return f"in the last {b.anomaly.window}" if b.anomaly else ""
 
 
