@@ -169,7 +169,10 @@ def notify(
     states = load_states(alerts)
     changed, events = transitions(findings, states, now)
     names = display_names(store)
-    held = {i: Held(i, key, event) for i, (key, event) in silenced.holds().items()}  # type: ignore[arg-type]
+    held = {
+        i: Held(i, key, "fire" if event == "fire" else "remind")
+        for i, (key, event) in silenced.holds().items()
+    }
     outcome = apply_silences(
         events, findings, {**states, **changed}, active_silences(silenced, now), held, now, names
     )

@@ -26,7 +26,7 @@ from budgetguard_pagerduty import events
 from budgetguard_slack import alert_blocks
 from budgetguard_teams import message_body
 
-from budgetguard.alerts import group_events, render, transitions
+from budgetguard.alerts import Notification, group_events, render, transitions
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.evaluate.windows import budget_window
 from budgetguard.notify import Alert
@@ -84,8 +84,8 @@ def data_end(query: str) -> int:
 
 
 def samples() -> dict[str, Alert]:
-    def body(note: object, fired: float | None = None) -> Alert:
-        raw = render(note, NAMES, fired, data_end)  # type: ignore[arg-type]
+    def body(note: Notification, fired: float | None = None) -> Alert:
+        raw = render(note, NAMES, fired, data_end)
         return Alert.from_payload(json.loads(json.dumps(raw)))
 
     out: dict[str, Alert] = {}

@@ -204,7 +204,8 @@ def mark_silenced(
     active = [s for s in silences if s.active(now)]
     out = []
     for alert in alerts:
-        group = {str(k): str(v) for k, v in dict(alert.get("group") or {}).items()}  # type: ignore[call-overload]
+        raw = alert.get("group")
+        group = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         labels = alert_labels(
             str(alert["budget"]), group, str(alert["severity"]), (str(alert["kind"]),), names
         )
