@@ -164,6 +164,18 @@ def test_pagerduty_triggers_and_resolves_the_same_incident(receiver: Receiver) -
     assert fired.key in {r["dedup_key"] for r in resolves}  # closes the incident it opened
 
 
+def test_pagerduty_takes_no_digest(receiver: Receiver) -> None:
+    from datetime import date
+
+    from budgetguard.notify import Digest
+
+    digest = Digest("k", "Weekly", "s", "week", date(2026, 11, 16), date(2026, 11, 23), None, None)
+    PagerDutyNotifier(PagerDutySettings(routing_key=ROUTING_KEY, api_url=receiver.url)).send(
+        digest.with_payload()
+    )
+    assert receiver.received == []  # a digest is not an incident
+
+
 def test_pagerduty_and_teams_conform() -> None:
     assert_conformant(
         lambda url: PagerDutyNotifier(PagerDutySettings(routing_key=ROUTING_KEY, api_url=url)),

@@ -151,6 +151,10 @@ def test_the_digest_payload_round_trips_and_renders_everywhere(world: dict[str, 
     assert subject(digest).startswith("[budgetguard] Weekly spend digest")
     fallback, (attachment,) = digest_blocks(digest)
     assert fallback and len(attachment["blocks"]) <= 50
+    from budgetguard_teams import card
+
+    facts = next(b for b in card(again)["body"] if b["type"] == "FactSet")["facts"]
+    assert facts[0]["title"] == "Total" and len(facts) > len(digest.budgets)
 
 
 def test_a_digest_with_missing_days_says_so_and_never_shows_zero(tmp_path: Path) -> None:
