@@ -67,7 +67,10 @@ def to_json(
     alerts: Sequence[Mapping[str, Any]],
     now: datetime,
     silences: Sequence[Mapping[str, Any]] = (),
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The contract's JSON report; ``names`` adds the display names of the ids its groups
+    show (``"names": {"proj_abc": "Chatbot"}``), ``silences`` the active ones."""
     budgets = []
     for f in findings:
         ratio = f.ratio
@@ -96,7 +99,13 @@ def to_json(
         "budgets": budgets,
         "alerts": list(alerts),
         **({"silences": list(silences)} if silences else {}),
+        **({"names": shown} if (shown := _names_shown(findings, names)) else {}),
     }
+
+
+def _names_shown(findings: Sequence[Finding], names: Mapping[str, str] | None) -> dict[str, str]:
+    known = names or {}
+    return {v: known[v] for f in findings for v in f.group.values() if v in known}
 
 
 def json_text(report: Mapping[str, Any]) -> str:

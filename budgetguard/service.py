@@ -183,9 +183,10 @@ class Service:
                 return
             finally:
                 self.metrics.tick_seconds.set(time.monotonic() - started)
-            self.metrics.findings(findings, pipeline.display_names(self.store))
+            names = pipeline.display_names(self.store)
+            self.metrics.findings(findings, names)
             alerts, silences = pipeline.report_alerts(self.store, findings, now)
-            body = to_json(findings, alerts, now)
+            body = to_json(findings, alerts, now, names=names)
             body["silences"] = silences  # the active ones, listed even when there are none
             body["collect_problems"] = problems
             body["notifications"] = {

@@ -84,6 +84,7 @@ def test_names_and_silences_end_to_end(sim: SimulatorServer, tmp_path: Path) -> 
         {"project": "proj_chatbot"}  # the name glob matched the project's id
     ]
     assert [s["id"] for s in report["silences"]] == [silence_id]
+    assert report["names"] == {"proj_chatbot": "Support chatbot"}
     assert "silenced until" in err
     assert not [b for b in receiver.bodies if b["budget"] == "chatbot-day"]
 

@@ -207,7 +207,7 @@ def check(
     for line in silence_lines(silences):
         typer.echo(line, err=True)
     if output == "json":
-        typer.echo(json_text(to_json(findings, alerts, clock, silences)))
+        typer.echo(json_text(to_json(findings, alerts, clock, silences, names)))
     elif output == "markdown":
         text = to_markdown(findings, clock, names)
         typer.echo(text, nl=False)
