@@ -139,3 +139,32 @@ def test_a_version_2_store_gets_the_silence_and_name_tables(tmp_path: Path) -> N
             assert conn.execute(text("SELECT version FROM bg_schema_version")).scalar() == 3
     finally:
         store.close()
+
+
+def test_names_refresh_daily_and_on_an_unknown_id(sim: SimulatorServer, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from budgetguard import pipeline
+    from budgetguard.settings import Settings
+    from budgetguard.store.schema import cost_buckets
+
+    settings = Settings(openai_admin_key=ADMIN_KEY, openai_base_url=sim.base_url)
+    store = Store.open(f"sqlite:///{tmp_path / 'names.db'}")
+    t0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    try:
+        assert pipeline.refresh_names(settings, store, t0)  # never refreshed
+        assert not pipeline.refresh_names(settings, store, t0 + timedelta(hours=5))
+        with store.engine.begin() as conn:  # a project the directory has not listed yet
+            conn.execute(
+                cost_buckets.insert().values(
+                    query_key="q", day_start=0, project_id="proj_new", amount="1", currency="usd"
+                )
+            )
+        assert not pipeline.refresh_names(settings, store, t0 + timedelta(minutes=30))
+        assert pipeline.refresh_names(settings, store, t0 + timedelta(hours=2))  # at most hourly
+        assert pipeline.refresh_names(settings, store, t0 + timedelta(days=2))  # a day old
+        broken = settings.model_copy(update={"openai_admin_key": SecretStr("sk-proj-nope")})
+        assert not pipeline.refresh_names(broken, store, t0 + timedelta(days=4))  # logged only
+        assert DirectoryStore(store.engine).names()["proj_chatbot"] == "Support chatbot"
+    finally:
+        store.close()
