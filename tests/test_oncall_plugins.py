@@ -301,3 +301,42 @@ def test_standard_signing_needs_a_whsec_secret() -> None:
     for secret in (None, "plain-secret", "whsec_not*base64"):
         with pytest.raises(ValidationError, match="whsec_"):
             WebhookSettings(url="https://example.com/h", secret=secret, signing="standard")
+
+
+def test_pagerduty_resolves_what_resolved_beside_a_firing() -> None:
+    rules = load_rules_text("""
+version: 1
+notifiers: {pd: {type: console}}
+budgets:
+  - {name: month, limit: 100, period: month, forecast: true, thresholds: [100%], notify: [pd]}
+""")
+    (budget,) = rules.budgets
+    (hundred,) = budget.thresholds
+
+    def at(spend: int, forecast: int | None, now: datetime) -> Finding:
+        value = Decimal(spend)
+        return Finding(
+            budget, {}, budget_window(budget, now, "UTC"), value, budget.limit,
+            None if forecast is None else Decimal(forecast),
+            "critical" if value >= 100 else "ok", "costs", True, None,
+            (hundred,) if value >= 100 else (), (hundred,) if (forecast or 0) >= 100 else (),
+        )  # fmt: skip
+
+    states, events = transitions([at(120, None, T0)], {}, T0)
+    (fired,) = events
+    later = T0 + timedelta(hours=1)
+    _, events = transitions([at(90, 130, later)], dict(states), later)
+    (note,) = group_events(events)  # the forecast fires as the threshold resolves: one message
+    alert = Alert.from_payload(json.loads(json.dumps(render(note))))
+    assert alert.kind == "forecast"
+    bodies = events_of(alert)
+    assert [b["event_action"] for b in bodies] == ["trigger", "resolve"]
+    assert bodies[1]["dedup_key"] == fired.key  # closes the threshold's incident
+    for body in bodies:
+        jsonschema.validate(body, PD_EVENT)
+
+
+def events_of(alert: Alert) -> list[dict[str, Any]]:
+    from budgetguard_pagerduty import events
+
+    return events(alert, ROUTING_KEY)

@@ -47,19 +47,29 @@ class PagerDutySettings(NotifierSettings):
         return http_url(value)
 
 
-def _fire_keys(alert: Alert) -> list[str]:
-    """The firings a resolution closes: each grouped threshold's, else its own key."""
-    keys = [str(t["fire_key"]) for t in alert.payload.get("thresholds") or () if t.get("fire_key")]
-    return list(dict.fromkeys(keys)) or [alert.key]
+def _fire_keys(alert: Alert, resolved_only: bool = False) -> list[str]:
+    """The firings a resolution closes: each grouped threshold's, else its own key (with
+    ``resolved_only``: those of the thresholds a firing groups with their resolutions)."""
+    keys = [
+        str(t["fire_key"])
+        for t in alert.payload.get("thresholds") or ()
+        if t.get("fire_key") and (not resolved_only or t.get("event") == "resolve")
+    ]
+    return list(dict.fromkeys(keys)) or ([] if resolved_only else [alert.key])
 
 
 def events(alert: Alert, routing_key: str, source: str = "budgetguard") -> list[dict[str, Any]]:
-    """The Events v2 bodies for ``alert``: one ``trigger``, or a ``resolve`` per firing."""
+    """The Events v2 bodies for ``alert``: one ``trigger`` (and a ``resolve`` for each
+    threshold that resolved in the same evaluation), or a ``resolve`` per firing."""
     if alert.kind == "resolved":
         return [
             {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
             for key in _fire_keys(alert)
         ]
+    resolves = [
+        {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
+        for key in _fire_keys(alert, resolved_only=True)
+    ]
     dedup = str(alert.payload.get("fire_key") or alert.key)
     links = [{"href": alert.link, "text": "OpenAI usage"}]
     if alert.runbook_url:
@@ -82,7 +92,8 @@ def events(alert: Alert, routing_key: str, source: str = "budgetguard") -> list[
             "links": links,
             "client": "budgetguard",
             "client_url": alert.link,
-        }
+        },
+        *resolves,
     ]
 
 
