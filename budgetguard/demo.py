@@ -97,7 +97,9 @@ def run_demo(
 
             console.rule("[bold]2. Check[/] every budget (what `budgetguard check` prints)")
             findings = pipeline.evaluate_store(store, rules, now)
-            console.print(to_text(findings, now), end="", soft_wrap=True, highlight=False)
+            names = pipeline.display_names(store)
+            text = to_text(findings, now, names=names)
+            console.print(text, end="", soft_wrap=True, highlight=False)
             console.rule("[bold]3. Alerts[/] through the outbox (console notifier)")
             real = default_plugins().notifiers(rules.notifiers)
             skipped: Counter[str] = Counter()

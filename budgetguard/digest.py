@@ -9,13 +9,15 @@ re-run or a second replica queues it once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.evaluator import Finding
+from budgetguard.notify.alert_text import display
 from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money, signed_percent
 from budgetguard.rules.model import Rules
 from budgetguard.rules.periods import last_complete_period
@@ -57,10 +59,12 @@ def build_digest(
     now: datetime,
     *,
     period: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Digest:
     """The digest of the last complete period before ``now``; ``findings`` are the budgets
     at ``now`` and ``alerts`` the one-line messages of the period's alerts."""
     period = digest_period(rules, period)
+    known_names = dict(names or {})
     top = rules.digest.top if rules.digest else 5
     before, start, end = last_complete_period(period, now, rules.timezone)
     covered = data.covered("costs")
@@ -113,6 +117,7 @@ def build_digest(
             or (f.budget.anomaly.window if f.budget.anomaly else ""),
             source=f.source,
             metric=f.budget.metric,
+            names={v: known_names[v] for v in f.group.values() if v in known_names},
         )
         for f in findings
     )
@@ -134,7 +139,10 @@ def build_digest(
         total=total,
         previous_total=previous,
         daily=daily,
-        top_projects=_top(rows, earlier, "project", top),
+        top_projects=tuple(
+            replace(line, name=display(line.name, known_names))
+            for line in _top(rows, earlier, "project", top)
+        ),
         top_models=_top(rows, earlier, "model", top),
         budgets=budgets,
         alerts=tuple(alerts),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,9 +19,16 @@ from budgetguard.alerts import (
     AlertEvent,
     AlertState,
     DeliveryReport,
+    Held,
+    Silence,
+    active_alerts,
+    apply_silences,
     deliver,
+    group_events,
     load_states,
+    mark_silenced,
     queue,
+    silence_json,
     transitions,
 )
 from budgetguard.collect import Pricer, plan_queries
@@ -32,19 +40,28 @@ from budgetguard.rules import Rules
 from budgetguard.rules.periods import last_complete_period
 from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore
+from budgetguard.store.directory import DirectoryStore
+from budgetguard.store.silences import SilenceStore, replace_holds
 
 if TYPE_CHECKING:
     from budgetguard.collect import CollectReport
     from budgetguard.progress import PageProgress
     from budgetguard.settings import Settings
 
+log = logging.getLogger("budgetguard.pipeline")
+
 __all__ = [
+    "active_silences",
     "collect",
     "deliver_due",
+    "display_names",
     "evaluate_store",
     "make_digest",
+    "named_rules",
     "notify",
+    "refresh_names",
     "replay",
+    "report_alerts",
     "send_digest",
     "spend_data",
 ]
@@ -81,7 +98,38 @@ def collect(
             collector = Collector(client, store, deadline=deadline)
             return await collector.collect(queries, end, progress=progress)
 
-    return asyncio.run(run())
+    report = asyncio.run(run())
+    refresh_names(settings, store, end)
+    return report
+
+
+def refresh_names(settings: Settings, store: Store, now: datetime) -> bool:
+    """Refresh the directory's names when a day old or when the store holds an id it does
+    not name; a failure is logged, never fatal (names are for people). True if refreshed."""
+    from budgetguard.openai_admin import AdminAPIError
+    from budgetguard.openai_admin.directory import DirectoryClient
+
+    names = DirectoryStore(store.engine)
+    at = int(now.timestamp())
+    last = names.refreshed_at()
+    # a day old, or an id the names lack (a new project, user or key): at most once an hour
+    if last is not None and at - last < 86400 and (at - last < 3600 or not names.unknown_ids()):
+        return False
+    key = settings.openai_admin_key
+    assert key is not None
+
+    async def run() -> dict[str, dict[str, str]]:
+        async with DirectoryClient(key, settings.openai_base_url) as c:
+            return (await c.directory()).by_kind()
+
+    try:
+        found = asyncio.run(run())
+    except AdminAPIError as exc:
+        log.warning("names not refreshed: %s", exc)
+        return False
+    for kind, entries in found.items():
+        names.replace(kind, entries, at)
+    return True
 
 
 def spend_data(
@@ -100,6 +148,7 @@ def evaluate_store(
     now: datetime,
     expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
 ) -> list[Finding]:
+    rules = named_rules(store, rules)
     data = spend_data(store, rules, now, since=needed_from(rules, now))
     return evaluate(rules, data, now, expectations)
 
@@ -127,10 +176,57 @@ def notify(
 ) -> DeliveryReport:
     """Alert transitions and their notifications in one transaction, then delivery of every
     due notification (earlier retries included)."""
-    alerts = AlertStore(store.engine)
-    changed, events = transitions(findings, load_states(alerts), now)
-    queue(alerts, changed, events, now)
+    alerts, silenced = AlertStore(store.engine), SilenceStore(store.engine)
+    states = load_states(alerts)
+    changed, events = transitions(findings, states, now)
+    names = display_names(store)
+    held = {
+        i: Held(i, key, "fire" if event == "fire" else "remind")
+        for i, (key, event) in silenced.holds().items()
+    }
+    outcome = apply_silences(
+        events, findings, {**states, **changed}, active_silences(silenced, now), held, now, names
+    )
+    owed = {i: (h.key, h.event) for i, h in outcome.held.items()}
+    ends: dict[str, int] = {}
+    for mark in store.sync_marks():
+        if mark.covered_end is not None:
+            ends[mark.endpoint] = max(ends.get(mark.endpoint, 0), mark.covered_end)
+    queue(
+        alerts,
+        changed,
+        group_events(outcome.send),
+        now,
+        names=names,
+        data_end=ends.get,
+        also=lambda conn: replace_holds(conn, owed),
+    )
     return deliver_due(store, notifiers, now, on_outcome)
+
+
+def report_alerts(
+    store: Store, findings: Sequence[Finding], now: datetime
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The report's alerts (marked ``silenced``) and the silences active at ``now``."""
+    running = active_silences(SilenceStore(store.engine), now)
+    names = display_names(store)
+    alerts = mark_silenced(active_alerts(findings), running, now, names)
+    return alerts, [silence_json(s) for s in running]
+
+
+def named_rules(store: Store, rules: Rules) -> Rules:
+    """``rules`` whose ``match`` globs also match the directory's display names."""
+    return rules.with_names(DirectoryStore(store.engine).names_by_kind())
+
+
+def display_names(store: Store) -> dict[str, str]:
+    """id -> display name of the projects, users and API keys the directory lists."""
+    return DirectoryStore(store.engine).names()
+
+
+def active_silences(silences: SilenceStore, now: datetime) -> list[Silence]:
+    """The silences running at ``now`` (for the alert stages, ``/status`` and ``check``)."""
+    return [Silence(*row) for row in silences.all(active_at=now)]
 
 
 def deliver_due(
@@ -147,13 +243,15 @@ def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = 
     from budgetguard.digest import build_digest, digest_period
 
     chosen = digest_period(rules, period)
+    rules = named_rules(store, rules)
     data = spend_data(store, rules, now)
     findings = evaluate(rules, data, now)
     _, start, end = last_complete_period(chosen, now, rules.timezone)
     messages = AlertStore(store.engine).messages_between(
         int(start.timestamp()), int(end.timestamp())
     )
-    return build_digest(rules, data, findings, messages, now, period=chosen)
+    names = display_names(store)
+    return build_digest(rules, data, findings, messages, now, period=chosen, names=names)
 
 
 def send_digest(

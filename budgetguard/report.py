@@ -9,7 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetguard.evaluate.evaluator import SEVERITY_ORDER, Finding, group_label
+from budgetguard.evaluate.evaluator import SEVERITY_ORDER, Finding
+from budgetguard.notify.alert_text import group_text
 
 __all__ = [
     "exit_code",
@@ -52,9 +53,24 @@ def exit_code(findings: Sequence[Finding], fail_on: str) -> int:
     return 3 if any(f.severity == "unknown" for f in findings) else 0
 
 
+def silence_lines(silences: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per active silence, for the text of ``check`` (on stderr)."""
+    return [
+        f"silenced until {s['ends_at']}: {' '.join(s['matchers'])} (id {s['id']})"
+        + (f" — {s['comment']}" if s.get("comment") else "")
+        for s in silences
+    ]
+
+
 def to_json(
-    findings: Sequence[Finding], alerts: list[dict[str, Any]], now: datetime
+    findings: Sequence[Finding],
+    alerts: Sequence[Mapping[str, Any]],
+    now: datetime,
+    silences: Sequence[Mapping[str, Any]] = (),
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The contract's JSON report; ``names`` adds the display names of the ids its groups
+    show (``"names": {"proj_abc": "Chatbot"}``), ``silences`` the active ones."""
     budgets = []
     for f in findings:
         ratio = f.ratio
@@ -81,8 +97,15 @@ def to_json(
         "evaluated_at": _iso(now),
         "status": overall_status(findings),
         "budgets": budgets,
-        "alerts": alerts,
+        "alerts": list(alerts),
+        **({"silences": list(silences)} if silences else {}),
+        **({"names": shown} if (shown := _names_shown(findings, names)) else {}),
     }
+
+
+def _names_shown(findings: Sequence[Finding], names: Mapping[str, str] | None) -> dict[str, str]:
+    known = names or {}
+    return {v: known[v] for f in findings for v in f.group.values() if v in known}
 
 
 def json_text(report: Mapping[str, Any]) -> str:
@@ -112,7 +135,12 @@ def _fmt(value: Decimal | None, metric: str) -> str:
     return f"{int(value):,}"
 
 
-def _rows(findings: Sequence[Finding]) -> list[list[str]]:
+def _group(f: Finding, names: Mapping[str, str] | None) -> str:
+    """The group as people read it: ``project=Chatbot (proj_abc)`` where a name is known."""
+    return group_text(f.group, names or {}) or "—"
+
+
+def _rows(findings: Sequence[Finding], names: Mapping[str, str] | None = None) -> list[list[str]]:
     rows = []
     for f in findings:
         m = f.budget.metric
@@ -125,7 +153,7 @@ def _rows(findings: Sequence[Finding]) -> list[list[str]]:
         rows.append(
             [
                 f.budget.name,
-                group_label(f.group),
+                _group(f, names),
                 str(window),
                 _fmt(f.spend, m),
                 _fmt(f.limit, m),
@@ -141,7 +169,12 @@ def _rows(findings: Sequence[Finding]) -> list[list[str]]:
 HEADERS = ["budget", "group", "window", "spend", "limit", "%", "forecast", "severity", "source"]
 
 
-def to_text(findings: Sequence[Finding], now: datetime, width: int | None = None) -> str:
+def to_text(
+    findings: Sequence[Finding],
+    now: datetime,
+    width: int | None = None,
+    names: Mapping[str, str] | None = None,
+) -> str:
     from rich.console import Console
     from rich.table import Table
 
@@ -151,7 +184,7 @@ def to_text(findings: Sequence[Finding], now: datetime, width: int | None = None
             header, justify="right" if header in ("spend", "limit", "%", "forecast") else "left"
         )
     style = {"warning": "yellow", "critical": "bold red", "unknown": "magenta"}
-    for f, row in zip(findings, _rows(findings), strict=True):
+    for f, row in zip(findings, _rows(findings, names), strict=True):
         table.add_row(*row, style=style.get(f.severity))
     out = io.StringIO()
     Console(file=out, width=width or 160, force_terminal=False).print(table)
@@ -159,7 +192,9 @@ def to_text(findings: Sequence[Finding], now: datetime, width: int | None = None
     return out.getvalue() + "".join(f"note: {n}\n" for n in notes)
 
 
-def to_markdown(findings: Sequence[Finding], now: datetime) -> str:
+def to_markdown(
+    findings: Sequence[Finding], now: datetime, names: Mapping[str, str] | None = None
+) -> str:
     status = overall_status(findings)
     lines = [
         f"### budgetguard: {_ICON[status]} {status} ({_iso(now)})",
@@ -167,21 +202,21 @@ def to_markdown(findings: Sequence[Finding], now: datetime) -> str:
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
     ]
-    for f, row in zip(findings, _rows(findings), strict=True):
+    for f, row in zip(findings, _rows(findings, names), strict=True):
         row[7] = f"{_ICON[f.severity]} {row[7]}"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     notes = [f"- **{f.budget.name}**: {f.note}" for f in findings if f.note]
     return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
-def to_github(findings: Sequence[Finding]) -> str:
+def to_github(findings: Sequence[Finding], names: Mapping[str, str] | None = None) -> str:
     """``::warning``/``::error`` workflow commands, one per budget not ok."""
     lines = []
     for f in findings:
         if f.severity == "ok":
             continue
         level = "error" if f.severity in ("critical", "unknown") else "warning"
-        label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
+        label = f.budget.name + (f" [{_group(f, names)}]" if f.group else "")
         m = f.budget.metric
         detail = (
             f"{f.note}"

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,8 +28,8 @@ from prometheus_client import (
 )
 
 from budgetguard import pipeline
-from budgetguard.alerts import active_alerts
 from budgetguard.evaluate.evaluator import Finding
+from budgetguard.notify.alert_text import group_text
 from budgetguard.notify.manager import Plugins, default_plugins
 from budgetguard.report import to_json
 from budgetguard.rules import Rules, RulesError, load_rules
@@ -47,7 +47,7 @@ log = logging.getLogger("budgetguard.service")
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ["budget", "group"]
+        labels = ["budget", "group", "group_name"]  # group_name: with display names
         self.spend = Gauge(
             "budgetguard_spend",
             "Spend in the budget's window (USD or units)",
@@ -82,18 +82,19 @@ class Metrics:
             "budgetguard_leader", "1 when this replica runs the jobs", registry=self.registry
         )
 
-    def findings(self, findings: list[Finding]) -> None:
+    def findings(self, findings: list[Finding], names: Mapping[str, str] | None = None) -> None:
         self.spend.clear()
         self.limit.clear()
         self.ratio.clear()
         for f in findings:
             group = ",".join(f"{k}={v}" for k, v in f.group.items())
+            shown = group_text(f.group, names or {})
             if f.spend is not None:
-                self.spend.labels(f.budget.name, group).set(float(f.spend))
+                self.spend.labels(f.budget.name, group, shown).set(float(f.spend))
             if f.limit is not None:
-                self.limit.labels(f.budget.name, group).set(float(f.limit))
+                self.limit.labels(f.budget.name, group, shown).set(float(f.limit))
             if f.ratio is not None:
-                self.ratio.labels(f.budget.name, group).set(float(f.ratio))
+                self.ratio.labels(f.budget.name, group, shown).set(float(f.ratio))
 
 
 class Service:
@@ -182,8 +183,11 @@ class Service:
                 return
             finally:
                 self.metrics.tick_seconds.set(time.monotonic() - started)
-            self.metrics.findings(findings)
-            body = to_json(findings, active_alerts(findings), now)
+            names = pipeline.display_names(self.store)
+            self.metrics.findings(findings, names)
+            alerts, silences = pipeline.report_alerts(self.store, findings, now)
+            body = to_json(findings, alerts, now, names=names)
+            body["silences"] = silences  # the active ones, listed even when there are none
             body["collect_problems"] = problems
             body["notifications"] = {
                 "delivered": delivery.delivered,

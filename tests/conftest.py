@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Iterator
@@ -40,10 +41,17 @@ def sim(sim_session: SimulatorServer) -> Iterator[SimulatorServer]:
     sim_session.api.string_amounts = False
 
 
-#: The PostgreSQL of the tests (this machine runs one; elsewhere those tests skip).
-POSTGRES_URL = os.environ.get(
+#: The PostgreSQL server of the tests (this machine runs one; elsewhere those tests skip).
+_POSTGRES_SERVER = os.environ.get(
     "BUDGETGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
+#: This run's own database on it (the server is shared: another run's tables, schema version
+#: and advisory locks, which are per database, never meet this one's); created for the
+#: session and dropped after it.
+#: (The name lives in the environment: this file is imported twice, as pytest's conftest and as
+#: ``tests.conftest``, and both must name the same database.)
+_DATABASE = os.environ.setdefault("BUDGETGUARD_TEST_PG_DATABASE", f"bg_test_{secrets.token_hex(6)}")
+POSTGRES_URL = _POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + _DATABASE
 
 
 def postgres_up() -> bool:
@@ -55,6 +63,27 @@ def postgres_up() -> bool:
 
 
 needs_postgres = pytest.mark.skipif(not postgres_up(), reason="no PostgreSQL on 127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_postgres_database() -> Iterator[None]:
+    if not postgres_up():
+        yield
+        return
+    from sqlalchemy import create_engine, text
+
+    from budgetguard.store import normalise_url
+
+    admin = create_engine(normalise_url(_POSTGRES_SERVER), isolation_level="AUTOCOMMIT")
+    name = _DATABASE
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 class Receiver(ThreadingHTTPServer):

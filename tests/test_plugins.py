@@ -299,13 +299,13 @@ def test_an_uninstalled_type_fails_delivery_permanently() -> None:
     plugins = load_plugins(autoload=False)
 
     class Configured:
-        name, type, settings = "gone", "teams", None
+        name, type, settings = "gone", "opsgenie", None
 
     with pytest.raises(DeliveryError) as caught:
         plugins.notifiers([Configured()])["gone"].send(
             Alert(key="k", summary="s", severity="ok", kind="test", budget="b")
         )
-    assert not caught.value.retryable and "teams" in str(caught.value)
+    assert not caught.value.retryable and "opsgenie" in str(caught.value)
 
 
 # -- the README's example, installed and run for real ----------------------------------------

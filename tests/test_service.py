@@ -39,6 +39,7 @@ from budgetguard.simulator import SimulatorServer, build_api
 from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore
 from budgetguard.store.schema import outbox
+from budgetguard.store.silences import SilenceStore
 from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, Receiver, needs_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +151,10 @@ def test_the_digest_payload_round_trips_and_renders_everywhere(world: dict[str, 
     assert subject(digest).startswith("[budgetguard] Weekly spend digest")
     fallback, (attachment,) = digest_blocks(digest)
     assert fallback and len(attachment["blocks"]) <= 50
+    from budgetguard_teams import card
+
+    facts = next(b for b in card(again)["body"] if b["type"] == "FactSet")["facts"]
+    assert facts[0]["title"] == "Total" and len(facts) > len(digest.budgets)
 
 
 def test_a_digest_with_missing_days_says_so_and_never_shows_zero(tmp_path: Path) -> None:
@@ -242,6 +247,12 @@ def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
     service = new_service(world, tmp_path)
+    store = Store.open(service.settings.database_url)
+    hour = timedelta(hours=1)
+    drill = SilenceStore(store.engine).add(
+        (("budget", "nothing-*"),), NOW_DT - hour, NOW_DT + hour, "a drill"
+    )
+    store.close()
     service.start(port=0)
     try:
         base = f"http://127.0.0.1:{service.http.server_address[1]}"  # type: ignore[union-attr]
@@ -250,15 +261,24 @@ def test_a_tick_collects_evaluates_alerts_and_serves_health_metrics_status(
         assert get(f"{base}/healthz") == (200, "ok\n")
         status, metrics = get(f"{base}/metrics")
         assert status == 200
-        assert re.search(r'budgetguard_spend\{budget="org-week",group=""\} \d', metrics)
-        assert 'budgetguard_limit{budget="org-week",group=""} 100.0' in metrics
-        assert re.search(r'budgetguard_ratio\{budget="per-project",group="project=proj_', metrics)
+        assert re.search(
+            r'budgetguard_spend\{budget="org-week",group="",group_name=""\} \d', metrics
+        )
+        assert 'budgetguard_limit{budget="org-week",group="",group_name=""} 100.0' in metrics
+        # the directory's names beside the ids (the simulator serves them)
+        assert re.search(
+            r'budgetguard_ratio\{budget="per-project",group="project=proj_chatbot",'
+            r'group_name="project=Support chatbot \(proj_chatbot\)"\}',
+            metrics,
+        )
         assert re.search(r'budgetguard_last_collect_timestamp_seconds\{endpoint="costs"\}', metrics)
         assert 'budgetguard_notifications_total{notifier="hook",outcome="delivered"}' in metrics
         assert "budgetguard_tick_duration_seconds" in metrics
         body = json.loads(get(f"{base}/status")[1])
         assert body["status"] == "critical"  # org-week is far over its 100
         assert body["notifications"]["outbox"].get("delivered", 0) >= 1
+        assert [(x["id"], x["comment"]) for x in body["silences"]] == [(drill, "a drill")]
+        assert body["alerts"] and not any(a["silenced"] for a in body["alerts"])
         assert get(f"{base}/nope")[0] == 404
         jobs = {job.id: job for job in service.scheduler.get_jobs()}
         assert set(jobs) == {"tick", "outbox", "digest"}

@@ -158,7 +158,7 @@ def test_the_outbox_delivers_through_a_configured_webhook(
 ) -> None:
     from datetime import UTC, datetime
 
-    from budgetguard.alerts import deliver, queue, transitions
+    from budgetguard.alerts import deliver, group_events, queue, transitions
     from budgetguard.notify.manager import load_plugins
     from budgetguard.rules import load_rules_text
     from budgetguard.store import Store
@@ -179,15 +179,19 @@ budgets:
     alerts = AlertStore(Store.open(f"sqlite:///{tmp_path / 'a.db'}").engine)
     now = datetime(2026, 11, 22, tzinfo=UTC)
     changed, events = transitions([finding(rules.budgets[0], 150, now)], {}, now)
-    queue(alerts, changed, events, now)
+    queue(alerts, changed, group_events(events), now)
     report = deliver(alerts, load_plugins().notifiers(rules.notifiers), now)
-    assert report.delivered == 2  # the 80% and the 100% thresholds
+    assert report.delivered == 1  # the 80% and the 100% thresholds, grouped
     assert all(r["verified"] for r in receiver.received)
     keys = {r["headers"]["X-BudgetGuard-Key"] for r in receiver.received}
-    assert keys == {e.key for e in events}
-    bodies = [json.loads(r["body"]) for r in receiver.received]
-    assert {b["type"] for b in bodies} == {"budgetguard.alert"}
-    assert {b["severity"] for b in bodies} == {"warning", "critical"}
+    top = next(e for e in events if e.severity == "critical")
+    assert keys == {top.key}
+    (body,) = [json.loads(r["body"]) for r in receiver.received]
+    assert body["type"] == "budgetguard.alert" and body["severity"] == "critical"
+    assert [(t["at"], t["severity"]) for t in body["thresholds"]] == [
+        ("100%", "critical"),
+        ("80%", "warning"),
+    ]
 
 
 def test_notify_test_command(receiver: Receiver, tmp_path: Any) -> None:

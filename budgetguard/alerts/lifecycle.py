@@ -15,9 +15,9 @@ from decimal import Decimal
 from typing import Literal
 
 from budgetguard.evaluate.evaluator import Finding
-from budgetguard.rules.model import Threshold, alert_identity
+from budgetguard.rules.model import NotifyEntry, Threshold, alert_identity
 
-__all__ = ["AlertEvent", "AlertState", "active_alerts", "transitions"]
+__all__ = ["AlertEvent", "AlertState", "active_alerts", "conditions", "routes", "transitions"]
 
 Kind = Literal["threshold", "forecast", "anomaly", "no_data"]
 
@@ -47,7 +47,9 @@ class AlertEvent:
     threshold: Threshold | None
     key: str  # idempotency key: the same on every retry and replica
     at: datetime
-    notify: tuple[str, ...]
+    notify: tuple[str | NotifyEntry, ...]
+    since: int | None = None  # when the episode began firing (Unix seconds)
+    fire_key: str = ""  # the key of the episode's fire, to find its figures at firing
 
     @property
     def contract_kind(self) -> str:
@@ -59,7 +61,7 @@ def _key(identity: str, episode: int, event: str, sequence: int = 0) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
-def _conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool, str]]:
+def conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool, str]]:
     """(kind, threshold, holds, severity) for every alert a finding's budget can raise."""
     budget = finding.budget
     known = finding.severity != "unknown"
@@ -74,6 +76,13 @@ def _conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool
         yield "anomaly", None, finding.anomaly, "warning"
 
 
+def routes(finding: Finding, threshold: Threshold | None) -> tuple[str | NotifyEntry, ...]:
+    """Where an alert goes: its threshold's ``notify`` if set, else its budget's."""
+    if threshold is not None and threshold.notify:
+        return tuple(threshold.notify)
+    return tuple(finding.budget.notify)
+
+
 def transitions(
     findings: Iterable[Finding], states: Mapping[str, AlertState], now: datetime
 ) -> tuple[dict[str, AlertState], list[AlertEvent]]:
@@ -85,13 +94,11 @@ def transitions(
         budget = finding.budget
         group = tuple(sorted(finding.group.items()))
         period = finding.window.start.isoformat() if finding.window.kind == "period" else None
-        for kind, threshold, holds, severity in _conditions(finding):
+        for kind, threshold, holds, severity in conditions(finding):
             tkey = threshold.key if threshold is not None else ""
             identity = alert_identity(budget.name, dict(group), kind, tkey)
             state = states.get(identity) or AlertState(identity, budget.name, group, kind, tkey)
-            notify = (
-                threshold.notify if threshold is not None and threshold.notify else budget.notify
-            )
+            notify = routes(finding, threshold)
 
             def event(
                 name: Literal["fire", "remind", "resolve"],
@@ -103,7 +110,8 @@ def transitions(
                 finding: Finding = finding,
                 threshold: Threshold | None = threshold,
                 identity: str = identity,
-                notify: tuple[str, ...] = tuple(notify),
+                notify: tuple[str | NotifyEntry, ...] = notify,
+                prior: AlertState = state,
             ) -> AlertEvent:
                 return AlertEvent(
                     name,
@@ -114,6 +122,8 @@ def transitions(
                     _key(identity, st.episode, name, seq),
                     now,
                     notify,
+                    prior.since if name != "fire" else at,
+                    _key(identity, st.episode, "fire"),
                 )
 
             new_period = period is not None and kind != "no_data" and state.period_key != period
@@ -149,7 +159,7 @@ def active_alerts(findings: Iterable[Finding]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for finding in findings:
         period = finding.window.start.isoformat() if finding.window.kind == "period" else ""
-        for kind, threshold, holds, severity in _conditions(finding):
+        for kind, threshold, holds, severity in conditions(finding):
             if not holds:
                 continue
             tkey = threshold.key if threshold is not None else ""

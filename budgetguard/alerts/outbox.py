@@ -11,11 +11,17 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+from sqlalchemy import Connection
+
+from budgetguard.alerts.grouping import Notification
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
-from budgetguard.evaluate.evaluator import Finding, group_label
+from budgetguard.collect.plan import endpoints_of
+from budgetguard.evaluate.evaluator import Finding
 from budgetguard.notify import DeliveryError, Notifier, money
+from budgetguard.notify.alert_text import alert_summary
 from budgetguard.notify.messages import message_from_payload
 from budgetguard.store.alerts import AlertStore, StoredAlert
 
@@ -52,64 +58,145 @@ def _stored(state: AlertState) -> StoredAlert:
 def _window(f: Finding) -> str:
     b = f.budget
     if b.window:
-        return f"last {b.window}"
+        return f"over the last {b.window}"
     if b.period:
-        return f"this {b.period}"
-    return f"last {b.anomaly.window}" if b.anomaly else ""
+        return "today" if b.period == "day" else f"this {b.period}"
+    return f"in the last {b.anomaly.window}" if b.anomaly else ""
 
 
-def render(event: AlertEvent) -> dict[str, object]:
-    """The notification payload: the contract's alert fields plus type, message, fired_at."""
+def _iso(at: datetime | int | None) -> str | None:
+    if at is None:
+        return None
+    moment = at if isinstance(at, datetime) else datetime.fromtimestamp(at, UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _threshold_at(event: AlertEvent) -> str | None:
+    t = event.threshold
+    if t is None:
+        return None
+    return t.at if isinstance(t.at, str) else money(float(t.at))
+
+
+def _limit_reached_on(f: Finding) -> str | None:
+    """The day spend reaches the limit at the forecast's pace (its mean daily spend from
+    now to the period's end), or None when the forecast stays under it."""
+    end = f.window.period_end
+    if end is None or f.forecast is None or f.spend is None or f.limit is None:
+        return None
+    if f.spend >= f.limit:
+        return f.window.end.date().isoformat()
+    left = (end - f.window.end).total_seconds()
+    rate = (f.forecast - f.spend) / Decimal(left) if left > 0 else Decimal(0)
+    if rate <= 0 or f.forecast < f.limit:
+        return None
+    reach = f.window.end + timedelta(seconds=float((f.limit - f.spend) / rate))
+    return reach.date().isoformat()
+
+
+def _missing(f: Finding, data_end: Callable[[str], int | None] | None) -> tuple[list[str], str]:
+    """The budget's own queries that lack data (none collected, or older than its
+    ``max_staleness``), and since when: the oldest end of their data, else the window's
+    start. All its queries when none of them looks stale (a hole inside the window)."""
+    sources = sorted(endpoints_of(f.budget))
+    if data_end is None:
+        return sources, str(_iso(f.window.start))
+    now = int(f.window.end.timestamp())
+    stale = int(f.budget.staleness_delta.total_seconds())
+    ends = {q: data_end(q) for q in sources}
+    lacking = [q for q, e in ends.items() if e is None or now - e > stale] or sources
+    known = [e for q, e in ends.items() if q in lacking and e is not None]
+    return lacking, str(_iso(min(known) if known else f.window.start))
+
+
+def render(
+    note: Notification,
+    names: Mapping[str, str] | None = None,
+    fired_spend: Decimal | float | None = None,
+    data_end: Callable[[str], int | None] | None = None,
+) -> dict[str, object]:
+    """The notification body: the contract's alert fields plus type, message, fired_at and
+    ``thresholds`` (every transition it groups), and the facts the message is made of."""
+    event = note.lead
     f = event.finding
-    spend = None if f.spend is None else float(f.spend)
-    limit = None if f.limit is None else float(f.limit)
-    label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
-    if event.event == "resolve":
-        message = f"RESOLVED {label}: {event.kind} back under"
-    elif event.kind == "no_data":
-        message = f"NO DATA {label}: {f.note}"
-    elif event.kind == "anomaly":
-        window = f.budget.anomaly.window if f.budget.anomaly else "window"
-        usual = money(float(f.anomaly_baseline or 0))
-        message = f"SPIKE {label}: {money(spend)} in the last {window} vs {usual} usual"
-    else:
-        ratio = f" ({f.ratio:.0%})" if f.ratio is not None else ""
-        what = "forecast " if event.kind == "forecast" else ""
-        value = float(f.forecast) if event.kind == "forecast" and f.forecast else spend
-        message = f"{event.severity.upper()} {label}: {what}{money(value)} of {money(limit)}{ratio}"
-        if event.threshold is not None:  # several thresholds may fire at once: say which
-            at = event.threshold.at
-            message += f", threshold {at if isinstance(at, str) else money(float(at))}"
-    if event.event == "remind":
-        message = "REMINDER " + message
-    return {
+    known = names or {}
+    body: dict[str, object] = {
         "type": "budgetguard.alert",
         "budget": f.budget.name,
         "group": dict(f.group),
         "kind": event.contract_kind,
+        "event": event.event,
         "severity": event.severity,
         "threshold": None if event.threshold is None else float(event.threshold.ratio),
-        "spend": spend,
-        "limit": limit,
-        "key": event.key,
+        "spend": _num(f.spend),
+        "limit": _num(f.limit),
+        "key": note.key,
+        "metric": f.budget.metric,
         "window": _window(f),
-        "forecast": None if f.forecast is None else float(f.forecast),
+        "window_start": _iso(f.window.start),
+        "forecast": _num(f.forecast),
         "source": f.source,
-        "message": message,
-        "fired_at": event.at.isoformat().replace("+00:00", "Z"),
+        "fired_at": _iso(event.at),
+        "since": _iso(event.since),
+        "fire_key": event.fire_key or None,  # the key of this episode's firing
+        "thresholds": [
+            {
+                "kind": e.kind,
+                "event": e.event,
+                "threshold": None if e.threshold is None else float(e.threshold.ratio),
+                "at": _threshold_at(e),
+                "severity": e.severity,
+                "key": e.key,
+                "fire_key": e.fire_key or None,
+            }
+            for e in note.events
+        ],
+        "names": {v: known[v] for v in f.group.values() if v in known},
+        "description": f.budget.description,
+        "runbook_url": f.budget.runbook_url,
+        "labels": dict(f.budget.labels),
+        "note": f.note,
     }
+    if event.event == "resolve":
+        body["resolved_kind"] = event.kind
+        body["fired_spend"] = None if fired_spend is None else float(fired_spend)
+    if event.kind == "no_data" and event.event != "resolve":
+        body["queries"], body["missing_since"] = _missing(f, data_end)
+    if event.kind == "forecast":
+        body["limit_reached_on"] = _limit_reached_on(f)
+    if event.kind == "anomaly":
+        body["baseline"] = _num(f.anomaly_baseline)
+    body["message"] = alert_summary(body)
+    return body
 
 
 def queue(
     store: AlertStore,
     changed: Mapping[str, AlertState],
-    events: Iterable[AlertEvent],
+    notifications: Iterable[Notification],
     now: datetime,
+    *,
+    names: Mapping[str, str] | None = None,
+    data_end: Callable[[str], int | None] | None = None,
+    also: Callable[[Connection], None] | None = None,
 ) -> int:
-    """Record the transitions and their notifications in one transaction."""
+    """Record the transitions and their notifications in one transaction (with ``also``)."""
     states = [_stored(s) for s in changed.values()]
-    rows = [(e.key, name, json.dumps(render(e))) for e in events for name in e.notify]
-    return store.apply(states, rows, int(now.timestamp()))
+    rows = []
+    for note in notifications:
+        fired = None
+        for event in note.events if note.lead.event == "resolve" else ():
+            value = store.payload_value(event.fire_key, "spend")
+            if isinstance(value, int | float):
+                fired = float(value)
+                break
+        body = render(note, names, fired, data_end)
+        rows.append((note.key, note.notifier, json.dumps(body)))
+    return store.apply(states, rows, int(now.timestamp()), also)
 
 
 def deliver(

@@ -7,7 +7,7 @@ Exit codes (the contract): 0 all good, 1 a budget at or over ``--fail-on``, 2 ba
 
 from __future__ import annotations
 
-from budgetguard.cli import budgets, operate  # noqa: F401  (each registers its commands, in order)
+from budgetguard.cli import budgets, operate, silences  # noqa: F401  (each registers its commands)
 from budgetguard.cli.common import app
 
 __all__ = ["app", "main"]

@@ -191,10 +191,10 @@ def check(
     if not offline:
         _collect_new(settings, loaded, clock)
     from budgetguard import pipeline
-    from budgetguard.alerts import active_alerts
     from budgetguard.report import (
         exit_code,
         json_text,
+        silence_lines,
         to_github,
         to_json,
         to_markdown,
@@ -206,21 +206,25 @@ def check(
         findings = pipeline.evaluate_store(store, loaded, clock, expectations)
         if notify:
             _notify(store, loaded, findings, clock)
+        alerts, silences = pipeline.report_alerts(store, findings, clock)
+        names = pipeline.display_names(store)
     finally:
         store.close()
+    for line in silence_lines(silences):
+        typer.echo(line, err=True)
     if output == "json":
-        typer.echo(json_text(to_json(findings, active_alerts(findings), clock)))
+        typer.echo(json_text(to_json(findings, alerts, clock, silences, names)))
     elif output == "markdown":
-        text = to_markdown(findings, clock)
+        text = to_markdown(findings, clock, names)
         typer.echo(text, nl=False)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(text)
     elif output == "github":
-        typer.echo(to_github(findings), nl=False)
+        typer.echo(to_github(findings, names), nl=False)
     else:
-        typer.echo(to_text(findings, clock), nl=False)
+        typer.echo(to_text(findings, clock, names=names), nl=False)
     raise typer.Exit(exit_code(findings, fail_on))
 
 
@@ -263,6 +267,7 @@ def backtest(
         raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
     store = open_store(settings)
     try:
+        loaded = pipeline.named_rules(store, loaded)  # match globs on names, as check does
         # what the budgets look at from the first instant replayed, up to the last
         data = pipeline.spend_data(store, loaded, last, since=needed_from(loaded, first))
     finally:

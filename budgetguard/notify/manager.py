@@ -49,6 +49,8 @@ BUILTIN_PLUGINS = {
     "webhook": "budgetguard_webhook",
     "slack": "budgetguard_slack",
     "email": "budgetguard_email",
+    "pagerduty": "budgetguard_pagerduty",
+    "teams": "budgetguard_teams",
 }
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 

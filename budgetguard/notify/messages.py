@@ -13,6 +13,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from budgetguard.notify.alert_text import alert_fields, alert_summary, group_text
+
 __all__ = [
     "USAGE_DASHBOARD",
     "Alert",
@@ -46,10 +48,6 @@ def _change(now: Decimal | None, before: Decimal | None) -> Decimal | None:
     return None if now is None or not before else (now - before) / before
 
 
-def _label(budget: str, group: Mapping[str, str]) -> str:
-    return budget + (" [" + ", ".join(f"{k}={v}" for k, v in group.items()) + "]" if group else "")
-
-
 @dataclass(frozen=True)
 class Alert:
     """One alert event: fired, reminded, resolved, no data, or a test message.
@@ -78,8 +76,9 @@ class Alert:
 
     @property
     def label(self) -> str:
-        """The budget name with its group, e.g. ``per-project [project=proj_a]``."""
-        return _label(self.budget, self.group)
+        """The budget name with its group, e.g. ``per-project [project=Chatbot (proj_a)]``."""
+        group = group_text(self.group, self.names)
+        return self.budget + (f" [{group}]" if group else "")
 
     @property
     def headline(self) -> str:
@@ -97,22 +96,34 @@ class Alert:
         return _ratio(self.spend, self.limit)
 
     @property
+    def names(self) -> dict[str, str]:
+        """id -> display name of the projects, users and keys the alert names."""
+        return {str(k): str(v) for k, v in dict(self.payload.get("names") or {}).items()}
+
+    @property
+    def runbook_url(self) -> str | None:
+        url = self.payload.get("runbook_url")
+        return str(url) if url else None
+
+    @property
     def fields(self) -> list[tuple[str, str]]:
-        """(label, value) pairs: budget, group, window, spend, limit, %, forecast, severity,
-        source — money in USD, ``—`` where not known."""
-        group = ", ".join(f"{k}={v}" for k, v in self.group.items()) or "—"
-        ratio = "—" if self.ratio is None else f"{self.ratio:.0%}"
-        return [
-            ("Budget", self.budget),
-            ("Group", group),
-            ("Window", self.window or "—"),
-            ("Spend", money(self.spend)),
-            ("Limit", money(self.limit)),
-            ("%", ratio),
-            ("Forecast", money(self.forecast)),
-            ("Severity", self.severity),
-            ("Source", self.source or "—"),
-        ]
+        """(label, value) pairs, the same in every renderer: budget, group, window, spend and
+        %, limit, forecast, thresholds, since, severity, source, then description, labels and
+        runbook where the budget has them — money in USD, ``—`` where not known."""
+        facts = {
+            "budget": self.budget,
+            "group": dict(self.group),
+            "spend": self.spend,
+            "limit": self.limit,
+            "forecast": self.forecast,
+            "window": self.window,
+            "severity": self.severity,
+            "source": self.source,
+            "fired_at": self.fired_at,
+            "kind": self.kind,
+            **self.payload,
+        }
+        return alert_fields(facts)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Alert:
@@ -121,7 +132,7 @@ class Alert:
         group = {str(k): str(v) for k, v in dict(payload.get("group") or {}).items()}
         return cls(
             key=str(payload.get("key") or ""),
-            summary=str(payload.get("message") or _label(budget, group)),
+            summary=str(payload.get("message") or alert_summary(payload)),
             severity=str(payload.get("severity") or "unknown"),
             kind=str(payload.get("kind") or ""),
             budget=budget,
@@ -163,10 +174,12 @@ class DigestBudget:
     window: str
     source: str
     metric: str = "cost"
+    names: Mapping[str, str] = field(default_factory=dict)  # id -> display name
 
     @property
     def label(self) -> str:
-        return _label(self.budget, self.group)
+        group = group_text(self.group, self.names)
+        return self.budget + (f" [{group}]" if group else "")
 
     def show(self, value: Decimal | None) -> str:
         """``value`` as USD for a cost budget, else as a count of its metric."""
@@ -253,6 +266,7 @@ class Digest:
                     "severity": b.severity,
                     "window": b.window,
                     "source": b.source,
+                    "names": dict(b.names),
                 }
                 for b in self.budgets
             ],
@@ -300,6 +314,7 @@ class Digest:
                     str(b["severity"]),
                     str(b.get("window") or ""),
                     str(b.get("source") or ""),
+                    names=dict(b.get("names") or {}),
                 )
                 for b in payload.get("budgets") or ()
             ),

@@ -20,10 +20,12 @@ from budgetguard.rules.model import (
     Defaults,
     Digest,
     Notifier,
+    NotifyEntry,
     RawBudget,
     RawThreshold,
     Rules,
     Threshold,
+    route_name,
 )
 from budgetguard.rules.notifiers import NotifierTypes
 from budgetguard.rules.vocabulary import ENDPOINTS, METRIC_ENDPOINTS, parse_duration
@@ -117,8 +119,11 @@ def _notifiers(raw: Any, report: Reporter, types: NotifierTypes) -> list[Notifie
     return out
 
 
-def _names_exist(names: tuple[str, ...], path: Loc, known: set[str], report: Reporter) -> None:
-    for index, name in enumerate(names):
+def _names_exist(
+    routes: tuple[str | NotifyEntry, ...], path: Loc, known: set[str], report: Reporter
+) -> None:
+    for index, route in enumerate(routes):
+        name = route_name(route)
         if name not in known:
             hint = did_you_mean(name, known) if known else " (no notifiers are configured)"
             report.at((*path, index), f"no notifier named '{name}'{hint}")
@@ -257,6 +262,8 @@ def _budget(
         cost_source=cost_source,
         max_staleness=raw.max_staleness or defaults.max_staleness or "6h",
         enabled=raw.enabled,
+        runbook_url=raw.runbook_url,
+        labels=raw.labels,
     )
 
 

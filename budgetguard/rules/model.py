@@ -8,6 +8,7 @@ type's settings model. Both refuse unknown keys.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,7 @@ __all__ = [
     "Match",
     "ModelPrice",
     "Notifier",
+    "NotifyEntry",
     "Pricing",
     "RawBudget",
     "RawRules",
@@ -49,6 +51,8 @@ __all__ = [
     "Schedule",
     "Threshold",
     "alert_identity",
+    "route_name",
+    "route_wants",
 ]
 
 
@@ -85,6 +89,35 @@ Patterns = Annotated[
     Field(min_length=1),
 ]
 Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple, json_schema_input_type=_OneOrMany)]
+Transition = Literal["fire", "resolve", "remind"]
+
+
+class NotifyEntry(BaseModel):
+    """``{name: finops, on: [fire, resolve]}``: a notifier that wants only some transitions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, StringConstraints(min_length=1)]
+    on: Annotated[tuple[Transition, ...], Field(min_length=1)] = ("fire", "resolve", "remind")
+
+
+#: Where alerts go: notifier names, or entries that subscribe to some transitions only.
+Routes = Annotated[
+    tuple[str | NotifyEntry, ...],
+    BeforeValidator(_as_tuple, json_schema_input_type=_OneOrMany | list[str | NotifyEntry]),
+]
+
+
+def route_name(route: str | NotifyEntry) -> str:
+    """The notifier a ``notify`` entry names."""
+    return route if isinstance(route, str) else route.name
+
+
+def route_wants(route: str | NotifyEntry, transition: str) -> bool:
+    """Whether a ``notify`` entry subscribes to ``transition`` (fire, resolve, remind)."""
+    return isinstance(route, str) or transition in route.on
+
+
 GroupKey = Literal["project", "model", "user", "api_key", "line_item"]
 PositiveNumber = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -123,7 +156,7 @@ class RawThreshold(_Frozen):
 
     at: Any
     severity: Severity | None = None
-    notify: Names | None = None
+    notify: Routes | None = None
 
 
 #: What a threshold may be written as: ``80%``, an absolute amount, or a mapping.
@@ -139,7 +172,7 @@ class Threshold(_Frozen):
     at: str | Decimal
     ratio: Decimal
     severity: Severity
-    notify: tuple[str, ...] | None = None
+    notify: tuple[str | NotifyEntry, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -159,7 +192,7 @@ class Anomaly(_Frozen):
 
 class Defaults(_Frozen):
     thresholds: tuple[Any, ...] | None = None
-    notify: Names | None = None
+    notify: Routes | None = None
     cost_source: CostSource | None = None
     repeat: Duration | None = None
     max_staleness: Duration | None = None
@@ -183,10 +216,14 @@ class RawBudget(_Frozen):
     forecast: bool = False
     anomaly: Anomaly | None = None
     repeat: Duration | None = None
-    notify: Names | None = None
+    notify: Routes | None = None
     cost_source: CostSource | None = None
     max_staleness: Duration | None = None
     enabled: bool = True
+    runbook_url: str | None = None
+    labels: Annotated[dict[str, str], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
 
 
 class ModelPrice(_Frozen):
@@ -250,10 +287,14 @@ class Budget(_Frozen):
     forecast: bool = False
     anomaly: Anomaly | None = None
     repeat: Duration | None = None
-    notify: tuple[str, ...] = ()
+    notify: tuple[str | NotifyEntry, ...] = ()
     cost_source: CostSource = "auto"
     max_staleness: Duration = "6h"
     enabled: bool = True
+    runbook_url: str | None = None
+    labels: Annotated[dict[str, str], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
 
     @property
     def kind(self) -> Literal["rolling", "period", "anomaly"]:
@@ -300,11 +341,35 @@ class Rules(_Frozen):
                 return budget
         raise KeyError(name)
 
+    def with_names(self, names: Mapping[str, Mapping[str, str]]) -> Rules:
+        """These rules with ``match`` globs on project, user and api_key also matching display
+        names: ``names`` (kind -> id -> name) turns each glob's name hits into their ids."""
+        budgets = []
+        for budget in self.budgets:
+            extra: dict[str, tuple[str, ...]] = {}
+            for key, patterns in budget.match.items():
+                known = names.get(key) or {}
+                ids = sorted(
+                    _literal(i)
+                    for i, name in known.items()
+                    if any(fnmatch.fnmatchcase(name, p) for p in patterns)
+                )
+                if ids:
+                    extra[key] = (*patterns, *ids)
+            match = budget.match.model_copy(update=extra) if extra else budget.match
+            budgets.append(budget.model_copy(update={"match": match}) if extra else budget)
+        return self.model_copy(update={"budgets": tuple(budgets)})
+
     def to_data(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
         """The rules as plain data in the file's own shape (secrets masked unless asked)."""
         from budgetguard.rules.dump import rules_to_data
 
         return rules_to_data(self, reveal_secrets=reveal_secrets)
+
+
+def _literal(value: str) -> str:
+    """A glob that matches exactly ``value``."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
 
 
 def alert_identity(budget: str, group: Mapping[str, str], kind: str, threshold: str) -> str:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
+from budgetguard.simulator import directory
 from budgetguard.simulator.faults import TRANSPORT_FAULTS, Fault, FaultPlan
 from budgetguard.simulator.org import DAY, Organisation
 from budgetguard.simulator.spec import EXTRA_GROUP_BY, PAGE_LIMITS, Route, routes
@@ -143,6 +144,8 @@ class SimulatedAPI:
     def handle(self, method: str, target: str, headers: dict[str, str]) -> Response:
         path, _, query = target.partition("?")
         route = self._routes.get(path.rstrip("/"))
+        if route is None and path.startswith(_PREFIX + "/organization/"):
+            return self._directory(method, path.removeprefix(_PREFIX).rstrip("/"), query, headers)
         if route is None:
             return _error(404, f"Invalid URL ({method} {path})", "invalid_request_error")
         with self._lock:
@@ -189,6 +192,19 @@ class SimulatedAPI:
             data = json.dumps(fault.rewrite(json.loads(data))).encode()
         transport = fault if fault is not None and fault.kind in TRANSPORT_FAULTS else None
         return Response(200, data, {"Content-Type": "application/json"}, transport)
+
+    def _directory(self, method: str, path: str, query: str, headers: dict[str, str]) -> Response:
+        """Projects, users and API keys (``simulator.directory``), behind the same auth."""
+        found = directory.answer(path, query) if method == "GET" else None
+        if found is None:
+            return _error(404, f"Invalid URL ({method} {_PREFIX}{path})", "invalid_request_error")
+        with self._lock:
+            self.requests["directory"] += 1
+        auth = self._check_auth(headers)
+        if auth is not None:
+            return auth
+        status, body = found
+        return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
     def _cached_page(self, route: Route, target: str, query: str) -> bytes:
         key = (target, self.string_amounts)

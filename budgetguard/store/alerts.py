@@ -8,10 +8,10 @@ claims pending rows; a crash in between leaves them pending, to be sent with the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, and_, func, select, update
 
 from budgetguard.store.schema import alert_state, outbox
 
@@ -50,12 +50,19 @@ class AlertStore:
             return [StoredAlert(**row) for row in conn.execute(select(alert_state)).mappings()]
 
     def apply(
-        self, states: Iterable[StoredAlert], notifications: Iterable[tuple[str, str, str]], now: int
+        self,
+        states: Iterable[StoredAlert],
+        notifications: Iterable[tuple[str, str, str]],
+        now: int,
+        also: Callable[[Connection], None] | None = None,
     ) -> int:
-        """Upsert ``states`` and queue ``(key, notifier, payload)`` rows; one transaction.
-        Returns how many notifications were queued (a key already queued is skipped)."""
+        """Upsert ``states`` and queue ``(key, notifier, payload)`` rows; one transaction
+        (with ``also``, e.g. the silences' held notifications). Returns how many
+        notifications were queued (a key already queued is skipped)."""
         queued = 0
         with self.engine.begin() as conn:
+            if also is not None:
+                also(conn)
             for state in states:
                 values = {k: v for k, v in state.__dict__.items() if k != "identity"}
                 done = conn.execute(
@@ -150,6 +157,13 @@ class AlertStore:
                 if key not in seen and body.get("type") == "budgetguard.alert":
                     seen[key] = str(body.get("message") or key)
         return list(seen.values())
+
+    def payload_value(self, key: str, field: str) -> object:
+        """``field`` of the body queued under ``key`` (any notifier), or None."""
+        query = select(outbox.c.payload).where(outbox.c.idempotency_key == key).limit(1)
+        with self.engine.connect() as conn:
+            payload = conn.execute(query).scalar()
+        return None if payload is None else json.loads(payload).get(field)
 
     def keys(self) -> list[tuple[str, str, str]]:
         """(key, notifier, status) of every notification, for tests and audits."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from budgetguard.store import coverage, rollups
+from budgetguard.store import coverage, directory, rollups, silences
 from budgetguard.store.schema import (
     SCHEMA_VERSION,
     coverage_intervals,
@@ -39,10 +39,17 @@ def _add_coverage(conn: Connection) -> None:
     coverage.seed_from_marks(conn)
 
 
+def _add_silences_and_directory(conn: Connection) -> None:
+    """Version 4: silences, the notifications they hold back, and display names."""
+    for table in (silences.silences, silences.silence_holds, directory.directory):
+        table.create(conn, checkfirst=True)
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_usage_rollups,
     2: _add_coverage,
+    3: _add_silences_and_directory,
 }
 
 

@@ -103,14 +103,18 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return f'<table style="border-collapse:collapse">{cells}</table>'
 
 
-def _html(colour: str, headline: str, sections: list[str], link: str) -> str:
+def _html(
+    colour: str, headline: str, sections: list[str], link: str, runbook: str | None = None
+) -> str:
+    links = f'<a href="{html.escape(link)}">OpenAI usage dashboard</a>'
+    if runbook:
+        links = f'<a href="{html.escape(runbook)}">Runbook</a> · ' + links
     return (
         f'<div style="{_FONT}">'
         f'<p style="border-left:4px solid {colour};padding:8px 12px;margin:0 0 12px 0;'
         f'font-size:16px">{html.escape(headline)}</p>'
         + "".join(sections)
-        + f'<p style="margin-top:16px"><a href="{html.escape(link)}">OpenAI usage '
-        "dashboard</a></p></div>"
+        + f'<p style="margin-top:16px">{links}</p></div>'
     )
 
 
@@ -125,8 +129,8 @@ def render_email(alert: Alert) -> tuple[str, str]:
     text = "\n".join(
         [alert.summary, "", *(f"{k}: {v}" for k, v in rows), "", f"OpenAI usage: {alert.link}", ""]
     )
-    colour = _COLOUR.get(alert.severity, _COLOUR["unknown"])
-    return text, _html(colour, alert.summary, [_table(rows)], alert.link)
+    colour = _COLOUR.get("ok" if alert.kind == "resolved" else alert.severity, _COLOUR["unknown"])
+    return text, _html(colour, alert.summary, [_table(rows)], alert.link, alert.runbook_url)
 
 
 def render_digest(digest: Digest) -> tuple[str, str]:

@@ -128,18 +128,33 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, _TEXT_LIMIT)}]}
 
 
+_ABOUT = ("Description", "Labels", "Runbook")  # the budget's own words: below the figures
+
+
 def alert_blocks(alert: Alert) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, attachments with blocks) for one alert."""
+    """(fallback text, attachments with blocks) for one alert: the figures as fields (10 at
+    most per section, so in sections of 10), the budget's description and labels below, and
+    links to its runbook and OpenAI's usage page."""
     text = escape(alert.summary)
-    fields = [(n, v) for n, v in alert.fields if n != "Severity"][:9]
-    fields.append(("Kind", alert.kind))
-    context = f"<{alert.link}|OpenAI usage> · key `{escape(alert.key)}` · {escape(alert.fired_at)}"
+    rows = [(n, v) for n, v in alert.fields if n not in ("Severity", *_ABOUT)]
+    rows.append(("Kind", alert.kind))
+    about = [f"*{n}:* {escape(v)}" for n, v in alert.fields if n in _ABOUT[:2]]
+    links = [f"<{alert.link}|OpenAI usage>"]
+    if alert.runbook_url:
+        links.insert(0, f"<{escape(alert.runbook_url).replace('|', '%7C')}|Runbook>")
+    context = " · ".join([*links, f"key `{escape(alert.key)}`", escape(alert.fired_at)])
     blocks = [
         _header(alert.title),
-        _section(f"{_EMOJI.get(alert.severity, '')} {text}", fields),
+        _section(f"{_EMOJI.get(alert.severity, '')} {text}", rows[:10]),
+        *(
+            {"type": "section", "fields": _section("-", rows[i : i + 10])["fields"]}
+            for i in range(10, len(rows), 10)
+        ),
+        *([_section("\n".join(about))] if about else []),
         _context(context),
     ]
-    return text, [{"color": _COLOUR.get(alert.severity, _COLOUR["unknown"]), "blocks": blocks}]
+    colour = _COLOUR["ok"] if alert.kind == "resolved" else _COLOUR.get(alert.severity)
+    return text, [{"color": colour or _COLOUR["unknown"], "blocks": blocks}]
 
 
 def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:

@@ -1,0 +1,224 @@
+"""Silences: matchers that hold back notifications for a while, and what is owed after.
+
+Pure, after Alertmanager's silencer. A silenced alert still changes state; only its
+notification is held. A fire (or reminder) held while silenced is remembered by its alert
+identity with its key; when no silence matches it any more and it still fires, it is sent
+then, with the key it would have had. A resolution of an alert whose fire was never sent is
+dropped: nobody was told it fired.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from budgetguard.alerts.lifecycle import AlertEvent, AlertState, conditions, routes
+from budgetguard.evaluate.evaluator import Finding
+from budgetguard.rules.model import Threshold, alert_identity
+
+__all__ = [
+    "MATCHER_KEYS",
+    "Held",
+    "Silence",
+    "SilenceOutcome",
+    "alert_labels",
+    "apply_silences",
+    "mark_silenced",
+    "parse_matcher",
+    "silence_json",
+]
+
+#: What a matcher may look at: the budget, the group keys, the severity and the kind.
+MATCHER_KEYS = ("budget", "project", "model", "user", "api_key", "line_item", "severity", "kind")
+
+
+def parse_matcher(text: str) -> tuple[str, str]:
+    """``KEY=GLOB`` -> (key, glob); ``ValueError`` says what is wrong."""
+    key, sep, glob = text.partition("=")
+    key = key.strip()
+    if not sep or not glob:
+        raise ValueError(f"matcher {text!r}: write KEY=GLOB, e.g. budget=chatbot-*")
+    if key not in MATCHER_KEYS:
+        raise ValueError(f"matcher {text!r}: KEY is one of {', '.join(MATCHER_KEYS)}")
+    return key, glob
+
+
+@dataclass(frozen=True)
+class Silence:
+    """``matchers`` all match an alert from ``starts_at`` until ``ends_at`` (exclusive)."""
+
+    id: str
+    matchers: tuple[tuple[str, str], ...]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str = ""
+    created_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, labels: Mapping[str, Iterable[str]]) -> bool:
+        """Every matcher's glob matches one of the label's values (an id or a name)."""
+        return all(
+            any(fnmatch.fnmatchcase(value, glob) for value in labels.get(key, ()))
+            for key, glob in self.matchers
+        )
+
+
+@dataclass(frozen=True)
+class Held:
+    """A notification owed: the alert fired (or was due a reminder) while silenced."""
+
+    identity: str
+    key: str
+    event: Literal["fire", "remind"]
+
+
+@dataclass(frozen=True)
+class SilenceOutcome:
+    send: list[AlertEvent]  # what may be notified now (released ones included)
+    silenced: list[AlertEvent]  # what a silence held back or dropped
+    held: dict[str, Held] = field(default_factory=dict)  # all owed after this evaluation
+
+
+def _severity(kind: str, threshold: Threshold | None) -> str:
+    if kind == "no_data":
+        return "unknown"
+    return threshold.severity if kind == "threshold" and threshold is not None else "warning"
+
+
+def alert_labels(
+    budget: str,
+    group: Mapping[str, str],
+    severity: str,
+    kinds: Iterable[str],
+    names: Mapping[str, str] | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """What matchers see: ids, and display names where ``names`` (id -> name) has them."""
+    labels: dict[str, tuple[str, ...]] = {
+        "budget": (budget,),
+        "severity": (severity,),
+        "kind": tuple(kinds),
+    }
+    for key, value in group.items():
+        name = (names or {}).get(value)
+        labels[key] = (value, name) if name else (value,)
+    return labels
+
+
+def _identity(event: AlertEvent) -> str:
+    tkey = event.threshold.key if event.threshold is not None else ""
+    return alert_identity(event.finding.budget.name, event.finding.group, event.kind, tkey)
+
+
+def _labels(event: AlertEvent, names: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
+    f = event.finding
+    kinds = (event.kind, event.contract_kind)
+    return alert_labels(
+        f.budget.name, f.group, _severity(event.kind, event.threshold), kinds, names
+    )
+
+
+def apply_silences(
+    events: Sequence[AlertEvent],
+    findings: Sequence[Finding],
+    states: Mapping[str, AlertState],
+    silences: Sequence[Silence],
+    held: Mapping[str, Held],
+    now: datetime,
+    names: Mapping[str, str] | None = None,
+) -> SilenceOutcome:
+    """Split ``events`` into sent and silenced, and release what is owed and no longer
+    silenced. ``states`` are the alert states after this evaluation's transitions."""
+    active = [s for s in silences if s.active(now)]
+    owed = dict(held)
+    send: list[AlertEvent] = []
+    silenced: list[AlertEvent] = []
+    for event in events:
+        identity = _identity(event)
+        debt = owed.get(identity)
+        if event.event == "resolve" and debt is not None and debt.event == "fire":
+            del owed[identity]  # it fired unseen: its resolution would confuse
+            silenced.append(event)
+        elif any(s.matches(_labels(event, names)) for s in active):
+            silenced.append(event)
+            if event.event != "resolve":
+                prior = owed.get(identity)
+                owed[identity] = prior or Held(identity, event.key, event.event)
+        else:
+            owed.pop(identity, None)
+            send.append(event)
+    send.extend(_released(findings, states, owed, active, now, names))
+    return SilenceOutcome(send, silenced, owed)
+
+
+def _released(
+    findings: Sequence[Finding],
+    states: Mapping[str, AlertState],
+    owed: dict[str, Held],
+    active: Sequence[Silence],
+    now: datetime,
+    names: Mapping[str, str] | None,
+) -> list[AlertEvent]:
+    """Owed notifications whose alert still fires and no silence matches any more."""
+    out: list[AlertEvent] = []
+    if not owed:
+        return out
+    budgets = {f.budget.name for f in findings}
+    for identity in list(owed):  # a budget gone from the rules owes nothing
+        state = states.get(identity)
+        if state is None or state.budget not in budgets:
+            del owed[identity]
+    for finding in findings:
+        for kind, threshold, holds, severity in conditions(finding):
+            tkey = threshold.key if threshold is not None else ""
+            identity = alert_identity(finding.budget.name, finding.group, kind, tkey)
+            debt = owed.get(identity)
+            state = states.get(identity)
+            if debt is None or state is None:
+                continue
+            if not holds or state.state != "firing":
+                del owed[identity]  # no longer firing: nothing to tell
+                continue
+            event = AlertEvent(
+                debt.event, kind, severity, finding, threshold, debt.key, now,
+                routes(finding, threshold), state.since,
+                debt.key if debt.event == "fire" else "",
+            )  # fmt: skip
+            if not any(s.matches(_labels(event, names)) for s in active):
+                del owed[identity]
+                out.append(event)
+    return out
+
+
+def mark_silenced(
+    alerts: Sequence[dict[str, object]],
+    silences: Sequence[Silence],
+    now: datetime,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """The report's alerts, each with ``"silenced": true|false`` (what a silence matches now)."""
+    active = [s for s in silences if s.active(now)]
+    out = []
+    for alert in alerts:
+        raw = alert.get("group")
+        group = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        labels = alert_labels(
+            str(alert["budget"]), group, str(alert["severity"]), (str(alert["kind"]),), names
+        )
+        out.append({**alert, "silenced": any(s.matches(labels) for s in active)})
+    return out
+
+
+def silence_json(silence: Silence) -> dict[str, object]:
+    """A silence as the report and ``/status`` list it."""
+    return {
+        "id": silence.id,
+        "matchers": [f"{k}={g}" for k, g in silence.matchers],
+        "starts_at": silence.starts_at.isoformat().replace("+00:00", "Z"),
+        "ends_at": silence.ends_at.isoformat().replace("+00:00", "Z"),
+        "comment": silence.comment,
+    }

@@ -1,0 +1,130 @@
+"""``budgetguard silence add|list|expire``: hold back notifications during a known spend event.
+
+Silences live in the store, so every replica (and ``check --notify``) honours them. They need
+no rules file: a matcher names budgets, group values, severities and kinds by glob.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from budgetguard.cli.common import (
+    EXIT_INPUT,
+    Database,
+    Now,
+    RulesPath,
+    Verbose,
+    app,
+    fail,
+    open_store,
+    settings_from,
+    setup_logging,
+)
+
+__all__ = ["silence"]
+
+silence = typer.Typer(help="Silence notifications for a while: add, list, expire.")
+app.add_typer(silence, name="silence")
+
+
+def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
+    from budgetguard.rules.vocabulary import parse_duration
+    from budgetguard.settings import parse_instant
+
+    if (duration is None) == (until is None):
+        raise fail("silence add: give exactly one of --for DURATION and --until TIME", EXIT_INPUT)
+    try:
+        end = now + parse_duration(duration) if duration else parse_instant(str(until))
+    except ValueError:
+        flag, value = ("--for", duration) if duration else ("--until", until)
+        raise fail(
+            f"{flag}: expected a duration like 2h or an ISO time, got {value!r}", EXIT_INPUT
+        ) from None
+    if end <= now:
+        raise fail(f"--until {until}: that is not in the future", EXIT_INPUT)
+    return end
+
+
+@silence.command("add")
+def add(
+    matchers: Annotated[list[str], typer.Argument(help="KEY=GLOB, all must match.")],
+    duration: Annotated[str | None, typer.Option("--for", help="How long, e.g. 2h.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Until when (ISO 8601).")] = None,
+    comment: Annotated[str, typer.Option("--comment", help="Why, for the others.")] = "",
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """Silence the alerts every MATCHER matches, for a while."""
+    from budgetguard.alerts import parse_matcher
+    from budgetguard.store.silences import SilenceStore
+
+    setup_logging(verbose)
+    settings = settings_from(rules, db, now)
+    clock = settings.clock()
+    try:
+        parsed = tuple(parse_matcher(m) for m in matchers)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_INPUT) from None
+    end = _until(duration, until, clock)
+    store = open_store(settings)
+    try:
+        silence_id = SilenceStore(store.engine).add(parsed, clock, end, comment)
+    finally:
+        store.close()
+    typer.echo(f"silence {silence_id} until {end.isoformat(timespec='seconds')}")
+
+
+@silence.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Expired ones too.")] = False,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """The active silences (``--all``: every one): id, until, matchers, comment."""
+    from budgetguard.store.silences import SilenceStore
+
+    setup_logging(verbose)
+    settings = settings_from(rules, db, now)
+    store = open_store(settings)
+    try:
+        rows = SilenceStore(store.engine).all(active_at=None if all_ else settings.clock())
+    finally:
+        store.close()
+    for silence_id, matchers, _, ends, comment, _ in rows:
+        shown = " ".join(f"{k}={g}" for k, g in matchers)
+        typer.echo(
+            f"{silence_id}  until {ends.isoformat()}  {shown}"
+            + (f"  # {comment}" if comment else "")
+        )
+    if not rows:
+        typer.echo("no silences", err=True)
+
+
+@silence.command("expire")
+def expire(
+    silence_id: Annotated[str, typer.Argument(help="The id `silence list` shows.")],
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
+) -> None:
+    """End a silence now; what still fires is notified on the next evaluation."""
+    from budgetguard.store.silences import SilenceStore
+
+    setup_logging(verbose)
+    settings = settings_from(rules, db, now)
+    store = open_store(settings)
+    try:
+        done = SilenceStore(store.engine).expire(silence_id, settings.clock())
+    finally:
+        store.close()
+    if not done:
+        raise fail(f"silence expire: no running silence with id {silence_id!r}", EXIT_INPUT)
+    typer.echo(f"silence {silence_id} expired")

@@ -1,0 +1,168 @@
+"""The words of an alert, written once for every renderer (Slack, email, Teams, PagerDuty,
+console, the webhook's ``message``): what, how much of which limit over which window, since
+when, and for whom — from the facts in the alert's JSON body.
+
+A forecast shows the forecast's own % and the day the limit is reached at this pace; a
+resolution shows the figure now and at firing; ``no_data`` names the budget's own queries and
+since when data is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["alert_fields", "alert_summary", "display", "group_text", "moment", "show"]
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def show(value: Any, metric: str = "cost") -> str:
+    """USD for a cost budget (``$1,240.00``), else a count of the metric; ``—`` if unknown."""
+    amount = _dec(value)
+    if amount is None:
+        return "—"
+    if metric == "cost":
+        return f"${amount:,.2f}"
+    return f"{amount:,.0f} {metric.replace('_', ' ')}"
+
+
+def _pct(part: Any, whole: Any) -> str:
+    p, w = _dec(part), _dec(whole)
+    return "" if p is None or not w else f" ({p / w:.0%})"
+
+
+def moment(value: Any) -> str:
+    """An ISO instant as people read it: ``2026-11-22 10:00 UTC`` (``—`` when unknown)."""
+    if not value:
+        return "—"
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def display(value: str, names: Mapping[str, str]) -> str:
+    """``Chatbot (proj_abc)`` where the directory knows a name, else the id."""
+    name = names.get(value)
+    return f"{name} ({value})" if name and name != value else value
+
+
+def group_text(group: Mapping[str, str], names: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={display(v, names)}" for k, v in group.items())
+
+
+def _label(p: Mapping[str, Any]) -> str:
+    group = group_text(dict(p.get("group") or {}), dict(p.get("names") or {}))
+    return str(p.get("budget") or "") + (f" [{group}]" if group else "")
+
+
+def _crossed(p: Mapping[str, Any], nouns: bool = True) -> str:
+    """``thresholds 100%, 90% crossed`` / ``threshold 80% back under`` (firing or resolved)."""
+    fired = [t for t in p.get("thresholds") or () if t.get("event") != "resolve" and t.get("at")]
+    resolved = [t for t in p.get("thresholds") or () if t.get("event") == "resolve" and t.get("at")]
+    parts = []
+    for items, verb in ((fired, "crossed"), (resolved, "back under")):
+        if items:
+            ats = ", ".join(str(t["at"]) for t in items)
+            forecast = all(t.get("kind") == "forecast" for t in items)
+            noun = "forecast threshold" if forecast else "threshold"
+            plural = "s" if len(items) > 1 else ""
+            parts.append(f"{noun}{plural} {ats} {verb}" if nouns else f"{ats} {verb}")
+    return "; ".join(parts)
+
+
+def alert_summary(p: Mapping[str, Any]) -> str:
+    """The one-line text of an alert body."""
+    metric = str(p.get("metric") or "cost")
+    kind, event = str(p.get("kind") or ""), str(p.get("event") or "")
+    label, window = _label(p), str(p.get("window") or "")
+    spend, limit = p.get("spend"), p.get("limit")
+    crossed = _crossed(p)
+    tail = f" — {crossed}" if crossed else ""
+    if kind == "resolved":
+        was = p.get("fired_spend")
+        then = f", was {show(was, metric)}{_pct(was, limit)} at firing" if was is not None else ""
+        what = "data is back" if p.get("resolved_kind") == "no_data" else "back under"
+        text = (
+            f"RESOLVED {label}: {what}; {show(spend, metric)} of {show(limit, metric)}"
+            f"{_pct(spend, limit)} {window} now{then}{tail}"
+        )
+    elif kind == "no_data":
+        queries = ", ".join(p.get("queries") or ()) or "its queries"
+        text = (
+            f"NO DATA {label}: no complete data from {queries} since "
+            f"{moment(p.get('missing_since'))} ({p.get('note') or 'data unavailable'})"
+        )
+    elif kind == "anomaly":
+        text = (
+            f"SPIKE {label}: {show(spend, metric)} {window} vs "
+            f"{show(p.get('baseline'), metric)} usual"
+        )
+    elif kind == "forecast":
+        forecast = p.get("forecast")
+        reach = p.get("limit_reached_on")
+        when = f"; at this pace the limit is reached on {reach}" if reach else ""
+        text = (
+            f"{str(p.get('severity') or '').upper()} {label}: forecast {show(forecast, metric)}"
+            f" of {show(limit, metric)}{_pct(forecast, limit)} {window} (now "
+            f"{show(spend, metric)}{_pct(spend, limit)}){when}{tail}"
+        )
+    else:
+        text = (
+            f"{str(p.get('severity') or '').upper()} {label}: {show(spend, metric)} of "
+            f"{show(limit, metric)}{_pct(spend, limit)} {window}{tail}"
+        )
+    if event == "remind":
+        text = f"REMINDER {text}; firing since {moment(p.get('since'))}"
+    return " ".join(text.split())
+
+
+def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs in order; the optional ones only when the body has them."""
+    metric = str(p.get("metric") or "cost")
+    names = dict(p.get("names") or {})
+    spend, limit, forecast = p.get("spend"), p.get("limit"), p.get("forecast")
+    rows = [
+        ("Budget", str(p.get("budget") or "")),
+        ("Group", group_text(dict(p.get("group") or {}), names) or "—"),
+        ("Window", str(p.get("window") or "—")),
+        ("Spend", show(spend, metric) + _pct(spend, limit)),
+        ("Limit", show(limit, metric)),
+    ]
+    if forecast is not None:
+        rows.append(("Forecast", show(forecast, metric) + _pct(forecast, limit)))
+    if p.get("limit_reached_on"):
+        rows.append(("Limit reached", f"{p['limit_reached_on']} at this pace"))
+    if p.get("fired_spend") is not None:
+        rows.append(("At firing", show(p["fired_spend"], metric) + _pct(p["fired_spend"], limit)))
+    if p.get("kind") == "no_data":
+        rows.append(("Queries", ", ".join(p.get("queries") or ()) or "—"))
+        rows.append(("Missing since", moment(p.get("missing_since"))))
+    thresholds = _crossed(p, nouns=False)
+    if thresholds:
+        rows.append(("Thresholds", thresholds))
+    since = moment(p.get("since") or p.get("fired_at"))
+    if p.get("kind") == "resolved":
+        rows.append(("Was firing", f"from {since} to {moment(p.get('fired_at'))}"))
+    else:
+        rows.append(("Firing since", since))
+    rows += [
+        ("Severity", str(p.get("severity") or "unknown")),
+        ("Source", str(p.get("source") or "—")),
+    ]
+    if p.get("description"):
+        rows.append(("Description", str(p["description"])))
+    labels = dict(p.get("labels") or {})
+    if labels:
+        rows.append(("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
+    if p.get("runbook_url"):
+        rows.append(("Runbook", str(p["runbook_url"])))
+    return rows

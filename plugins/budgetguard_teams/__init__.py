@@ -1,0 +1,141 @@
+"""The ``teams`` notifier: a Microsoft Teams workflow webhook ("Post to a channel when a
+webhook request is received") and an Adaptive Card, built as any third-party plugin is.
+
+The card carries the same content as every other renderer: the heading, the one-line
+summary, the facts (``Alert.fields``) and buttons to the runbook and OpenAI's usage page. The
+webhook URL holds its own signature, so it is a secret: never logged or shown.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from budgetguard.notify import (
+    Alert,
+    DeliveryError,
+    Digest,
+    Message,
+    NotifierSettings,
+    NotifierType,
+    check_status,
+    hookimpl,
+    http_url,
+    money,
+    signed_percent,
+)
+
+__all__ = ["TeamsNotifier", "TeamsSettings", "card", "message_body"]
+
+_COLOUR = {"critical": "Attention", "warning": "Warning", "unknown": "Accent", "ok": "Good"}
+
+
+class TeamsSettings(NotifierSettings):
+    """A Teams workflow's webhook URL (a secret)."""
+
+    type: Literal["teams"] = "teams"
+    webhook_url: SecretStr
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        http_url(value.get_secret_value())
+        return value
+
+
+def _text(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def _facts(rows: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in rows]}
+
+
+def card(message: Message) -> dict[str, Any]:
+    """The Adaptive Card (schema 1.4) of an alert or a digest."""
+    actions = [{"type": "Action.OpenUrl", "title": "OpenAI usage", "url": message.link}]
+    if isinstance(message, Alert):
+        colour = "Good" if message.kind == "resolved" else _COLOUR.get(message.severity, "Default")
+        body = [
+            _text(message.title, size="Large", weight="Bolder", color=colour),
+            _text(message.summary),
+            _facts(message.fields),
+        ]
+        if message.runbook_url:
+            actions.insert(
+                0, {"type": "Action.OpenUrl", "title": "Runbook", "url": message.runbook_url}
+            )
+    else:
+        body = [
+            _text(message.title, size="Large", weight="Bolder"),
+            _text(message.summary),
+            _facts(_digest_rows(message)),
+            *(_text(f"Note: {n}", isSubtle=True) for n in message.notes),
+        ]
+    return {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "actions": actions,
+        "msteams": {"width": "Full"},
+    }
+
+
+def _digest_rows(digest: Digest) -> list[tuple[str, str]]:
+    rows = [("Total", f"{money(digest.total)} ({signed_percent(digest.change)})")]
+    rows += [(f"Project {p.name}", money(p.spend)) for p in digest.top_projects]
+    rows += [
+        (b.label, f"{b.show(b.spend)} of {b.show(b.limit)} · {b.severity}") for b in digest.budgets
+    ]
+    return rows
+
+
+def message_body(message: Message) -> dict[str, Any]:
+    """What the workflow webhook receives: a message with the card as its one attachment."""
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": card(message),
+            }
+        ],
+    }
+
+
+class TeamsNotifier:
+    def __init__(self, settings: TeamsSettings, transport: Any = None) -> None:
+        self.settings = settings
+        self._transport = transport
+
+    def __repr__(self) -> str:
+        return "TeamsNotifier(webhook_url='***')"
+
+    def send(self, message: Message) -> None:
+        import httpx
+
+        body = json.dumps(message_body(message)).encode()
+        try:
+            with httpx.Client(timeout=self.settings.timeout, transport=self._transport) as http:
+                response = http.post(
+                    self.settings.webhook_url.get_secret_value(),
+                    content=body,
+                    headers={"Content-Type": "application/json", "User-Agent": "budgetguard"},
+                )
+        except httpx.TimeoutException:
+            raise DeliveryError("teams timed out", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise DeliveryError(
+                f"teams unreachable ({type(exc).__name__})", retryable=True
+            ) from None
+        check_status(response.status_code, "teams")
+
+
+@hookimpl
+def budgetguard_notifier_types() -> list[NotifierType]:
+    return [NotifierType("teams", TeamsSettings, TeamsNotifier, "Microsoft Teams workflow webhook")]
