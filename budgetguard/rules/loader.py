@@ -9,20 +9,18 @@ Nothing here quotes a value from the file, so no secret can reach an error messa
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml.error import MarkedYAMLError
 
 from budgetguard.rules.checks import build_rules
 from budgetguard.rules.errors import RuleError, RulesError, did_you_mean
 from budgetguard.rules.interpolate import interpolate
 from budgetguard.rules.model import RawRules, Rules
 from budgetguard.rules.notifiers import NotifierTypes, installed_notifier_types
-from budgetguard.rules.yamlio import Positions, load_yaml
+from budgetguard.rules.yamlio import Positions, YamlError, load_yaml
 
 __all__ = ["Reporter", "load_rules", "load_rules_text"]
 
@@ -168,18 +166,6 @@ def _allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
     return []
 
 
-def _yaml_error(source: str, exc: MarkedYAMLError) -> RuleError:
-    mark = exc.problem_mark or exc.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    problem = str(exc.problem or exc.context or "not valid YAML")
-    duplicate = re.search(r'found duplicate key "([^"]*)"', problem)
-    if duplicate:
-        message = f"duplicate key '{duplicate.group(1)}' (each key may appear once per mapping)"
-    else:
-        message = f"YAML syntax error: {problem}"
-    return RuleError(source, line, col, message)
-
-
 def load_rules_text(
     text: str,
     *,
@@ -191,8 +177,8 @@ def load_rules_text(
     environment = os.environ if env is None else env
     try:
         located = load_yaml(text)
-    except MarkedYAMLError as exc:
-        raise RulesError([_yaml_error(source, exc)]) from None
+    except YamlError as exc:
+        raise RulesError([RuleError(source, exc.line, exc.column, exc.message)]) from None
     report = Reporter(source, located.positions)
     data = located.data
     if data is None:
