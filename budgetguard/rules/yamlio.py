@@ -12,6 +12,7 @@ and numbers too long to be meant are refused. Plain scalars resolve as YAML 1.2 
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 from ruamel.yaml import YAML
+from yaml._yaml import CParser
 
 __all__ = [
     "MAX_ALIASED",
@@ -50,6 +52,7 @@ _NULL = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 _TAG = "tag:yaml.org,2002:"
+_PLAIN = "?plain"  # a plain scalar: resolved by ``_resolve_plain``, as YAML 1.2 core
 _STANDARD_TAGS = frozenset(
     _TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "merge", "value")
 )
@@ -87,6 +90,22 @@ class Positions:
 class Located:
     data: Any
     positions: Positions
+
+
+class _Composer(CParser):  # type: ignore[misc]
+    """libyaml's parser and composer, without PyYAML's YAML 1.1 resolver (slow, and wrong
+    for us: it reads ``on`` as true): plain scalars are resolved as YAML 1.2 core later."""
+
+    def descend_resolver(self, *_: Any) -> None:
+        return None
+
+    def ascend_resolver(self, *_: Any) -> None:
+        return None
+
+    def resolve(self, kind: type[yaml.Node], _value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN if implicit[0] else _TAG + "str"
+        return _TAG + ("map" if kind is yaml.MappingNode else "seq")
 
 
 def _at(node: yaml.Node) -> tuple[int, int]:
@@ -135,7 +154,9 @@ class _Builder:
         explicit: set[str] = set()
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge":
+            if key_node.tag == _TAG + "merge" or (
+                key_node.tag == _PLAIN and key_node.value == "<<"
+            ):
                 merged.extend(self._merge_pairs(value_node))
                 continue
             name = self._key(key_node)
@@ -184,7 +205,7 @@ class _Builder:
 def _scalar(node: yaml.ScalarNode) -> Any:
     text = node.value
     tag = node.tag
-    if not node.style and tag in _STANDARD_TAGS:  # plain: resolve as YAML 1.2 core
+    if tag == _PLAIN:
         tag = _resolve_plain(text)
     elif tag not in _STANDARD_TAGS:
         raise _fail(node, f"unsupported tag '{tag}'")
@@ -242,9 +263,13 @@ def load_yaml(text: str) -> Located:
     bad = _control_character(text)
     if bad is not None:
         raise bad
-    loader = yaml.CSafeLoader(text)
+    loader = _Composer(text)
+    collecting = gc.isenabled()
+    gc.disable()  # many small objects, no cycles to collect: the collector would triple the time
     try:
         node = loader.get_single_node()
+        positions = Positions()
+        data = None if node is None else _Builder(positions).build(node, (), 0)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -253,8 +278,8 @@ def load_yaml(text: str) -> Located:
         raise YamlError(1, 1, f"not YAML: {exc}") from None
     finally:
         loader.dispose()
-    positions = Positions()
-    data = None if node is None else _Builder(positions).build(node, (), 0)
+        if collecting:
+            gc.enable()
     return Located(data, positions)
 
 
