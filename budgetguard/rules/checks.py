@@ -35,6 +35,7 @@ __all__ = ["build_rules"]
 
 Loc = tuple[str | int, ...]
 _HUNDRED = Decimal(100)
+_MIN_RATIO, _MAX_RATIO = Decimal("0.000001"), Decimal(1000)
 
 
 def build_rules(
@@ -322,6 +323,9 @@ def _thresholds(
                 "a threshold is a percentage of the limit (80%), an absolute "
                 "amount above 0 (120), or {at: ..., severity: ..., notify: [...]}",
             )
+            continue
+        if not _MIN_RATIO <= ratio <= _MAX_RATIO:
+            report.at(where, "a threshold lies between 0.0001% and 100000% of the limit")
             continue
         if ratio in out:
             report.at(where, f"threshold repeats one at {_percent(ratio)} of the limit")
