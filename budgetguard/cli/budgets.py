@@ -35,10 +35,25 @@ if TYPE_CHECKING:
 
 @app.command()
 def validate(
-    rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Unset variables of notifiers are errors too.")
+    ] = False,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
 ) -> None:
-    """Load and check the rules file; each mistake as PATH:LINE:COL: message (exit 2)."""
-    settings, loaded, _ = command_context(rules, db, now, verbose)
+    """Load and check the rules file; each mistake as PATH:LINE:COL: message (exit 2).
+    Unset variables of notifier settings are warnings (errors with --strict)."""
+    from budgetguard.rules.errors import RuleError
+
+    warnings: list[RuleError] = []
+    settings, loaded, _ = command_context(rules, db, now, verbose, notifier_warnings=warnings)
+    for warning in warnings:
+        typer.echo(str(warning), err=True)
+    if strict and warnings:
+        noun = "warning" if len(warnings) == 1 else "warnings"
+        raise fail(f"{settings.rules}: {len(warnings)} {noun} (--strict)", EXIT_INPUT)
     enabled = sum(1 for b in loaded.budgets if b.enabled)
     parts = [
         f"{len(loaded.budgets)} budget{'s' if len(loaded.budgets) != 1 else ''}"
@@ -181,7 +196,7 @@ def check(
     if fail_on not in ("warning", "critical", "never"):
         raise fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
     expectations = _expectations(expect)
-    settings, loaded, clock = command_context(rules, db, now, verbose)
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=notify)
     if not offline:
         _collect_new(settings, loaded, clock)
     from budgetguard import pipeline
@@ -301,7 +316,7 @@ def digest(
     """The last complete period's spend digest; printed, and sent with --send."""
     if period not in (None, "day", "week", "month"):
         raise fail(f"--period {period!r}: use day, week or month", EXIT_INPUT)
-    settings, loaded, clock = command_context(rules, db, now, verbose)
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=send)
     names = loaded.digest.notify if loaded.digest else ()
     if send and not names:
         raise fail("--send: the rules have no digest.notify notifiers", EXIT_INPUT)

@@ -18,6 +18,7 @@ import typer
 if TYPE_CHECKING:
     from budgetguard.progress import PageProgress
     from budgetguard.rules import Rules
+    from budgetguard.rules.errors import RuleError
     from budgetguard.settings import Settings
     from budgetguard.store import Store
 
@@ -105,25 +106,44 @@ def rules_env() -> dict[str, str]:
 
 
 def command_context(
-    rules: Path | None, db: str | None, now: str | None, verbose: bool
+    rules: Path | None,
+    db: str | None,
+    now: str | None,
+    verbose: bool,
+    *,
+    sends: bool = True,
+    notifier_warnings: list[RuleError] | None = None,
 ) -> tuple[Settings, Rules, datetime]:
-    """What every command starts from: logging, settings, the checked rules, the clock."""
+    """What every command starts from: logging, settings, the checked rules, the clock.
+
+    A command that sends nothing (``sends=False``) does not need the variables of notifier
+    settings: unset ones are then warnings (collected in ``notifier_warnings`` if given).
+    """
     setup_logging(verbose)
     settings = settings_from(rules, db, now)
-    return settings, load_checked_rules(settings), settings.clock()
+    warnings = notifier_warnings if notifier_warnings is not None or sends else []
+    return settings, load_checked_rules(settings, warnings), settings.clock()
 
 
-def load_checked_rules(settings: Settings) -> Rules:
+def load_checked_rules(settings: Settings, notifier_warnings: list[RuleError] | None) -> Rules:
     from budgetguard.rules import RulesError, load_rules
 
     try:
-        return load_rules(settings.rules, env=rules_env())
+        return load_rules(settings.rules, env=rules_env(), notifier_warnings=notifier_warnings)
     except RulesError as exc:
         for error in exc.errors:
             typer.echo(str(error), err=True)
         noun = "error" if len(exc.errors) == 1 else "errors"
         typer.echo(f"{settings.rules}: {len(exc.errors)} {noun}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
+
+
+def usable_notifier(rules: Rules, name: str) -> None:
+    """Exit 2 when notifier ``name`` needs a variable that is not set (it cannot send)."""
+    notifier = rules.notifier(name)
+    if notifier.unresolved:
+        missing = ", ".join(f"'{v}'" for v in notifier.unresolved)
+        raise fail(f"notifier '{name}': environment variable {missing} is not set", EXIT_INPUT)
 
 
 def parse_when(value: str, now: datetime, flag: str) -> datetime:

@@ -22,6 +22,7 @@ from budgetguard.cli.common import (
     page_progress,
     rules_env,
     setup_logging,
+    usable_notifier,
 )
 
 
@@ -127,11 +128,12 @@ def notify_test(
     from budgetguard.notify.manager import default_plugins
     from budgetguard.rules.errors import did_you_mean
 
-    _, loaded, clock = command_context(rules, db, now, verbose)
+    _, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     names = [n.name for n in loaded.notifiers]
     if name not in names:
         hint = did_you_mean(name, names) if names else " (no notifiers are configured)"
         raise fail(f"no notifier named '{name}'{hint}", EXIT_INPUT)
+    usable_notifier(loaded, name)
     stamp = clock.isoformat().replace("+00:00", "Z")
     payload: dict[str, object] = {
         "type": "budgetguard.test",

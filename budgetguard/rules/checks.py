@@ -109,12 +109,18 @@ def _notifiers(raw: Any, report: Reporter, types: NotifierTypes) -> list[Notifie
             )
             continue
         model = types[kind]
+        pending = report.unresolved.get(name, {})
+        known = {k: v for k, v in settings.items() if k not in pending}
         try:
-            parsed = model.model_validate(settings)
+            parsed = model.model_validate(known)
         except ValidationError as exc:
-            report.validation(exc, path, model)
-            continue
-        out.append(Notifier(name=name, type=str(kind), settings=parsed))
+            if not pending:
+                report.validation(exc, path, model)
+                continue
+            report.validation(exc, path, model, skip=frozenset(pending))
+            parsed = model.model_construct(**known)  # never sends: see Notifier.unresolved
+        variables = tuple(v for names in pending.values() for v in names)
+        out.append(Notifier(name=name, type=str(kind), settings=parsed, unresolved=variables))
     return out
 
 

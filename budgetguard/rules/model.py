@@ -243,11 +243,16 @@ class RawRules(_Frozen):
 
 
 class Notifier(_Frozen):
-    """A configured notifier: its name, type and type-checked settings."""
+    """A configured notifier: its name, type and type-checked settings.
+
+    ``unresolved`` names the ``${VAR}`` of its settings that were not set when the rules were
+    loaded for a command that sends nothing; such a notifier must not be used to send.
+    """
 
     name: str
     type: str
     settings: BaseModel
+    unresolved: tuple[str, ...] = ()
 
 
 class Budget(_Frozen):
