@@ -481,7 +481,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     if built.returncode != 0:
         pytest.skip(f"cannot build the wheel here: {built.stderr[-300:]}")
-    (path,) = out.glob("budgetguard-*.whl")
+    (path,) = out.glob("budgetguard_openai-*.whl")
     return path
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -214,7 +216,9 @@ def check(
     try:
         findings = pipeline.evaluate_store(store, loaded, clock, expectations)
         if notify:
-            _notify(store, loaded, findings, clock)
+            # the report on stdout is machine-readable: console alert lines go to stderr
+            with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
+                _notify(store, loaded, findings, clock)
     finally:
         store.close()
     if output == "json":
