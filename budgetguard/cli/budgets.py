@@ -155,6 +155,8 @@ _MATCH_KEYS = ("project", "model", "user", "api_key", "line_item", "endpoint")
 def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decimal]]:
     from decimal import Decimal, InvalidOperation
 
+    from budgetguard.rules.model import MAX_AMOUNT
+
     out: list[tuple[dict[str, str], Decimal]] = []
     for raw in values or []:
         selector, _, amount = raw.rpartition("=")
@@ -164,6 +166,8 @@ def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decima
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT) from None
         if not value.is_finite():
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT)
+        if abs(value) > MAX_AMOUNT:
+            raise fail(f"--expect {raw!r}: the amount is at most {MAX_AMOUNT:,f}", EXIT_INPUT)
         if not selector:
             out.append(({}, value))
             continue
@@ -270,6 +274,8 @@ def backtest(
         every = parse_duration(step)
     except ValueError as exc:
         raise fail(f"--step: {exc}", EXIT_INPUT) from None
+    except OverflowError:
+        raise fail(f"--step {step!r}: too large", EXIT_INPUT) from None
     if first >= last:
         raise fail("--from must be before --to", EXIT_INPUT)
     if (last - first) / every > 20_000:

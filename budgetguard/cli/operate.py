@@ -29,7 +29,8 @@ from budgetguard.cli.common import (
 @app.command()
 def run(
     port: Annotated[
-        int | None, typer.Option("--port", help="HTTP port [env BUDGETGUARD_HTTP_PORT].")
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="HTTP port [env BUDGETGUARD_HTTP_PORT]."),
     ] = None,
     rules: RulesPath = None,
     db: Database = None,
@@ -197,14 +198,20 @@ def plugins(
 
 @app.command()
 def simulate(
-    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8787,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
+    ] = 8787,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic organisation.")] = 7,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Seed of the synthetic organisation.")
+    ] = 7,
     days: Annotated[int, typer.Option(min=1, max=400, help="Days of history to serve.")] = 40,
     now: Annotated[
         str | None, typer.Option(help="Freeze the simulator's clock at this ISO 8601 time.")
     ] = None,
-    latency_ms: Annotated[float, typer.Option(min=0, help="Latency added to each request.")] = 0,
+    latency_ms: Annotated[
+        float, typer.Option(min=0, max=60_000, help="Latency added to each request.")
+    ] = 0,
     fail_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of 500 answers.")] = 0,
     rate_limit_rate: Annotated[
         float, typer.Option(min=0, max=1, help="Share of 429 answers (with Retry-After).")
@@ -216,7 +223,7 @@ def simulate(
         bool, typer.Option(help="Send costs amounts as JSON strings, as seen in the wild.")
     ] = False,
     costs_delay_hours: Annotated[
-        float, typer.Option(min=0, help="How far costs lag behind usage.")
+        float, typer.Option(min=0, max=240, help="How far costs lag behind usage.")
     ] = 3.0,
     rules: RulesPath = None,
     db: Database = None,
