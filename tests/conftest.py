@@ -6,13 +6,17 @@ import json
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from budgetguard.simulator import SimulatorServer, build_api
+from budgetguard.store import normalise_url
 
 #: 2026-11-22T10:17:31Z: a Sunday, deliberately not aligned to a minute, hour or day.
 NOW = 1795342651
@@ -40,9 +44,22 @@ def sim(sim_session: SimulatorServer) -> Iterator[SimulatorServer]:
     sim_session.api.string_amounts = False
 
 
-#: The PostgreSQL of the tests (this machine runs one; elsewhere those tests skip).
-POSTGRES_URL = os.environ.get(
+#: The PostgreSQL server of the tests (this machine runs one; elsewhere those tests skip).
+#: It is shared with other users, so each test run works in a database of its own, with a
+#: unique name, created for the run and dropped after it (advisory locks, such as the
+#: leader's, are per database too): runs never see each other's tables or locks.
+POSTGRES_SERVER_URL = os.environ.get(
     "BUDGETGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+#: (kept in the environment: pytest may import this module twice, as conftest and as
+#: tests.conftest, and both must name the same database)
+POSTGRES_DATABASE = os.environ.setdefault(
+    "BUDGETGUARD_TEST_POSTGRES_DATABASE", f"budgetguard_test_{uuid.uuid4().hex[:16]}"
+)
+POSTGRES_URL = (
+    make_url(POSTGRES_SERVER_URL)
+    .set(database=POSTGRES_DATABASE)
+    .render_as_string(hide_password=False)
 )
 
 
@@ -55,6 +72,23 @@ def postgres_up() -> bool:
 
 
 needs_postgres = pytest.mark.skipif(not postgres_up(), reason="no PostgreSQL on 127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_database_of_this_run() -> Iterator[None]:
+    """Create this run's PostgreSQL database (when the server answers); drop it after."""
+    if not postgres_up():
+        yield
+        return
+    server = create_engine(normalise_url(POSTGRES_SERVER_URL), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{POSTGRES_DATABASE}"'))
+    try:
+        yield
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{POSTGRES_DATABASE}" WITH (FORCE)'))
+        server.dispose()
 
 
 class Receiver(ThreadingHTTPServer):
