@@ -261,7 +261,8 @@ def load_rules(
                     str(path),
                     1,
                     1,
-                    "no such file; create one from rules.example.yaml or pass --rules",
+                    "no such file; create one from rules.example.yaml, or point --rules "
+                    "or BUDGETGUARD_RULES at yours",
                 )
             ]
         ) from None
