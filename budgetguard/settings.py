@@ -45,7 +45,7 @@ def parse_instant(value: str | datetime) -> datetime:
     try:
         parsed = parsed.astimezone(UTC)
     except OverflowError:
-        parsed = EARLIEST if parsed.year < 1970 else LATEST  # refused just below
+        parsed = LATEST  # year 1 or 9999 with an offset: out of range, as said below
     if not EARLIEST <= parsed < LATEST:
         raise ValueError(f"{value!s} is out of range: use a time between 1970 and 2200")
     return parsed

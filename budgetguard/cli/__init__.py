@@ -46,7 +46,9 @@ def _unhandled(exc: Exception) -> tuple[str, int]:
     """What an exception no command handled means, in one line and an exit code."""
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-    if isinstance(exc, ArgumentError | NoSuchModuleError):
+    from budgetguard.store import StoreURLError
+
+    if isinstance(exc, StoreURLError | ArgumentError | NoSuchModuleError):
         return f"budgetguard: bad store URL: {one_line(exc)}", EXIT_INPUT
     if isinstance(exc, SQLAlchemyError):
         cause = getattr(exc, "orig", None) or exc

@@ -19,6 +19,7 @@ from budgetguard.cli.common import (
     app,
     command_context,
     fail,
+    open_store,
     page_progress,
     rules_env,
     setup_logging,
@@ -50,6 +51,7 @@ def run(
     settings, loaded, _ = command_context(rules, db, now, verbose)
     if settings.openai_admin_key is None:
         typer.echo("budgetguard: no admin key: evaluating stored data only", err=True)
+    open_store(settings).close()  # a bad or unreachable store: its own one line, 2 or 3
     try:
         service = Service(settings, loaded)
         service.start(port)
