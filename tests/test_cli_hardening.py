@@ -31,15 +31,60 @@ budgets:
   - {name: day, limit: 100, window: 24h, cost_source: estimate, notify: [stdout]}
 """
 
-#: The contract's own example rules (its notifiers need SLACK_WEBHOOK_URL, SMTP_HOST and
-#: HOOK_SECRET, which a CI job does not have).
-CONTRACT = ROOT.parent / "shared" / "CONTRACT.md"
+#: The contract's own example rules, as written there: its notifiers need SLACK_WEBHOOK_URL,
+#: SMTP_HOST and HOOK_SECRET, which a CI job does not have.
+CONTRACT_RULES = """\
+version: 1
+timezone: UTC                  # IANA zone of calendar periods and the digest schedule
+schedule: {interval: 15m}      # cadence of `run`
 
+notifiers:                     # name -> settings; `type` picks the plugin
+  finops:  {type: slack, webhook_url: "${SLACK_WEBHOOK_URL}"}
+  oncall:  {type: email, to: [oncall@example.com], smtp_host: "${SMTP_HOST}"}
+  audit:   {type: webhook, url: "https://hooks.example.com/budget", secret: "${HOOK_SECRET}"}
+  stdout:  {type: console}
 
-def contract_rules() -> str:
-    text = CONTRACT.read_text()
-    start = text.index("```yaml\nversion: 1") + len("```yaml\n")
-    return text[start : text.index("```", start)]
+defaults:                      # applies to every budget that does not say otherwise
+  thresholds: [80%, 100%]
+  notify: [finops]
+
+pricing:                       # optional USD overrides and additions, per 1M tokens
+  models:
+    ft:gpt-4o-mini:acme: {input: 0.30, cached_input: 0.15, output: 1.20}
+
+budgets:
+  - name: org-month            # unique, [a-z0-9._-]
+    limit: 5000                # USD for metric cost (the default metric)
+    period: month              # calendar period to date, in `timezone`: day|week|month|quarter|year
+    forecast: true             # also alert on the projected end-of-period spend
+  - name: chatbot-gpt-4o
+    match: {project: proj_chatbot, model: "gpt-4o*"}   # globs; a value may be a list
+    limit: 150
+    window: 24h                # rolling window ending now: Nm, Nh, Nd
+    thresholds:
+      - {at: 80%, severity: warning}
+      - {at: 100%, severity: critical, notify: [finops, oncall]}
+    repeat: 12h                # remind while still over; default: once per crossing
+  - name: per-project-day
+    match: {project: "*"}
+    each: project              # one budget per project seen (or a list: [project, model])
+    limit: 100
+    period: day
+  - name: search-embedding-tokens
+    match: {project: proj_search, endpoint: embeddings}
+    metric: input_tokens       # cost | input_tokens | output_tokens | ... (see the rules reference)
+    limit: 200000000
+    window: 7d
+  - name: spend-spike
+    each: project
+    anomaly: {window: 1h, baseline: 7d, factor: 3, min: 5}
+    notify: [oncall]
+
+digest:
+  schedule: "0 9 * * mon"      # cron in `timezone`
+  period: week
+  notify: [finops, oncall]
+"""
 
 
 @pytest.fixture
@@ -315,7 +360,7 @@ def test_a_limit_at_the_bound_reports_as_json(
 
 
 def test_ci_needs_no_notifier_secrets(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (cwd / "rules.yaml").write_text(contract_rules())
+    (cwd / "rules.yaml").write_text(CONTRACT_RULES)
     code, _, err = bg(["validate"], capsys)
     assert code == 0, err
     assert len(err) == 3 and all(": warning: notifier '" in line for line in err), err
