@@ -124,16 +124,25 @@ class _Builder:
         self.positions = positions
         self.seen: set[int] = set()
         self.aliased = 0
+        self.plain: dict[str, Any] = {}  # plain scalar text -> its (immutable) value
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag == _PLAIN:
+            found = self.plain.get(node.value, self)
+            if found is self:
+                found = self.plain[node.value] = _scalar(node)
+            return found
+        return _scalar(node)
 
     def build(self, node: yaml.Node, path: Path, depth: int, again: bool = False) -> Any:
-        if again:
-            self.aliased += 1
-            if self.aliased > MAX_ALIASED:
-                raise _fail(node, f"aliases expand to more than {MAX_ALIASED:,} values")
-        if isinstance(node, yaml.ScalarNode):
-            return _scalar(node)
+        if type(node) is yaml.ScalarNode:
+            return self.scalar(node)
         again = again or id(node) in self.seen
         self.seen.add(id(node))
+        if again:  # built once more through an alias: count it and all it holds
+            self.aliased += 1 + len(node.value)
+            if self.aliased > MAX_ALIASED:
+                raise _fail(node, f"aliases expand to more than {MAX_ALIASED:,} values")
         if depth >= MAX_DEPTH:
             raise _fail(node, f"nested too deeply (more than {MAX_DEPTH} levels)")
         if node.tag not in _BASIC:
@@ -141,9 +150,14 @@ class _Builder:
         self.positions.values.setdefault(path, _at(node))
         if isinstance(node, yaml.SequenceNode):
             items = []
+            values = self.positions.values
             for index, item in enumerate(node.value):
-                self.positions.values[(*path, index)] = _at(item)
-                items.append(self.build(item, (*path, index), depth + 1, again))
+                mark = item.start_mark
+                values[(*path, index)] = (mark.line, mark.column)
+                if type(item) is yaml.ScalarNode:
+                    items.append(self.scalar(item))
+                else:
+                    items.append(self.build(item, (*path, index), depth + 1, again))
             return items
         return self._mapping(node, path, depth, again)
 
@@ -182,9 +196,13 @@ class _Builder:
         again: bool,
     ) -> None:
         path, name = where
-        self.positions.keys[(*path, name)] = _at(key_node)
-        self.positions.values[(*path, name)] = _at(value_node)
-        out[name] = self.build(value_node, (*path, name), depth + 1, again)
+        at = (*path, name)
+        self.positions.keys[at] = _at(key_node)
+        self.positions.values[at] = _at(value_node)
+        if type(value_node) is yaml.ScalarNode:
+            out[name] = self.scalar(value_node)
+        else:
+            out[name] = self.build(value_node, at, depth + 1, again)
 
     def _merge_pairs(self, value: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
         sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
@@ -198,7 +216,7 @@ class _Builder:
     def _key(self, node: yaml.Node) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise _fail(node, "a key must be plain text, not a mapping or a list")
-        value = _scalar(node)
+        value = self.scalar(node)
         return str(value).lower() if isinstance(value, bool) else str(value)
 
 
