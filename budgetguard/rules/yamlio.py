@@ -210,6 +210,9 @@ class _Builder:
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
                 raise _fail(source, "a merge key (<<) takes a mapping or a list of mappings")
+            self.aliased += len(source.value)  # merged values are built again, too
+            if self.aliased > MAX_ALIASED:
+                raise _fail(source, f"aliases expand to more than {MAX_ALIASED:,} values")
             pairs.extend(source.value)
         return pairs
 
