@@ -30,6 +30,13 @@ _BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".j
 )
 
 
+_MERGE_BOMB = (
+    "big: &big {" + ", ".join(f"k{i}: {i}" for i in range(5000)) + "}\n"
+    "m0: &m0 {<<: *big}\n"
+    + "".join(f"m{i + 1}: &m{i + 1} [{', '.join(['*m' + str(i)] * 9)}]\n" for i in range(6))
+)
+
+
 def rules_text(budgets: int) -> str:
     body = "".join(_BUDGET.format(i=i, limit=100 + i) for i in range(budgets))
     return "version: 1\nbudgets:\n" + body
@@ -59,11 +66,12 @@ def main() -> None:
         load_rules_text(bad, source="rules.yaml", env={})
     except RulesError as exc:
         print(f"error still placed: {exc.errors[0]}")
-    start = time.perf_counter()
-    try:
-        load_rules_text(_BOMB, env={})
-    except RulesError as exc:
-        print(f"alias bomb refused in {time.perf_counter() - start:.3f} s: {exc.errors[0]}")
+    for name, bomb in (("alias bomb", _BOMB), ("merge-key bomb", _MERGE_BOMB)):
+        start = time.perf_counter()
+        try:
+            load_rules_text(bomb, env={})
+        except RulesError as exc:
+            print(f"{name} refused in {time.perf_counter() - start:.3f} s: {exc.errors[0]}")
 
 
 if __name__ == "__main__":

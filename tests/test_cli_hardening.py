@@ -277,8 +277,14 @@ def test_run_without_rules_exits_2_and_says_where_it_looked(
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
 )
+MERGE_BOMB = (
+    "big: &big {" + ", ".join(f"k{i}: {i}" for i in range(2000)) + "}\n"
+    "m0: &m0 {<<: *big}\n"
+    + "".join(f"m{i + 1}: &m{i + 1} [{', '.join(['*m' + str(i)] * 9)}]\n" for i in range(6))
+)
 HOSTILE: list[tuple[str, str, str]] = [
     ("alias-bomb", "version: 1\n" + BOMB, ": aliases expand to more than"),
+    ("merge-bomb", "version: 1\n" + MERGE_BOMB, ": aliases expand to more than"),
     ("deep", "version: 1\nx: " + "[" * 200 + "]" * 200 + "\n", ":2:"),
     ("deep-block", "version: 1\nx:\n" + "".join("  " * i + "- \n" for i in range(1, 90)), ":"),
     ("nul", "version: 1\nbudgets: []\ntimezone: U\x00TC\n", ":3:12: control character U+0000"),
