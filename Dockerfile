@@ -1,6 +1,8 @@
 # budgetguard: the service in a container. Build: docker build -t budgetguard .
-# Run: docker run -e OPENAI_ADMIN_KEY=sk-admin-... -v $PWD/rules.yaml:/config/rules.yaml:ro \
-#        -v budgetguard-data:/data -p 9464:9464 budgetguard
+# Run (the rules are yours, mounted read-only; nothing is baked in):
+#   docker run --read-only -e OPENAI_ADMIN_KEY=sk-admin-... \
+#     -v "$PWD/rules.yaml:/config/rules.yaml:ro" -v budgetguard-data:/data -p 9464:9464 budgetguard
+# Without a rules file at /config/rules.yaml, `run` exits 2 and says where it looked.
 
 FROM python:3.12-slim AS build
 WORKDIR /src
@@ -19,11 +21,10 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin budgetguard \
     && mkdir -p /data /config && chown budgetguard /data
-COPY rules.example.yaml /config/rules.yaml
-USER budgetguard
+USER 10001
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 9464
-HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('BUDGETGUARD_HTTP_PORT', '9464') + '/healthz', timeout=5)"
+HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('BUDGETGUARD_HTTP_PORT', '9464') + '/healthz', timeout=5)"]
 ENTRYPOINT []
 CMD ["budgetguard", "run"]

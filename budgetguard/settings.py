@@ -14,13 +14,20 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_BASE_URL", "Settings", "parse_instant"]
+__all__ = ["DEFAULT_BASE_URL", "EARLIEST", "LATEST", "Settings", "parse_instant"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
+#: Instants budgetguard can compute with (windows before, periods after): the API's data
+#: starts in the 2020s, and the Unix epoch is the store's origin.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def parse_instant(value: str | datetime) -> datetime:
-    """Parse an ISO 8601 instant; a value without an offset is taken as UTC. Returns UTC."""
+    """Parse an ISO 8601 instant; a value without an offset is taken as UTC. Returns UTC,
+    between 1970 and 2200 (ValueError otherwise)."""
     if isinstance(value, datetime):
         parsed = value
     else:
@@ -35,7 +42,13 @@ def parse_instant(value: str | datetime) -> datetime:
             ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        parsed = LATEST  # year 1 or 9999 with an offset: out of range, as said below
+    if not EARLIEST <= parsed < LATEST:
+        raise ValueError(f"{value!s} is out of range: use a time between 1970 and 2200")
+    return parsed
 
 
 class Settings(BaseSettings):

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from budgetguard.simulator import SimulatorServer, build_api
+from budgetguard.store import normalise_url
 
 #: 2026-11-22T10:17:31Z: a Sunday, deliberately not aligned to a minute, hour or day.
 NOW = 1795342651
@@ -42,16 +45,22 @@ def sim(sim_session: SimulatorServer) -> Iterator[SimulatorServer]:
 
 
 #: The PostgreSQL server of the tests (this machine runs one; elsewhere those tests skip).
-_POSTGRES_SERVER = os.environ.get(
+#: It is shared with other users, so each test run works in a database of its own, with a
+#: unique name, created for the run and dropped after it (advisory locks, such as the
+#: leader's, are per database too): runs never see each other's tables or locks.
+POSTGRES_SERVER_URL = os.environ.get(
     "BUDGETGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
-#: This run's own database on it (the server is shared: another run's tables, schema version
-#: and advisory locks, which are per database, never meet this one's); created for the
-#: session and dropped after it.
-#: (The name lives in the environment: this file is imported twice, as pytest's conftest and as
-#: ``tests.conftest``, and both must name the same database.)
-_DATABASE = os.environ.setdefault("BUDGETGUARD_TEST_PG_DATABASE", f"bg_test_{secrets.token_hex(6)}")
-POSTGRES_URL = _POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + _DATABASE
+#: (kept in the environment: pytest may import this module twice, as conftest and as
+#: tests.conftest, and both must name the same database)
+POSTGRES_DATABASE = os.environ.setdefault(
+    "BUDGETGUARD_TEST_POSTGRES_DATABASE", f"budgetguard_test_{uuid.uuid4().hex[:16]}"
+)
+POSTGRES_URL = (
+    make_url(POSTGRES_SERVER_URL)
+    .set(database=POSTGRES_DATABASE)
+    .render_as_string(hide_password=False)
+)
 
 
 def postgres_up() -> bool:
@@ -66,24 +75,20 @@ needs_postgres = pytest.mark.skipif(not postgres_up(), reason="no PostgreSQL on 
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _own_postgres_database() -> Iterator[None]:
+def _postgres_database_of_this_run() -> Iterator[None]:
+    """Create this run's PostgreSQL database (when the server answers); drop it after."""
     if not postgres_up():
         yield
         return
-    from sqlalchemy import create_engine, text
-
-    from budgetguard.store import normalise_url
-
-    admin = create_engine(normalise_url(_POSTGRES_SERVER), isolation_level="AUTOCOMMIT")
-    name = _DATABASE
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    server = create_engine(normalise_url(POSTGRES_SERVER_URL), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{POSTGRES_DATABASE}"'))
     try:
         yield
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{POSTGRES_DATABASE}" WITH (FORCE)'))
+        server.dispose()
 
 
 class Receiver(ThreadingHTTPServer):

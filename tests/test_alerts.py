@@ -153,6 +153,7 @@ class Flaky:
 
 
 def store_at(tmp_path: Path) -> AlertStore:
+    tmp_path.mkdir(parents=True, exist_ok=True)  # the store never creates its directory
     return AlertStore(Store.open(f"sqlite:///{tmp_path / 'alerts.db'}").engine)
 
 

@@ -279,6 +279,7 @@ def test_cli_collect_without_a_key_says_how_to_get_one(tmp_path: Path) -> None:
 
 def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "spend.db"
+    path.parent.mkdir()  # an explicit path's directory is never created: a typo would grow one
     store = Store.open(f"sqlite:///{path}")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with store.engine.connect() as conn:

@@ -64,7 +64,8 @@ def test_builtins_register_through_the_entry_point_group() -> None:
     assert set(plugins.types) >= {"console", "slack", "email", "webhook"}
     for name, module in BUILTIN_PLUGINS.items():
         assert plugins.types[name].plugin == name
-        assert plugins.types[name].source.startswith("budgetguard "), plugins.types[name].source
+        source = plugins.types[name].source
+        assert source.startswith("budgetguard-openai "), source
         assert module in plugins.types[name].source
     assert not plugins.problems
 

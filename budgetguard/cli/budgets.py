@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,10 +38,25 @@ if TYPE_CHECKING:
 
 @app.command()
 def validate(
-    rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Unset variables of notifiers are errors too.")
+    ] = False,
+    rules: RulesPath = None,
+    db: Database = None,
+    now: Now = None,
+    verbose: Verbose = False,
 ) -> None:
-    """Load and check the rules file; each mistake as PATH:LINE:COL: message (exit 2)."""
-    settings, loaded, _ = command_context(rules, db, now, verbose)
+    """Load and check the rules file; each mistake as PATH:LINE:COL: message (exit 2).
+    Unset variables of notifier settings are warnings (errors with --strict)."""
+    from budgetguard.rules.errors import RuleError
+
+    warnings: list[RuleError] = []
+    settings, loaded, _ = command_context(rules, db, now, verbose, notifier_warnings=warnings)
+    for warning in warnings:
+        typer.echo(str(warning), err=True)
+    if strict and warnings:
+        noun = "warning" if len(warnings) == 1 else "warnings"
+        raise fail(f"{settings.rules}: {len(warnings)} {noun} (--strict)", EXIT_INPUT)
     enabled = sum(1 for b in loaded.budgets if b.enabled)
     parts = [
         f"{len(loaded.budgets)} budget{'s' if len(loaded.budgets) != 1 else ''}"
@@ -144,6 +161,8 @@ _MATCH_KEYS = ("project", "model", "user", "api_key", "line_item", "endpoint")
 def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decimal]]:
     from decimal import Decimal, InvalidOperation
 
+    from budgetguard.rules.model import MAX_AMOUNT
+
     out: list[tuple[dict[str, str], Decimal]] = []
     for raw in values or []:
         selector, _, amount = raw.rpartition("=")
@@ -153,6 +172,8 @@ def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decima
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT) from None
         if not value.is_finite():
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT)
+        if abs(value) > MAX_AMOUNT:
+            raise fail(f"--expect {raw!r}: the amount is at most {MAX_AMOUNT:,f}", EXIT_INPUT)
         if not selector:
             out.append(({}, value))
             continue
@@ -187,7 +208,7 @@ def check(
     if fail_on not in ("warning", "critical", "never"):
         raise fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
     expectations = _expectations(expect)
-    settings, loaded, clock = command_context(rules, db, now, verbose)
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=notify)
     if not offline:
         _collect_new(settings, loaded, clock)
     from budgetguard import pipeline
@@ -205,7 +226,9 @@ def check(
     try:
         findings = pipeline.evaluate_store(store, loaded, clock, expectations)
         if notify:
-            _notify(store, loaded, findings, clock)
+            # the report on stdout is machine-readable: console alert lines go to stderr
+            with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
+                _notify(store, loaded, findings, clock)
         alerts, silences = pipeline.report_alerts(store, findings, clock)
         names = pipeline.display_names(store)
     finally:
@@ -261,6 +284,8 @@ def backtest(
         every = parse_duration(step)
     except ValueError as exc:
         raise fail(f"--step: {exc}", EXIT_INPUT) from None
+    except OverflowError:
+        raise fail(f"--step {step!r}: too large", EXIT_INPUT) from None
     if first >= last:
         raise fail("--from must be before --to", EXIT_INPUT)
     if (last - first) / every > 20_000:
@@ -312,7 +337,7 @@ def digest(
     """The last complete period's spend digest; printed, and sent with --send."""
     if period not in (None, "day", "week", "month"):
         raise fail(f"--period {period!r}: use day, week or month", EXIT_INPUT)
-    settings, loaded, clock = command_context(rules, db, now, verbose)
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=send)
     names = loaded.digest.notify if loaded.digest else ()
     if send and not names:
         raise fail("--send: the rules have no digest.notify notifiers", EXIT_INPUT)

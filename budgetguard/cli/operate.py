@@ -19,17 +19,20 @@ from budgetguard.cli.common import (
     app,
     command_context,
     fail,
+    open_store,
     page_progress,
     refuse_future_now,
     rules_env,
     setup_logging,
+    usable_notifier,
 )
 
 
 @app.command()
 def run(
     port: Annotated[
-        int | None, typer.Option("--port", help="HTTP port [env BUDGETGUARD_HTTP_PORT].")
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="HTTP port [env BUDGETGUARD_HTTP_PORT]."),
     ] = None,
     rules: RulesPath = None,
     db: Database = None,
@@ -51,6 +54,7 @@ def run(
         typer.echo("budgetguard: no admin key: evaluating stored data only", err=True)
     else:
         refuse_future_now(settings)
+    open_store(settings).close()  # a bad or unreachable store: its own one line, 2 or 3
     try:
         service = Service(settings, loaded)
         service.start(port)
@@ -130,11 +134,12 @@ def notify_test(
     from budgetguard.notify.manager import default_plugins
     from budgetguard.rules.errors import did_you_mean
 
-    _, loaded, clock = command_context(rules, db, now, verbose)
+    _, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     names = [n.name for n in loaded.notifiers]
     if name not in names:
         hint = did_you_mean(name, names) if names else " (no notifiers are configured)"
         raise fail(f"no notifier named '{name}'{hint}", EXIT_INPUT)
+    usable_notifier(loaded, name)
     stamp = clock.isoformat().replace("+00:00", "Z")
     payload: dict[str, object] = {
         "type": "budgetguard.test",
@@ -198,14 +203,20 @@ def plugins(
 
 @app.command()
 def simulate(
-    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8787,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
+    ] = 8787,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic organisation.")] = 7,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Seed of the synthetic organisation.")
+    ] = 7,
     days: Annotated[int, typer.Option(min=1, max=400, help="Days of history to serve.")] = 40,
     now: Annotated[
         str | None, typer.Option(help="Freeze the simulator's clock at this ISO 8601 time.")
     ] = None,
-    latency_ms: Annotated[float, typer.Option(min=0, help="Latency added to each request.")] = 0,
+    latency_ms: Annotated[
+        float, typer.Option(min=0, max=60_000, help="Latency added to each request.")
+    ] = 0,
     fail_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of 500 answers.")] = 0,
     rate_limit_rate: Annotated[
         float, typer.Option(min=0, max=1, help="Share of 429 answers (with Retry-After).")
@@ -217,7 +228,7 @@ def simulate(
         bool, typer.Option(help="Send costs amounts as JSON strings, as seen in the wild.")
     ] = False,
     costs_delay_hours: Annotated[
-        float, typer.Option(min=0, help="How far costs lag behind usage.")
+        float, typer.Option(min=0, max=240, help="How far costs lag behind usage.")
     ] = 3.0,
     rules: RulesPath = None,
     db: Database = None,

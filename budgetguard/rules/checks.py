@@ -37,6 +37,7 @@ __all__ = ["build_rules"]
 
 Loc = tuple[str | int, ...]
 _HUNDRED = Decimal(100)
+_MIN_RATIO, _MAX_RATIO = Decimal("0.000001"), Decimal(1000)
 
 
 def build_rules(
@@ -110,12 +111,18 @@ def _notifiers(raw: Any, report: Reporter, types: NotifierTypes) -> list[Notifie
             )
             continue
         model = types[kind]
+        pending = report.unresolved.get(name, {})
+        known = {k: v for k, v in settings.items() if k not in pending}
         try:
-            parsed = model.model_validate(settings)
+            parsed = model.model_validate(known)
         except ValidationError as exc:
-            report.validation(exc, path, model)
-            continue
-        out.append(Notifier(name=name, type=str(kind), settings=parsed))
+            if not pending:
+                report.validation(exc, path, model)
+                continue
+            report.validation(exc, path, model, skip=frozenset(pending))
+            parsed = model.model_construct(**known)  # never sends: see Notifier.unresolved
+        variables = tuple(v for names in pending.values() for v in names)
+        out.append(Notifier(name=name, type=str(kind), settings=parsed, unresolved=variables))
     return out
 
 
@@ -329,6 +336,9 @@ def _thresholds(
                 "a threshold is a percentage of the limit (80%), an absolute "
                 "amount above 0 (120), or {at: ..., severity: ..., notify: [...]}",
             )
+            continue
+        if not _MIN_RATIO <= ratio <= _MAX_RATIO:
+            report.at(where, "a threshold lies between 0.0001% and 100000% of the limit")
             continue
         if ratio in out:
             report.at(where, f"threshold repeats one at {_percent(ratio)} of the limit")

@@ -14,16 +14,22 @@ Path = tuple[str | int, ...]
 
 
 def interpolate(
-    data: Any, env: Mapping[str, str], report: Callable[[Path, str], None], path: Path = ()
+    data: Any,
+    env: Mapping[str, str],
+    report: Callable[[Path, str], None],
+    path: Path = (),
+    unset: Callable[[Path, str], bool] | None = None,
 ) -> Any:
     """``data`` with every placeholder replaced; problems go to ``report(path, message)``.
 
-    Messages name the variable, never its value (values are often secrets).
+    An unset variable without a default is first offered to ``unset(path, name)``: when it
+    returns true (a notifier setting, resolved only when used) it is not an error, and the
+    placeholder is kept as written. Messages name the variable, never its value.
     """
     if isinstance(data, dict):
-        return {k: interpolate(v, env, report, (*path, k)) for k, v in data.items()}
+        return {k: interpolate(v, env, report, (*path, k), unset) for k, v in data.items()}
     if isinstance(data, list):
-        return [interpolate(v, env, report, (*path, i)) for i, v in enumerate(data)]
+        return [interpolate(v, env, report, (*path, i), unset) for i, v in enumerate(data)]
     if not isinstance(data, str) or "$" not in data:
         return data
 
@@ -42,6 +48,8 @@ def interpolate(
             return value
         if default is not None:
             return default
+        if unset is not None and unset(path, name):
+            return placeholder
         report(
             path,
             f"environment variable '{name}' is not set; set it, or give a default with "

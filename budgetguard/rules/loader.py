@@ -9,20 +9,18 @@ Nothing here quotes a value from the file, so no secret can reach an error messa
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml.error import MarkedYAMLError
 
 from budgetguard.rules.checks import build_rules
 from budgetguard.rules.errors import RuleError, RulesError, did_you_mean
 from budgetguard.rules.interpolate import interpolate
 from budgetguard.rules.model import RawRules, Rules
 from budgetguard.rules.notifiers import NotifierTypes, installed_notifier_types
-from budgetguard.rules.yamlio import Positions, load_yaml
+from budgetguard.rules.yamlio import Positions, YamlError, load_yaml
 
 __all__ = ["Reporter", "load_rules", "load_rules_text"]
 
@@ -37,6 +35,9 @@ class Reporter:
         self.source = source
         self.positions = positions
         self.errors: list[RuleError] = []
+        self.warnings: list[RuleError] = []
+        #: notifier name -> setting -> the variables it needs that are not set
+        self.unresolved: dict[str, dict[str, list[str]]] = {}
         self._muted: set[Loc] = set()
 
     def mute(self, path: Loc) -> None:
@@ -49,10 +50,24 @@ class Reporter:
         line, col = self.positions.of_key(path) if key else self.positions.of_value(path)
         self.errors.append(RuleError(self.source, line + 1, col + 1, message))
 
-    def validation(self, exc: ValidationError, prefix: Loc, model: type[BaseModel]) -> None:
-        """Report each pydantic error in the file's words, at its place."""
+    def warn(self, path: Loc, message: str) -> None:
+        line, col = self.positions.of_value(path)
+        self.warnings.append(RuleError(self.source, line + 1, col + 1, f"warning: {message}"))
+
+    def validation(
+        self,
+        exc: ValidationError,
+        prefix: Loc,
+        model: type[BaseModel],
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
+        """Report each pydantic error in the file's words, at its place; none about the
+        top-level keys in ``skip`` (settings whose variables are resolved later), nor then
+        about the whole (what spans several keys is checked once they are resolved)."""
         for err in exc.errors(include_input=True, include_url=False):
             loc: Loc = tuple(err["loc"])
+            if skip and (not loc or loc[0] in skip):
+                continue
             self._one(err, (*prefix, *loc), loc, model)
 
     def _one(self, err: Any, path: Loc, loc: Loc, model: type[BaseModel]) -> None:
@@ -168,31 +183,25 @@ def _allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
     return []
 
 
-def _yaml_error(source: str, exc: MarkedYAMLError) -> RuleError:
-    mark = exc.problem_mark or exc.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    problem = str(exc.problem or exc.context or "not valid YAML")
-    duplicate = re.search(r'found duplicate key "([^"]*)"', problem)
-    if duplicate:
-        message = f"duplicate key '{duplicate.group(1)}' (each key may appear once per mapping)"
-    else:
-        message = f"YAML syntax error: {problem}"
-    return RuleError(source, line, col, message)
-
-
 def load_rules_text(
     text: str,
     *,
     source: str = "<rules>",
     env: Mapping[str, str] | None = None,
     notifier_types: NotifierTypes | None = None,
+    notifier_warnings: list[RuleError] | None = None,
 ) -> Rules:
-    """Check ``text`` and return the rules; ``RulesError`` lists every mistake."""
+    """Check ``text`` and return the rules; ``RulesError`` lists every mistake.
+
+    With a ``notifier_warnings`` list, unset variables in notifier settings are warnings
+    (appended there) instead of errors, for commands that send nothing: such notifiers come
+    back with ``unresolved`` set, and must not send.
+    """
     environment = os.environ if env is None else env
     try:
         located = load_yaml(text)
-    except MarkedYAMLError as exc:
-        raise RulesError([_yaml_error(source, exc)]) from None
+    except YamlError as exc:
+        raise RulesError([RuleError(source, exc.line, exc.column, exc.message)]) from None
     report = Reporter(source, located.positions)
     data = located.data
     if data is None:
@@ -212,7 +221,21 @@ def load_rules_text(
         report.at(path, message)
         report.mute(path)
 
-    data = interpolate(data, environment, placeholder_problem)
+    def notifier_unset(path: Loc, name: str) -> bool:
+        if notifier_warnings is None or len(path) < 3 or path[0] != "notifiers":
+            return False
+        notifier, setting = str(path[1]), str(path[2])
+        report.unresolved.setdefault(notifier, {}).setdefault(setting, []).append(name)
+        report.warn(
+            path,
+            f"notifier '{notifier}': environment variable '{name}' is not set; it is needed "
+            "when the notifier sends (check --notify, digest --send, notify-test, run)",
+        )
+        return True
+
+    data = interpolate(data, environment, placeholder_problem, unset=notifier_unset)
+    if notifier_warnings is not None:
+        notifier_warnings.extend(report.warnings)
     types = notifier_types
     if types is None:  # the plugins are only asked when the rules declare notifiers
         types = installed_notifier_types() if data.get("notifiers") else {}
@@ -224,8 +247,10 @@ def load_rules(
     *,
     env: Mapping[str, str] | None = None,
     notifier_types: NotifierTypes | None = None,
+    notifier_warnings: list[RuleError] | None = None,
 ) -> Rules:
-    """Read and check the rules file at ``path``."""
+    """Read and check the rules file at ``path`` (``notifier_warnings``: as in
+    ``load_rules_text``)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -236,11 +261,18 @@ def load_rules(
                     str(path),
                     1,
                     1,
-                    "no such file; create one from rules.example.yaml or pass --rules",
+                    "no such file; create one from rules.example.yaml, or point --rules "
+                    "or BUDGETGUARD_RULES at yours",
                 )
             ]
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise RulesError([RuleError(str(path), 1, 1, f"cannot read the file: {reason}")]) from None
-    return load_rules_text(text, source=str(path), env=env, notifier_types=notifier_types)
+    return load_rules_text(
+        text,
+        source=str(path),
+        env=env,
+        notifier_types=notifier_types,
+        notifier_warnings=notifier_warnings,
+    )

@@ -80,7 +80,22 @@ def _as_tuple(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
+#: The bounds of what a number or duration in the rules may be: anything accepted must also
+#: be computable later (timedeltas, JSON reports, forecasts), so validate refuses the rest.
+MAX_AMOUNT = Decimal("1e15")
+MAX_DURATION_MINUTES = 3660 * 24 * 60  # 3660d, ten years
+_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+
+
+def _bounded_duration(text: str) -> str:
+    if len(text) > 12 or int(text[:-1]) * _MINUTES[text[-1]] > MAX_DURATION_MINUTES:
+        raise ValueError("a duration is at most 3660d (ten years)")
+    return text
+
+
+Duration = Annotated[
+    str, StringConstraints(pattern=DURATION_PATTERN), AfterValidator(_bounded_duration)
+]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]+$", min_length=1, max_length=100)]
 _OneOrMany = str | list[str]
 Patterns = Annotated[
@@ -119,8 +134,8 @@ def route_wants(route: str | NotifyEntry, transition: str) -> bool:
 
 
 GroupKey = Literal["project", "model", "user", "api_key", "line_item"]
-PositiveNumber = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+PositiveNumber = Annotated[Decimal, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+Price = Annotated[Decimal, Field(ge=0, le=Decimal(1_000_000), allow_inf_nan=False)]
 
 
 class _Frozen(BaseModel):
@@ -186,8 +201,8 @@ class Anomaly(_Frozen):
 
     window: Duration
     baseline: Duration
-    factor: Annotated[Decimal, Field(gt=1, allow_inf_nan=False)]
-    min: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
+    factor: Annotated[Decimal, Field(gt=1, le=Decimal(1_000_000), allow_inf_nan=False)]
+    min: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] = Decimal(0)
 
 
 class Defaults(_Frozen):
@@ -265,11 +280,16 @@ class RawRules(_Frozen):
 
 
 class Notifier(_Frozen):
-    """A configured notifier: its name, type and type-checked settings."""
+    """A configured notifier: its name, type and type-checked settings.
+
+    ``unresolved`` names the ``${VAR}`` of its settings that were not set when the rules were
+    loaded for a command that sends nothing; such a notifier must not be used to send.
+    """
 
     name: str
     type: str
     settings: BaseModel
+    unresolved: tuple[str, ...] = ()
 
 
 class Budget(_Frozen):

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, select
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from budgetguard.store import coverage, rollups
 from budgetguard.store.migrations import migrate
@@ -26,7 +27,13 @@ from budgetguard.store.schema import (
     usage_rollups,
 )
 
-__all__ = ["Store", "SyncMark", "normalise_url"]
+__all__ = ["Store", "StoreURLError", "SyncMark", "normalise_url"]
+
+_DIALECTS = ("sqlite", "postgresql")
+
+
+class StoreURLError(ValueError):
+    """The store URL cannot name a store budgetguard can use (bad input, not an outage)."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,22 @@ class SyncMark:
 
 
 def normalise_url(url: str) -> URL:
-    """A SQLAlchemy URL; ``postgresql://`` uses psycopg 3."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
+    """A SQLAlchemy URL; ``postgresql://`` uses psycopg 3. ``StoreURLError`` for a URL that
+    is not one, or names a database other than SQLite and PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StoreURLError(
+            "not a store URL: use sqlite:///path/to/budgetguard.db or "
+            "postgresql://user@host:5432/dbname"
+        ) from None
+    if parsed.drivername == "postgres":
+        parsed = parsed.set(drivername="postgresql")
+    if parsed.get_backend_name() not in _DIALECTS:
+        raise StoreURLError(
+            f"unsupported database '{parsed.get_backend_name()}': use sqlite or postgresql"
+        )
+    if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
@@ -62,8 +82,12 @@ def _private_sqlite_file(url: URL) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
+    if not path.parent.is_dir():  # never created: a typo must not grow a directory tree
+        raise StoreURLError(
+            f"the directory {path.parent} of the SQLite store does not exist (create it, "
+            "or point --db / BUDGETGUARD_DATABASE_URL elsewhere)"
+        )
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 

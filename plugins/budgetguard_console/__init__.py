@@ -1,4 +1,8 @@
-"""The ``console`` notifier: one line per message on stdout (or any text stream)."""
+"""The ``console`` notifier: one line per message on stdout (or any text stream).
+
+It writes to whatever ``sys.stdout`` is when it sends: a command whose report on stdout is
+machine-readable (``check --format json|markdown|github``) points that at stderr meanwhile.
+"""
 
 from __future__ import annotations
 
