@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, delete, inspect, select
 
 from budgetguard.store import coverage, directory, rollups, silences
 from budgetguard.store.schema import (
@@ -17,6 +17,7 @@ from budgetguard.store.schema import (
     coverage_intervals,
     metadata,
     schema_version,
+    usage_buckets,
     usage_rollups,
 )
 
@@ -45,11 +46,18 @@ def _add_silences_and_directory(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _blocks_only(conn: Connection) -> None:
+    """Version 5: usage lives in its per-day blocks only; the row table (97 % of a store, read
+    by nothing) is emptied. The blocks have mirrored it since version 2."""
+    conn.execute(delete(usage_buckets))
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_usage_rollups,
     2: _add_coverage,
     3: _add_silences_and_directory,
+    4: _blocks_only,
 }
 
 

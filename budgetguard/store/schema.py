@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -77,6 +77,8 @@ schema_version = Table(
     Column("version", Integer, nullable=False),
 )
 
+#: Usage rows, as stores before version 5 kept them: now always empty (the blocks below are
+#: the only copy); kept so the migrations of older stores can read them.
 usage_buckets = Table(
     "bg_usage_buckets",
     metadata,
@@ -102,8 +104,8 @@ usage_buckets = Table(
     Index("ix_usage_endpoint_width_start", "endpoint", "bucket_width", "bucket_start"),
 )
 
-#: One compressed columnar block per (query, UTC day) of usage rows: what evaluation reads
-#: (``budgetguard.store.rollups``). Rewritten in the transaction that changes the rows.
+#: One compressed columnar block per (query, UTC day) of usage rows: the store's usage
+#: (``budgetguard.store.rollups``), rewritten in the transaction that syncs its range.
 usage_rollups = Table(
     "bg_usage_rollups",
     metadata,

@@ -1,14 +1,16 @@
 """The store: the queries the other stages need, on SQLite (default) or PostgreSQL.
 
 Each sync of one query replaces its buckets in the fetched range and moves its sync mark in
-one transaction, so a crash or a failed page leaves the previous data and mark intact.
+one transaction, so a crash or a failed page leaves the previous data and mark intact. Usage
+is kept as per-day blocks (``rollups``) only; costs as rows (few, and exact decimal text).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,6 @@ from budgetguard.store.schema import (
     USAGE_METRICS,
     cost_buckets,
     sync_marks,
-    usage_buckets,
     usage_rollups,
 )
 
@@ -192,30 +193,38 @@ class Store:
         rows: Sequence[Mapping[str, Any]],
         fetched_at: int,
     ) -> None:
-        """Replace ``query_key``'s buckets starting in ``[start, end)`` with ``rows``."""
-        records = [
-            {
-                "query_key": query_key,
-                "endpoint": endpoint,
-                "bucket_width": bucket_width,
-                "bucket_start": row["bucket_start"],
-                **{d: row.get(d) for d in USAGE_DIMENSIONS},
-                **{m: int(row.get(m) or 0) for m in USAGE_METRICS},
-            }
-            for row in rows
+        """Replace ``query_key``'s buckets starting in ``[start, end)`` with ``rows`` (dicts
+        of dimensions and metrics with ``bucket_start``, by bucket start)."""
+        tuples = [
+            (
+                row["bucket_start"],
+                *(row.get(d) for d in rollups.ROLLUP_DIMENSIONS),
+                *(int(row.get(m) or 0) for m in USAGE_METRICS),
+            )
+            for row in sorted(rows, key=lambda r: int(r["bucket_start"]))
         ]
-        self._replace(
-            usage_buckets.c.bucket_start,
-            query_key,
-            endpoint,
-            bucket_width,
-            start,
-            end,
-            records,
-            fetched_at,
-            # the day blocks evaluation reads change with the rows, in the same transaction
-            also=lambda conn: rollups.refresh(conn, query_key, endpoint, bucket_width, start, end),
-        )
+        blocks = {
+            day: rollups.RollupBlock.of(rollups.encode_day(day, list(day_rows)))
+            for day, day_rows in groupby(tuples, key=lambda r: r[0] - r[0] % 86400)
+        }
+        self.replace_usage_blocks(query_key, endpoint, bucket_width, start, end, blocks, fetched_at)
+
+    def replace_usage_blocks(
+        self,
+        query_key: str,
+        endpoint: str,
+        bucket_width: int,
+        start: int,
+        end: int,
+        blocks: Mapping[int, rollups.RollupBlock],
+        fetched_at: int,
+    ) -> None:
+        """Replace ``query_key``'s buckets starting in ``[start, end)`` with the rows of
+        ``blocks`` (one per UTC day, rows inside the range), and cover the range: one
+        transaction. A day the range only partly covers keeps its other buckets."""
+        with self.engine.begin() as conn:
+            rollups.replace(conn, query_key, endpoint, bucket_width, start, end, blocks)
+            self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
 
     def replace_costs(
         self,
@@ -260,10 +269,8 @@ class Store:
         end: int,
         records: list[dict[str, Any]],
         fetched_at: int,
-        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Delete the range, insert the new rows, do ``also`` and move the sync mark: one
-        transaction."""
+        """Delete the range, insert the new rows and move the sync mark: one transaction."""
         table = start_column.table
         with self.engine.begin() as conn:
             conn.execute(
@@ -273,20 +280,30 @@ class Store:
             )
             if records:
                 conn.execute(table.insert(), records)
-            if also is not None:
-                also(conn)
-            self._upsert_mark(
-                conn,
-                query_key,
-                {
-                    "endpoint": endpoint,
-                    "bucket_width": bucket_width,
-                    **self._covered(conn, query_key, start, end, fetched_at),
-                    "last_attempt_at": fetched_at,
-                    "last_success_at": fetched_at,
-                    "last_error": None,
-                },
-            )
+            self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
+
+    def _succeeded(
+        self,
+        conn: Connection,
+        query_key: str,
+        endpoint: str,
+        bucket_width: int,
+        start: int,
+        end: int,
+        fetched_at: int,
+    ) -> None:
+        self._upsert_mark(
+            conn,
+            query_key,
+            {
+                "endpoint": endpoint,
+                "bucket_width": bucket_width,
+                **self._covered(conn, query_key, start, end, fetched_at),
+                "last_attempt_at": fetched_at,
+                "last_success_at": fetched_at,
+                "last_error": None,
+            },
+        )
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -299,20 +316,28 @@ class Store:
         start: int | None = None,
         end: int | None = None,
     ) -> Iterator[Mapping[str, Any]]:
-        """Usage rows (one per bucket and dimension combination) in ``[start, end)``."""
-        table = usage_buckets
-        query = select(table).where(table.c.bucket_width == bucket_width)
+        """Usage rows (one per bucket and group) in ``[start, end)``, decoded from the
+        blocks: by query, then bucket start (for tests and tools; evaluation reads blocks)."""
+        table = usage_rollups.c
+        query = select(table.query_key, table.endpoint).distinct()
+        query = query.where(table.bucket_width == bucket_width)
         if query_keys is not None:
-            query = query.where(table.c.query_key.in_(list(query_keys)))
+            query = query.where(table.query_key.in_(list(query_keys)))
         if endpoints is not None:
-            query = query.where(table.c.endpoint.in_(list(endpoints)))
-        if start is not None:
-            query = query.where(table.c.bucket_start >= start)
-        if end is not None:
-            query = query.where(table.c.bucket_start < end)
+            query = query.where(table.endpoint.in_(list(endpoints)))
         with self.engine.connect() as conn:
-            for row in conn.execute(query.order_by(table.c.bucket_start)).mappings():
-                yield dict(row)
+            found = sorted(conn.execute(query).all())
+        columns = ("bucket_start", *rollups.ROLLUP_DIMENSIONS, *USAGE_METRICS)
+        absent = dict.fromkeys(d for d in USAGE_DIMENSIONS if d not in rollups.ROLLUP_DIMENSIONS)
+        for key, endpoint in found:
+            for values in self.usage_table(key, bucket_width, start, end, columns):
+                yield {
+                    "query_key": key,
+                    "endpoint": endpoint,
+                    "bucket_width": bucket_width,
+                    **absent,
+                    **dict(zip(columns, values, strict=True)),
+                }
 
     def usage_table(
         self,
@@ -322,19 +347,12 @@ class Store:
         end: int | None,
         columns: Sequence[str],
     ) -> list[tuple[Any, ...]]:
-        """Plain tuples of ``columns`` for one query's rows, by bucket start (fast to read)."""
-        table = usage_buckets
-        query = select(*(table.c[name] for name in columns)).where(
-            table.c.query_key == query_key, table.c.bucket_width == bucket_width
-        )
-        if start is not None:
-            query = query.where(table.c.bucket_start >= start)
-        if end is not None:
-            query = query.where(table.c.bucket_start < end)
-        with self.engine.connect() as conn:
-            result = conn.execute(query.order_by(table.c.bucket_start))
-            # The driver's own tuples: no per-row processing for a million rows.
-            return [tuple(row) for row in result.cursor.fetchall()] if result.cursor else []
+        """Plain tuples of ``columns`` (``bucket_start``, block dimensions, metrics) for one
+        query's rows in ``[start, end)``, by bucket start, decoded from its blocks."""
+        out: list[tuple[Any, ...]] = []
+        for block in self.usage_blocks(query_key, bucket_width, start, end):
+            out.extend(rollups.rows_of(block, columns, start, end))
+        return out
 
     def usage_blocks(
         self, query_key: str, bucket_width: int, start: int | None, end: int | None
@@ -380,6 +398,8 @@ class Store:
 
         with self.engine.connect() as conn:
             return {
-                "usage": conn.execute(select(func.count()).select_from(usage_buckets)).scalar_one(),
+                "usage": int(
+                    conn.execute(select(func.sum(usage_rollups.c.row_count))).scalar_one() or 0
+                ),
                 "costs": conn.execute(select(func.count()).select_from(cost_buckets)).scalar_one(),
             }
