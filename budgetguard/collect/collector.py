@@ -357,13 +357,19 @@ class _Held:
     def add_rows(self, page: RowPage) -> None:
         self.buckets += len(page.bounds)
         self.rows += len(page.rows)
-        for day, day_rows in groupby(page.rows, key=lambda r: r[0] - r[0] % _DAY):
-            block = RollupBlock.of(encode_day(day, list(day_rows)))
-            if day in self.blocks:  # the day began on the page before
-                record = merge(day, self.blocks[day], 0, 0, block)
+        days = groupby(range(len(page.bounds)), key=lambda b: page.bounds[b][0] // _DAY)
+        for day, buckets in days:
+            first = next(buckets)
+            last = max(buckets, default=first)
+            rows = page.rows[page.offsets[first] : page.offsets[last + 1]]
+            if not rows:
+                continue
+            block = RollupBlock.of(encode_day(day * _DAY, rows))
+            if day * _DAY in self.blocks:  # the day began on the page before
+                record = merge(day * _DAY, self.blocks[day * _DAY], 0, 0, block)
                 assert record is not None
                 block = RollupBlock.of(record)
-            self.blocks[day] = block
+            self.blocks[day * _DAY] = block
 
 
 def _pages(query: PlannedQuery, lo: int, hi: int) -> int:

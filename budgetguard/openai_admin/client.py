@@ -180,7 +180,9 @@ class AdminClient:
     async def _raw_pages(self, query: Query) -> AsyncGenerator[_Raw, None]:
         """The raw bodies of ``query``'s pages, read ahead by one reader task."""
         query.validate()
-        bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=4)
+        # one page read ahead: the next request leaves while this page is parsed, and
+        # memory stays within two pages
+        bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=1)
         reader = asyncio.ensure_future(self._read_pages(query, bodies))
         try:
             while True:

@@ -58,14 +58,13 @@ _SPECS = {tag: _spec(model) for tag, model in RESULT_MODELS.items() if model is 
 @dataclass(frozen=True, slots=True)
 class RowPage:
     """One validated usage page: its buckets' ``(start, end)`` and one tuple per result,
-    ``(bucket_start, *dims, *metrics)`` (an absent metric is 0, an absent dimension None)."""
+    ``(bucket_start, *dims, *metrics)`` (an absent or null metric is 0 or None, an absent
+    dimension None)."""
 
     bounds: list[tuple[int, int]]
     rows: list[tuple[Any, ...]]
-
-
-def _is_count(value: Any) -> bool:
-    return type(value) is int and value >= 0
+    #: where each bucket's rows begin in ``rows`` (and, last, their end)
+    offsets: list[int]
 
 
 def parse_rows(
@@ -89,14 +88,11 @@ def parse_rows(
     spec = _SPECS.get(expected_object)
     if spec is None:  # pragma: no cover - every usage endpoint has a model
         raise fail("object", f"no model for {expected_object!r}")
-    wanted_counts = [(m, spec.counts[m]) for m in metrics if m in spec.counts]
-    metric_at = {m: i for i, m in enumerate(metrics)}
-    stored = [(d, spec.others.get(d)) for d in dims]
-    checked = [(d, kind) for d, kind in spec.others.items() if d not in dims]
-    extra_counts = [(c, n, req) for c, (n, req) in spec.counts.items() if c not in metric_at]
+    fast = _Fast(spec, dims, metrics)
+    careful = _Careful(spec, dims, metrics)
     bounds: list[tuple[int, int]] = []
     rows: list[tuple[Any, ...]] = []
-    zeros = [0] * len(metrics)
+    offsets: list[int] = []
     for b, bucket in enumerate(data):
         if not isinstance(bucket, dict) or bucket.get("object", "bucket") != "bucket":
             raise fail(f"data.{b}", "not a bucket")
@@ -109,7 +105,13 @@ def parse_rows(
         elif not isinstance(results, list):
             raise fail(f"data.{b}.results", "a list is required")
         bounds.append((start, end))
+        offsets.append(len(rows))
         for r, result in enumerate(results):
+            if type(result) is dict and result.get("object") == expected_object:
+                row = fast.row(start, result)
+                if row is not None:
+                    rows.append(row)
+                    continue
             where = f"data.{b}.results.{r}"
             if not isinstance(result, dict):
                 raise fail(where, "not an object")
@@ -120,20 +122,75 @@ def parse_rows(
                     f"{obj!r}, not {expected_object!r}); nothing of this query was stored",
                     endpoint=name,
                 )
-            values = zeros.copy()
-            for column, (names, required) in wanted_counts:
-                value = _count(result, names, required, where, fail)
-                if value:
-                    values[metric_at[column]] = value
-            for _column, names, required in extra_counts:  # checked, not stored
-                _count(result, names, required, where, fail)
-            row: list[Any] = [start]
-            for dim, kind in stored:
-                row.append(None if kind is None else _other(result, dim, kind, where, fail))
-            for dim, kind in checked:
-                _other(result, dim, kind, where, fail)
-            rows.append((*row, *values))
-    return RowPage(bounds, rows)
+            rows.append(careful.row(start, result, where, fail))
+    offsets.append(len(rows))
+    return RowPage(bounds, rows, offsets)
+
+
+_ABSENT = "\x00absent"  # a key no result has: reads as None
+_COUNT_TYPES = frozenset({int, type(None)})
+_STR_TYPES = frozenset({str, type(None)})
+_BOOL_TYPES = frozenset({bool, type(None)})
+
+
+class _Fast:
+    """The common case in a few C-level passes per result: every field of the expected
+    type, no alias in play. ``row`` returns None for anything else (``_Careful`` then
+    finds the fault, or reads a lax form the models accept)."""
+
+    def __init__(self, spec: _Spec, dims: Sequence[str], metrics: Sequence[str]) -> None:
+        self.usable = all(len(names) == 1 for names, _ in spec.counts.values())
+        extra = [c for c in spec.counts if c not in metrics]
+        self.count_keys = [m if m in spec.counts else _ABSENT for m in metrics] + extra
+        order = {k: i for i, k in enumerate(self.count_keys)}
+        self.required = [order[c] for c, (_, req) in spec.counts.items() if req]
+        self.n_metrics = len(metrics)
+        self.dim_keys = [d if d in spec.others else _ABSENT for d in dims]
+        self.str_keys = [k for k, kind in spec.others.items() if kind is str]
+        self.bool_keys = [k for k, kind in spec.others.items() if kind is bool]
+
+    def row(self, start: int, result: dict[str, Any]) -> tuple[Any, ...] | None:
+        if not self.usable:
+            return None
+        get = result.get
+        counts = tuple(map(get, self.count_keys))
+        if not _COUNT_TYPES.issuperset(map(type, counts)):
+            return None
+        if min(filter(None, counts), default=1) < 0:
+            return None
+        for i in self.required:
+            if counts[i] is None:
+                return None
+        if not _STR_TYPES.issuperset(map(type, map(get, self.str_keys))):
+            return None
+        if self.bool_keys and not _BOOL_TYPES.issuperset(map(type, map(get, self.bool_keys))):
+            return None
+        return (start, *map(get, self.dim_keys), *counts[: self.n_metrics])
+
+
+class _Careful:
+    """Field by field, naming the first fault: the path of results ``_Fast`` declines."""
+
+    def __init__(self, spec: _Spec, dims: Sequence[str], metrics: Sequence[str]) -> None:
+        self.counts = [(i, spec.counts.get(m)) for i, m in enumerate(metrics)]
+        self.extra = [count for c, count in spec.counts.items() if c not in metrics]
+        self.stored = [(d, spec.others.get(d)) for d in dims]
+        self.checked = [(d, kind) for d, kind in spec.others.items() if d not in dims]
+        self.n_metrics = len(metrics)
+
+    def row(self, start: int, result: dict[str, Any], where: str, fail: Any) -> tuple[Any, ...]:
+        values = [0] * self.n_metrics
+        for i, count in self.counts:
+            if count is not None:
+                values[i] = _count(result, *count, where, fail)
+        for names, required in self.extra:  # checked, not stored
+            _count(result, names, required, where, fail)
+        row: list[Any] = [start]
+        for dim, kind in self.stored:
+            row.append(None if kind is None else _other(result, dim, kind, where, fail))
+        for dim, kind in self.checked:
+            _other(result, dim, kind, where, fail)
+        return (*row, *values)
 
 
 _LAX_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
@@ -161,7 +218,7 @@ def _count(
             value = result[key]
             if value is None and not required:
                 return 0
-            if not _is_count(value):
+            if type(value) is not int or value < 0:
                 raise fail(f"{where}.{key}", "a non-negative integer is required")
             return int(value)
     if required:
