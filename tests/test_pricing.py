@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from budgetguard.collect.pricing import Pricer
+from budgetguard.evaluate.pricing import Pricer
 from budgetguard.rules import load_rules_text
 
 M = 1_000_000

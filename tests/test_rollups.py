@@ -226,9 +226,10 @@ def test_rows_out_of_order_in_a_block_give_the_same_figures(tmp_path: Path) -> N
 
     from sqlalchemy import update
 
-    from budgetguard.collect import Pricer, plan_queries
     from budgetguard.evaluate import SpendData, evaluate
+    from budgetguard.evaluate.pricing import Pricer
     from budgetguard.rules import load_rules_text
+    from budgetguard.rules.needs import plan_queries
 
     now = datetime.fromtimestamp(DAY0 + 2 * DAY + 7200, UTC)
     rules = load_rules_text(

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from budgetguard.collect.line_items import parse_line_item
-from budgetguard.collect.plan import PlannedQuery
 from budgetguard.openai_admin import AdminAPIError, AdminClient, AuthError, Query
 from budgetguard.openai_admin.models import Bucket, CostsResult, UnknownResult
+from budgetguard.rules.needs import PlannedQuery
 from budgetguard.store import USAGE_DIMENSIONS, USAGE_METRICS, Store
 
 __all__ = ["CollectReport", "Collector", "QueryOutcome", "fetch_ranges"]

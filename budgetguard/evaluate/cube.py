@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from budgetguard.collect.pricing import Pricer, Rates
+from budgetguard.evaluate.pricing import Pricer, Rates
 from budgetguard.rules.model import Budget
 from budgetguard.store.rollups import ROLLUP_DIMENSIONS
 
@@ -191,8 +191,9 @@ class UsageCube:
 
     def amounts(
         self, budget: Budget, h0: int, h1: int
-    ) -> tuple[dict[tuple[str, ...], Decimal], set[str]]:
-        """Estimated USD per ``each`` group in buckets ``[h0, h1)``, and pricing notes.
+    ) -> tuple[dict[tuple[str, ...], Decimal], set[str], bool]:
+        """Estimated USD per ``each`` group in buckets ``[h0, h1)``, pricing notes, and
+        whether some usage had no price (the amounts are then lower bounds).
 
         Every metric is summed, not only priced ones: usage of a model without a price must
         say so in a note rather than count as nothing."""
@@ -200,7 +201,7 @@ class UsageCube:
         out: dict[tuple[str, ...], Decimal] = {}
         notes: set[str] = set()
         if not sums:
-            return out, notes
+            return out, notes, False
         prices = len(self.rates)
         zero = np.zeros(len(labels) * prices)
         table = np.rint(np.vstack([sums.get(m, zero) for m in self.metrics])).astype(np.int64)
@@ -217,6 +218,7 @@ class UsageCube:
                 notes.add(rates.audio_note)
         priced = np.fromiter((r.per_unit is not None for r in self.rates), bool, prices)
         counted = used & priced[slot_rates]
+        unpriced = bool((used & ~priced[slot_rates]).any())
         label_of = np.arange(table.shape[1]) // prices
         exact = self._int_prices
         if exact is not None:
@@ -228,13 +230,13 @@ class UsageCube:
                 np.add.at(per_label, label_of[counted], per_slot[counted])
                 for label in np.unique(label_of[counted]).tolist():
                     out[labels[label]] = Decimal(int(per_label[label])).scaleb(-scale)
-                return out, notes
+                return out, notes, unpriced
         # prices with too many digits for int64: Decimal, one slot (group x price) at a time
         for slot in np.flatnonzero(counted).tolist():
             usage = dict(zip(self.metrics, table[:, slot].tolist(), strict=True))
             label = labels[slot // prices]
             out[label] = out.get(label, _ZERO) + self.rates[slot % prices].apply(usage)
-        return out, notes
+        return out, notes, unpriced
 
     def values(
         self, budget: Budget, columns: Sequence[str], h0: int, h1: int

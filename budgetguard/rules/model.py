@@ -268,6 +268,34 @@ class Budget(_Frozen):
         return None if self.window is None else parse_duration(self.window)
 
     @property
+    def anomaly_window_delta(self) -> timedelta | None:
+        return None if self.anomaly is None else parse_duration(self.anomaly.window)
+
+    @property
+    def baseline_delta(self) -> timedelta | None:
+        return None if self.anomaly is None else parse_duration(self.anomaly.baseline)
+
+    @property
+    def shortest_window(self) -> timedelta | None:
+        """The shortest rolling span the budget measures (its window or anomaly window)."""
+        spans = [d for d in (self.window_delta, self.anomaly_window_delta) if d is not None]
+        return min(spans) if spans else None
+
+    @property
+    def source(self) -> str:
+        """The source the budget really uses: ``usage`` for usage metrics; ``estimate`` where
+        costs cannot answer (per endpoint or user, or ``auto`` under a day); else its
+        ``cost_source``."""
+        if self.metric != "cost":
+            return "usage"
+        if self.match.endpoint is not None or self.match.user is not None or "user" in self.each:
+            return "estimate"
+        shortest = self.shortest_window
+        if self.cost_source == "auto" and shortest is not None and shortest < timedelta(days=1):
+            return "estimate"
+        return self.cost_source
+
+    @property
     def repeat_delta(self) -> timedelta | None:
         return None if self.repeat is None else parse_duration(self.repeat)
 
