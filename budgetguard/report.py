@@ -75,6 +75,7 @@ def to_json(
                 "severity": f.severity,
                 "source": f.source,
                 "data": {"complete": f.complete and f.severity != "unknown", "note": f.note},
+                **_people(f),
             }
         )
     return {
@@ -83,6 +84,37 @@ def to_json(
         "budgets": budgets,
         "alerts": alerts,
     }
+
+
+def _people(f: Finding) -> dict[str, Any]:
+    """The budget's keys for people, where it has them."""
+    b = f.budget
+    out: dict[str, Any] = {}
+    if b.description:
+        out["description"] = b.description
+    if b.runbook_url:
+        out["runbook_url"] = b.runbook_url
+    if b.labels:
+        out["labels"] = dict(b.labels)
+    return out
+
+
+def _lower_bound(f: Finding) -> bool:
+    """Some usage had no price (or data was left out): the spend shown is at least this."""
+    return not f.complete and f.severity != "unknown" and f.spend is not None
+
+
+def _notes(findings: Sequence[Finding]) -> list[tuple[str, str]]:
+    """(budget, text) of each budget's description and runbook (once per budget), and of
+    each finding's note (once per distinct note of a budget)."""
+    out: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for f in findings:
+        for text in (f.budget.about, f.note):
+            if text and (f.budget.name, text) not in seen:
+                seen.add((f.budget.name, text))
+                out.append((f.budget.name, text))
+    return out
 
 
 def json_text(report: Mapping[str, Any]) -> str:
@@ -122,12 +154,13 @@ def _rows(findings: Sequence[Finding]) -> list[list[str]]:
             or (f"{f.budget.anomaly.window} spike" if f.budget.anomaly else "")
         )
         ratio = f.ratio
+        spend = _fmt(f.spend, m)
         rows.append(
             [
                 f.budget.name,
                 group_label(f.group),
                 str(window),
-                _fmt(f.spend, m),
+                f"≥ {spend}" if _lower_bound(f) else spend,
                 _fmt(f.limit, m),
                 "—" if ratio is None else f"{ratio:.0%}",
                 _fmt(f.forecast, m),
@@ -155,8 +188,7 @@ def to_text(findings: Sequence[Finding], now: datetime, width: int | None = None
         table.add_row(*row, style=style.get(f.severity))
     out = io.StringIO()
     Console(file=out, width=width or 160, force_terminal=False).print(table)
-    notes = [f"{f.budget.name}: {f.note}" for f in findings if f.note]
-    return out.getvalue() + "".join(f"note: {n}\n" for n in notes)
+    return out.getvalue() + "".join(f"note: {name}: {text}\n" for name, text in _notes(findings))
 
 
 def to_markdown(findings: Sequence[Finding], now: datetime) -> str:
@@ -170,7 +202,7 @@ def to_markdown(findings: Sequence[Finding], now: datetime) -> str:
     for f, row in zip(findings, _rows(findings), strict=True):
         row[7] = f"{_ICON[f.severity]} {row[7]}"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-    notes = [f"- **{f.budget.name}**: {f.note}" for f in findings if f.note]
+    notes = [f"- **{name}**: {text}" for name, text in _notes(findings)]
     return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
@@ -186,9 +218,12 @@ def to_github(findings: Sequence[Finding]) -> str:
         detail = (
             f"{f.note}"
             if f.severity == "unknown"
-            else f"{_fmt(f.spend, m)} of {_fmt(f.limit, m)}"
+            else ("≥ " if _lower_bound(f) else "")
+            + f"{_fmt(f.spend, m)} of {_fmt(f.limit, m)}"
             + (f" ({f.ratio:.0%})" if f.ratio is not None else "")
         )
+        if f.budget.about:
+            detail += f" — {f.budget.about}"
         message = f"{f.severity} {label}: {detail}".replace("%", "%25").replace("\n", "%0A")
         lines.append(f"::{level} title=budgetguard {f.budget.name}::{message}")
     return "\n".join(lines) + ("\n" if lines else "")

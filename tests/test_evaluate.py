@@ -105,7 +105,7 @@ def test_estimate_equals_usage_times_list_prices(world: dict[str, Any]) -> None:
             + Decimal(usage["output_tokens"]) * Decimal(str(prices["output"]))
         )
     assert f.source == "estimate"
-    assert f.spend == pytest.approx(expected / 1_000_000, rel=1e-3)
+    assert f.spend == pytest.approx(expected / 1_000_000, rel=Decimal("0.001"))
 
 
 def test_token_metric_is_exact(world: dict[str, Any]) -> None:
@@ -115,7 +115,7 @@ def test_token_metric_is_exact(world: dict[str, Any]) -> None:
         org.total(i, NOW - 2 * DAY, NOW, NOW).get("input_tokens", 0)
         for i, _ in org.streams_of("embeddings")
     )  # the first hour split by time: within a fraction of an hour
-    assert f.source == "usage" and f.spend == pytest.approx(expected, rel=1e-3)
+    assert f.source == "usage" and f.spend == pytest.approx(expected, rel=Decimal("0.001"))
 
 
 def test_each_splits_into_the_groups_seen(world: dict[str, Any]) -> None:

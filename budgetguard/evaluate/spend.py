@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from functools import lru_cache
 
@@ -20,7 +20,7 @@ from budgetguard.evaluate.windows import Window
 from budgetguard.rules.model import Budget
 from budgetguard.rules.needs import endpoints_of
 
-__all__ = ["NONE_VALUE", "Spend", "collect_spend", "total_of"]
+__all__ = ["NONE_VALUE", "Spend", "collect_spend", "cost_parts", "total_of"]
 
 _DAY = 86400
 _ZERO = Decimal(0)
@@ -162,26 +162,33 @@ def collect_spend(
     return spend
 
 
+def cost_parts(data: SpendData, start: int, end: int) -> Iterator[tuple[CostRow, Decimal, str]]:
+    """Each costs line of ``[start, end)`` with the amount that lies inside, and how it was
+    split: ``""`` (whole), ``"usage"`` or ``"time"`` (a day that straddles a bound)."""
+    fetched = data.latest("costs")
+    for cost in data.costs(start - start % _DAY, end):
+        lo, hi = max(cost.start, start), min(cost.start + _DAY, end)
+        extent = min(cost.start + _DAY, fetched) if fetched > cost.start else cost.start + _DAY
+        if lo <= cost.start and hi >= extent:
+            yield cost, cost.amount, ""
+            continue
+        share, by_usage = cost_share(data, cost, lo, hi)
+        yield cost, cost.amount * share, "usage" if by_usage else "time"
+
+
 def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) -> None:
     """The costs lines of ``[start, end)``; a day that straddles a bound counts its share."""
     by_model = budget.match.model is not None or "model" in budget.each
-    fetched = data.latest("costs")
-    for cost in data.costs(start - start % _DAY, end):
+    for cost, amount, split in cost_parts(data, start, end):
         if not _matches(budget, cost):
             if by_model and cost.model is None and _matches(budget, cost, with_model=False):
-                spend.unattributed += cost.amount
+                spend.unattributed += amount
             continue
         if cost.currency != "usd":
             spend.notes.add(f"costs in {cost.currency.upper()} left out")
             continue
-        lo, hi = max(cost.start, start), min(cost.start + _DAY, end)
-        extent = min(cost.start + _DAY, fetched) if fetched > cost.start else cost.start + _DAY
-        amount = cost.amount
-        if lo > cost.start or hi < extent:
-            share, by_usage = cost_share(data, cost, lo, hi)
-            amount *= share
-            spend.apportioned = True
-            spend.by_time |= not by_usage
+        spend.apportioned |= bool(split)
+        spend.by_time |= split == "time"
         spend.add(spend.costs, _group(budget, cost), cost.start, amount)
 
 

@@ -245,6 +245,8 @@ def _budget(
     return Budget(
         name=raw.name,
         description=raw.description,
+        runbook_url=raw.runbook_url,
+        labels=raw.labels,
         match=raw.match,
         each=raw.each,
         metric=raw.metric,

@@ -165,11 +165,18 @@ class Defaults(_Frozen):
     max_staleness: Duration | None = None
 
 
+#: Free-form labels for people and routing: ``{team: search, tier: prod}``.
+Labels = Annotated[dict[str, str], AfterValidator(FrozenDict)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+
+
 class RawBudget(_Frozen):
     """One budget as written; every key optional here so each mistake is found in place."""
 
     name: Name
     description: str | None = None
+    runbook_url: Url | None = None
+    labels: Labels = Field(default_factory=FrozenDict)
     match: Match = Match()
     each: Annotated[
         tuple[GroupKey, ...],
@@ -240,6 +247,8 @@ class Budget(_Frozen):
 
     name: str
     description: str | None = None
+    runbook_url: str | None = None
+    labels: Labels = Field(default_factory=FrozenDict)
     match: Match = Match()
     each: tuple[str, ...] = ()
     metric: Metric = "cost"
@@ -254,6 +263,16 @@ class Budget(_Frozen):
     cost_source: CostSource = "auto"
     max_staleness: Duration = "6h"
     enabled: bool = True
+
+    @property
+    def about(self) -> str | None:
+        """``description · runbook: URL · labels: k=v, ...`` for people, or None."""
+        parts = [self.description] if self.description else []
+        if self.runbook_url:
+            parts.append(f"runbook: {self.runbook_url}")
+        if self.labels:
+            parts.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items())))
+        return " · ".join(parts) or None
 
     @property
     def kind(self) -> Literal["rolling", "period", "anomaly"]:
