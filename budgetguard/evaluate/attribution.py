@@ -35,6 +35,7 @@ _BILLS = (
     ("code interpreter", "code_interpreter_sessions"),
     ("vector stor", "vector_stores"),
 )
+_BILLED = frozenset(endpoint for _, endpoint in _BILLS)
 #: Endpoints with a model dimension: their line items can be attributed to models.
 _BY_MODEL = frozenset({"images", "web_search_calls"})
 
@@ -75,7 +76,11 @@ def scope_estimates(
 
 def _usage_of(data: SpendData, row: CostRow, start: int, end: int, by_model: bool) -> Decimal:
     project = row.project or _NONE
-    endpoints = [row.endpoint] if row.endpoint else data.endpoints()
+    # a line that names a model bills tokens, characters or seconds, never what the
+    # model-less line items bill (images, search calls, sessions, storage)
+    endpoints = (
+        [row.endpoint] if row.endpoint else [e for e in data.endpoints() if e not in _BILLED]
+    )
     total = _ZERO
     for endpoint in endpoints:
         for (p, m), amount in scope_estimates(data, endpoint, start, end).items():
