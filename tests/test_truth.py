@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from budgetguard.collect import Collector
 from budgetguard.digest import build_digest
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import evaluate
 from budgetguard.evaluate.pricing import Pricer
+from budgetguard.evaluate.spend import collect_spend, cost_parts
 from budgetguard.openai_admin import AdminClient
 from budgetguard.rules import Rules, load_rules_text
 from budgetguard.rules.needs import plan_queries
@@ -213,3 +217,47 @@ def test_a_replay_splits_the_bucket_open_at_the_instant(world: dict[str, Any]) -
     start = int(f.window.start.timestamp())
     expected = truth(world["org"], start, int(then.timestamp()))
     assert float(f.spend or 0) == pytest.approx(expected, rel=2e-2)
+
+
+_ZONES = sorted(available_timezones() - {"Factory", "localtime"})
+_DST_DAYS = [date(2026, 10, 25), date(2026, 11, 1), date(2026, 10, 4)]  # EU, US, AU changes
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    zone=st.sampled_from(_ZONES),
+    day=st.one_of(st.sampled_from(_DST_DAYS), st.dates(date(2026, 10, 2), date(2026, 11, 20))),
+    cuts=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), max_size=6),
+)
+def test_apportioning_is_additive(
+    world: dict[str, Any], zone: str, day: date, cuts: list[float]
+) -> None:
+    """The parts of any partition of a local day (any zone, DST days too) add up to the day:
+    costs lines, estimates and usage metrics alike."""
+    rules = rules_for("UTC")
+    data = world.setdefault("data", load(world, rules))
+    ((_, lo, hi),) = _local_days(zone, day, 1)
+    bounds = sorted({lo, hi, *(lo + int(c * (hi - lo)) for c in cuts)})
+    parts = list(itertools.pairwise(bounds))
+
+    def costs(a: int, b: int) -> Decimal:
+        return sum((amount for _, amount, _ in cost_parts(data, a, b)), Decimal(0))
+
+    estimate = rules.budget("week-estimate")
+    tokens_budget = rules.budget("tokens-day")
+
+    def priced(a: int, b: int) -> Decimal:
+        spend = collect_spend(estimate, data, "estimate", a, b, NOW)
+        return sum((v for days in spend.estimate.values() for v in days.values()), Decimal(0))
+
+    def used(a: int, b: int) -> Decimal:
+        return sum(
+            collect_spend(tokens_budget, data, "usage", a, b, NOW).usage.values(), Decimal(0)
+        )
+
+    for measure in (costs, priced, used):
+        whole = measure(lo, hi)
+        assert whole > 0
+        assert abs(sum((measure(a, b) for a, b in parts), Decimal(0)) - whole) < Decimal("1e-9")
