@@ -39,13 +39,24 @@ def test_completions_split_input_cached_output_exactly() -> None:
     assert estimate.note is None
 
 
-def test_batch_is_half_price_and_priority_costs_more() -> None:
+def test_tiers_use_the_models_own_tier_prices() -> None:
+    """genai-prices' per-model tier prices (gpt-4o-mini priority: $0.25 in, $1 out, not 2x);
+    a multiplier, said in the note, only where a model has no tier price (an override)."""
     row = {"model": "gpt-4o-mini-2024-07-18", "input_tokens": M, "output_tokens": M}
     standard = Pricer().estimate("completions", row).amount
     assert standard == Decimal("0.75")
     assert Pricer().estimate("completions", {**row, "batch": True}).amount == standard / 2
-    assert (
-        Pricer().estimate("completions", {**row, "service_tier": "priority"}).amount == standard * 2
+    priority = Pricer().estimate("completions", {**row, "service_tier": "priority"})
+    assert priority.amount == Decimal("1.25") and priority.note is None
+    gpt4o = {**row, "model": "gpt-4o-2024-08-06", "service_tier": "priority"}
+    assert Pricer().estimate("completions", gpt4o).amount == Decimal("4.25") + 17
+    custom = {**row, "model": "ft:gpt-4o-mini:acme", "service_tier": "priority"}
+    overridden = pricer_with_overrides()
+    rates = overridden.rates("completions", "ft:gpt-4o-mini:acme", False, "priority")
+    assert overridden.estimate("completions", custom).amount == Decimal("1.50") * 2
+    assert rates.info == (
+        "priority usage of ft:gpt-4o-mini:acme priced at 2x the standard price "
+        "(no priority price known)"
     )
 
 

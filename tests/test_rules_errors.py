@@ -323,5 +323,6 @@ def test_costs_windows_must_be_whole_days(tmp_path: Path) -> None:
         "4:33: window: 36h is not a whole number of days, and costs are daily: use "
         "cost_source: auto or estimate (usage x prices, per minute)"
     )
-    fine = "  - {name: a, limit: 5, window: 2d}\n  - {name: b, limit: 5, window: 6h, cost_source: auto}\n"
+    fine = "  - {name: a, limit: 5, window: 2d}\n"
+    fine += "  - {name: b, limit: 5, window: 6h, cost_source: auto}\n"
     assert run_validate(tmp_path, text + fine) == (0, [])

@@ -208,17 +208,22 @@ class UsageCube:
         used = table.any(axis=0)
         slot_rates = np.arange(table.shape[1]) % prices
         audio = [i for i, m in enumerate(self.metrics) if m in _AUDIO]
-        for index, rates in enumerate(self.rates):
-            if not (rates.note or rates.audio_note):
-                continue
-            mine = used & (slot_rates == index)
-            if rates.note and mine.any():
-                notes.add(rates.note)
-            elif rates.audio_note and audio and table[audio][:, mine].any():
-                notes.add(rates.audio_note)
         priced = np.fromiter((r.per_unit is not None for r in self.rates), bool, prices)
         counted = used & priced[slot_rates]
         unpriced = bool((used & ~priced[slot_rates]).any())
+        for index, rates in enumerate(self.rates):
+            if not (rates.note or rates.audio_note or rates.info):
+                continue
+            mine = used & (slot_rates == index)
+            if not mine.any():
+                continue
+            if rates.info:
+                notes.add(rates.info)
+            if rates.note:
+                notes.add(rates.note)
+            elif rates.audio_note and audio and table[audio][:, mine].any():
+                notes.add(rates.audio_note)  # audio tokens priced as text: a lower bound
+                unpriced = True
         label_of = np.arange(table.shape[1]) // prices
         exact = self._int_prices
         if exact is not None:

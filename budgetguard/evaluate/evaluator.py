@@ -162,7 +162,7 @@ def _evaluate_budget(
                 forecast,
                 severity,
                 used,
-                not spend.notes and not spend.unpriced,
+                not spend.unpriced,
                 "; ".join(n for n in (note, forecast_note) if n) or None,
                 crossed,
                 forecast_crossed,

@@ -1,7 +1,9 @@
 """Usage x prices: an estimated USD figure for a usage row, or a note saying why there is none.
 
 Token prices come from the rules' ``pricing.models`` overrides first (exact name, then the
-name without its date suffix), then from genai-prices. Per-unit prices of the non-token
+name without its date suffix), then from genai-prices, with its per-model prices of each
+service tier (batch, flex, priority); a tier multiplier only where no tier price is known,
+and then the note says so. Per-unit prices of the non-token
 endpoints (images, audio, sessions, storage, search calls) are OpenAI's list prices below.
 A model nobody knows gets no estimate and a note: never a silent $0.
 """
@@ -19,7 +21,7 @@ __all__ = ["Estimate", "Pricer", "Rates", "TokenPrices"]
 
 _MILLION = Decimal(1_000_000)
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
-#: Multipliers of the standard price by service tier (batch is half, as the API bills it).
+#: Multipliers of the standard price by service tier, where a model has no tier price.
 TIER_MULTIPLIER = {"batch": Decimal("0.5"), "flex": Decimal("0.5"), "priority": Decimal(2)}
 #: USD per image by (model, size).
 IMAGE_PRICES: dict[tuple[str, str], Decimal] = {
@@ -64,6 +66,8 @@ class Rates:
     note: str | None = None
     #: Said only when the usage has audio tokens but the model has no audio prices.
     audio_note: str | None = None
+    #: How the prices were made, where that is worth saying (a tier multiplier).
+    info: str | None = None
 
     def note_for(self, metrics: Mapping[str, Any]) -> str | None:
         audio = metrics.get("input_audio_tokens") or metrics.get("output_audio_tokens")
@@ -93,12 +97,58 @@ def _decimal(value: Any) -> Decimal | None:
     return base if isinstance(base, Decimal) else None
 
 
+def _tier_field(
+    prices: Any, name: str, standard: Decimal | None, multiplier: Decimal
+) -> Decimal | None:
+    """A tier price, or the standard one x the tier's multiplier where the tier lacks it."""
+    value = _decimal(getattr(prices, name, None))
+    if value is not None:
+        return value
+    return None if standard is None else standard * multiplier
+
+
 class Pricer:
     """Prices usage rows. Build one per rules load; lookups are cached per model."""
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         self._overrides = dict(overrides or {})
         self.token_prices = lru_cache(maxsize=1024)(self._token_prices)
+
+    def _genai(self, model: str) -> Any:
+        from genai_prices import Usage, calc_price
+
+        try:
+            return calc_price(Usage(input_tokens=0), model_ref=model, provider_id="openai")
+        except LookupError:
+            return None
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - one Pricer per rules load, kept for its life
+    def tier_prices(self, model: str, tier: str) -> TokenPrices | None:
+        """genai-prices' own prices of ``model`` on ``tier`` (``batch``, ``flex``,
+        ``priority``), a field it lacks taken from the standard price x the multiplier; None
+        when it has no such tier (or the rules price the model)."""
+        base = self.token_prices(model)
+        if base is None or base.source != "genai-prices":
+            return None
+        found = self._genai(model)
+        when = {"processing": "batch"} if tier == "batch" else {"service_tier": tier}
+        for variant in getattr(getattr(found, "model", None), "price_variants", None) or ():
+            if dict(getattr(variant, "when", None) or {}) != when:
+                continue
+            prices = variant.prices
+            input_price = _decimal(getattr(prices, "input_mtok", None))
+            if input_price is None:
+                return None
+            m = TIER_MULTIPLIER.get(tier, Decimal(1))
+            return TokenPrices(
+                input=input_price,
+                output=_tier_field(prices, "output_mtok", base.output, m) or Decimal(0),
+                cached_input=_tier_field(prices, "cache_read_mtok", base.cached_input, m),
+                audio_input=_tier_field(prices, "input_audio_mtok", base.audio_input, m),
+                audio_output=_tier_field(prices, "output_audio_mtok", base.audio_output, m),
+                source=f"genai-prices {tier}",
+            )
+        return None
 
     def _token_prices(self, model: str) -> TokenPrices | None:
         for name in (model, _DATE_SUFFIX.sub("", model)):
@@ -112,11 +162,8 @@ class Pricer:
                     audio_output=override.audio_output,
                     source="rules pricing",
                 )
-        from genai_prices import Usage, calc_price
-
-        try:
-            found = calc_price(Usage(input_tokens=0), model_ref=model, provider_id="openai")
-        except LookupError:
+        found = self._genai(model)
+        if found is None:
             return None
         price = found.model_price
         input_price = _decimal(getattr(price, "input_mtok", None))
@@ -212,7 +259,18 @@ class Pricer:
             )
         if endpoint == "embeddings":
             return Rates({"input_tokens": prices.input / _MILLION})
-        multiplier = TIER_MULTIPLIER.get("batch" if batch else tier, Decimal(1)) / _MILLION
+        key = "batch" if batch else tier
+        info = None
+        tiered = self.tier_prices(model, key) if key in TIER_MULTIPLIER else None
+        if tiered is not None:
+            prices, multiplier = tiered, 1 / _MILLION
+        else:
+            multiplier = TIER_MULTIPLIER.get(key, Decimal(1)) / _MILLION
+            if key in TIER_MULTIPLIER:
+                info = (
+                    f"{key} usage of {model} priced at {TIER_MULTIPLIER[key]}x the standard "
+                    f"price (no {key} price known)"
+                )
         cached = prices.cached_input if prices.cached_input is not None else prices.input
         # input_tokens includes cached and audio tokens: each gets its own price instead.
         per_unit = {
@@ -223,6 +281,6 @@ class Pricer:
         if prices.audio_input is not None and prices.audio_output is not None:
             per_unit["input_audio_tokens"] = (prices.audio_input - prices.input) * multiplier
             per_unit["output_audio_tokens"] = (prices.audio_output - prices.output) * multiplier
-            return Rates(per_unit)
+            return Rates(per_unit, info=info)
         audio = f"audio tokens of {model} priced as text: add audio prices under pricing.models"
-        return Rates(per_unit, audio_note=audio)
+        return Rates(per_unit, audio_note=audio, info=info)

@@ -85,7 +85,7 @@ class Spend:
         #: A bucket straddled a bound and counted its share (by time where ``by_time``).
         self.apportioned = False
         self.by_time = False
-        #: Some usage had no price: the estimate is a lower bound.
+        #: Some usage had no price (or costs were left out): the figure is a lower bound.
         self.unpriced = False
         #: Costs that matched but for naming no model (a budget by model leaves them out).
         self.unattributed = _ZERO
@@ -186,6 +186,7 @@ def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) 
             continue
         if cost.currency != "usd":
             spend.notes.add(f"costs in {cost.currency.upper()} left out")
+            spend.unpriced = True
             continue
         spend.apportioned |= bool(split)
         spend.by_time |= split == "time"
@@ -216,8 +217,9 @@ def _estimate(
                     continue
                 if row.note:
                     spend.notes.add(row.note)
-                if row.estimate is None:
+                if row.estimate is None or (row.note and "priced as text" in row.note):
                     spend.unpriced = True
+                if row.estimate is None:
                     continue
                 spend.add(spend.estimate, _group(budget, row), day, piece.scale(row.estimate))
             continue
