@@ -129,3 +129,25 @@ def test_unknown_image_size_says_so() -> None:
         "images", {"model": "gpt-image-1", "size": "1024x1024", "images": 3}
     )
     assert estimate.amount is None and "gpt-image-1" in (estimate.note or "")
+
+
+def test_every_token_kind_has_its_own_price() -> None:
+    """2026-07 fields: image input tokens at the image price (within input_tokens), cache
+    writes at the input price where no cache-write price is known, and a kind with no price
+    (gpt-image-1's output image tokens) priced as text with a note: a lower bound."""
+    row = {
+        "model": "gpt-image-1",
+        "input_tokens": 3 * M,
+        "input_image_tokens": M,
+        "input_cache_write_tokens": M,
+        "output_tokens": M,
+        "output_image_tokens": M,
+    }
+    estimate = Pricer().estimate("completions", row)
+    assert estimate.amount == 3 * 5 + (10 - 5) + 40
+    assert estimate.note == (
+        "image tokens of gpt-image-1 priced as text: add their prices under pricing.models"
+    )
+    rates = Pricer().rates("completions", "gpt-image-1")
+    assert rates.per_unit is not None and "input_cached_image_tokens" in rates.per_unit
+    assert rates.note_for({"input_tokens": 5}) is None

@@ -27,7 +27,6 @@ __all__ = ["DIMENSIONS", "UsageCube"]
 DIMENSIONS = ROLLUP_DIMENSIONS
 _MATCHED = {"project": 0, "user": 1, "api_key": 2, "model": 3}
 _NONE = "(none)"
-_AUDIO = ("input_audio_tokens", "output_audio_tokens")
 _ZERO = Decimal(0)
 
 
@@ -207,12 +206,11 @@ class UsageCube:
         table = np.rint(np.vstack([sums.get(m, zero) for m in self.metrics])).astype(np.int64)
         used = table.any(axis=0)
         slot_rates = np.arange(table.shape[1]) % prices
-        audio = [i for i, m in enumerate(self.metrics) if m in _AUDIO]
         priced = np.fromiter((r.per_unit is not None for r in self.rates), bool, prices)
         counted = used & priced[slot_rates]
         unpriced = bool((used & ~priced[slot_rates]).any())
         for index, rates in enumerate(self.rates):
-            if not (rates.note or rates.audio_note or rates.info):
+            if not (rates.note or rates.as_text or rates.info):
                 continue
             mine = used & (slot_rates == index)
             if not mine.any():
@@ -221,9 +219,12 @@ class UsageCube:
                 notes.add(rates.info)
             if rates.note:
                 notes.add(rates.note)
-            elif rates.audio_note and audio and table[audio][:, mine].any():
-                notes.add(rates.audio_note)  # audio tokens priced as text: a lower bound
-                unpriced = True
+            elif rates.as_text:
+                present = table[:, mine].any(axis=1)
+                note = rates.as_text_note(m for i, m in enumerate(self.metrics) if present[i])
+                if note:
+                    notes.add(note)  # priced as text: a lower bound
+                    unpriced = True
         label_of = np.arange(table.shape[1]) // prices
         exact = self._int_prices
         if exact is not None:

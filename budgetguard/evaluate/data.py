@@ -19,27 +19,14 @@ import numpy as np
 from budgetguard.evaluate.cube import DIMENSIONS, UsageCube
 from budgetguard.evaluate.pricing import Pricer
 from budgetguard.rules.needs import PlannedQuery
-from budgetguard.store import Store, SyncMark
+from budgetguard.store import USAGE_METRICS, Store, SyncMark
 
 __all__ = ["CostRow", "SpendData", "UsageRow"]
 
 _DAY = 86400
 #: Above this many integers a series stays as rows instead of a cube (memory).
 MAX_CUBE_CELLS = 40_000_000
-_METRICS = (
-    "input_tokens",
-    "output_tokens",
-    "input_cached_tokens",
-    "input_audio_tokens",
-    "output_audio_tokens",
-    "num_model_requests",
-    "images",
-    "characters",
-    "seconds",
-    "usage_bytes",
-    "num_sessions",
-    "num_requests",
-)
+_METRICS = USAGE_METRICS
 
 
 @dataclass(frozen=True, slots=True)

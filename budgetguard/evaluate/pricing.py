@@ -11,8 +11,8 @@ A model nobody knows gets no estimate and a note: never a silent $0.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -55,6 +55,11 @@ class TokenPrices:
     cached_input: Decimal | None = None
     audio_input: Decimal | None = None
     audio_output: Decimal | None = None
+    cache_write: Decimal | None = None
+    cached_audio_input: Decimal | None = None
+    image_input: Decimal | None = None
+    cached_image_input: Decimal | None = None
+    image_output: Decimal | None = None
     source: str = "genai-prices"
 
 
@@ -64,14 +69,24 @@ class Rates:
 
     per_unit: Mapping[str, Decimal] | None
     note: str | None = None
-    #: Said only when the usage has audio tokens but the model has no audio prices.
-    audio_note: str | None = None
+    #: Token kinds (audio, image tokens) the model has no price for, priced as text: where
+    #: the usage has them, the figure is a lower bound and ``as_text_note`` says so.
+    as_text: tuple[str, ...] = ()
+    model: str = ""
     #: How the prices were made, where that is worth saying (a tier multiplier).
     info: str | None = None
 
+    def as_text_note(self, used: Iterable[str]) -> str | None:
+        kinds = sorted({m.split("_")[-2] for m in used if m in self.as_text})  # audio, image
+        if not kinds:
+            return None
+        return (
+            f"{' and '.join(kinds)} tokens of {self.model} priced as text: "
+            "add their prices under pricing.models"
+        )
+
     def note_for(self, metrics: Mapping[str, Any]) -> str | None:
-        audio = metrics.get("input_audio_tokens") or metrics.get("output_audio_tokens")
-        return self.note or (self.audio_note if audio else None)
+        return self.note or self.as_text_note(m for m, v in metrics.items() if v)
 
     def apply(self, metrics: Mapping[str, Any]) -> Decimal:
         assert self.per_unit is not None
@@ -97,14 +112,43 @@ def _decimal(value: Any) -> Decimal | None:
     return base if isinstance(base, Decimal) else None
 
 
-def _tier_field(
-    prices: Any, name: str, standard: Decimal | None, multiplier: Decimal
-) -> Decimal | None:
-    """A tier price, or the standard one x the tier's multiplier where the tier lacks it."""
-    value = _decimal(getattr(prices, name, None))
-    if value is not None:
-        return value
+#: genai-prices' ModelPrice field of each optional ``TokenPrices`` field.
+_KINDS = {
+    "cached_input": "cache_read_mtok",
+    "audio_input": "input_audio_mtok",
+    "audio_output": "output_audio_mtok",
+    "cache_write": "cache_write_mtok",
+    "cached_audio_input": "cache_audio_read_mtok",
+    "image_input": "input_image_mtok",
+    "cached_image_input": "cache_image_read_mtok",
+    "image_output": "output_image_mtok",
+}
+
+
+def _scaled(own: Decimal | None, standard: Decimal | None, multiplier: Decimal) -> Any:
+    """A tier's own price, else the standard one x the tier's multiplier (None if neither)."""
+    if own is not None:
+        return own
     return None if standard is None else standard * multiplier
+
+
+def _genai_prices(price: Any, input_price: Decimal) -> TokenPrices:
+    kinds: dict[str, Any] = {n: _decimal(getattr(price, f, None)) for n, f in _KINDS.items()}
+    output = _decimal(getattr(price, "output_mtok", None)) or Decimal(0)
+    return replace(TokenPrices(input=input_price, output=output), **kinds)
+
+
+#: Token metrics of completions -> (their price, the price already charged for them by
+#: ``input_tokens``/``output_tokens``/``input_cached_tokens``, which include them).
+_EXTRA = {
+    "input_cache_write_tokens": ("cache_write", "input"),
+    "input_audio_tokens": ("audio_input", "input"),
+    "input_cached_audio_tokens": ("cached_audio_input", "cached_input"),
+    "input_image_tokens": ("image_input", "input"),
+    "input_cached_image_tokens": ("cached_image_input", "cached_input"),
+    "output_audio_tokens": ("audio_output", "output"),
+    "output_image_tokens": ("image_output", "output"),
+}
 
 
 class Pricer:
@@ -140,14 +184,11 @@ class Pricer:
             if input_price is None:
                 return None
             m = TIER_MULTIPLIER.get(tier, Decimal(1))
-            return TokenPrices(
-                input=input_price,
-                output=_tier_field(prices, "output_mtok", base.output, m) or Decimal(0),
-                cached_input=_tier_field(prices, "cache_read_mtok", base.cached_input, m),
-                audio_input=_tier_field(prices, "input_audio_mtok", base.audio_input, m),
-                audio_output=_tier_field(prices, "output_audio_mtok", base.audio_output, m),
-                source=f"genai-prices {tier}",
-            )
+            own = _genai_prices(prices, input_price)
+            kinds = {name: _scaled(getattr(own, name), getattr(base, name), m) for name in _KINDS}
+            output = own.output or base.output * m
+            tiered = TokenPrices(input=input_price, output=output, source=f"genai-prices {tier}")
+            return replace(tiered, **kinds)
         return None
 
     def _token_prices(self, model: str) -> TokenPrices | None:
@@ -169,13 +210,7 @@ class Pricer:
         input_price = _decimal(getattr(price, "input_mtok", None))
         if input_price is None:
             return None
-        return TokenPrices(
-            input=input_price,
-            output=_decimal(getattr(price, "output_mtok", None)) or Decimal(0),
-            cached_input=_decimal(getattr(price, "cache_read_mtok", None)),
-            audio_input=_decimal(getattr(price, "input_audio_mtok", None)),
-            audio_output=_decimal(getattr(price, "output_audio_mtok", None)),
-        )
+        return _genai_prices(price, input_price)
 
     def estimate(self, endpoint: str, row: Mapping[str, Any]) -> Estimate:
         """USD for one usage row (dimensions and metrics as the store keeps them)."""
@@ -272,15 +307,20 @@ class Pricer:
                     f"price (no {key} price known)"
                 )
         cached = prices.cached_input if prices.cached_input is not None else prices.input
-        # input_tokens includes cached and audio tokens: each gets its own price instead.
+        base = {"input": prices.input, "cached_input": cached, "output": prices.output}
+        # input_tokens includes cached, cache-write, audio and image tokens (output_tokens
+        # audio and image ones): each kind adds its own price's difference.
         per_unit = {
             "input_tokens": prices.input * multiplier,
             "input_cached_tokens": (cached - prices.input) * multiplier,
             "output_tokens": prices.output * multiplier,
         }
-        if prices.audio_input is not None and prices.audio_output is not None:
-            per_unit["input_audio_tokens"] = (prices.audio_input - prices.input) * multiplier
-            per_unit["output_audio_tokens"] = (prices.audio_output - prices.output) * multiplier
-            return Rates(per_unit, info=info)
-        audio = f"audio tokens of {model} priced as text: add audio prices under pricing.models"
-        return Rates(per_unit, audio_note=audio, info=info)
+        missing = []
+        for metric, (own, charged) in _EXTRA.items():
+            price = getattr(prices, own)
+            if price is None:
+                if metric != "input_cache_write_tokens":  # cache writes cost as input
+                    missing.append(metric)
+                continue
+            per_unit[metric] = (price - base[charged]) * multiplier
+        return Rates(per_unit, as_text=tuple(missing), model=model, info=info)

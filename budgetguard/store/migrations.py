@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
 
 from budgetguard.store import rollups
-from budgetguard.store.schema import SCHEMA_VERSION, metadata, schema_version, usage_rollups
+from budgetguard.store.schema import (
+    SCHEMA_VERSION,
+    TOKEN_KIND_METRICS,
+    metadata,
+    schema_version,
+    usage_buckets,
+    usage_rollups,
+)
 
 __all__ = ["MIGRATIONS", "StoreVersionError", "migrate"]
 
@@ -27,8 +34,19 @@ def _add_usage_rollups(conn: Connection) -> None:
     rollups.rebuild_all(conn)
 
 
+def _add_token_kinds(conn: Connection) -> None:
+    """Version 3: the 2026-07 token kinds (cache writes, image and cached audio/image tokens)
+    as usage columns, so each is priced with its own price; old rows hold 0 (the API did
+    not report them)."""
+    have = {c["name"] for c in inspect(conn).get_columns(usage_buckets.name)}
+    for metric in TOKEN_KIND_METRICS:
+        if metric not in have:
+            column = f"{metric} BIGINT NOT NULL DEFAULT 0"
+            conn.execute(text(f"ALTER TABLE {usage_buckets.name} ADD COLUMN {column}"))
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_usage_rollups}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_usage_rollups, 2: _add_token_kinds}
 
 
 def migrate(engine: Engine) -> int:

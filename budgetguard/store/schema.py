@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TOKEN_KIND_METRICS",
     "USAGE_DIMENSIONS",
     "USAGE_METRICS",
     "alert_state",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -67,7 +68,15 @@ USAGE_METRICS = (
     "usage_bytes",
     "num_sessions",
     "num_requests",
+    # 2026-07 breakdowns of completions, each with its own price
+    "input_cache_write_tokens",
+    "input_cached_audio_tokens",
+    "input_image_tokens",
+    "input_cached_image_tokens",
+    "output_image_tokens",
 )
+#: Metrics added in schema version 3 (added as columns by the migration).
+TOKEN_KIND_METRICS = USAGE_METRICS[-5:]
 
 schema_version = Table(
     "bg_schema_version",
