@@ -261,3 +261,26 @@ def test_apportioning_is_additive(
         whole = measure(lo, hi)
         assert whole > 0
         assert abs(sum((measure(a, b) for a, b in parts), Decimal(0)) - whole) < Decimal("1e-9")
+
+
+def test_the_plan_fetches_hourly_usage_for_every_day_a_bound_cuts() -> None:
+    """A New York quarter starts at 04:00 UTC on Oct 1 and a 90d window at 10:17 UTC, both
+    older than the hourly span: hourly usage reaches back to those UTC days, for costs
+    budgets too (their first day is split by it). In UTC, whole days need no hours."""
+    from budgetguard.rules.needs import HOURLY_DAYS
+
+    def hourly_from(zone: str, budget: str) -> dict[str, datetime]:
+        rules = load_rules_text(f"version: 1\ntimezone: {zone}\nbudgets:\n  - {budget}\n")
+        return {q.endpoint: q.start for q in plan_queries(rules, NOW_DT) if q.width == "1h"}
+
+    costs = "cost_source: costs"
+    quarter = hourly_from("America/New_York", f"{{name: q, limit: 1, period: quarter, {costs}}}")
+    assert quarter and set(quarter.values()) == {datetime(2026, 10, 1, tzinfo=UTC)}
+    assert "images" in quarter and "completions" in quarter
+    rolling = hourly_from("UTC", "{name: r, limit: 1, window: 90d}")
+    assert set(rolling.values()) == {datetime(2026, 8, 24, tzinfo=UTC)}
+    whole = hourly_from("UTC", f"{{name: q, limit: 1, period: quarter, {costs}}}")
+    assert whole == {}
+    recent = hourly_from("UTC", "{name: q, limit: 1, period: quarter}")
+    today = NOW_DT.replace(hour=0, minute=0, second=0)
+    assert set(recent.values()) == {today - timedelta(days=HOURLY_DAYS)}

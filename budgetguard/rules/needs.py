@@ -171,11 +171,12 @@ def plan_queries(
         start = min(starts, default=now)
         shortest = budget.shortest_window
         used = endpoints_of(budget)
-        if "costs" in used:  # costs days are split, and model-less line items attributed,
-            split_days(ENDPOINTS, _straddled(starts))  # by the usage of every endpoint
+        if "costs" in used:  # a costs day a bound cuts is split by every endpoint's usage
+            split_days(ENDPOINTS, _straddled(starts))
             if budget.match.model is not None or "model" in budget.each:
-                split_days(("images", "web_search_calls"), _floor(start, 86400))
-        split_days(used - {"costs"}, _floor(start, 86400))
+                # model-less line items are attributed by the day's usage of what they bill
+                used = used | {"images", "web_search_calls"}
+        split_days(used - {"costs"}, _straddled(starts))
         for source in used:
             earliest[source] = min(earliest.get(source, start), start)
             if budget.match.user is not None or "user" in budget.each:
