@@ -59,16 +59,27 @@ def collect(
     since: datetime | None = None,
     progress: PageProgress | None = None,
 ) -> CollectReport:
-    """Fetch what the rules need and the store lacks (the caller checked the key is set)."""
-    from budgetguard.collect import Collector
-    from budgetguard.openai_admin import AdminClient
+    """Fetch what the rules need and the store lacks (the caller checked the key is set):
+    from ``since`` when given, and every hole in what the budgets need whatever ``since`` is;
+    within ``settings.collect_deadline`` seconds."""
+    from budgetguard.collect import Collector, widen
+    from budgetguard.openai_admin import AdminClient, RetryPolicy
 
     assert settings.openai_admin_key is not None
-    queries = plan_queries(rules, end, since=since)
+    queries = plan_queries(rules, end)
+    if since is not None:
+        queries = widen(plan_queries(rules, end, since=since), queries)
+    deadline = settings.collect_deadline
 
     async def run() -> CollectReport:
-        async with AdminClient(settings.openai_admin_key, settings.openai_base_url) as client:
-            return await Collector(client, store).collect(queries, end, progress=progress)
+        async with AdminClient(
+            settings.openai_admin_key,
+            settings.openai_base_url,
+            request_deadline=min(60.0, deadline / 2),
+            retry=RetryPolicy(deadline=min(180.0, deadline * 0.75)),  # give up saying why
+        ) as client:
+            collector = Collector(client, store, deadline=deadline)
+            return await collector.collect(queries, end, progress=progress)
 
     return asyncio.run(run())
 

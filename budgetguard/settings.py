@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     )
     http_port: int = Field(default=9464, ge=0, le=65535, description="Port of /healthz, /metrics.")
     now: datetime | None = Field(default=None, description="Fixed 'now' (ISO 8601) for replays.")
+    collect_deadline: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one collection may take; unfinished queries then fail (exit 3).",
+    )
 
     @field_validator("now", mode="before")
     @classmethod
@@ -83,6 +88,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL ending in /v1, got {value!r}")
         return value
+
+    def now_ahead_of_clock(self) -> bool:
+        """A fixed ``now`` later than the wall clock: bad input for anything that collects
+        (the future cannot be collected, and must never be marked as covered)."""
+        return self.now is not None and self.now > datetime.now(UTC)
 
     def clock(self) -> datetime:
         """The instant to evaluate at: the fixed ``now`` when set, else the wall clock (UTC)."""

@@ -63,14 +63,19 @@ def make_client(sleeps: Sleeps | None = None, **kwargs: Any) -> AdminClient:
     return AdminClient(KEY, BASE, sleep=sleeps or Sleeps(), rng=random.Random(1), **kwargs)
 
 
+T0 = 1_699_999_200  # on an hour
+
+
 def q(**kwargs: Any) -> Query:
-    kwargs.setdefault("start_time", 1_700_000_000)
+    kwargs.setdefault("start_time", T0)
+    kwargs.setdefault("end_time", T0 + 3600)
+    kwargs.setdefault("bucket_width", "1h")
     return Query.build("completions", **kwargs)
 
 
 @respx.mock
 async def test_query_encoding_on_the_wire() -> None:
-    route = respx.get(COMPLETIONS).mock(return_value=httpx.Response(200, json=page()))
+    route = respx.get(COMPLETIONS).mock(return_value=httpx.Response(200, json=page([bucket(T0)])))
     async with make_client() as client:
         await client.fetch(
             q(
@@ -83,7 +88,7 @@ async def test_query_encoding_on_the_wire() -> None:
     request = route.calls.last.request
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert request.url.query.decode() == (
-        "start_time=1700000000&bucket_width=1h&limit=168&group_by=project_id&group_by=model"
+        "start_time=1699999200&end_time=1700002800&bucket_width=1h&limit=168&group_by=project_id&group_by=model"
         "&batch=true&models=gpt-4o&models=gpt-4o-mini"
     )
 
@@ -92,14 +97,14 @@ async def test_query_encoding_on_the_wire() -> None:
 async def test_pages_are_followed_until_has_more_is_false() -> None:
     route = respx.get(COMPLETIONS).mock(
         side_effect=[
-            httpx.Response(200, json=page([bucket(0)], True, "p2")),
-            httpx.Response(200, json=page([bucket(3600)], True, "p3")),
-            httpx.Response(200, json=page([bucket(7200)], False, None)),
+            httpx.Response(200, json=page([bucket(T0)], True, "p2")),
+            httpx.Response(200, json=page([bucket(T0 + 3600)], True, "p3")),
+            httpx.Response(200, json=page([bucket(T0 + 7200)], False, None)),
         ]
     )
     async with make_client() as client:
-        buckets = await client.fetch(q())
-        assert [b.start_time for b in buckets] == [0, 3600, 7200]
+        buckets = await client.fetch(q(bucket_width="1h", end_time=T0 + 3 * 3600))
+        assert [b.start_time - T0 for b in buckets] == [0, 3600, 7200]
         assert client.stats.requests == 3
     assert [c.request.url.params.get("page") for c in route.calls] == [None, "p2", "p3"]
 
@@ -108,8 +113,8 @@ async def test_pages_are_followed_until_has_more_is_false() -> None:
 async def test_a_repeated_cursor_stops_with_an_error() -> None:
     respx.get(COMPLETIONS).mock(
         side_effect=[
-            httpx.Response(200, json=page([bucket(0)], True, "same")),
-            httpx.Response(200, json=page([bucket(0)], True, "same")),
+            httpx.Response(200, json=page([bucket(T0)], True, "same")),
+            httpx.Response(200, json=page([bucket(T0)], True, "same")),
         ]
     )
     async with make_client() as client:
@@ -130,7 +135,7 @@ async def test_retry_after_is_honoured_without_sleeping() -> None:
     respx.get(COMPLETIONS).mock(
         side_effect=[
             httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"message": "slow"}}),
-            httpx.Response(200, json=page([bucket(0)])),
+            httpx.Response(200, json=page([bucket(T0)])),
         ]
     )
     sleeps = Sleeps()
@@ -150,7 +155,7 @@ async def test_5xx_timeouts_connection_errors_and_garbage_are_retried_with_backo
             httpx.ConnectError("refused", request=request),
             httpx.Response(200, content=b'{"object": "pa'),
             httpx.Response(503),
-            httpx.Response(200, json=page([bucket(0)])),
+            httpx.Response(200, json=page([bucket(T0)])),
         ]
     )
     sleeps = Sleeps()

@@ -24,7 +24,6 @@ from budgetguard.simulator import SimulatedAPI, SimulatorServer
 from budgetguard.simulator.faults import FaultPlan
 from budgetguard.simulator.org import Organisation
 from budgetguard.store import Store, StoreVersionError
-from budgetguard.store.schema import metadata
 from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, needs_postgres
 
 RULES = """
@@ -77,6 +76,7 @@ def collect(
     **client_kwargs: Any,
 ) -> Any:
     async def run() -> Any:
+        client_kwargs.setdefault("clock", sim.api.clock)  # the simulated org's real clock
         async with AdminClient(ADMIN_KEY, sim.base_url, **client_kwargs) as client:
             return await Collector(client, store).collect(queries, now)
 
@@ -190,18 +190,22 @@ def test_fetch_ranges() -> None:
     q = PlannedQuery("completions", "1h", ("project_id",), datetime(2026, 11, 1, tzinfo=UTC))
     start = int(q.start.timestamp())
     reread = timedelta(hours=2)
-    assert fetch_ranges(q, (None, None), start + 7200, reread) == [(start, start + 7200)]
-    assert fetch_ranges(q, (start, start + 36000), start + 40000, reread) == [
+    assert fetch_ranges(q, [], start + 7200, reread) == [(start, start + 7200)]
+    assert fetch_ranges(q, [(start, start + 36000)], start + 40000, reread) == [
         (start + 28800, start + 40000)
     ]
-    assert fetch_ranges(q, (start + 7200, start + 36000), start + 36000, reread) == [
+    assert fetch_ranges(q, [(start + 7200, start + 36000)], start + 36000, reread) == [
         (start, start + 7200),
         (start + 28800, start + 36000),
     ]
     costs = PlannedQuery("costs", "1d", ("project_id",), datetime(2026, 11, 1, tzinfo=UTC))
     assert fetch_ranges(
-        costs, (start, start + 5 * 86400 + 100), start + 5 * 86400 + 200, timedelta(days=2)
+        costs, [(start, start + 5 * 86400 + 100)], start + 5 * 86400 + 200, timedelta(days=2)
     ) == [(start + 3 * 86400, start + 5 * 86400 + 200)]
+    # a hole between two collections is fetched again, widened to whole buckets
+    assert fetch_ranges(
+        q, [(start, start + 7300), (start + 20000, start + 36000)], start + 36000, reread
+    ) == [(start + 7200, start + 21600), (start + 28800, start + 36000)]
 
 
 def test_plan_follows_the_rules() -> None:
@@ -296,14 +300,34 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         Store.open(url)
 
 
+@pytest.fixture
+def own_postgres() -> Any:
+    """A database of this test's own on the shared server (other runs use the same one)."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from budgetguard.store import normalise_url
+
+    name = f"bg_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.mark.postgres
 @needs_postgres
-def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules) -> None:
-    url = POSTGRES_URL
-    store = Store.open(url)
-    metadata.drop_all(store.engine)
-    store.close()
-    store = Store.open(url)
+def test_the_same_collection_on_postgresql(
+    sim: SimulatorServer, rules: Rules, own_postgres: str
+) -> None:
+    store = Store.open(own_postgres)
     try:
         queries = plan_queries(rules, START)
         report = collect(sim, store, queries, START)
@@ -314,7 +338,6 @@ def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules) -
         again = collect(sim, store, queries, START)
         assert again.requests == len(queries)
     finally:
-        metadata.drop_all(store.engine)
         store.close()
 
 

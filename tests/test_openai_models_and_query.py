@@ -98,7 +98,7 @@ def test_optional_breakdowns_default() -> None:
         }
     )
     assert isinstance(result, CompletionsResult)
-    assert result.input_cached_tokens == 0
+    assert result.input_cached_tokens is None  # absent: the store counts it as 0
     assert result.project_id is None
 
 

@@ -230,31 +230,31 @@ def test_an_older_store_gets_its_blocks_built_when_opened(tmp_path: Path) -> Non
     try:
         with store.engine.connect() as conn:
             version = conn.execute(text("SELECT version FROM bg_schema_version")).scalar()
-        assert version == SCHEMA_VERSION == 3
+        assert version == SCHEMA_VERSION == 4
         assert blocks_by_day(store) == expected
     finally:
         store.close()
 
 
-def test_a_version_2_store_gets_the_token_kind_columns(tmp_path: Path) -> None:
-    """Version 3 adds the 2026-07 token kinds as usage columns; old rows read as 0."""
+def test_a_version_3_store_gets_the_token_kind_columns(tmp_path: Path) -> None:
+    """Version 4 adds the 2026-07 token kinds as usage columns; old rows read as 0."""
     from budgetguard.store.schema import TOKEN_KIND_METRICS
 
     url = f"sqlite:///{tmp_path / 'spend.db'}"
     store = Store.open(url)
     write(store, DAY0, DAY0 + DAY, [row(DAY0 + h * 3600, "p", h) for h in range(24)])
     expected = blocks_by_day(store)
-    with store.engine.begin() as conn:  # as version 2 left it: no token-kind columns
+    with store.engine.begin() as conn:  # as version 3 left it: no token-kind columns
         for metric in TOKEN_KIND_METRICS:
             conn.execute(text(f"ALTER TABLE bg_usage_buckets DROP COLUMN {metric}"))
-        conn.execute(text("UPDATE bg_schema_version SET version = 2"))
+        conn.execute(text("UPDATE bg_schema_version SET version = 3"))
     store.close()
     store = Store.open(url)
     try:
         with store.engine.connect() as conn:
             columns = [r[1] for r in conn.execute(text("PRAGMA table_info(bg_usage_buckets)"))]
             version = conn.execute(text("SELECT version FROM bg_schema_version")).scalar()
-        assert version == 3 and set(TOKEN_KIND_METRICS) <= set(columns)
+        assert version == 4 and set(TOKEN_KIND_METRICS) <= set(columns)
         assert blocks_by_day(store) == expected
     finally:
         store.close()

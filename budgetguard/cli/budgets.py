@@ -21,6 +21,7 @@ from budgetguard.cli.common import (
     open_store,
     page_progress,
     parse_when,
+    refuse_future_now,
 )
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ def _run_collect(
 
     if settings.openai_admin_key is None:
         raise fail(f"no admin key: {AUTH_HELP}", EXIT_UNAVAILABLE)
+    refuse_future_now(settings)
     store = open_store(settings)
 
     try:
@@ -103,7 +105,11 @@ def _run_collect(
             report = pipeline.collect(settings, store, rules, end, since=since, progress=progress)
     finally:
         store.close()
-    if strict and report.all_failed:
+    if report.auth_error is not None:  # one line, not one per query
+        if strict:
+            raise fail(str(report.auth_error), EXIT_UNAVAILABLE)
+        typer.echo(f"budgetguard: {report.auth_error}", err=True)
+    elif strict and report.all_failed:
         first = report.failed[0].error
         raise fail(f"no data collected: {first}", EXIT_UNAVAILABLE)
     return report
@@ -120,7 +126,7 @@ def _collect_new(settings: Settings, rules: Rules, now: datetime) -> None:
             EXIT_UNAVAILABLE,
         )
     report = _run_collect(settings, rules, now, None, strict=False)
-    for outcome in report.failed:
+    for outcome in [] if report.auth_failed else report.failed:
         typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
 
 

@@ -144,6 +144,17 @@ def parse_when(value: str, now: datetime, flag: str) -> datetime:
         ) from None
 
 
+def refuse_future_now(settings: Settings) -> None:
+    """Exit 2 when ``--now`` is later than the clock: bad input for every command that
+    collects (the future cannot be collected, and must never count as covered)."""
+    if settings.now_ahead_of_clock():
+        raise fail(
+            f"--now {settings.clock().isoformat()} is later than the clock: the future cannot "
+            "be collected (use --offline to evaluate what is stored)",
+            EXIT_INPUT,
+        )
+
+
 def open_store(settings: Settings) -> Store:
     from budgetguard.store import Store, StoreVersionError
 

@@ -20,6 +20,7 @@ from budgetguard.cli.common import (
     command_context,
     fail,
     page_progress,
+    refuse_future_now,
     rules_env,
     setup_logging,
 )
@@ -48,6 +49,8 @@ def run(
     settings, loaded, _ = command_context(rules, db, now, verbose)
     if settings.openai_admin_key is None:
         typer.echo("budgetguard: no admin key: evaluating stored data only", err=True)
+    else:
+        refuse_future_now(settings)
     try:
         service = Service(settings, loaded)
         service.start(port)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         CollectReport,
         QueryOutcome,
         fetch_ranges,
+        widen,
     )
 
 __all__ = [
@@ -25,9 +26,10 @@ __all__ = [
     "QueryOutcome",
     "fetch_ranges",
     "parse_line_item",
+    "widen",
 ]
 
-_LAZY = {"CollectReport", "Collector", "QueryOutcome", "fetch_ranges"}
+_LAZY = {"CollectReport", "Collector", "QueryOutcome", "fetch_ranges", "widen"}
 
 
 def __getattr__(name: str) -> Any:

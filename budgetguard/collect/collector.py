@@ -1,9 +1,12 @@
 """Incremental sync of usage and costs into the store.
 
-For each planned query: fetch what the store lacks (a backfill before what it covers) and
-re-read the recent span where the API may still change figures (2 days of costs, 2 hours of
-usage), then replace those buckets atomically. Queries run concurrently; a failing one is
-recorded in its sync mark and reported, the others are stored.
+For each planned query: fetch the holes in what the store covers (its coverage intervals, so a
+gap between two collections is filled whatever ``--since`` said) and re-read the recent span
+where the API may still change figures (2 days of costs, 2 hours of usage), then replace those
+buckets atomically. Queries run concurrently; a failing one is recorded in its sync mark and
+reported, the others are stored. Time is bounded: the client bounds each request and each
+query's pages, and a collection has a deadline past which unfinished queries are failed. An
+auth refusal fails every unfinished query at once. Nothing is covered past the real clock.
 """
 
 from __future__ import annotations
@@ -11,20 +14,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from budgetguard.collect.line_items import parse_line_item
-from budgetguard.openai_admin import AdminAPIError, AdminClient, AuthError, Query
+from budgetguard.openai_admin import (
+    AdminAPIError,
+    AdminClient,
+    AuthError,
+    PageCheck,
+    Query,
+    UnavailableError,
+)
 from budgetguard.openai_admin.models import Bucket, CostsResult, UnknownResult
 from budgetguard.rules.needs import PlannedQuery
-from budgetguard.store import USAGE_DIMENSIONS, USAGE_METRICS, Store
+from budgetguard.store import Store
+from budgetguard.store.coverage import Interval, holes, merge
+from budgetguard.store.schema import USAGE_DIMENSIONS, USAGE_METRICS
 
-__all__ = ["CollectReport", "Collector", "QueryOutcome", "fetch_ranges"]
+__all__ = ["CollectReport", "Collector", "QueryOutcome", "fetch_ranges", "widen"]
 
 REREAD_COSTS = timedelta(days=2)
 REREAD_USAGE = timedelta(hours=2)
+#: Default deadline of one collection (the ``collect_deadline`` setting).
+COLLECT_DEADLINE = 120.0
 
 Progress = Callable[[str, int, int], None]  # (query key, pages done, pages expected)
 
@@ -36,6 +50,7 @@ class QueryOutcome:
     buckets: int = 0
     rows: int = 0
     error: AdminAPIError | None = None
+    done: bool = False
 
 
 @dataclass
@@ -54,8 +69,13 @@ class CollectReport:
         return bool(self.outcomes) and len(self.failed) == len(self.outcomes)
 
     @property
+    def auth_error(self) -> AuthError | None:
+        """The refusal that failed the collection, if the API refused the key."""
+        return next((o.error for o in self.outcomes if isinstance(o.error, AuthError)), None)
+
+    @property
     def auth_failed(self) -> bool:
-        return any(isinstance(o.error, AuthError) for o in self.outcomes)
+        return self.auth_error is not None
 
     def summary(self) -> str:
         buckets = sum(o.buckets for o in self.outcomes)
@@ -70,23 +90,36 @@ class CollectReport:
 
 
 def fetch_ranges(
-    query: PlannedQuery, covered: tuple[int | None, int | None], end: int, reread: timedelta
+    query: PlannedQuery, covered: Sequence[Interval], end: int, reread: timedelta
 ) -> list[tuple[int, int]]:
-    """The ranges to fetch so coverage becomes ``[query.start, end)`` with a fresh tail."""
+    """The ranges to fetch so ``[query.start, end)`` is covered with a fresh tail: every hole
+    in ``covered`` (widened to whole buckets) and the re-read span before ``end``."""
     width = query.width_seconds
     start = int(query.start.timestamp())
     start -= start % width
-    first, last = covered
-    if first is None or last is None or last <= start or first >= end:
-        return [(start, end)] if start < end else []
-    ranges = []
-    if start < first:
-        ranges.append((start, first))
-    tail = max(start, last - int(reread.total_seconds()))
-    tail -= tail % width
-    if tail < end:
-        ranges.append((tail, end))
-    return ranges
+    if start >= end:
+        return []
+
+    def whole(lo: int, hi: int) -> Interval:
+        return lo - lo % width, min(end, -(-hi // width) * width)
+
+    wanted = [whole(lo, hi) for lo, hi in holes(covered, start, end)]
+    if covered and covered[-1][1] > start:
+        tail = max(start, min(end, covered[-1][1]) - int(reread.total_seconds()))
+        wanted.append(whole(tail, end))
+    return merge(wanted)
+
+
+def widen(queries: Sequence[PlannedQuery], needed: Sequence[PlannedQuery]) -> list[PlannedQuery]:
+    """``queries`` (as ``--since`` planned them) reaching back at least as far as ``needed``
+    (what the budgets need), so a hole there is filled whatever ``--since`` said."""
+    earliest = {q.key: q for q in needed}
+    out = [
+        replace(q, start=min(q.start, earliest[q.key].start)) if q.key in earliest else q
+        for q in queries
+    ]
+    keys = {q.key for q in queries}
+    return out + [q for q in needed if q.key not in keys]
 
 
 def _usage_rows(buckets: Sequence[Bucket]) -> list[dict[str, Any]]:
@@ -108,7 +141,7 @@ def _cost_rows(buckets: Sequence[Bucket]) -> list[dict[str, Any]]:
     rows = []
     for bucket in buckets:
         for result in bucket.results:
-            if not isinstance(result, CostsResult) or result.amount is None:
+            if not isinstance(result, CostsResult):
                 continue
             item = parse_line_item(result.line_item)
             rows.append(
@@ -130,7 +163,11 @@ def _cost_rows(buckets: Sequence[Bucket]) -> list[dict[str, Any]]:
 
 
 class Collector:
-    """Keeps the store in sync with the API for a list of planned queries."""
+    """Keeps the store in sync with the API for a list of planned queries.
+
+    ``deadline`` bounds a whole collection (seconds); the client's clock is the real clock,
+    which coverage never passes.
+    """
 
     def __init__(
         self,
@@ -140,19 +177,31 @@ class Collector:
         reread_costs: timedelta = REREAD_COSTS,
         reread_usage: timedelta = REREAD_USAGE,
         concurrency: int = 8,
+        deadline: float = COLLECT_DEADLINE,
     ) -> None:
         self.client = client
         self.store = store
         self.reread_costs = reread_costs
         self.reread_usage = reread_usage
         self.concurrency = concurrency
+        self.deadline = deadline
+        self._writes: set[asyncio.Future[None]] = set()
+
+    async def _write(self, fn: Callable[..., None], *args: Any) -> None:
+        """A store write in a thread, shielded: a query cancelled meanwhile (the deadline, a
+        refused key) lets it finish, and ``collect`` waits for it before recording failures,
+        so two writers never race on one query's mark."""
+        future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+        await asyncio.shield(future)
 
     def plan_ranges(self, queries: Sequence[PlannedQuery], end: int) -> list[QueryOutcome]:
         outcomes = []
+        spans = self.store.coverage()
         for query in queries:
-            mark = self.store.sync_mark(query.key)
-            covered = (None, None) if mark is None else (mark.covered_start, mark.covered_end)
             reread = self.reread_costs if query.endpoint == "costs" else self.reread_usage
+            covered = spans.get(query.key, [])
             outcomes.append(QueryOutcome(query, fetch_ranges(query, covered, end, reread)))
         return outcomes
 
@@ -161,26 +210,64 @@ class Collector:
     ) -> CollectReport:
         started = time.monotonic()
         requests_before = self.client.stats.requests
-        end = int(now.timestamp())
+        end = min(int(now.timestamp()), int(self.client.clock()))  # never past the clock
         outcomes = self.plan_ranges(queries, end)
         gate = asyncio.Semaphore(self.concurrency)
         refused: list[AuthError] = []
+        tasks: list[asyncio.Future[None]] = []
 
         async def run(outcome: QueryOutcome) -> None:
             async with gate:
-                if refused:  # the key cannot read usage: no point asking again
-                    outcome.error = refused[0]
-                    return
-                await self._sync(outcome, end, progress)
-                if isinstance(outcome.error, AuthError):
-                    refused.append(outcome.error)
+                await self._sync(outcome, progress)
+                if isinstance(outcome.error, AuthError) and not refused:
+                    refused.append(outcome.error)  # the key cannot read usage: stop asking
+                    for task in tasks:
+                        task.cancel()
 
-        await asyncio.gather(*(run(o) for o in outcomes))
+        tasks.extend(asyncio.ensure_future(run(o)) for o in outcomes)
+        try:
+            async with asyncio.timeout(self.deadline):
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+            # a store that cannot be written is the caller's to report, not a failed query
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        except TimeoutError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        self._fail_unfinished(outcomes, refused[0] if refused else None)
         return CollectReport(
             outcomes, self.client.stats.requests - requests_before, time.monotonic() - started
         )
 
-    async def _sync(self, outcome: QueryOutcome, end: int, progress: Progress | None) -> None:
+    def _fail_unfinished(self, outcomes: Sequence[QueryOutcome], refused: AuthError | None) -> None:
+        """Record every query that did not finish (a refused key, the deadline) as failed."""
+        for outcome in outcomes:
+            if outcome.done and outcome.error is None:
+                continue
+            query = outcome.query
+            if outcome.error is None:
+                last = self.client.last_failure.get(query.endpoint)
+                outcome.error = refused or UnavailableError(
+                    f"{query.endpoint}: not finished within the collection deadline "
+                    f"({self.deadline:g}s)" + (f"; last failure: {last}" if last else ""),
+                    endpoint=query.endpoint,
+                )
+            if not outcome.done:
+                self.store.mark_failure(
+                    query.key,
+                    query.endpoint,
+                    query.width_seconds,
+                    str(outcome.error),
+                    int(self.client.clock()),
+                )
+                outcome.done = True
+
+    async def _sync(self, outcome: QueryOutcome, progress: Progress | None) -> None:
         query = outcome.query
         expected = sum(_pages(query, lo, hi) for lo, hi in outcome.ranges)
         done = 0
@@ -194,45 +281,53 @@ class Collector:
                 bucket_width=query.width,
                 group_by=query.group_by,
             )
+            check = PageCheck(api_query, self.client.clock)
             buckets: list[Bucket] = []
             try:
-                async for page in self.client.pages(api_query):
+                async for page in self.client.pages(api_query, check):
                     buckets.extend(page.data)
                     done += 1
                     if progress is not None:
                         progress(query.key, done, max(expected, done))
             except AdminAPIError as exc:
                 outcome.error = exc
-                await asyncio.to_thread(
+                await self._write(
                     self.store.mark_failure,
                     query.key,
                     query.endpoint,
                     query.width_seconds,
                     str(exc),
-                    int(time.time()),
+                    int(self.client.clock()),
                 )
+                outcome.done = True
                 return
-            outcome.buckets += len(buckets)
-            if query.endpoint == "costs":
-                rows = _cost_rows(buckets)
-                await asyncio.to_thread(
-                    self.store.replace_costs, query.key, lo, hi, rows, int(time.time())
-                )
-            else:
-                rows = _usage_rows(buckets)
-                await asyncio.to_thread(
-                    self.store.replace_usage,
-                    query.key,
-                    query.endpoint,
-                    query.width_seconds,
-                    lo,
-                    hi,
-                    rows,
-                    int(time.time()),
-                )
-            outcome.rows += len(rows)
+            assert check.covered is not None
+            await self._store(outcome, buckets, check.covered)
+        outcome.done = True
         if progress is not None:
             progress(query.key, expected, expected)
+
+    async def _store(self, outcome: QueryOutcome, buckets: list[Bucket], covered: Interval) -> None:
+        """Replace the covered range's buckets and add it to coverage, in one transaction."""
+        query, (lo, hi) = outcome.query, covered
+        fetched_at = int(self.client.clock())
+        outcome.buckets += len(buckets)
+        if query.endpoint == "costs":
+            rows = _cost_rows(buckets)
+            await self._write(self.store.replace_costs, query.key, lo, hi, rows, fetched_at)
+        else:
+            rows = _usage_rows(buckets)
+            await self._write(
+                self.store.replace_usage,
+                query.key,
+                query.endpoint,
+                query.width_seconds,
+                lo,
+                hi,
+                rows,
+                fetched_at,
+            )
+        outcome.rows += len(rows)
 
 
 def _pages(query: PlannedQuery, lo: int, hi: int) -> int:

@@ -163,6 +163,8 @@ class SpendData:
         self._series = series
         #: Figures derived from the data once and asked for by many budgets (shares, ...).
         self.memo: dict[tuple[Any, ...], Any] = {}
+        #: the store's coverage intervals by query key (``evaluate.coverage`` reads them)
+        self.coverage: dict[str, list[tuple[int, int]]] = {}
         self._by_endpoint: dict[str, dict[str, _Series]] = defaultdict(dict)
         for s in series.values():
             self._by_endpoint[s.query.endpoint][s.query.width] = s
@@ -200,6 +202,7 @@ class SpendData:
                 s.starts = [r.start for r in s.rows]
             series[query.key] = s
         data = cls(series)
+        data.coverage = store.coverage()
         from budgetguard.evaluate.attribution import attribute
 
         for s in series.values():  # usage is loaded: model-less line items get their models

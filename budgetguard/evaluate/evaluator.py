@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from budgetguard.evaluate.coverage import coverage_problem
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.spend import Spend, collect_spend, total_of
 from budgetguard.evaluate.windows import Window, budget_window
@@ -119,7 +120,10 @@ def _evaluate_budget(
     needed = start
     if budget.baseline_delta is not None:  # the baseline before the window must be there too
         needed -= int(budget.baseline_delta.total_seconds())
-    problem = data.status(sources, needed, end, int(budget.staleness_delta.total_seconds()))
+    stale_after = int(budget.staleness_delta.total_seconds())
+    problem = data.status(sources, needed, end, stale_after) or coverage_problem(
+        data, sources, needed, end, stale_after
+    )
     if problem is not None:
         return [
             Finding(budget, {}, window, None, budget.limit, None, "unknown", source, False, problem)
@@ -189,7 +193,10 @@ class _Forecast:
         today = self.now - self.now % _DAY
         start = today - 7 * _DAY
         sources = endpoints_of(budget) - ({"costs"} if source == "estimate" else set())
-        if data.status(sources, start, today, 10**9) is not None:
+        if (
+            data.status(sources, start, today, 10**9) is not None
+            or coverage_problem(data, sources, start, today, 0) is not None
+        ):
             self.note = "too little history for a forecast (7 complete days needed)"
             return
         self.history = collect_spend(budget, data, source, start, today, self.now)

@@ -12,6 +12,7 @@ from budgetguard.openai_admin.errors import (
     UnavailableError,
 )
 from budgetguard.openai_admin.models import Bucket, Page, parse_result
+from budgetguard.openai_admin.pages import PageCheck, max_pages
 from budgetguard.openai_admin.query import Query
 from budgetguard.openai_admin.retry import RetryPolicy
 
@@ -27,11 +28,13 @@ __all__ = [
     "Endpoint",
     "InvalidQueryError",
     "Page",
+    "PageCheck",
     "PaginationError",
     "Query",
     "ResponseFormatError",
     "RetryPolicy",
     "UnavailableError",
     "endpoint",
+    "max_pages",
     "parse_result",
 ]

@@ -32,6 +32,7 @@ from budgetguard.openai_admin.errors import (
     UnavailableError,
 )
 from budgetguard.openai_admin.models import Bucket, Page
+from budgetguard.openai_admin.pages import PageCheck, max_pages
 from budgetguard.openai_admin.query import Query
 from budgetguard.openai_admin.retry import RetryPolicy, parse_retry_after
 
@@ -91,11 +92,13 @@ class AdminClient:
         base_url: str = "https://api.openai.com/v1",
         *,
         timeout: float = 30.0,
+        request_deadline: float = 60.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 16,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if api_key is None or not (
             api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
@@ -105,8 +108,14 @@ class AdminClient:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
+        #: the last transient failure per endpoint, to say why a query did not finish in time
+        self.last_failure: dict[str, str] = {}
         self._sleep = sleep
         self._rng = rng or random.Random()
+        #: connect to last byte of one request: httpx's timeouts are per read, so a body
+        #: trickled a byte at a time would never time out without it
+        self.request_deadline = request_deadline
+        self.clock = clock
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -131,8 +140,11 @@ class AdminClient:
 
     # -- public API -------------------------------------------------------------------------
 
-    async def pages(self, query: Query) -> AsyncIterator[Page]:
+    async def pages(self, query: Query, check: PageCheck | None = None) -> AsyncIterator[Page]:
         """Every page of ``query``, following ``next_page`` until ``has_more`` is false.
+
+        Each page is checked (``PageCheck``) before it is yielded, and the last one against
+        the whole range; after the last page, ``check.covered`` is the range they cover.
 
         Pipelined: a reader task sends the request for page n+1 as soon as page n's cursor is
         read, and page n is parsed here meanwhile, so parsing stays off the critical path.
@@ -140,6 +152,7 @@ class AdminClient:
         query.validate()
         bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=4)
         reader = asyncio.ensure_future(self._read_pages(query, bodies))
+        check = check or PageCheck(query, self.clock)
         try:
             while True:
                 item = await bodies.get()
@@ -147,6 +160,9 @@ class AdminClient:
                     raise item
                 await asyncio.sleep(0)  # let ready readers send their next request first
                 page = self._parse_page(query, item)
+                check.check(page)
+                if not item.has_more:
+                    check.finish()
                 self.stats.pages += 1
                 self.stats.buckets += len(page.data)
                 yield page
@@ -162,6 +178,7 @@ class AdminClient:
         name = query.endpoint.name
         seen: set[str] = set()
         cursor: str | None = None
+        bound = max_pages(query, int(self.clock()))
         try:
             while True:
                 raw = await self._get_raw(query, cursor)
@@ -169,10 +186,16 @@ class AdminClient:
                     raise PaginationError(
                         f"{name}: the API said has_more but gave no next_page", endpoint=name
                     )
-                if raw.has_more and raw.next_page in seen:
+                if raw.has_more and (raw.next_page in seen or raw.next_page == cursor):
                     raise PaginationError(
                         f"{name}: the API repeated a page cursor; stopping to avoid an "
                         "endless loop",
+                        endpoint=name,
+                    )
+                if raw.has_more and len(seen) + 1 >= bound:
+                    raise PaginationError(
+                        f"{name}: the API gave more than {bound} pages for a range that "
+                        f"needs at most {bound}; stopping (its cursor does not advance)",
                         endpoint=name,
                     )
                 await out.put(raw)
@@ -233,6 +256,7 @@ class AdminClient:
                         endpoint=name,
                     ) from None
                 self.stats.retries += 1
+                self.last_failure[name] = failure.reason
                 log.info("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
                 await self._sleep(wait)
 
@@ -241,19 +265,19 @@ class AdminClient:
         self.stats.requests += 1
         headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
         try:
-            response = await self._http.get(
-                query.endpoint.path, params=query.params(cursor), headers=headers
-            )
-        except httpx.TimeoutException:
-            raise _Retryable("timed out") from None
+            async with asyncio.timeout(self.request_deadline):
+                response = await self._http.get(
+                    query.endpoint.path, params=query.params(cursor), headers=headers
+                )
+        except (httpx.TimeoutException, TimeoutError):
+            raise _Retryable(f"no whole answer within {self.request_deadline:g}s") from None
         except httpx.TransportError as exc:
             raise _Retryable(f"connection failed: {type(exc).__name__}") from None
         log.debug("GET %s page=%s -> %d", query.endpoint.path, cursor or "-", response.status_code)
         status = response.status_code
         if status in (401, 403):
-            detail = self._api_message(response)
             raise AuthError(
-                f"{name}: access refused ({status}{': ' + detail if detail else ''}); {AUTH_HELP}",
+                f"the OpenAI API refused the key (HTTP {status}); {AUTH_HELP}",
                 status=status,
                 endpoint=name,
             )

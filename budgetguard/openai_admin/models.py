@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 
+#: A count the API reports: a JSON integer, never negative (strict: no "5", no 5.5, no true).
+Count = Annotated[int, Field(ge=0, strict=True)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -64,9 +68,13 @@ class Amount(_Model):
             return Decimal(repr(value))
         if isinstance(value, str):
             try:
-                return Decimal(value.strip())
+                value = Decimal(value.strip())
             except InvalidOperation:
                 raise ValueError(f"amount is not a number: {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise ValueError(f"amount is not a number: {value!r}")
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise ValueError(f"amount is not a finite number: {value!r}")
         return value
 
     @field_validator("currency", mode="before")
@@ -88,22 +96,23 @@ class _UsageDims(_Model):
 
 class CompletionsResult(_UsageDims):
     object: Literal["organization.usage.completions.result"]
-    input_tokens: int
-    output_tokens: int
-    num_model_requests: int
-    # Optional breakdowns: absent means the API did not split them out, counted as 0.
-    input_cached_tokens: int = 0
-    input_cache_write_tokens: int = 0
-    input_uncached_tokens: int | None = None
-    input_audio_tokens: int = 0
-    output_audio_tokens: int = 0
-    input_text_tokens: int | None = None
-    output_text_tokens: int | None = None
-    input_cached_text_tokens: int | None = None
-    input_cached_audio_tokens: int | None = None
-    input_image_tokens: int | None = None
-    input_cached_image_tokens: int | None = None
-    output_image_tokens: int | None = None
+    input_tokens: Count
+    output_tokens: Count
+    num_model_requests: Count
+    # Optional breakdowns: absent or null means the API did not split them out (None; the
+    # store counts it as 0). A null never fails the page.
+    input_cached_tokens: Count | None = None
+    input_cache_write_tokens: Count | None = None
+    input_uncached_tokens: Count | None = None
+    input_audio_tokens: Count | None = None
+    output_audio_tokens: Count | None = None
+    input_text_tokens: Count | None = None
+    output_text_tokens: Count | None = None
+    input_cached_text_tokens: Count | None = None
+    input_cached_audio_tokens: Count | None = None
+    input_image_tokens: Count | None = None
+    input_cached_image_tokens: Count | None = None
+    output_image_tokens: Count | None = None
     batch: bool | None = None
     service_tier: str | None = None
     api_source: str | None = None
@@ -111,51 +120,51 @@ class CompletionsResult(_UsageDims):
 
 class EmbeddingsResult(_UsageDims):
     object: Literal["organization.usage.embeddings.result"]
-    input_tokens: int
-    num_model_requests: int
+    input_tokens: Count
+    num_model_requests: Count
 
 
 class ModerationsResult(_UsageDims):
     object: Literal["organization.usage.moderations.result"]
-    input_tokens: int
-    num_model_requests: int
+    input_tokens: Count
+    num_model_requests: Count
 
 
 class ImagesResult(_UsageDims):
     object: Literal["organization.usage.images.result"]
-    images: int
-    num_model_requests: int
+    images: Count
+    num_model_requests: Count
     size: str | None = None
     source: str | None = None
 
 
 class AudioSpeechesResult(_UsageDims):
     object: Literal["organization.usage.audio_speeches.result"]
-    characters: int
-    num_model_requests: int
+    characters: Count
+    num_model_requests: Count
 
 
 class AudioTranscriptionsResult(_UsageDims):
     object: Literal["organization.usage.audio_transcriptions.result"]
-    seconds: int
-    num_model_requests: int
+    seconds: Count
+    num_model_requests: Count
 
 
 class VectorStoresResult(_Model):
     object: Literal["organization.usage.vector_stores.result"]
-    usage_bytes: int
+    usage_bytes: Count
     project_id: str | None = None
 
 
 class CodeInterpreterSessionsResult(_Model):
     object: Literal["organization.usage.code_interpreter_sessions.result"]
-    num_sessions: int = Field(validation_alias=AliasChoices("num_sessions", "sessions"))
+    num_sessions: Count = Field(validation_alias=AliasChoices("num_sessions", "sessions"))
     project_id: str | None = None
 
 
 class FileSearchCallsResult(_Model):
     object: Literal["organization.usage.file_searches.result"]
-    num_requests: int
+    num_requests: Count
     project_id: str | None = None
     user_id: str | None = None
     api_key_id: str | None = None
@@ -164,14 +173,14 @@ class FileSearchCallsResult(_Model):
 
 class WebSearchCallsResult(_UsageDims):
     object: Literal["organization.usage.web_searches.result"]
-    num_model_requests: int
-    num_requests: int
+    num_model_requests: Count
+    num_requests: Count
     context_level: str | None = None
 
 
 class CostsResult(_Model):
     object: Literal["organization.costs.result"]
-    amount: Amount | None = None
+    amount: Amount
     line_item: str | None = None
     project_id: str | None = None
     api_key_id: str | None = None
@@ -265,8 +274,8 @@ class Bucket(_Model):
     """One time bucket: ``[start_time, end_time)`` in Unix seconds and its results."""
 
     object: Literal["bucket"] = "bucket"
-    start_time: int
-    end_time: int
+    start_time: Annotated[int, Field(strict=True)]
+    end_time: Annotated[int, Field(strict=True)]
     results: tuple[Result, ...] = Field(
         default=(), validation_alias=AliasChoices("results", "result")
     )

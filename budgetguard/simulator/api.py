@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-from budgetguard.simulator.faults import FaultPlan
+from budgetguard.simulator.faults import TRANSPORT_FAULTS, Fault, FaultPlan
 from budgetguard.simulator.org import DAY, Organisation
 from budgetguard.simulator.spec import EXTRA_GROUP_BY, PAGE_LIMITS, Route, routes
 
@@ -79,6 +79,8 @@ class Response:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    #: a transport fault for the server to carry out instead of a plain answer
+    fault: Fault | None = None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -171,6 +173,9 @@ class SimulatedAPI:
                     "The server had an error while processing your request. Sorry about that!",
                     "server_error",
                 )
+        if fault is not None and fault.kind == "rewrite" and fault.ignore_cursor:
+            query = "&".join(kv for kv in query.split("&") if not kv.startswith("page="))
+            target = f"{path}?{query}"
         try:
             data = self._cached_page(route, target, query)
         except _BadRequest as bad:
@@ -180,7 +185,10 @@ class SimulatedAPI:
             return _error(500, "The simulator failed on this request.", "server_error")
         if fault is not None and fault.kind == "malformed":
             data = data[: max(1, len(data) // 2)]
-        return Response(200, data, {"Content-Type": "application/json"})
+        if fault is not None and fault.rewrite is not None:
+            data = json.dumps(fault.rewrite(json.loads(data))).encode()
+        transport = fault if fault is not None and fault.kind in TRANSPORT_FAULTS else None
+        return Response(200, data, {"Content-Type": "application/json"}, transport)
 
     def _cached_page(self, route: Route, target: str, query: str) -> bytes:
         key = (target, self.string_amounts)

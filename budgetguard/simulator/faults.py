@@ -1,16 +1,30 @@
-"""Faults the simulator injects on demand: scripted (deterministic) or at random rates."""
+"""Faults the simulator injects on demand: scripted (deterministic) or at random rates.
+
+Beyond status codes: ``rewrite`` hands the page (parsed JSON) to a function that returns what
+to send instead (a missing amount, shifted buckets, a cursor that never ends...), and the
+transport faults act below HTTP: ``reset`` closes the connection without an answer, ``hang``
+accepts and never answers (for ``seconds``), ``trickle`` sends the body a byte every
+``seconds``. They are how the fault matrix attacks the client.
+"""
 
 from __future__ import annotations
 
 import random
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultPlan"]
+__all__ = ["FAULT_KINDS", "TRANSPORT_FAULTS", "Fault", "FaultPlan", "Rewrite"]
 
-#: 429 with Retry-After, 500, 503, a 200 with a truncated body, or extra latency.
-FAULT_KINDS = frozenset({"429", "500", "503", "malformed", "slow"})
+#: What a ``rewrite`` fault does to a page: the page as parsed JSON in, the page to send out.
+Rewrite = Callable[[dict[str, Any]], Any]
+#: Faults below HTTP, which the server (not the API) carries out.
+TRANSPORT_FAULTS = frozenset({"reset", "hang", "trickle"})
+#: 429 with Retry-After, 500, 503, a 200 with a truncated body, extra latency, a rewritten
+#: page, and the transport faults.
+FAULT_KINDS = frozenset({"429", "500", "503", "malformed", "slow", "rewrite"}) | TRANSPORT_FAULTS
 
 
 @dataclass(frozen=True)
@@ -18,7 +32,9 @@ class Fault:
     kind: str
     endpoint: str | None = None  # only this endpoint (short name), or any
     retry_after: int | None = 1  # for 429; None sends no Retry-After header
-    seconds: float = 0.0  # for "slow"
+    seconds: float = 0.0  # for "slow", "hang" (how long) and "trickle" (per byte)
+    rewrite: Rewrite | None = None  # for "rewrite"
+    ignore_cursor: bool = False  # for "rewrite": answer as if no page cursor was sent
 
 
 @dataclass
@@ -46,12 +62,17 @@ class FaultPlan:
         endpoint: str | None = None,
         retry_after: int | None = 1,
         seconds: float = 0.0,
+        rewrite: Rewrite | None = None,
+        ignore_cursor: bool = False,
     ) -> None:
         """Queue ``times`` faults of ``kind`` for the next matching requests."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
+        if (kind == "rewrite") != (rewrite is not None):
+            raise ValueError("a rewrite fault needs a rewrite function, and only it")
+        fault = Fault(kind, endpoint, retry_after, seconds, rewrite, ignore_cursor)
         with self._lock:
-            self._queue.extend(Fault(kind, endpoint, retry_after, seconds) for _ in range(times))
+            self._queue.extend(fault for _ in range(times))
 
     def clear(self) -> None:
         with self._lock:

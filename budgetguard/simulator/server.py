@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from budgetguard.simulator.api import SimulatedAPI
+from budgetguard.simulator.api import Response, SimulatedAPI
 from budgetguard.simulator.faults import FaultPlan
 from budgetguard.simulator.org import Organisation
 
@@ -77,12 +78,42 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         response = self.server.api.handle(method, self.path, dict(self.headers.items()))
+        if response.fault is not None and self._transport_fault(response):
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         self.wfile.write(response.body)
+
+    def _transport_fault(self, response: Response) -> bool:
+        """Carry out a fault below HTTP; True when the answer is done (or never comes)."""
+        fault = response.fault
+        assert fault is not None
+        if fault.kind == "reset":  # RST instead of an answer
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return True
+        if fault.kind == "hang":  # accept, read the request, never answer
+            self.server.stopping.wait(fault.seconds or 30.0)
+            self.close_connection = True
+            return True
+        self.send_response(response.status)  # trickle: a byte every ``seconds``
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for at in range(len(response.body)):
+                if self.server.stopping.wait(fault.seconds):
+                    break
+                self.wfile.write(response.body[at : at + 1])
+                self.wfile.flush()
+        except OSError:  # the client gave up: what a deadline is for
+            pass
+        self.close_connection = True
+        return True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
@@ -95,6 +126,16 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], api: SimulatedAPI) -> None:
         super().__init__(address, _Handler)
         self.api = api
+        self.stopping = threading.Event()  # ends hanging and trickling answers
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a deadline, a cancelled query) is not a server error."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s hung up", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 class SimulatorServer:
@@ -131,6 +172,7 @@ class SimulatorServer:
         self._server.serve_forever()
 
     def stop(self) -> None:
+        self._server.stopping.set()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:

@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select, text
 
-from budgetguard.store import rollups
+from budgetguard.store import coverage, rollups
 from budgetguard.store.schema import (
     SCHEMA_VERSION,
     TOKEN_KIND_METRICS,
+    coverage_intervals,
     metadata,
     schema_version,
     usage_buckets,
@@ -34,8 +35,14 @@ def _add_usage_rollups(conn: Connection) -> None:
     rollups.rebuild_all(conn)
 
 
+def _add_coverage(conn: Connection) -> None:
+    """Version 3: coverage as intervals per query, seeded from the sync marks' spans."""
+    coverage_intervals.create(conn, checkfirst=True)
+    coverage.seed_from_marks(conn)
+
+
 def _add_token_kinds(conn: Connection) -> None:
-    """Version 3: the 2026-07 token kinds (cache writes, image and cached audio/image tokens)
+    """Version 4: the 2026-07 token kinds (cache writes, image and cached audio/image tokens)
     as usage columns, so each is priced with its own price; old rows hold 0 (the API did
     not report them)."""
     have = {c["name"] for c in inspect(conn).get_columns(usage_buckets.name)}
@@ -46,7 +53,11 @@ def _add_token_kinds(conn: Connection) -> None:
 
 
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_usage_rollups, 2: _add_token_kinds}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_usage_rollups,
+    2: _add_coverage,
+    3: _add_token_kinds,
+}
 
 
 def migrate(engine: Engine) -> int:

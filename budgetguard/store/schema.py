@@ -28,6 +28,7 @@ __all__ = [
     "USAGE_METRICS",
     "alert_state",
     "cost_buckets",
+    "coverage_intervals",
     "metadata",
     "outbox",
     "schema_version",
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -75,7 +76,7 @@ USAGE_METRICS = (
     "input_cached_image_tokens",
     "output_image_tokens",
 )
-#: Metrics added in schema version 3 (added as columns by the migration).
+#: Metrics added in schema version 4 (added as columns by the migration).
 TOKEN_KIND_METRICS = USAGE_METRICS[-5:]
 
 schema_version = Table(
@@ -159,6 +160,17 @@ sync_marks = Table(
     Column("last_attempt_at", BigInteger),
     Column("last_success_at", BigInteger),
     Column("last_error", Text),
+)
+
+#: What each query holds, as disjoint intervals ``[start, end)`` of Unix seconds (what the API
+#: returned, never past the clock): a gap between two is a hole (``budgetguard.store.coverage``).
+coverage_intervals = Table(
+    "bg_coverage",
+    metadata,
+    Column("query_key", String(200), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    PrimaryKeyConstraint("query_key", "start", name="pk_coverage"),
 )
 
 alert_state = Table(

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, select
 from sqlalchemy.engine import URL, make_url
 
-from budgetguard.store import rollups
+from budgetguard.store import coverage, rollups
 from budgetguard.store.migrations import migrate
 from budgetguard.store.schema import (
     USAGE_DIMENSIONS,
@@ -125,15 +125,21 @@ class Store:
         else:
             conn.execute(sync_marks.update().where(sync_marks.c.query_key == key).values(**values))
 
-    def _covered(self, conn: Connection, key: str, start: int, end: int) -> dict[str, int]:
-        found = conn.execute(
-            select(sync_marks.c.covered_start, sync_marks.c.covered_end).where(
-                sync_marks.c.query_key == key
-            )
-        ).first()
-        if found is None or found[0] is None:
-            return {"covered_start": start, "covered_end": end}
-        return {"covered_start": min(found[0], start), "covered_end": max(found[1], end)}
+    def _covered(self, conn: Connection, key: str, start: int, end: int, at: int) -> dict[str, int]:
+        """Add ``[start, end)`` to the query's coverage intervals (capped at ``at``, the real
+        time of the fetch); the mark keeps their hull."""
+        # the mark's row lock serialises two writers of one query (replicas, on PostgreSQL)
+        conn.execute(
+            select(sync_marks.c.query_key).where(sync_marks.c.query_key == key).with_for_update()
+        )
+        spans = coverage.add(conn, key, start, end, at)
+        if not spans:
+            return {}
+        return {"covered_start": spans[0][0], "covered_end": spans[-1][1]}
+
+    def coverage(self) -> dict[str, list[tuple[int, int]]]:
+        """Every query's coverage: disjoint ``[start, end)`` intervals, by query key."""
+        return coverage.load_all(self.engine)
 
     def mark_failure(
         self, query_key: str, endpoint: str, bucket_width: int, error: str, at: int
@@ -251,7 +257,7 @@ class Store:
                 {
                     "endpoint": endpoint,
                     "bucket_width": bucket_width,
-                    **self._covered(conn, query_key, start, end),
+                    **self._covered(conn, query_key, start, end, fetched_at),
                     "last_attempt_at": fetched_at,
                     "last_success_at": fetched_at,
                     "last_error": None,

@@ -1,0 +1,59 @@
+"""The coverage gate: a window whose data has a hole is ``unknown``, never a smaller sum.
+
+Each series the evaluation reads (``SpendData.usage_parts``, the costs days) must be covered
+by the store's coverage intervals over ``[start, end)``, up to the staleness the budget
+allows; costs may also lack the current UTC day, which the API still fills in (the lag the
+contract documents). The note names the first missing range, so a user sees what to collect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from budgetguard.evaluate.data import SpendData
+from budgetguard.store.coverage import holes
+
+__all__ = ["coverage_problem"]
+
+_DAY = 86400
+
+
+def _iso(stamp: int) -> str:
+    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parts(data: SpendData, source: str, start: int, end: int) -> list[tuple[Any, int, int]]:
+    if source == "costs":
+        costs = data._by_endpoint.get("costs", {}).get("1d")
+        return [(costs, start, end)]
+    return list(data.usage_parts(source, start, end))
+
+
+def coverage_problem(
+    data: SpendData, sources: Iterable[str], start: int, end: int, stale_after: int
+) -> str | None:
+    """None when every series read for ``[start, end)`` is covered; else a note that names
+    the first missing range of the first source that has one."""
+    for source in sorted(sources):
+        due = end - stale_after
+        if source == "costs":
+            due = min(due, end - end % _DAY)  # today's costs may still be missing
+        parts = _parts(data, source, start, end)
+        if not parts:
+            return f"{source}: never collected"
+        for series, lo, hi in parts:
+            if series is None:
+                return f"{source}: never collected"
+            upto = min(hi, due)
+            if lo >= upto:
+                continue
+            missing = holes(data.coverage.get(series.query.key, []), lo, upto)
+            if missing:
+                a, b = missing[0]
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                return (
+                    f"{source}: no data for {_iso(a)} to {_iso(b)}{more}; the next collect fills it"
+                )
+    return None

@@ -1,0 +1,116 @@
+"""Whole-query checks of the pages of one query: a query counts only when its buckets are
+contiguous, aligned to their width, inside the asked range, none twice, each result of the
+endpoint's ``object``, and together cover the range asked (up to the API's current bucket).
+
+Missing data must never read as zero spend, so anything else fails the query: the caller
+stores nothing of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from budgetguard.openai_admin.endpoints import WIDTH_SECONDS
+from budgetguard.openai_admin.errors import PaginationError, ResponseFormatError
+from budgetguard.openai_admin.models import Page
+from budgetguard.openai_admin.query import Query
+
+__all__ = ["PageCheck", "max_pages"]
+
+_DAY = 86400
+
+
+def max_pages(query: Query, now: int) -> int:
+    """The most pages ``query`` can take: one per bucket up to ``now`` (every page but the
+    last must advance by a bucket at least), plus one. More is a server that never ends."""
+    width = WIDTH_SECONDS[query.bucket_width]
+    end = now + width if query.end_time is None else min(query.end_time, now + width)
+    start = query.start_time - query.start_time % width
+    buckets = max(1, -(-(end - start) // width))
+    return buckets + 1
+
+
+@dataclass
+class PageCheck:
+    """Follows the pages of one query; ``check`` each page in order, then ``finish``.
+
+    ``clock`` is the real clock (never ``--now``): the range asked is covered up to the API's
+    current bucket, and coverage is never claimed past it.
+    """
+
+    query: Query
+    clock: Callable[[], float] = time.time
+    _next: int = field(init=False)
+    _last_end: int | None = field(init=False, default=None)
+    _first: int = field(init=False, default=0)
+    #: set by ``finish``: the range the pages cover
+    covered: tuple[int, int] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        q = self.query
+        first = q.start_time
+        if q.endpoint.is_costs:  # costs buckets start at UTC midnight
+            first -= first % _DAY
+        self._next = first
+        self.width = WIDTH_SECONDS[q.bucket_width]
+
+    def _fail(self, what: str) -> ResponseFormatError:
+        name = self.query.endpoint.name
+        return ResponseFormatError(
+            f"{name}: the API returned an incomplete or malformed page ({what}); "
+            "nothing of this query was stored",
+            endpoint=name,
+        )
+
+    def check(self, page: Page) -> None:
+        """Raise ``ResponseFormatError`` naming what is wrong with ``page``."""
+        q, width = self.query, self.width
+        if page.has_more and not page.data:
+            raise PaginationError(
+                f"{q.endpoint.name}: a page with no buckets says has_more: its cursor does "
+                "not advance",
+                endpoint=q.endpoint.name,
+            )
+        expected_object = q.endpoint.result_object
+        for bucket in page.data:
+            start, end = bucket.start_time, bucket.end_time
+            if start != self._next:
+                if self._last_end is not None and start < self._next:
+                    raise self._fail(f"bucket {start} repeats or overlaps an earlier bucket")
+                raise self._fail(f"bucket starts at {start}, expected {self._next}")
+            boundary = (start // width + 1) * width
+            if end != boundary:
+                raise self._fail(
+                    f"bucket [{start}, {end}) is not aligned to its width {q.bucket_width}"
+                )
+            if q.end_time is not None and start >= q.end_time:
+                raise self._fail(f"bucket {start} lies outside the asked range")
+            if start > self.clock() + width:
+                raise self._fail(f"bucket {start} lies in the future")
+            for result in bucket.results:
+                if result.object != expected_object:
+                    raise self._fail(f"a result is {result.object!r}, not {expected_object!r}")
+            if self._last_end is None:
+                self._first = start
+            self._next, self._last_end = end, end
+
+    def finish(self) -> tuple[int, int]:
+        """The range the query's pages cover, ``[start, end)``, capped at the real clock;
+        raises when they stop short of the range asked (or of the API's current bucket)."""
+        q = self.query
+        now = int(self.clock())
+        asked_end = now if q.end_time is None else min(q.end_time, now)
+        # the API's current bucket may be missing at its boundary; the one before may not
+        due = max(q.start_time, asked_end - asked_end % self.width)
+        reached = self._last_end if self._last_end is not None else q.start_time
+        if reached < due:
+            raise self._fail(
+                f"the buckets stop at {reached}, short of {due}"
+                if self._last_end is not None
+                else "no buckets for the asked range"
+            )
+        first = q.start_time if self._last_end is None else self._first
+        self.covered = (first, min(reached, asked_end))
+        return self.covered
