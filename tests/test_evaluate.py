@@ -524,6 +524,14 @@ budgets:
     assert both[key][0] == base[key][0] + 7
     new = spends(({"project": "proj_new"}, Decimal(5)))  # a group with no spend yet
     assert new[("per-project", "project=proj_new")][0] == 5
+    glob = spends(({"project": "proj_chat*"}, Decimal(3)))  # a glob naming one group
+    assert (
+        glob[("per-project", "project=proj_chatbot")][0]
+        == base[("per-project", "project=proj_chatbot")][0] + 3
+    )
+    wide = spends(({"project": "proj_*"}, Decimal(3)))  # ... or several: nowhere, and said
+    key = ("per-project", "project=proj_chatbot")
+    assert wide[key][0] == base[key][0] and "matches 5 groups, not one" in (wide[key][1] or "")
 
 
 def test_multi_key_selectors_on_the_command_line(world: dict[str, Any]) -> None:

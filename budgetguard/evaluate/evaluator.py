@@ -74,11 +74,14 @@ def evaluate(
 
 
 def _expected(
-    budget: Budget, expectations: list[tuple[dict[str, str], Decimal]]
+    budget: Budget,
+    expectations: list[tuple[dict[str, str], Decimal]],
+    groups: set[tuple[str, ...]],
 ) -> tuple[dict[tuple[str, ...], Decimal], list[str]]:
     """Planned spend per group of ``budget``: a selector adds its amount to a budget whose
-    match covers every key it names and, for an ``each`` budget, to the one group it names;
-    where it names no single group, nothing is added and a note says so."""
+    match covers every key it names and, for an ``each`` budget, to the one group it names
+    (a glob must match exactly one of the ``groups`` seen); where it names no single group,
+    nothing is added and a note says so."""
     placed: dict[tuple[str, ...], Decimal] = {}
     notes: list[str] = []
     if budget.metric != "cost":
@@ -91,15 +94,23 @@ def _expected(
         )
         if not covered:
             continue
+        named = ",".join(f"{k}={v}" for k, v in selector.items()) or "(every budget)"
         missing = [k for k in budget.each if k not in selector]
         if missing:
-            named = ",".join(f"{k}={v}" for k, v in selector.items()) or "(every budget)"
             notes.append(
                 f"--expect {named}={amount} not added: it names no single group "
                 f"(give {', '.join(missing)})"
             )
             continue
         key = tuple(selector[k] for k in budget.each)
+        if any(c in "".join(key) for c in "*?["):  # a glob: it must pick one group
+            hits = [g for g in groups if all(map(fnmatch.fnmatchcase, g, key))]
+            if len(hits) != 1:
+                notes.append(
+                    f"--expect {named}={amount} not added: it matches {len(hits)} groups, not one"
+                )
+                continue
+            key = hits[0]
         placed[key] = placed.get(key, _ZERO) + amount
     return placed, notes
 
@@ -129,7 +140,7 @@ def _evaluate_budget(
             Finding(budget, {}, window, None, budget.limit, None, "unknown", source, False, problem)
         ]
     spend = collect_spend(budget, data, source, start, end, end)
-    expected, expect_notes = _expected(budget, expectations)
+    expected, expect_notes = _expected(budget, expectations, spend.groups())
     # No spend at all still shows the budget (at zero), split or not.
     groups = spend.groups() | set(expected) or {()}
     forecaster = _Forecast(budget, data, source, window, now)
