@@ -168,7 +168,7 @@ def plan_queries(
 
     for budget in chosen:
         starts = bounds(budget, now, rules.timezone)
-        start = min(starts, default=now)
+        start = look_back(budget, now, rules.timezone)
         shortest = budget.shortest_window
         used = endpoints_of(budget)
         if "costs" in used:  # a costs day a bound cuts is split by every endpoint's usage
