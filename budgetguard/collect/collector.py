@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from budgetguard.collect.line_items import parse_line_item
-from budgetguard.collect.plan import PlannedQuery
 from budgetguard.openai_admin import (
     AdminAPIError,
     AdminClient,
@@ -29,6 +28,7 @@ from budgetguard.openai_admin import (
     UnavailableError,
 )
 from budgetguard.openai_admin.models import Bucket, CostsResult, UnknownResult
+from budgetguard.rules.needs import PlannedQuery
 from budgetguard.store import Store
 from budgetguard.store.coverage import Interval, holes, merge
 from budgetguard.store.schema import USAGE_DIMENSIONS, USAGE_METRICS
