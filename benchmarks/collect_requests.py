@@ -101,9 +101,10 @@ budgets:
 
 
 def collector_figures(base_url: str, tmp: str) -> None:
-    from budgetguard.collect import Collector, plan_queries
+    from budgetguard.collect import Collector
     from budgetguard.collect.collector import REREAD_COSTS, REREAD_USAGE, fetch_ranges
     from budgetguard.rules import load_rules_text
+    from budgetguard.rules.needs import plan_queries
     from budgetguard.store import Store
 
     now = datetime.fromtimestamp(NOW, UTC)

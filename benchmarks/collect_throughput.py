@@ -48,7 +48,8 @@ def _bucket(start: int, groups: int) -> str:
             f'"input_audio_tokens":0,"output_audio_tokens":0,'
             f'"num_model_requests":{tokens // 900 + 1}}}'
         )
-    return f'{{"object":"bucket","start_time":{start},"end_time":{start + HOUR},"results":[{",".join(results)}]}}'
+    head = f'{{"object":"bucket","start_time":{start},"end_time":{start + HOUR}'
+    return f'{head},"results":[{",".join(results)}]}}'
 
 
 def serve(groups: int) -> None:
@@ -67,9 +68,10 @@ def serve(groups: int) -> None:
             stop = min(end, start + limit * HOUR)
             buckets = [_bucket(s, groups) for s in range(start, stop, HOUR)]
             more = stop < end
+            cursor = json.dumps(str(stop)) if more else "null"
             body = (
                 f'{{"object":"page","data":[{",".join(buckets)}],"has_more":'
-                f'{"true" if more else "false"},"next_page":{json.dumps(str(stop)) if more else "null"}}}'
+                f'{"true" if more else "false"},"next_page":{cursor}}}'
             ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -139,7 +141,8 @@ def main() -> None:
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             peak = rss_mb()
             tick_requests, _ = asyncio.run(collect())
-            size = Path(tmp, "bench.db").stat().st_size if args.db is None else 0
+            files = Path(tmp).glob("bench.db*")  # the WAL too
+            size = sum(f.stat().st_size for f in files) if args.db is None else 0
             store.close()
         print(
             f"backfill: {rows:,} rows ({hours} hours x {args.groups} groups) in {requests} "

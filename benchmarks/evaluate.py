@@ -29,10 +29,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from budgetguard.collect import Pricer, plan_queries
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import evaluate
+from budgetguard.evaluate.pricing import Pricer
 from budgetguard.rules import load_rules_text
+from budgetguard.rules.needs import plan_queries
 from budgetguard.store import Store
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -135,7 +136,7 @@ def _measure(url: str, rules_path: str) -> None:
     """The child: load + evaluate like ``check`` does, then the numpy references."""
     import numpy as np
 
-    from budgetguard.evaluate.windows import needed_from
+    from budgetguard.rules.needs import needed_from
 
     rules = load_rules_text(Path(rules_path).read_text())
     store = Store.open(url)

@@ -1,22 +1,26 @@
 """The periodic digest: the last complete period's spend against the one before, day by day,
 the top projects and models, every budget's standing, the alerts of the period, data notes.
 
-Figures come from the costs endpoint (what the invoice says). A day the store holds no costs
-for is shown as missing and noted, never as $0. The digest's key is stable per period, so a
-re-run or a second replica queues it once.
+Figures come from the costs endpoint (what the invoice says), by local days in the rules'
+timezone: a UTC costs day that straddles a local midnight is apportioned by its usage, as
+every budget's interval is. A day the store holds no costs for is shown as missing and
+noted, never as $0. The digest's key is stable per period, so a re-run or a second replica
+queues it once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.evaluator import Finding
+from budgetguard.evaluate.spend import cost_parts
 from budgetguard.notify.alert_text import display
 from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money, signed_percent
 from budgetguard.rules.model import Rules
@@ -33,20 +37,41 @@ def digest_period(rules: Rules, period: str | None = None) -> str:
     return period or (rules.digest.period if rules.digest else "week")
 
 
-def _days(start: datetime, end: datetime) -> list[int]:
-    first = int(start.timestamp()) // _DAY * _DAY
-    return list(range(first, int(end.timestamp()), _DAY))
+def _days(start: datetime, end: datetime, timezone: str) -> list[tuple[date, int, int]]:
+    """The local days of ``[start, end)`` (local midnights): (date, UTC start, UTC end)."""
+    zone = ZoneInfo(timezone)
+    day = start.astimezone(zone).date()
+    out: list[tuple[date, int, int]] = []
+    while True:
+        lo = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        if lo >= end:
+            return out
+        day += timedelta(days=1)
+        hi = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        out.append((day - timedelta(days=1), int(lo.timestamp()), int(hi.timestamp())))
 
 
-def _top(
-    now_rows: Iterable[CostRow], before_rows: Iterable[CostRow], attr: str, top: int
-) -> tuple[DigestLine, ...]:
+_Rows = list[tuple[CostRow, Decimal]]
+
+
+def _rows(data: SpendData, start: datetime, end: datetime) -> tuple[_Rows, bool]:
+    """The usd costs lines of ``[start, end)`` with the amount inside, and whether a day
+    that straddles a bound had to be split by time (no usage covered it)."""
+    rows, by_time = [], False
+    for row, amount, split in cost_parts(data, int(start.timestamp()), int(end.timestamp())):
+        if row.currency == "usd":
+            rows.append((row, amount))
+            by_time |= split == "time"
+    return rows, by_time
+
+
+def _top(now_rows: _Rows, before_rows: _Rows, attr: str, top: int) -> tuple[DigestLine, ...]:
     spend: dict[str, Decimal] = defaultdict(Decimal)
     previous: dict[str, Decimal] = defaultdict(Decimal)
-    for row in now_rows:
-        spend[getattr(row, attr) or "(none)"] += row.amount
-    for row in before_rows:
-        previous[getattr(row, attr) or "(none)"] += row.amount
+    for row, amount in now_rows:
+        spend[getattr(row, attr) or "(none)"] += amount
+    for row, amount in before_rows:
+        previous[getattr(row, attr) or "(none)"] += amount
     ranked = sorted(spend, key=lambda name: (-spend[name], name))[:top]
     return tuple(DigestLine(name, spend[name], previous.get(name, Decimal(0))) for name in ranked)
 
@@ -70,18 +95,19 @@ def build_digest(
     covered = data.covered("costs")
     notes: list[str] = []
 
-    def known(day: int) -> bool:
-        return covered is not None and covered[0] <= day and day + _DAY <= covered[1]
+    def known(lo: int, hi: int) -> bool:
+        return covered is not None and covered[0] <= lo - lo % _DAY and hi <= covered[1]
 
-    rows = data.costs(int(start.timestamp()), int(end.timestamp()))
-    earlier = data.costs(int(before.timestamp()), int(start.timestamp()))
-    per_day: dict[int, Decimal] = defaultdict(Decimal)
-    for row in rows:
-        per_day[row.start // _DAY * _DAY] += row.amount
-    days = _days(start, end)
+    rows, by_time = _rows(data, start, end)
+    earlier, earlier_by_time = _rows(data, before, start)
+    days = _days(start, end, rules.timezone)
+    per_day: dict[date, Decimal] = defaultdict(Decimal)
+    for local, lo, hi in days:
+        for row, amount, _ in cost_parts(data, lo, hi):
+            if row.currency == "usd":
+                per_day[local] += amount
     daily = tuple(
-        (datetime.fromtimestamp(d, UTC).date(), per_day.get(d, Decimal(0)) if known(d) else None)
-        for d in days
+        (local, per_day.get(local, Decimal(0)) if known(lo, hi) else None) for local, lo, hi in days
     )
     missing = [d for d, v in daily if v is None]
     if covered is None:
@@ -91,19 +117,18 @@ def build_digest(
             f"costs missing for {len(missing)} of {len(days)} days "
             f"({missing[0].isoformat()}…): the total is incomplete"
         )
-    known_before = [d for d in _days(before, start) if known(d)]
+    if by_time or earlier_by_time:
+        notes.append("costs days across a local midnight without usage were split by time")
+    known_before = all(known(lo, hi) for _, lo, hi in _days(before, start, rules.timezone))
     total = None if len(missing) == len(days) else sum((v for _, v in daily if v), Decimal(0))
-    previous = (
-        sum((r.amount for r in earlier), Decimal(0))
-        if len(known_before) == len(_days(before, start))
-        else None
-    )
+    previous = sum((a for _, a in earlier), Decimal(0)) if known_before else None
     if previous is None and covered is not None:
         notes.append("the previous period is not fully collected: no change shown")
     for finding in findings:  # the groups of an ``each`` budget share its note: say it once
-        line = f"{finding.budget.name}: {finding.note}"
-        if finding.note and line not in notes:
-            notes.append(line)
+        for text in (finding.budget.about, finding.note):
+            line = f"{finding.budget.name}: {text}"
+            if text and line not in notes:
+                notes.append(line)
     budgets = tuple(
         DigestBudget(
             budget=f.budget.name,
@@ -121,21 +146,23 @@ def build_digest(
         )
         for f in findings
     )
-    last_day = (end - timedelta(seconds=1)).astimezone(UTC).date()
-    label = _label(period, start.astimezone(UTC).date(), last_day)
+    zone = ZoneInfo(rules.timezone)
+    first_day = start.astimezone(zone).date()
+    last_day = (end - timedelta(seconds=1)).astimezone(zone).date()
+    label = _label(period, first_day, last_day)
     title = f"{_NAMES.get(period, period)} spend digest · {label}"
     change = ""
     if total is not None and previous:
         change = f" ({signed_percent((total - previous) / previous)} vs {money(previous)})"
     summary = f"{money(total)} spent {label}{change}"
-    key = f"digest-{period}-{start.astimezone(UTC).date().isoformat()}"
+    key = f"digest-{period}-{first_day.isoformat()}"
     digest = Digest(
         key=key,
         title=title,
         summary=summary,
         period=period,
-        start=start.astimezone(UTC).date(),
-        end=end.astimezone(UTC).date(),
+        start=first_day,
+        end=end.astimezone(zone).date(),
         total=total,
         previous_total=previous,
         daily=daily,

@@ -31,12 +31,12 @@ from budgetguard.alerts import (
     silence_json,
     transitions,
 )
-from budgetguard.collect import Pricer, plan_queries
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
-from budgetguard.evaluate.windows import needed_from
+from budgetguard.evaluate.pricing import Pricer
 from budgetguard.notify import Digest, Notifier
 from budgetguard.rules import Rules
+from budgetguard.rules.needs import needed_from, plan_queries
 from budgetguard.rules.periods import last_complete_period
 from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore

@@ -91,6 +91,7 @@ def to_json(
                 "severity": f.severity,
                 "source": f.source,
                 "data": {"complete": f.complete and f.severity != "unknown", "note": f.note},
+                **_people(f),
             }
         )
     return {
@@ -106,6 +107,37 @@ def to_json(
 def _names_shown(findings: Sequence[Finding], names: Mapping[str, str] | None) -> dict[str, str]:
     known = names or {}
     return {v: known[v] for f in findings for v in f.group.values() if v in known}
+
+
+def _people(f: Finding) -> dict[str, Any]:
+    """The budget's keys for people, where it has them."""
+    b = f.budget
+    out: dict[str, Any] = {}
+    if b.description:
+        out["description"] = b.description
+    if b.runbook_url:
+        out["runbook_url"] = b.runbook_url
+    if b.labels:
+        out["labels"] = dict(b.labels)
+    return out
+
+
+def _lower_bound(f: Finding) -> bool:
+    """Some usage had no price (or data was left out): the spend shown is at least this."""
+    return not f.complete and f.severity != "unknown" and f.spend is not None
+
+
+def _notes(findings: Sequence[Finding]) -> list[tuple[str, str]]:
+    """(budget, text) of each budget's description and runbook (once per budget), and of
+    each finding's note (once per distinct note of a budget)."""
+    out: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for f in findings:
+        for text in (f.budget.about, f.note):
+            if text and (f.budget.name, text) not in seen:
+                seen.add((f.budget.name, text))
+                out.append((f.budget.name, text))
+    return out
 
 
 def json_text(report: Mapping[str, Any]) -> str:
@@ -150,12 +182,13 @@ def _rows(findings: Sequence[Finding], names: Mapping[str, str] | None = None) -
             or (f"{f.budget.anomaly.window} spike" if f.budget.anomaly else "")
         )
         ratio = f.ratio
+        spend = _fmt(f.spend, m)
         rows.append(
             [
                 f.budget.name,
                 _group(f, names),
                 str(window),
-                _fmt(f.spend, m),
+                f"≥ {spend}" if _lower_bound(f) else spend,
                 _fmt(f.limit, m),
                 "—" if ratio is None else f"{ratio:.0%}",
                 _fmt(f.forecast, m),
@@ -188,8 +221,7 @@ def to_text(
         table.add_row(*row, style=style.get(f.severity))
     out = io.StringIO()
     Console(file=out, width=width or 160, force_terminal=False).print(table)
-    notes = [f"{f.budget.name}: {f.note}" for f in findings if f.note]
-    return out.getvalue() + "".join(f"note: {n}\n" for n in notes)
+    return out.getvalue() + "".join(f"note: {name}: {text}\n" for name, text in _notes(findings))
 
 
 def to_markdown(
@@ -205,7 +237,7 @@ def to_markdown(
     for f, row in zip(findings, _rows(findings, names), strict=True):
         row[7] = f"{_ICON[f.severity]} {row[7]}"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-    notes = [f"- **{f.budget.name}**: {f.note}" for f in findings if f.note]
+    notes = [f"- **{name}**: {text}" for name, text in _notes(findings)]
     return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
@@ -221,9 +253,12 @@ def to_github(findings: Sequence[Finding], names: Mapping[str, str] | None = Non
         detail = (
             f"{f.note}"
             if f.severity == "unknown"
-            else f"{_fmt(f.spend, m)} of {_fmt(f.limit, m)}"
+            else ("≥ " if _lower_bound(f) else "")
+            + f"{_fmt(f.spend, m)} of {_fmt(f.limit, m)}"
             + (f" ({f.ratio:.0%})" if f.ratio is not None else "")
         )
+        if f.budget.about:
+            detail += f" — {f.budget.about}"
         message = f"{f.severity} {label}: {detail}".replace("%", "%25").replace("\n", "%0A")
         lines.append(f"::{level} title=budgetguard {f.budget.name}::{message}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -16,9 +16,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from budgetguard.cli import app
-from budgetguard.collect import Collector, PlannedQuery, fetch_ranges, plan_queries
+from budgetguard.collect import Collector, fetch_ranges
 from budgetguard.openai_admin import AdminClient, RetryPolicy
 from budgetguard.rules import Rules, load_rules_text
+from budgetguard.rules.needs import PlannedQuery, plan_queries
 from budgetguard.simulator import SimulatedAPI, SimulatorServer
 from budgetguard.simulator.faults import FaultPlan
 from budgetguard.simulator.org import Organisation

@@ -15,9 +15,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from budgetguard.cli import app
-from budgetguard.collect import Collector, plan_queries
+from budgetguard.collect import Collector
 from budgetguard.openai_admin import AdminClient
 from budgetguard.rules import load_rules_text
+from budgetguard.rules.needs import plan_queries
 from budgetguard.simulator import SimulatedAPI, SimulatorServer
 from budgetguard.simulator.org import Organisation
 from budgetguard.store import Store

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from budgetguard.collect.pricing import Pricer
+from budgetguard.evaluate.pricing import Pricer
 from budgetguard.rules import load_rules_text
 
 M = 1_000_000
@@ -39,13 +39,24 @@ def test_completions_split_input_cached_output_exactly() -> None:
     assert estimate.note is None
 
 
-def test_batch_is_half_price_and_priority_costs_more() -> None:
+def test_tiers_use_the_models_own_tier_prices() -> None:
+    """genai-prices' per-model tier prices (gpt-4o-mini priority: $0.25 in, $1 out, not 2x);
+    a multiplier, said in the note, only where a model has no tier price (an override)."""
     row = {"model": "gpt-4o-mini-2024-07-18", "input_tokens": M, "output_tokens": M}
     standard = Pricer().estimate("completions", row).amount
     assert standard == Decimal("0.75")
     assert Pricer().estimate("completions", {**row, "batch": True}).amount == standard / 2
-    assert (
-        Pricer().estimate("completions", {**row, "service_tier": "priority"}).amount == standard * 2
+    priority = Pricer().estimate("completions", {**row, "service_tier": "priority"})
+    assert priority.amount == Decimal("1.25") and priority.note is None
+    gpt4o = {**row, "model": "gpt-4o-2024-08-06", "service_tier": "priority"}
+    assert Pricer().estimate("completions", gpt4o).amount == Decimal("4.25") + 17
+    custom = {**row, "model": "ft:gpt-4o-mini:acme", "service_tier": "priority"}
+    overridden = pricer_with_overrides()
+    rates = overridden.rates("completions", "ft:gpt-4o-mini:acme", False, "priority")
+    assert overridden.estimate("completions", custom).amount == Decimal("1.50") * 2
+    assert rates.info == (
+        "priority usage of ft:gpt-4o-mini:acme priced at 2x the standard price "
+        "(no priority price known)"
     )
 
 
@@ -118,3 +129,25 @@ def test_unknown_image_size_says_so() -> None:
         "images", {"model": "gpt-image-1", "size": "1024x1024", "images": 3}
     )
     assert estimate.amount is None and "gpt-image-1" in (estimate.note or "")
+
+
+def test_every_token_kind_has_its_own_price() -> None:
+    """2026-07 fields: image input tokens at the image price (within input_tokens), cache
+    writes at the input price where no cache-write price is known, and a kind with no price
+    (gpt-image-1's output image tokens) priced as text with a note: a lower bound."""
+    row = {
+        "model": "gpt-image-1",
+        "input_tokens": 3 * M,
+        "input_image_tokens": M,
+        "input_cache_write_tokens": M,
+        "output_tokens": M,
+        "output_image_tokens": M,
+    }
+    estimate = Pricer().estimate("completions", row)
+    assert estimate.amount == 3 * 5 + (10 - 5) + 40
+    assert estimate.note == (
+        "image tokens of gpt-image-1 priced as text: add their prices under pricing.models"
+    )
+    rates = Pricer().rates("completions", "gpt-image-1")
+    assert rates.per_unit is not None and "input_cached_image_tokens" in rates.per_unit
+    assert rates.note_for({"input_tokens": 5}) is None

@@ -47,7 +47,11 @@ def day_rows(draw: st.DrawFn) -> tuple[int, list[tuple[Any, ...]]]:
     offsets = st.integers(0, 1439).map(lambda m: m * 60) if aligned else st.integers(0, DAY - 1)
     rows = draw(
         st.lists(
-            st.tuples(offsets, _dims, st.lists(_metric, min_size=12, max_size=12)),
+            st.tuples(
+                offsets,
+                _dims,
+                st.lists(_metric, min_size=len(USAGE_METRICS), max_size=len(USAGE_METRICS)),
+            ),
             min_size=1,
             max_size=40,
         )
@@ -83,7 +87,19 @@ def test_a_block_decodes_to_exactly_its_rows(case: tuple[int, list[tuple[Any, ..
 
 def test_small_figures_are_stored_narrow() -> None:
     rows = [
-        (DAY0 + h * 3600, "p", None, None, "m", False, None, None, 5, 7, *[0] * 10)
+        (
+            DAY0 + h * 3600,
+            "p",
+            None,
+            None,
+            "m",
+            False,
+            None,
+            None,
+            5,
+            7,
+            *[0] * (len(USAGE_METRICS) - 2),
+        )
         for h in range(24)
     ]
     record = encode_day(DAY0, rows)
@@ -258,15 +274,40 @@ def test_an_older_store_gets_its_blocks_built_when_opened(tmp_path: Path) -> Non
         store.close()
 
 
+def test_a_version_4_store_gets_the_token_kind_columns(tmp_path: Path) -> None:
+    """Version 5 adds the 2026-07 token kinds as usage columns; old rows read as 0."""
+    from budgetguard.store.schema import TOKEN_KIND_METRICS
+
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    store = Store.open(url)
+    write(store, DAY0, DAY0 + DAY, [row(DAY0 + h * 3600, "p", h) for h in range(24)])
+    expected = blocks_by_day(store)
+    with store.engine.begin() as conn:  # as version 4 left it: no token-kind columns
+        for metric in TOKEN_KIND_METRICS:
+            conn.execute(text(f"ALTER TABLE bg_usage_buckets DROP COLUMN {metric}"))
+        conn.execute(text("UPDATE bg_schema_version SET version = 4"))
+    store.close()
+    store = Store.open(url)
+    try:
+        with store.engine.connect() as conn:
+            columns = [r[1] for r in conn.execute(text("PRAGMA table_info(bg_usage_buckets)"))]
+            version = conn.execute(text("SELECT version FROM bg_schema_version")).scalar()
+        assert version == SCHEMA_VERSION and set(TOKEN_KIND_METRICS) <= set(columns)
+        assert blocks_by_day(store) == expected
+    finally:
+        store.close()
+
+
 def test_rows_out_of_order_in_a_block_give_the_same_figures(tmp_path: Path) -> None:
     """Blocks keep rows by bucket start, but loading never relies on it."""
     from datetime import UTC, datetime
 
     from sqlalchemy import update
 
-    from budgetguard.collect import Pricer, plan_queries
     from budgetguard.evaluate import SpendData, evaluate
+    from budgetguard.evaluate.pricing import Pricer
     from budgetguard.rules import load_rules_text
+    from budgetguard.rules.needs import plan_queries
 
     now = datetime.fromtimestamp(DAY0 + 2 * DAY + 7200, UTC)
     rules = load_rules_text(

@@ -21,6 +21,12 @@ budgets:
 """  # budgets start on line 6
 
 CASES: list[tuple[str, str, str]] = [
+    (
+        "sub-day-costs-window",
+        "  - name: a\n    limit: 5\n    window: 6h\n    cost_source: costs\n",
+        "8:13: window: 6h is not a whole number of days, and costs are daily: "
+        "use cost_source: auto or estimate",
+    ),
     # (id, yaml after HEAD or a whole file, expected "LINE:COL: message fragment")
     (
         "unknown-key",
@@ -307,3 +313,16 @@ def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert secret not in result.stderr + result.stdout
     assert "SUPERSECRET" not in result.stderr + result.stdout
+
+
+def test_costs_windows_must_be_whole_days(tmp_path: Path) -> None:
+    """Costs are daily: a 36h window of costs (from defaults) is refused, 2d or auto are not."""
+    text = "version: 1\ndefaults: {cost_source: costs}\nbudgets:\n"
+    code, lines = run_validate(tmp_path, text + "  - {name: a, limit: 5, window: 36h}\n")
+    assert code == 2 and lines[0] == (
+        "4:33: window: 36h is not a whole number of days, and costs are daily: use "
+        "cost_source: auto or estimate (usage x prices, per minute)"
+    )
+    fine = "  - {name: a, limit: 5, window: 2d}\n"
+    fine += "  - {name: b, limit: 5, window: 6h, cost_source: auto}\n"
+    assert run_validate(tmp_path, text + fine) == (0, [])

@@ -26,11 +26,12 @@ import time_machine
 from sqlalchemy import select
 
 from budgetguard import pipeline
-from budgetguard.collect import Collector, plan_queries
+from budgetguard.collect import Collector
 from budgetguard.notify import Digest
 from budgetguard.notify.manager import load_plugins
 from budgetguard.openai_admin import AdminClient
 from budgetguard.rules import load_rules
+from budgetguard.rules.needs import plan_queries
 from budgetguard.rules.periods import last_complete_period
 from budgetguard.service import Service
 from budgetguard.settings import Settings

@@ -18,11 +18,11 @@ from sqlalchemy import Connection
 
 from budgetguard.alerts.grouping import Notification
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
-from budgetguard.collect.plan import endpoints_of
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.notify import DeliveryError, Notifier, money
 from budgetguard.notify.alert_text import alert_summary
 from budgetguard.notify.messages import message_from_payload
+from budgetguard.rules.needs import endpoints_of
 from budgetguard.store.alerts import AlertStore, StoredAlert
 
 __all__ = ["MAX_ATTEMPTS", "DeliveryReport", "deliver", "load_states", "queue", "render"]

@@ -153,7 +153,10 @@ FailOn = Annotated[
 ]
 Expect = Annotated[
     list[str] | None,
-    typer.Option("--expect", help="Planned spend: AMOUNT or KEY=VALUE=AMOUNT (project=p=120)."),
+    typer.Option(
+        "--expect",
+        help="Planned spend: AMOUNT or KEY=VALUE[,KEY=VALUE]=AMOUNT (project=p,model=m=120).",
+    ),
 ]
 _MATCH_KEYS = ("project", "model", "user", "api_key", "line_item", "endpoint")
 
@@ -177,14 +180,17 @@ def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decima
         if not selector:
             out.append(({}, value))
             continue
-        key, _, pattern = selector.partition("=")
-        if key not in _MATCH_KEYS or not pattern:
-            raise fail(
-                f"--expect {raw!r}: use AMOUNT or KEY=VALUE=AMOUNT with KEY one of "
-                f"{', '.join(_MATCH_KEYS)}",
-                EXIT_INPUT,
-            )
-        out.append(({key: pattern}, value))
+        chosen: dict[str, str] = {}
+        for part in selector.split(","):
+            key, _, pattern = part.partition("=")
+            if key not in _MATCH_KEYS or not pattern or key in chosen:
+                raise fail(
+                    f"--expect {raw!r}: use AMOUNT or KEY=VALUE[,KEY=VALUE...]=AMOUNT with "
+                    f"each KEY once, one of {', '.join(_MATCH_KEYS)}",
+                    EXIT_INPUT,
+                )
+            chosen[key] = pattern
+        out.append((chosen, value))
     return out
 
 

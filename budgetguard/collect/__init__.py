@@ -1,4 +1,4 @@
-"""Collect: usage and costs from the admin API into the store, and usage x prices.
+"""Collect: usage and costs from the admin API into the store.
 
 The collector (and with it the HTTP client) is imported on first use, so evaluating stored
 data (``check --offline``) does not pay for it.
@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from budgetguard.collect.line_items import LineItem, parse_line_item
-from budgetguard.collect.plan import PlannedQuery, plan_queries
-from budgetguard.collect.pricing import Estimate, Pricer, Rates, TokenPrices
 
 if TYPE_CHECKING:
     from budgetguard.collect.collector import (
@@ -24,16 +22,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CollectReport",
     "Collector",
-    "Estimate",
     "LineItem",
-    "PlannedQuery",
-    "Pricer",
     "QueryOutcome",
-    "Rates",
-    "TokenPrices",
     "fetch_ranges",
     "parse_line_item",
-    "plan_queries",
     "widen",
 ]
 

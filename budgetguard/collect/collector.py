@@ -20,7 +20,6 @@ from itertools import groupby
 from typing import Any
 
 from budgetguard.collect.line_items import parse_line_item
-from budgetguard.collect.plan import PlannedQuery
 from budgetguard.openai_admin import (
     AdminAPIError,
     AdminClient,
@@ -31,6 +30,7 @@ from budgetguard.openai_admin import (
 )
 from budgetguard.openai_admin.models import Bucket, CostsResult
 from budgetguard.openai_admin.rows import RowPage
+from budgetguard.rules.needs import PlannedQuery
 from budgetguard.store import USAGE_METRICS, Store
 from budgetguard.store.coverage import Interval, holes
 from budgetguard.store.coverage import merge as merge_intervals

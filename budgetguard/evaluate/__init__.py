@@ -2,7 +2,8 @@
 
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import SEVERITY_ORDER, Finding, evaluate, group_label
-from budgetguard.evaluate.windows import Window, budget_window, needed_from
+from budgetguard.evaluate.windows import Window, budget_window
+from budgetguard.rules.needs import needed_from
 
 __all__ = [
     "SEVERITY_ORDER",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from budgetguard.collect.pricing import Pricer, Rates
+from budgetguard.evaluate.pricing import Pricer, Rates
 from budgetguard.rules.model import Budget
 from budgetguard.store.rollups import ROLLUP_DIMENSIONS
 
@@ -27,7 +27,6 @@ __all__ = ["DIMENSIONS", "UsageCube"]
 DIMENSIONS = ROLLUP_DIMENSIONS
 _MATCHED = {"project": 0, "user": 1, "api_key": 2, "model": 3}
 _NONE = "(none)"
-_AUDIO = ("input_audio_tokens", "output_audio_tokens")
 _ZERO = Decimal(0)
 
 
@@ -191,8 +190,9 @@ class UsageCube:
 
     def amounts(
         self, budget: Budget, h0: int, h1: int
-    ) -> tuple[dict[tuple[str, ...], Decimal], set[str]]:
-        """Estimated USD per ``each`` group in buckets ``[h0, h1)``, and pricing notes.
+    ) -> tuple[dict[tuple[str, ...], Decimal], set[str], bool]:
+        """Estimated USD per ``each`` group in buckets ``[h0, h1)``, pricing notes, and
+        whether some usage had no price (the amounts are then lower bounds).
 
         Every metric is summed, not only priced ones: usage of a model without a price must
         say so in a note rather than count as nothing."""
@@ -200,23 +200,31 @@ class UsageCube:
         out: dict[tuple[str, ...], Decimal] = {}
         notes: set[str] = set()
         if not sums:
-            return out, notes
+            return out, notes, False
         prices = len(self.rates)
         zero = np.zeros(len(labels) * prices)
         table = np.rint(np.vstack([sums.get(m, zero) for m in self.metrics])).astype(np.int64)
         used = table.any(axis=0)
         slot_rates = np.arange(table.shape[1]) % prices
-        audio = [i for i, m in enumerate(self.metrics) if m in _AUDIO]
-        for index, rates in enumerate(self.rates):
-            if not (rates.note or rates.audio_note):
-                continue
-            mine = used & (slot_rates == index)
-            if rates.note and mine.any():
-                notes.add(rates.note)
-            elif rates.audio_note and audio and table[audio][:, mine].any():
-                notes.add(rates.audio_note)
         priced = np.fromiter((r.per_unit is not None for r in self.rates), bool, prices)
         counted = used & priced[slot_rates]
+        unpriced = bool((used & ~priced[slot_rates]).any())
+        for index, rates in enumerate(self.rates):
+            if not (rates.note or rates.as_text or rates.info):
+                continue
+            mine = used & (slot_rates == index)
+            if not mine.any():
+                continue
+            if rates.info:
+                notes.add(rates.info)
+            if rates.note:
+                notes.add(rates.note)
+            elif rates.as_text:
+                present = table[:, mine].any(axis=1)
+                note = rates.as_text_note(m for i, m in enumerate(self.metrics) if present[i])
+                if note:
+                    notes.add(note)  # priced as text: a lower bound
+                    unpriced = True
         label_of = np.arange(table.shape[1]) // prices
         exact = self._int_prices
         if exact is not None:
@@ -228,13 +236,13 @@ class UsageCube:
                 np.add.at(per_label, label_of[counted], per_slot[counted])
                 for label in np.unique(label_of[counted]).tolist():
                     out[labels[label]] = Decimal(int(per_label[label])).scaleb(-scale)
-                return out, notes
+                return out, notes, unpriced
         # prices with too many digits for int64: Decimal, one slot (group x price) at a time
         for slot in np.flatnonzero(counted).tolist():
             usage = dict(zip(self.metrics, table[:, slot].tolist(), strict=True))
             label = labels[slot // prices]
             out[label] = out.get(label, _ZERO) + self.rates[slot % prices].apply(usage)
-        return out, notes
+        return out, notes, unpriced
 
     def values(
         self, budget: Budget, columns: Sequence[str], h0: int, h1: int

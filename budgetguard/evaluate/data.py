@@ -2,7 +2,7 @@
 
 Loaded once per check (or once per backtest), then asked for many windows. Each endpoint's
 rows come from its finest query that covers a window: minutes, else hours, else days for the
-part before the hourly data begins.
+part before the hourly data begins (``intervals`` splits the buckets that straddle a bound).
 """
 
 from __future__ import annotations
@@ -16,31 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from budgetguard.collect.line_items import parse_line_item
-from budgetguard.collect.plan import PlannedQuery
-from budgetguard.collect.pricing import Pricer
 from budgetguard.evaluate.cube import DIMENSIONS, UsageCube
-from budgetguard.store import Store, SyncMark
+from budgetguard.evaluate.pricing import Pricer
+from budgetguard.rules.needs import PlannedQuery
+from budgetguard.store import USAGE_METRICS, Store, SyncMark
 
 __all__ = ["CostRow", "SpendData", "UsageRow"]
 
 _DAY = 86400
 #: Above this many integers a series stays as rows instead of a cube (memory).
 MAX_CUBE_CELLS = 40_000_000
-_METRICS = (
-    "input_tokens",
-    "output_tokens",
-    "input_cached_tokens",
-    "input_audio_tokens",
-    "output_audio_tokens",
-    "num_model_requests",
-    "images",
-    "characters",
-    "seconds",
-    "usage_bytes",
-    "num_sessions",
-    "num_requests",
-)
+_METRICS = USAGE_METRICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +51,8 @@ class CostRow:
     line_item: str | None
     amount: Decimal
     currency: str
+    #: The usage endpoint a line item that names no model bills (``images``, ...), if known.
+    endpoint: str | None = None
 
 
 @dataclass
@@ -77,22 +65,13 @@ class _Series:
     rows: list[Any] = field(default_factory=list)
     cube: UsageCube | None = None
 
-    def cut(self, end: int) -> int:
-        """Where rows stop counting at ``end``: in a replay (the data was fetched after
-        ``end``), a bucket still open at ``end`` holds later spend and is left out."""
-        covered = self.covered
-        if covered is not None and covered[1] > end:
-            return end - self.query.width_seconds + 1
-        return end
-
     def span(self, start: int, end: int) -> tuple[int, int]:
         assert self.cube is not None
-        return self.cube.span(start, self.cut(end))
+        return self.cube.span(start, end)
 
     def between(self, start: int, end: int) -> Sequence[Any]:
-        """Rows starting in ``[start, end)``. When the data was fetched after ``end`` (a
-        replay), a bucket still open at ``end`` holds spend from later: it is left out."""
-        return self.rows[bisect_left(self.starts, start) : bisect_left(self.starts, self.cut(end))]
+        """Rows whose bucket starts in ``[start, end)``."""
+        return self.rows[bisect_left(self.starts, start) : bisect_left(self.starts, end)]
 
     @property
     def covered(self) -> tuple[int, int] | None:
@@ -173,11 +152,17 @@ def _load_usage_rows(
         )
 
 
+def _width(series: _Series) -> int:
+    return series.query.width_seconds
+
+
 class SpendData:
     """The rows the plan's queries hold, priced with ``pricer``."""
 
     def __init__(self, series: dict[str, _Series]) -> None:
         self._series = series
+        #: Figures derived from the data once and asked for by many budgets (shares, ...).
+        self.memo: dict[tuple[Any, ...], Any] = {}
         #: the store's coverage intervals by query key (``evaluate.coverage`` reads them)
         self.coverage: dict[str, list[tuple[int, int]]] = {}
         self._by_endpoint: dict[str, dict[str, _Series]] = defaultdict(dict)
@@ -200,15 +185,12 @@ class SpendData:
             s = _Series(query, marks.get(query.key))
             if query.endpoint == "costs":
                 for raw in store.cost_rows(query_keys=[query.key], start=start, end=end):
-                    model = raw["model"]
-                    if model is None and raw["line_item"] is not None:
-                        model = parse_line_item(raw["line_item"]).model
                     s.rows.append(
                         CostRow(
                             raw["day_start"],
                             raw["project_id"],
                             raw["api_key_id"],
-                            model,
+                            raw["model"],
                             raw["line_item"],
                             Decimal(raw["amount"]),
                             raw["currency"],
@@ -221,6 +203,12 @@ class SpendData:
             series[query.key] = s
         data = cls(series)
         data.coverage = store.coverage()
+        from budgetguard.evaluate.attribution import attribute
+
+        for s in series.values():  # usage is loaded: model-less line items get their models
+            if s.query.endpoint == "costs":
+                s.rows = attribute(data, s.rows)
+                s.starts = [r.start for r in s.rows]
         return data
 
     # -- what the data covers -------------------------------------------------------------------
@@ -267,13 +255,24 @@ class SpendData:
         parts = [(daily, start, boundary)] if daily is not None and start < boundary else []
         return [*parts, (hourly, max(start, boundary), end)]
 
-    def usage(self, endpoint: str, start: int, end: int) -> list[UsageRow]:
-        """Rows of ``endpoint`` whose bucket starts in ``[start, end)`` (row-kept series)."""
-        rows: list[UsageRow] = []
-        for series, lo, hi in self.usage_parts(endpoint, start, end):
-            if series.cube is None:
-                rows.extend(series.between(lo, hi))
-        return rows
+    def finer(self, endpoint: str, width: int, start: int, end: int) -> _Series | None:
+        """A series of ``endpoint`` finer than ``width`` that covers ``[start, end)``."""
+        for s in sorted(self._by_endpoint.get(endpoint, {}).values(), key=_width):
+            if _width(s) >= width or s.covered is None:
+                continue
+            lo, hi = s.covered
+            if lo <= start - start % _width(s) and (hi >= end or hi >= self.latest(endpoint)):
+                return s
+        return None
+
+    def latest(self, endpoint: str) -> int:
+        """Up to when ``endpoint``'s data was fetched (0 if never)."""
+        spans = [s.covered[1] for s in self._by_endpoint.get(endpoint, {}).values() if s.covered]
+        return max(spans, default=0)
+
+    def endpoints(self) -> list[str]:
+        """The usage endpoints the data holds."""
+        return sorted(e for e in self._by_endpoint if e != "costs")
 
     def costs(self, start: int, end: int) -> list[CostRow]:
         s = self._by_endpoint.get("costs", {}).get("1d")

@@ -13,13 +13,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetguard.collect.plan import endpoints_of
 from budgetguard.evaluate.coverage import coverage_problem
 from budgetguard.evaluate.data import SpendData
-from budgetguard.evaluate.spend import Spend, collect_spend, effective_source, total_of
+from budgetguard.evaluate.spend import Spend, collect_spend, total_of
 from budgetguard.evaluate.windows import Window, budget_window
 from budgetguard.rules.model import Budget, Rules, Threshold
-from budgetguard.rules.vocabulary import parse_duration
+from budgetguard.rules.needs import endpoints_of
 
 __all__ = ["SEVERITY_ORDER", "Finding", "evaluate", "group_label"]
 
@@ -75,20 +74,45 @@ def evaluate(
 
 
 def _expected(
-    budget: Budget, group: dict[str, str], expectations: list[tuple[dict[str, str], Decimal]]
-) -> Decimal:
-    extra = _ZERO
+    budget: Budget,
+    expectations: list[tuple[dict[str, str], Decimal]],
+    groups: set[tuple[str, ...]],
+) -> tuple[dict[tuple[str, ...], Decimal], list[str]]:
+    """Planned spend per group of ``budget``: a selector adds its amount to a budget whose
+    match covers every key it names and, for an ``each`` budget, to the one group it names
+    (a glob must match exactly one of the ``groups`` seen); where it names no single group,
+    nothing is added and a note says so."""
+    placed: dict[tuple[str, ...], Decimal] = {}
+    notes: list[str] = []
+    if budget.metric != "cost":
+        return placed, notes
     for selector, amount in expectations:
-        ok = True
-        for key, value in selector.items():
-            patterns = getattr(budget.match, key, None)
-            if key in group:
-                ok = ok and fnmatch.fnmatchcase(group[key], value)
-            elif patterns is not None:
-                ok = ok and any(fnmatch.fnmatchcase(value, p) for p in patterns)
-        if ok:
-            extra += amount
-    return extra
+        covered = all(
+            (patterns := getattr(budget.match, key, None)) is None
+            or any(fnmatch.fnmatchcase(value, p) for p in patterns)
+            for key, value in selector.items()
+        )
+        if not covered:
+            continue
+        named = ",".join(f"{k}={v}" for k, v in selector.items()) or "(every budget)"
+        missing = [k for k in budget.each if k not in selector]
+        if missing:
+            notes.append(
+                f"--expect {named}={amount} not added: it names no single group "
+                f"(give {', '.join(missing)})"
+            )
+            continue
+        key = tuple(selector[k] for k in budget.each)
+        if any(c in "".join(key) for c in "*?["):  # a glob: it must pick one group
+            hits = [g for g in groups if all(map(fnmatch.fnmatchcase, g, key))]
+            if len(hits) != 1:
+                notes.append(
+                    f"--expect {named}={amount} not added: it matches {len(hits)} groups, not one"
+                )
+                continue
+            key = hits[0]
+        placed[key] = placed.get(key, _ZERO) + amount
+    return placed, notes
 
 
 def _evaluate_budget(
@@ -100,13 +124,13 @@ def _evaluate_budget(
 ) -> list[Finding]:
     window = budget_window(budget, now, rules.timezone)
     start, end = int(window.start.timestamp()), int(now.timestamp())
-    source = effective_source(budget)
+    source = budget.source
     sources = endpoints_of(budget)
     if source == "estimate":
         sources -= {"costs"}
     needed = start
-    if budget.anomaly is not None:  # the baseline before the window must be there too
-        needed -= int(parse_duration(budget.anomaly.baseline).total_seconds())
+    if budget.baseline_delta is not None:  # the baseline before the window must be there too
+        needed -= int(budget.baseline_delta.total_seconds())
     stale_after = int(budget.staleness_delta.total_seconds())
     problem = data.status(sources, needed, end, stale_after) or coverage_problem(
         data, sources, needed, end, stale_after
@@ -116,19 +140,22 @@ def _evaluate_budget(
             Finding(budget, {}, window, None, budget.limit, None, "unknown", source, False, problem)
         ]
     spend = collect_spend(budget, data, source, start, end, end)
+    expected, expect_notes = _expected(budget, expectations, spend.groups())
     # No spend at all still shows the budget (at zero), split or not.
-    groups = spend.groups() or {()}
+    groups = spend.groups() | set(expected) or {()}
     forecaster = _Forecast(budget, data, source, window, now)
     anomalies = _Anomaly(budget, data, source, now)
-    note = "; ".join(sorted(spend.notes)) or None
+    note = "; ".join([*sorted(spend.summary()), *expect_notes]) or None
+    by_usage = spend.apportioned and not spend.by_time
     limit = budget.limit
     at_amounts = [] if limit is None else [(t, t.ratio * limit) for t in budget.thresholds]
     findings = []
     for key in sorted(groups):
         group = dict(zip(budget.each, key, strict=True)) if key else {}
         total, used = total_of(spend, key, source, window, end)
-        if budget.metric == "cost":
-            total += _expected(budget, group, expectations)
+        total += expected.get(key, _ZERO)
+        if used == "costs" and by_usage:  # costs days split by the usage estimate
+            used = "mixed"
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
@@ -150,7 +177,7 @@ def _evaluate_budget(
                 forecast,
                 severity,
                 used,
-                not spend.notes,
+                not spend.unpriced,
                 "; ".join(n for n in (note, forecast_note) if n) or None,
                 crossed,
                 forecast_crossed,
@@ -202,8 +229,8 @@ class _Anomaly:
         self.anomaly, self.source = budget.anomaly, source
         if budget.anomaly is None:
             return
-        w = parse_duration(budget.anomaly.window)
-        b = parse_duration(budget.anomaly.baseline)
+        w, b = budget.anomaly_window_delta, budget.baseline_delta
+        assert w is not None and b is not None
         self.end = int(now.timestamp())
         recent_start = self.end - int(w.total_seconds())
         base_start = recent_start - int(b.total_seconds())

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from functools import lru_cache
 
-from budgetguard.collect.plan import endpoints_of
+from budgetguard.evaluate.attribution import cost_share
 from budgetguard.evaluate.data import CostRow, SpendData, UsageRow
+from budgetguard.evaluate.intervals import Piece, pieces
 from budgetguard.evaluate.windows import Window
 from budgetguard.rules.model import Budget
-from budgetguard.rules.vocabulary import parse_duration
+from budgetguard.rules.needs import endpoints_of
 
-__all__ = ["NONE_VALUE", "Spend", "collect_spend", "effective_source", "total_of"]
+__all__ = ["NONE_VALUE", "Spend", "collect_spend", "cost_parts", "total_of"]
 
 _DAY = 86400
 _ZERO = Decimal(0)
@@ -52,12 +52,12 @@ def _glob(patterns: tuple[str, ...], value: str | None) -> bool:
     return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-def _matches(budget: Budget, row: UsageRow | CostRow) -> bool:
+def _matches(budget: Budget, row: UsageRow | CostRow, *, with_model: bool = True) -> bool:
     m = budget.match
     checks: list[tuple[tuple[str, ...] | None, str | None]] = [
         (m.project, row.project),
         (m.api_key, row.api_key),
-        (m.model, row.model),
+        (m.model if with_model else None, row.model),
     ]
     if isinstance(row, UsageRow):
         if m.line_item is not None:
@@ -82,6 +82,25 @@ class Spend:
         self.estimate: dict[tuple[str, ...], dict[int, Decimal]] = defaultdict(dict)
         self.usage: dict[tuple[str, ...], Decimal] = defaultdict(lambda: _ZERO)
         self.notes: set[str] = set()
+        #: A bucket straddled a bound and counted its share (by time where ``by_time``).
+        self.apportioned = False
+        self.by_time = False
+        #: Some usage had no price (or costs were left out): the figure is a lower bound.
+        self.unpriced = False
+        #: Costs that matched but for naming no model (a budget by model leaves them out).
+        self.unattributed = _ZERO
+
+    def summary(self) -> set[str]:
+        """The notes, with what apportioning and attribution did."""
+        notes = set(self.notes)
+        if self.apportioned:
+            how = "by time where no usage covers them" if self.by_time else "by usage"
+            notes.add(f"buckets across the interval's bounds apportioned {how}")
+        if self.unattributed:
+            notes.add(
+                f"${self.unattributed:.2f} of line items that name no model left unattributed"
+            )
+        return notes
 
     def add(
         self,
@@ -106,16 +125,12 @@ def _settled_before(now: int) -> int:
 def collect_spend(
     budget: Budget, data: SpendData, source: str, start: int, end: int, now: int
 ) -> Spend:
-    """Spend of ``[start, end)`` seen at ``now``, per group and UTC day, by source."""
+    """Spend of ``[start, end)`` seen at ``now``, per group and UTC day, by source; buckets
+    that straddle ``start`` or ``end`` count the part inside (see ``intervals``)."""
     spend = Spend()
     if budget.metric == "cost":
         if source in ("costs", "auto"):
-            for cost in data.costs(start, end):
-                if _matches(budget, cost):
-                    if cost.currency != "usd":
-                        spend.notes.add(f"costs in {cost.currency.upper()} left out")
-                        continue
-                    spend.add(spend.costs, _group(budget, cost), cost.start, cost.amount)
+            _costs(budget, data, start, end, spend)
         if source in ("estimate", "auto"):
             # auto compares costs and estimate day by day, and only where costs are not yet
             # settled (settled days are the costs'); estimate alone needs no split
@@ -128,20 +143,54 @@ def collect_spend(
                     _estimate(budget, data, endpoint, lo, hi, spend)
         return spend
     for endpoint in sorted(endpoints_of(budget)):
-        parts = data.usage_parts(endpoint, start, end)
-        if budget.metric == "usage_bytes":  # a gauge: the figure of its latest bucket
-            parts = parts[-1:]
-        for series, lo, hi in parts:
+        found = pieces(data, endpoint, start, end)
+        if budget.metric == "usage_bytes":  # a gauge: the figure of its latest bucket, whole
+            found = [
+                Piece(p.series, max(p.lo, p.hi - p.series.query.width_seconds), p.hi)
+                for p in found[-1:]
+            ]
+        columns = _columns(budget.metric, endpoint)
+        for piece in found:
+            spend.apportioned |= piece.share is not None
+            series = piece.series
             if series.cube is None:
-                _usage_rows(budget, series.between(lo, hi), spend)
+                _usage_rows(budget, series.between(piece.lo, piece.hi), piece, spend)
                 continue
-            h0, h1 = series.span(lo, hi)
-            if budget.metric == "usage_bytes":
-                h0 = max(h0, h1 - 1)
-            columns = _columns(budget.metric, endpoint)
+            h0, h1 = series.span(piece.lo, piece.hi)
             for key, value in series.cube.values(budget, columns, h0, h1).items():
-                spend.usage[key] += value
+                spend.usage[key] += piece.scale(value)
     return spend
+
+
+def cost_parts(data: SpendData, start: int, end: int) -> Iterator[tuple[CostRow, Decimal, str]]:
+    """Each costs line of ``[start, end)`` with the amount that lies inside, and how it was
+    split: ``""`` (whole), ``"usage"`` or ``"time"`` (a day that straddles a bound)."""
+    fetched = data.latest("costs")
+    for cost in data.costs(start - start % _DAY, end):
+        lo, hi = max(cost.start, start), min(cost.start + _DAY, end)
+        extent = min(cost.start + _DAY, fetched) if fetched > cost.start else cost.start + _DAY
+        if lo <= cost.start and hi >= extent:
+            yield cost, cost.amount, ""
+            continue
+        share, by_usage = cost_share(data, cost, lo, hi)
+        yield cost, cost.amount * share, "usage" if by_usage else "time"
+
+
+def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) -> None:
+    """The costs lines of ``[start, end)``; a day that straddles a bound counts its share."""
+    by_model = budget.match.model is not None or "model" in budget.each
+    for cost, amount, split in cost_parts(data, start, end):
+        if not _matches(budget, cost):
+            if by_model and cost.model is None and _matches(budget, cost, with_model=False):
+                spend.unattributed += amount
+            continue
+        if cost.currency != "usd":
+            spend.notes.add(f"costs in {cost.currency.upper()} left out")
+            spend.unpriced = True
+            continue
+        spend.apportioned |= bool(split)
+        spend.by_time |= split == "time"
+        spend.add(spend.costs, _group(budget, cost), cost.start, amount)
 
 
 def _days(start: int, end: int) -> list[tuple[int, int]]:
@@ -158,26 +207,32 @@ def _days(start: int, end: int) -> list[tuple[int, int]]:
 def _estimate(
     budget: Budget, data: SpendData, endpoint: str, start: int, end: int, spend: Spend
 ) -> None:
-    for series, lo, hi in data.usage_parts(endpoint, start, end):
+    for piece in pieces(data, endpoint, start, end):
+        series = piece.series
+        spend.apportioned |= piece.share is not None
+        day = max(piece.lo, start)
         if series.cube is None:
-            for row in series.between(lo, hi):
+            for row in series.between(piece.lo, piece.hi):
                 if not _matches(budget, row):
                     continue
+                if row.note:
+                    spend.notes.add(row.note)
+                if row.estimate is None or (row.note and "priced as text" in row.note):
+                    spend.unpriced = True
                 if row.estimate is None:
-                    if row.note:
-                        spend.notes.add(row.note)
                     continue
-                spend.add(spend.estimate, _group(budget, row), row.start, row.estimate)
+                spend.add(spend.estimate, _group(budget, row), day, piece.scale(row.estimate))
             continue
         if not series.cube.groups:  # nothing collected in this series
             continue
-        h0, h1 = series.span(lo, hi)
+        h0, h1 = series.span(piece.lo, piece.hi)
         if h0 >= h1:
             continue
-        amounts, notes = series.cube.amounts(budget, h0, h1)
+        amounts, notes, unpriced = series.cube.amounts(budget, h0, h1)
         spend.notes |= notes
+        spend.unpriced |= unpriced
         for key, amount in amounts.items():
-            spend.add(spend.estimate, key, lo, amount)
+            spend.add(spend.estimate, key, day, piece.scale(amount))
 
 
 def _columns(metric: str, endpoint: str) -> tuple[str, ...]:
@@ -187,7 +242,7 @@ def _columns(metric: str, endpoint: str) -> tuple[str, ...]:
     return columns
 
 
-def _usage_rows(budget: Budget, rows: Iterable[UsageRow], spend: Spend) -> None:
+def _usage_rows(budget: Budget, rows: Iterable[UsageRow], piece: Piece, spend: Spend) -> None:
     """Row-kept series (very wide ones): the same sums, row by row."""
     matched = [r for r in rows if _matches(budget, r)]
     if budget.metric == "usage_bytes" and matched:
@@ -195,15 +250,15 @@ def _usage_rows(budget: Budget, rows: Iterable[UsageRow], spend: Spend) -> None:
         matched = [r for r in matched if r.start == last]
     for row in matched:
         value = sum(row.metrics.get(c, 0) for c in _columns(budget.metric, row.endpoint))
-        spend.usage[_group(budget, row)] += Decimal(value)
+        spend.usage[_group(budget, row)] += piece.scale(Decimal(value))
 
 
 def total_of(
     spend: Spend, group: tuple[str, ...], source: str, window: Window, now: int
 ) -> tuple[Decimal, str]:
     """The group's spend and the source that gave it (costs | estimate | mixed | usage)."""
-    if source == "usage":
-        return spend.usage.get(group, _ZERO), "usage"
+    if source == "usage":  # a straddling bucket's share may be fractional: whole units
+        return spend.usage.get(group, _ZERO).to_integral_value(), "usage"
     costs, estimate = spend.costs.get(group, {}), spend.estimate.get(group, {})
     if source == "costs":
         return sum(costs.values(), _ZERO), "costs"
@@ -226,17 +281,3 @@ def total_of(
             total += c
             used.add("costs")
     return total, (used.pop() if len(used) == 1 else "mixed" if used else "costs")
-
-
-def effective_source(budget: Budget) -> str:
-    """The source a budget can really use: costs know nothing per endpoint or per user, and
-    their daily buckets cannot measure a window shorter than a day."""
-    if budget.metric != "cost":
-        return "usage"
-    if budget.match.endpoint is not None or budget.match.user is not None or "user" in budget.each:
-        return "estimate"
-    anomaly = budget.anomaly.window if budget.anomaly else None
-    windows = [parse_duration(w) for w in (budget.window, anomaly) if w is not None]
-    if budget.cost_source == "auto" and windows and min(windows) < timedelta(days=1):
-        return "estimate"
-    return budget.cost_source

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import zoneinfo
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -247,6 +248,7 @@ def _budget(
     if raw.notify is not None:
         _names_exist(raw.notify, (*path, "notify"), names, report)
     cost_source = _cost_source(raw, given, path, defaults, report)
+    _daily_costs(raw, cost_source, path, report)
     _metric(raw, path, report)
     if len(set(raw.each)) != len(raw.each):
         report.at((*path, "each"), "each: lists a key twice")
@@ -255,6 +257,8 @@ def _budget(
     return Budget(
         name=raw.name,
         description=raw.description,
+        runbook_url=raw.runbook_url,
+        labels=raw.labels,
         match=raw.match,
         each=raw.each,
         metric=raw.metric,
@@ -269,8 +273,6 @@ def _budget(
         cost_source=cost_source,
         max_staleness=raw.max_staleness or defaults.max_staleness or "6h",
         enabled=raw.enabled,
-        runbook_url=raw.runbook_url,
-        labels=raw.labels,
     )
 
 
@@ -384,6 +386,18 @@ def _cost_source(
     if by_user:
         return "estimate"
     return defaults.cost_source or "auto"
+
+
+def _daily_costs(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:
+    """Costs are daily: a rolling window of costs alone must be a whole number of days."""
+    if raw.metric != "cost" or cost_source != "costs" or raw.window is None:
+        return
+    if parse_duration(raw.window) % timedelta(days=1):
+        report.at(
+            (*path, "window"),
+            f"window: {raw.window} is not a whole number of days, and costs are daily: "
+            "use cost_source: auto or estimate (usage x prices, per minute)",
+        )
 
 
 def _metric(raw: RawBudget, path: Loc, report: Reporter) -> None:

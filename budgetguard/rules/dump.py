@@ -40,6 +40,8 @@ def _budget(budget: Budget) -> dict[str, Any]:
         del data["match"]
     if not budget.each:
         del data["each"]
+    if not budget.labels:
+        del data["labels"]
     data["thresholds"] = [
         {"at": t.at, "severity": t.severity, **({"notify": list(t.notify)} if t.notify else {})}
         for t in budget.thresholds

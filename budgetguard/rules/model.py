@@ -213,11 +213,18 @@ class Defaults(_Frozen):
     max_staleness: Duration | None = None
 
 
+#: Free-form labels for people and routing: ``{team: search, tier: prod}``.
+Labels = Annotated[dict[str, str], AfterValidator(FrozenDict)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+
+
 class RawBudget(_Frozen):
     """One budget as written; every key optional here so each mistake is found in place."""
 
     name: Name
     description: str | None = None
+    runbook_url: Url | None = None
+    labels: Labels = Field(default_factory=FrozenDict)
     match: Match = Match()
     each: Annotated[
         tuple[GroupKey, ...],
@@ -235,10 +242,6 @@ class RawBudget(_Frozen):
     cost_source: CostSource | None = None
     max_staleness: Duration | None = None
     enabled: bool = True
-    runbook_url: str | None = None
-    labels: Annotated[dict[str, str], AfterValidator(FrozenDict)] = Field(
-        default_factory=FrozenDict
-    )
 
 
 class ModelPrice(_Frozen):
@@ -297,6 +300,8 @@ class Budget(_Frozen):
 
     name: str
     description: str | None = None
+    runbook_url: str | None = None
+    labels: Labels = Field(default_factory=FrozenDict)
     match: Match = Match()
     each: tuple[str, ...] = ()
     metric: Metric = "cost"
@@ -311,10 +316,16 @@ class Budget(_Frozen):
     cost_source: CostSource = "auto"
     max_staleness: Duration = "6h"
     enabled: bool = True
-    runbook_url: str | None = None
-    labels: Annotated[dict[str, str], AfterValidator(FrozenDict)] = Field(
-        default_factory=FrozenDict
-    )
+
+    @property
+    def about(self) -> str | None:
+        """``description · runbook: URL · labels: k=v, ...`` for people, or None."""
+        parts = [self.description] if self.description else []
+        if self.runbook_url:
+            parts.append(f"runbook: {self.runbook_url}")
+        if self.labels:
+            parts.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items())))
+        return " · ".join(parts) or None
 
     @property
     def kind(self) -> Literal["rolling", "period", "anomaly"]:
@@ -327,6 +338,34 @@ class Budget(_Frozen):
     @property
     def window_delta(self) -> timedelta | None:
         return None if self.window is None else parse_duration(self.window)
+
+    @property
+    def anomaly_window_delta(self) -> timedelta | None:
+        return None if self.anomaly is None else parse_duration(self.anomaly.window)
+
+    @property
+    def baseline_delta(self) -> timedelta | None:
+        return None if self.anomaly is None else parse_duration(self.anomaly.baseline)
+
+    @property
+    def shortest_window(self) -> timedelta | None:
+        """The shortest rolling span the budget measures (its window or anomaly window)."""
+        spans = [d for d in (self.window_delta, self.anomaly_window_delta) if d is not None]
+        return min(spans) if spans else None
+
+    @property
+    def source(self) -> str:
+        """The source the budget really uses: ``usage`` for usage metrics; ``estimate`` where
+        costs cannot answer (per endpoint or user, or ``auto`` under a day); else its
+        ``cost_source``."""
+        if self.metric != "cost":
+            return "usage"
+        if self.match.endpoint is not None or self.match.user is not None or "user" in self.each:
+            return "estimate"
+        shortest = self.shortest_window
+        if self.cost_source == "auto" and shortest is not None and shortest < timedelta(days=1):
+            return "estimate"
+        return self.cost_source
 
     @property
     def repeat_delta(self) -> timedelta | None:

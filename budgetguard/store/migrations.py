@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, delete, inspect, select
+from sqlalchemy import Connection, Engine, delete, inspect, select, text
 
 from budgetguard.store import coverage, directory, rollups, silences
 from budgetguard.store.schema import (
     SCHEMA_VERSION,
+    TOKEN_KIND_METRICS,
     coverage_intervals,
     metadata,
     schema_version,
@@ -46,8 +47,19 @@ def _add_silences_and_directory(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _add_token_kinds(conn: Connection) -> None:
+    """Version 5: the 2026-07 token kinds (cache writes, image and cached audio/image tokens)
+    as usage columns, so each is priced with its own price; old rows hold 0 (the API did
+    not report them)."""
+    have = {c["name"] for c in inspect(conn).get_columns(usage_buckets.name)}
+    for metric in TOKEN_KIND_METRICS:
+        if metric not in have:
+            column = f"{metric} BIGINT NOT NULL DEFAULT 0"
+            conn.execute(text(f"ALTER TABLE {usage_buckets.name} ADD COLUMN {column}"))
+
+
 def _blocks_only(conn: Connection) -> None:
-    """Version 5: usage lives in its per-day blocks only; the row table (97 % of a store, read
+    """Version 6: usage lives in its per-day blocks only; the row table (97 % of a store, read
     by nothing) is emptied. The blocks have mirrored it since version 2."""
     conn.execute(delete(usage_buckets))
 
@@ -57,7 +69,8 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_usage_rollups,
     2: _add_coverage,
     3: _add_silences_and_directory,
-    4: _blocks_only,
+    4: _add_token_kinds,
+    5: _blocks_only,
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, and_, delete, func, inspect, literal, select
 
 from budgetguard.store.schema import (
     USAGE_DIMENSIONS,
@@ -304,8 +304,10 @@ def refresh(
         )
     )
     table = usage_buckets.c
-    wanted = (table.bucket_start, *(table[d] for d in ROLLUP_DIMENSIONS))
-    wanted += tuple(table[m] for m in USAGE_METRICS)
+    # an old store may lack the newer metric columns (added by a later step): 0 there
+    have = {c["name"] for c in inspect(conn).get_columns(usage_buckets.name)}
+    wanted: tuple[Any, ...] = (table.bucket_start, *(table[d] for d in ROLLUP_DIMENSIONS))
+    wanted += tuple(table[m] if m in have else literal(0) for m in USAGE_METRICS)
     for lo in range(first, last, _READ_DAYS * _DAY):
         hi = min(last, lo + _READ_DAYS * _DAY)
         rows = conn.execute(

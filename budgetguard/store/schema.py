@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TOKEN_KIND_METRICS",
     "USAGE_DIMENSIONS",
     "USAGE_METRICS",
     "alert_state",
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -68,7 +69,15 @@ USAGE_METRICS = (
     "usage_bytes",
     "num_sessions",
     "num_requests",
+    # 2026-07 breakdowns of completions, each with its own price
+    "input_cache_write_tokens",
+    "input_cached_audio_tokens",
+    "input_image_tokens",
+    "input_cached_image_tokens",
+    "output_image_tokens",
 )
+#: Metrics added in schema version 4 (added as columns by the migration).
+TOKEN_KIND_METRICS = USAGE_METRICS[-5:]
 
 schema_version = Table(
     "bg_schema_version",

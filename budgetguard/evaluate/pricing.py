@@ -1,7 +1,9 @@
 """Usage x prices: an estimated USD figure for a usage row, or a note saying why there is none.
 
 Token prices come from the rules' ``pricing.models`` overrides first (exact name, then the
-name without its date suffix), then from genai-prices. Per-unit prices of the non-token
+name without its date suffix), then from genai-prices, with its per-model prices of each
+service tier (batch, flex, priority); a tier multiplier only where no tier price is known,
+and then the note says so. Per-unit prices of the non-token
 endpoints (images, audio, sessions, storage, search calls) are OpenAI's list prices below.
 A model nobody knows gets no estimate and a note: never a silent $0.
 """
@@ -9,8 +11,8 @@ A model nobody knows gets no estimate and a note: never a silent $0.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -19,7 +21,7 @@ __all__ = ["Estimate", "Pricer", "Rates", "TokenPrices"]
 
 _MILLION = Decimal(1_000_000)
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
-#: Multipliers of the standard price by service tier (batch is half, as the API bills it).
+#: Multipliers of the standard price by service tier, where a model has no tier price.
 TIER_MULTIPLIER = {"batch": Decimal("0.5"), "flex": Decimal("0.5"), "priority": Decimal(2)}
 #: USD per image by (model, size).
 IMAGE_PRICES: dict[tuple[str, str], Decimal] = {
@@ -53,6 +55,11 @@ class TokenPrices:
     cached_input: Decimal | None = None
     audio_input: Decimal | None = None
     audio_output: Decimal | None = None
+    cache_write: Decimal | None = None
+    cached_audio_input: Decimal | None = None
+    image_input: Decimal | None = None
+    cached_image_input: Decimal | None = None
+    image_output: Decimal | None = None
     source: str = "genai-prices"
 
 
@@ -62,12 +69,24 @@ class Rates:
 
     per_unit: Mapping[str, Decimal] | None
     note: str | None = None
-    #: Said only when the usage has audio tokens but the model has no audio prices.
-    audio_note: str | None = None
+    #: Token kinds (audio, image tokens) the model has no price for, priced as text: where
+    #: the usage has them, the figure is a lower bound and ``as_text_note`` says so.
+    as_text: tuple[str, ...] = ()
+    model: str = ""
+    #: How the prices were made, where that is worth saying (a tier multiplier).
+    info: str | None = None
+
+    def as_text_note(self, used: Iterable[str]) -> str | None:
+        kinds = sorted({m.split("_")[-2] for m in used if m in self.as_text})  # audio, image
+        if not kinds:
+            return None
+        return (
+            f"{' and '.join(kinds)} tokens of {self.model} priced as text: "
+            "add their prices under pricing.models"
+        )
 
     def note_for(self, metrics: Mapping[str, Any]) -> str | None:
-        audio = metrics.get("input_audio_tokens") or metrics.get("output_audio_tokens")
-        return self.note or (self.audio_note if audio else None)
+        return self.note or self.as_text_note(m for m, v in metrics.items() if v)
 
     def apply(self, metrics: Mapping[str, Any]) -> Decimal:
         assert self.per_unit is not None
@@ -93,12 +112,84 @@ def _decimal(value: Any) -> Decimal | None:
     return base if isinstance(base, Decimal) else None
 
 
+#: genai-prices' ModelPrice field of each optional ``TokenPrices`` field.
+_KINDS = {
+    "cached_input": "cache_read_mtok",
+    "audio_input": "input_audio_mtok",
+    "audio_output": "output_audio_mtok",
+    "cache_write": "cache_write_mtok",
+    "cached_audio_input": "cache_audio_read_mtok",
+    "image_input": "input_image_mtok",
+    "cached_image_input": "cache_image_read_mtok",
+    "image_output": "output_image_mtok",
+}
+
+
+def _scaled(own: Decimal | None, standard: Decimal | None, multiplier: Decimal) -> Any:
+    """A tier's own price, else the standard one x the tier's multiplier (None if neither)."""
+    if own is not None:
+        return own
+    return None if standard is None else standard * multiplier
+
+
+def _genai_prices(price: Any, input_price: Decimal) -> TokenPrices:
+    kinds: dict[str, Any] = {n: _decimal(getattr(price, f, None)) for n, f in _KINDS.items()}
+    output = _decimal(getattr(price, "output_mtok", None)) or Decimal(0)
+    return replace(TokenPrices(input=input_price, output=output), **kinds)
+
+
+#: Token metrics of completions -> (their price, the price already charged for them by
+#: ``input_tokens``/``output_tokens``/``input_cached_tokens``, which include them).
+_EXTRA = {
+    "input_cache_write_tokens": ("cache_write", "input"),
+    "input_audio_tokens": ("audio_input", "input"),
+    "input_cached_audio_tokens": ("cached_audio_input", "cached_input"),
+    "input_image_tokens": ("image_input", "input"),
+    "input_cached_image_tokens": ("cached_image_input", "cached_input"),
+    "output_audio_tokens": ("audio_output", "output"),
+    "output_image_tokens": ("image_output", "output"),
+}
+
+
 class Pricer:
     """Prices usage rows. Build one per rules load; lookups are cached per model."""
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         self._overrides = dict(overrides or {})
         self.token_prices = lru_cache(maxsize=1024)(self._token_prices)
+
+    def _genai(self, model: str) -> Any:
+        from genai_prices import Usage, calc_price
+
+        try:
+            return calc_price(Usage(input_tokens=0), model_ref=model, provider_id="openai")
+        except LookupError:
+            return None
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - one Pricer per rules load, kept for its life
+    def tier_prices(self, model: str, tier: str) -> TokenPrices | None:
+        """genai-prices' own prices of ``model`` on ``tier`` (``batch``, ``flex``,
+        ``priority``), a field it lacks taken from the standard price x the multiplier; None
+        when it has no such tier (or the rules price the model)."""
+        base = self.token_prices(model)
+        if base is None or base.source != "genai-prices":
+            return None
+        found = self._genai(model)
+        when = {"processing": "batch"} if tier == "batch" else {"service_tier": tier}
+        for variant in getattr(getattr(found, "model", None), "price_variants", None) or ():
+            if dict(getattr(variant, "when", None) or {}) != when:
+                continue
+            prices = variant.prices
+            input_price = _decimal(getattr(prices, "input_mtok", None))
+            if input_price is None:
+                return None
+            m = TIER_MULTIPLIER.get(tier, Decimal(1))
+            own = _genai_prices(prices, input_price)
+            kinds = {name: _scaled(getattr(own, name), getattr(base, name), m) for name in _KINDS}
+            output = own.output or base.output * m
+            tiered = TokenPrices(input=input_price, output=output, source=f"genai-prices {tier}")
+            return replace(tiered, **kinds)
+        return None
 
     def _token_prices(self, model: str) -> TokenPrices | None:
         for name in (model, _DATE_SUFFIX.sub("", model)):
@@ -112,23 +203,14 @@ class Pricer:
                     audio_output=override.audio_output,
                     source="rules pricing",
                 )
-        from genai_prices import Usage, calc_price
-
-        try:
-            found = calc_price(Usage(input_tokens=0), model_ref=model, provider_id="openai")
-        except LookupError:
+        found = self._genai(model)
+        if found is None:
             return None
         price = found.model_price
         input_price = _decimal(getattr(price, "input_mtok", None))
         if input_price is None:
             return None
-        return TokenPrices(
-            input=input_price,
-            output=_decimal(getattr(price, "output_mtok", None)) or Decimal(0),
-            cached_input=_decimal(getattr(price, "cache_read_mtok", None)),
-            audio_input=_decimal(getattr(price, "input_audio_mtok", None)),
-            audio_output=_decimal(getattr(price, "output_audio_mtok", None)),
-        )
+        return _genai_prices(price, input_price)
 
     def estimate(self, endpoint: str, row: Mapping[str, Any]) -> Estimate:
         """USD for one usage row (dimensions and metrics as the store keeps them)."""
@@ -212,17 +294,33 @@ class Pricer:
             )
         if endpoint == "embeddings":
             return Rates({"input_tokens": prices.input / _MILLION})
-        multiplier = TIER_MULTIPLIER.get("batch" if batch else tier, Decimal(1)) / _MILLION
+        key = "batch" if batch else tier
+        info = None
+        tiered = self.tier_prices(model, key) if key in TIER_MULTIPLIER else None
+        if tiered is not None:
+            prices, multiplier = tiered, 1 / _MILLION
+        else:
+            multiplier = TIER_MULTIPLIER.get(key, Decimal(1)) / _MILLION
+            if key in TIER_MULTIPLIER:
+                info = (
+                    f"{key} usage of {model} priced at {TIER_MULTIPLIER[key]}x the standard "
+                    f"price (no {key} price known)"
+                )
         cached = prices.cached_input if prices.cached_input is not None else prices.input
-        # input_tokens includes cached and audio tokens: each gets its own price instead.
+        base = {"input": prices.input, "cached_input": cached, "output": prices.output}
+        # input_tokens includes cached, cache-write, audio and image tokens (output_tokens
+        # audio and image ones): each kind adds its own price's difference.
         per_unit = {
             "input_tokens": prices.input * multiplier,
             "input_cached_tokens": (cached - prices.input) * multiplier,
             "output_tokens": prices.output * multiplier,
         }
-        if prices.audio_input is not None and prices.audio_output is not None:
-            per_unit["input_audio_tokens"] = (prices.audio_input - prices.input) * multiplier
-            per_unit["output_audio_tokens"] = (prices.audio_output - prices.output) * multiplier
-            return Rates(per_unit)
-        audio = f"audio tokens of {model} priced as text: add audio prices under pricing.models"
-        return Rates(per_unit, audio_note=audio)
+        missing = []
+        for metric, (own, charged) in _EXTRA.items():
+            price = getattr(prices, own)
+            if price is None:
+                if metric != "input_cache_write_tokens":  # cache writes cost as input
+                    missing.append(metric)
+                continue
+            per_unit[metric] = (price - base[charged]) * multiplier
+        return Rates(per_unit, as_text=tuple(missing), model=model, info=info)

@@ -1,0 +1,144 @@
+"""Costs x usage: which model a line item that names none belongs to, and how much of a
+costs day lies inside an interval.
+
+The costs endpoint is daily and has no model field. A line item that names no model
+("Image models", "web search tool calls") is attributed to models in proportion to the same
+day's priced usage of the endpoint it bills, within its project. A costs day that straddles
+an interval bound counts in proportion to the priced usage of the same scope (project, and
+model or billed endpoint) on either side, by time only where no usage covers the day.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from budgetguard.evaluate.intervals import pieces
+from budgetguard.rules.model import Budget
+
+if TYPE_CHECKING:
+    from budgetguard.evaluate.data import CostRow, SpendData
+
+__all__ = ["attribute", "billed_endpoint", "cost_share", "scope_estimates"]
+
+_DAY = 86400
+_ZERO = Decimal(0)
+_NONE = "(none)"
+#: Usage estimates per (project, model): the scope of a costs line.
+_SCOPE = Budget(name="scope", each=("project", "model"))
+#: Words of a line item that names no model -> the usage endpoint it bills.
+_BILLS = (
+    ("image", "images"),
+    ("web search", "web_search_calls"),
+    ("file search", "file_search_calls"),
+    ("code interpreter", "code_interpreter_sessions"),
+    ("vector stor", "vector_stores"),
+)
+_BILLED = frozenset(endpoint for _, endpoint in _BILLS)
+#: Endpoints with a model dimension: their line items can be attributed to models.
+_BY_MODEL = frozenset({"images", "web_search_calls"})
+
+
+def billed_endpoint(line_item: str | None) -> str | None:
+    """The usage endpoint a line item that names no model bills, if it is one we know."""
+    text = (line_item or "").lower()
+    return next((endpoint for word, endpoint in _BILLS if word in text), None)
+
+
+def scope_estimates(
+    data: SpendData, endpoint: str, start: int, end: int
+) -> dict[tuple[str, str], Decimal]:
+    """Estimated USD of ``endpoint`` per (project, model) in ``[start, end)`` (memoised)."""
+    key = ("scope", endpoint, start, end)
+    found = data.memo.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    out: dict[tuple[str, str], Decimal] = defaultdict(lambda: _ZERO)
+    for piece in pieces(data, endpoint, start, end):
+        series = piece.series
+        if series.cube is None:
+            for row in series.between(piece.lo, piece.hi):
+                if row.estimate is not None:
+                    scope = (row.project or _NONE, row.model or _NONE)
+                    out[scope] += piece.scale(row.estimate)
+            continue
+        if not series.cube.groups:
+            continue
+        h0, h1 = series.span(piece.lo, piece.hi)
+        if h0 < h1:
+            amounts, _, _ = series.cube.amounts(_SCOPE, h0, h1)
+            for (project, model), amount in amounts.items():
+                out[(project, model)] += piece.scale(amount)
+    data.memo[key] = dict(out)
+    return data.memo[key]  # type: ignore[no-any-return]
+
+
+def _usage_of(data: SpendData, row: CostRow, start: int, end: int, by_model: bool) -> Decimal:
+    project = row.project or _NONE
+    # a line that names a model bills tokens, characters or seconds, never what the
+    # model-less line items bill (images, search calls, sessions, storage)
+    endpoints = (
+        [row.endpoint] if row.endpoint else [e for e in data.endpoints() if e not in _BILLED]
+    )
+    total = _ZERO
+    for endpoint in endpoints:
+        for (p, m), amount in scope_estimates(data, endpoint, start, end).items():
+            if p == project and (not by_model or m == row.model):
+                total += amount
+    return total
+
+
+def cost_share(data: SpendData, row: CostRow, lo: int, hi: int) -> tuple[Decimal, bool]:
+    """The share of costs line ``row`` (a UTC day) that lies in ``[lo, hi)``, and whether
+    usage (True) or time (False) gave it."""
+    day = row.start
+    key = ("share", row.project, row.model, row.endpoint, day, lo, hi)
+    found = data.memo.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    result: tuple[Decimal, bool] | None = None
+    for by_model in (True, False) if row.model else (False,):
+        whole = _usage_of(data, row, day, day + _DAY, by_model)
+        if whole > 0:
+            inside = _usage_of(data, row, lo, hi, by_model)
+            result = (min(Decimal(1), max(_ZERO, inside / whole)), True)
+            break
+    if result is None:
+        fetched = data.latest("costs")
+        extent = min(day + _DAY, fetched) if fetched > day else day + _DAY
+        part = max(0, min(hi, extent) - lo)
+        result = (Decimal(part) / Decimal(extent - day), False)
+    data.memo[key] = result
+    return result
+
+
+def attribute(data: SpendData, rows: list[CostRow]) -> list[CostRow]:
+    """``rows`` with each line item that names no model given the endpoint it bills and,
+    where that endpoint has models, split among the models by the day's priced usage."""
+    from dataclasses import replace
+
+    out: list[CostRow] = []
+    for row in rows:
+        endpoint = billed_endpoint(row.line_item) if row.model is None else None
+        if endpoint is None:
+            out.append(row)
+            continue
+        billed = replace(row, endpoint=endpoint)
+        if endpoint not in _BY_MODEL:
+            out.append(billed)
+            continue
+        usage = scope_estimates(data, endpoint, row.start, row.start + _DAY)
+        weights = {
+            m: a for (p, m), a in sorted(usage.items()) if p == (row.project or _NONE) and a > 0
+        }
+        total = sum(weights.values(), _ZERO)
+        if not total:
+            out.append(billed)
+            continue
+        left = row.amount
+        for index, (model, weight) in enumerate(weights.items()):
+            part = left if index == len(weights) - 1 else row.amount * weight / total
+            left -= part
+            out.append(replace(billed, model=None if model == _NONE else model, amount=part))
+    return out

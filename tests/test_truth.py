@@ -1,0 +1,286 @@
+"""Every figure against the simulator's truth: its costs bill its usage exactly, so the true
+spend of any interval is known. Calendar periods in four zones (a half-hour one among them),
+every cost_source, model and ``each`` budgets, rolling windows that start mid-hour and
+mid-day, anomaly windows, and the digest's local days.
+
+Exact to the cent where the bounds fall on whole hours (the costs day is split by hourly
+usage); within a fraction of a percent where a bound cuts an hour (split by time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from budgetguard.collect import Collector
+from budgetguard.digest import build_digest
+from budgetguard.evaluate.data import SpendData
+from budgetguard.evaluate.evaluator import evaluate
+from budgetguard.evaluate.pricing import Pricer
+from budgetguard.evaluate.spend import collect_spend, cost_parts
+from budgetguard.openai_admin import AdminClient
+from budgetguard.rules import Rules, load_rules_text
+from budgetguard.rules.needs import plan_queries
+from budgetguard.simulator import SimulatorServer, build_api
+from budgetguard.simulator.org import TOKEN_PRICES, Organisation
+from budgetguard.store import Store
+from tests.conftest import ADMIN_KEY, NOW
+
+NOW_DT = datetime.fromtimestamp(NOW, UTC)  # 10:17:31 UTC: windows start mid-hour
+ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Europe/Berlin")
+_KEYS = {"input": "input", "cached input": "cached_input", "output": "output"}
+_KEYS |= {"audio input": "audio_input", "audio output": "audio_output"}
+#: The simulator's own list prices, so that the estimate prices usage as its costs bill it.
+PRICING = "\n".join(
+    f"    {model}: {{{', '.join(f'{_KEYS[k]}: {v}' for k, v in prices.items())}, output: 0}}"
+    if "output" not in prices
+    else f"    {model}: {{{', '.join(f'{_KEYS[k]}: {v}' for k, v in prices.items())}}}"
+    for model, prices in TOKEN_PRICES.items()
+)
+BUDGETS = """
+  - {name: day-costs, limit: 100000, period: day, cost_source: costs}
+  - {name: week-costs, limit: 100000, period: week, cost_source: costs}
+  - {name: month-costs, limit: 100000, period: month, cost_source: costs}
+  - {name: quarter-costs, limit: 100000, period: quarter, cost_source: costs}
+  - {name: day-auto, limit: 100000, period: day}
+  - {name: week-estimate, limit: 100000, period: week, cost_source: estimate}
+  - {name: dalle-month, limit: 100000, period: month, cost_source: costs,
+     match: {model: dall-e-3}}
+  - {name: gpt4o-week, limit: 100000, period: week, match: {model: "gpt-4o*"}}
+  - {name: per-project-day, limit: 100000, period: day, each: project, cost_source: costs}
+  - {name: per-model-week, limit: 100000, period: week, each: model, cost_source: costs}
+  - {name: tokens-day, limit: 100000000000, period: day, metric: tokens}
+"""
+ROLLING = """
+  - {name: w7d-costs, limit: 100000, window: 7d, cost_source: costs}
+  - {name: w2d-costs, limit: 100000, window: 2d, cost_source: costs}
+  - {name: w36h-auto, limit: 100000, window: 36h}
+  - {name: w24h-estimate, limit: 100000, window: 24h, cost_source: estimate}
+  - {name: w6h-auto, limit: 100000, window: 6h, match: {project: proj_chatbot}}
+"""
+
+
+def rules_for(zone: str) -> Rules:
+    return load_rules_text(
+        f"version: 1\ntimezone: {zone}\npricing:\n  models:\n{PRICING}\n"
+        f"budgets:{BUDGETS}{ROLLING}digest: {{period: week}}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One store holding what the rules of every zone need (costs without delay, so that
+    costs and the truth see the same span)."""
+    db = f"sqlite:///{tmp_path_factory.mktemp('truth') / 'truth.db'}"
+    with SimulatorServer(build_api(now=NOW, days=60, costs_delay_hours=0)) as sim:
+        store = Store.open(db)
+
+        async def run() -> None:
+            async with AdminClient(ADMIN_KEY, sim.base_url) as client:
+                for zone in ZONES:
+                    await Collector(client, store).collect(
+                        plan_queries(rules_for(zone), NOW_DT), NOW_DT
+                    )
+
+        asyncio.run(run())
+        yield {"org": sim.api.org, "store": store}
+        store.close()
+
+
+def load(world: dict[str, Any], rules: Rules) -> SpendData:
+    return SpendData.load(world["store"], plan_queries(rules, NOW_DT), Pricer(rules.pricing.models))
+
+
+def truth(
+    org: Organisation,
+    start: int,
+    end: int = NOW,
+    *,
+    project: str | None = None,
+    model: str | None = None,
+) -> float:
+    """What the simulator bills for ``[start, end)``: its usage at its prices."""
+    total = 0.0
+    for index, stream in enumerate(org.streams):
+        if project is not None and stream.project_id != project:
+            continue
+        if model is not None and not fnmatch.fnmatchcase(stream.model or "", model):
+            continue
+        total += sum(line.amount for line in org.cost_lines(index, start, end, NOW))
+    return total
+
+
+def tokens(org: Organisation, start: int) -> int:
+    return sum(
+        sum(org.total(i, start, NOW, NOW).get(m, 0) for m in ("input_tokens", "output_tokens"))
+        for i, _ in enumerate(org.streams)
+    )
+
+
+_MODELS = {"dalle-month": "dall-e-3", "gpt4o-week": "gpt-4o*"}
+_SUB_HOUR = ("w7d-costs", "w2d-costs", "w36h-auto", "w24h-estimate", "w6h-auto")
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_every_budget_is_the_true_spend_of_its_interval(world: dict[str, Any], zone: str) -> None:
+    org = world["org"]
+    rules = rules_for(zone)
+    findings = evaluate(rules, load(world, rules), NOW_DT)
+    seen: set[str] = set()
+    for f in findings:
+        assert f.spend is not None, (f.budget.name, f.note)
+        start = int(f.window.start.timestamp())
+        name = f.budget.name
+        seen.add(name)
+        if name == "tokens-day":
+            assert f.spend == pytest.approx(tokens(org, start), rel=Decimal("1e-3"))
+            continue
+        group = f.group
+        expected = truth(
+            org,
+            start,
+            project=group.get("project", "proj_chatbot" if name == "w6h-auto" else None),
+            model=group.get("model", _MODELS.get(name)),
+        )
+        if group.get("model") == "(none)":  # lines that name no model and bill no model
+            expected = truth(org, start) - truth(org, start, model="?*")
+        got = float(f.spend)
+        cut_hour = name in _SUB_HOUR or (zone == "Asia/Kolkata" and name != "w7d-costs")
+        if cut_hour and not (zone == "Asia/Kolkata" and f.budget.period in ("quarter", "month")):
+            assert got == pytest.approx(expected, rel=5e-3), (name, group)
+        elif cut_hour:
+            assert got == pytest.approx(expected, rel=1e-2), (name, group)
+        else:  # bounds on whole hours: to the cent
+            assert abs(got - expected) < 0.01, (name, group, got, expected)
+        if zone != "UTC" and f.budget.period and f.budget.source in ("costs", "auto"):
+            assert "apportioned" in (f.note or ""), name
+            if f.budget.cost_source == "costs":
+                assert f.source == "mixed"
+    assert seen == {b.name for b in rules.budgets}
+
+
+def test_model_less_line_items_are_attributed_to_models(world: dict[str, Any]) -> None:
+    """ "Image models" costs name no model: a dall-e-3 budget on costs sees them by the day's
+    images usage; file search and vector storage stay unattributed, and the note says so."""
+    rules = rules_for("UTC")
+    (f,) = [
+        x for x in evaluate(rules, load(world, rules), NOW_DT) if x.budget.name == "dalle-month"
+    ]
+    start = int(f.window.start.timestamp())
+    assert float(f.spend or 0) == pytest.approx(truth(world["org"], start, model="dall-e-3"))
+    assert f.spend and f.spend > 100
+    assert "left unattributed" in (f.note or "")
+
+
+def _local_days(zone: str, first: date, days: int) -> list[tuple[date, int, int]]:
+    tz = ZoneInfo(zone)
+    out = []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        lo = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+        hi = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+        out.append((day, int(lo.timestamp()), int(hi.timestamp())))
+    return out
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Tokyo", "America/New_York", "UTC"])
+def test_the_digest_counts_local_days(world: dict[str, Any], zone: str) -> None:
+    rules = rules_for("UTC").model_copy(update={"timezone": zone})
+    data = load(world, rules_for("UTC"))
+    digest = build_digest(rules, data, [], [], NOW_DT, period="week")
+    first = date(2026, 11, 9)  # the last complete week before Sunday 2026-11-22: Nov 9-15
+    assert [d for d, _ in digest.daily] == [first + timedelta(days=n) for n in range(7)]
+    for (day, value), (_, lo, hi) in zip(digest.daily, _local_days(zone, first, 7), strict=True):
+        assert value is not None and abs(float(value) - truth(world["org"], lo, hi)) < 0.01, day
+    week = _local_days(zone, first, 7)
+    assert digest.total is not None
+    assert abs(float(digest.total) - truth(world["org"], week[0][1], week[-1][2])) < 0.05
+
+
+def test_a_replay_splits_the_bucket_open_at_the_instant(world: dict[str, Any]) -> None:
+    """Evaluated as if at 03:40 two days ago (a backtest), a day budget counts the hours
+    before it and the open hour's share, never the later spend the store also holds."""
+    rules = rules_for("UTC")
+    data = load(world, rules)
+    then = NOW_DT.replace(hour=3, minute=40, second=0) - timedelta(days=2)
+    (f,) = [x for x in evaluate(rules, data, then) if x.budget.name == "day-auto"]
+    start = int(f.window.start.timestamp())
+    expected = truth(world["org"], start, int(then.timestamp()))
+    assert float(f.spend or 0) == pytest.approx(expected, rel=2e-2)
+
+
+_ZONES = sorted(available_timezones() - {"Factory", "localtime"})
+_DST_DAYS = [date(2026, 10, 25), date(2026, 11, 1), date(2026, 10, 4)]  # EU, US, AU changes
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    zone=st.sampled_from(_ZONES),
+    day=st.one_of(st.sampled_from(_DST_DAYS), st.dates(date(2026, 10, 2), date(2026, 11, 20))),
+    cuts=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), max_size=6),
+)
+def test_apportioning_is_additive(
+    world: dict[str, Any], zone: str, day: date, cuts: list[float]
+) -> None:
+    """The parts of any partition of a local day (any zone, DST days too) add up to the day:
+    costs lines, estimates and usage metrics alike."""
+    rules = rules_for("UTC")
+    data = world.setdefault("data", load(world, rules))
+    ((_, lo, hi),) = _local_days(zone, day, 1)
+    bounds = sorted({lo, hi, *(lo + int(c * (hi - lo)) for c in cuts)})
+    parts = list(itertools.pairwise(bounds))
+
+    def costs(a: int, b: int) -> Decimal:
+        return sum((amount for _, amount, _ in cost_parts(data, a, b)), Decimal(0))
+
+    estimate = rules.budget("week-estimate")
+    tokens_budget = rules.budget("tokens-day")
+
+    def priced(a: int, b: int) -> Decimal:
+        spend = collect_spend(estimate, data, "estimate", a, b, NOW)
+        return sum((v for days in spend.estimate.values() for v in days.values()), Decimal(0))
+
+    def used(a: int, b: int) -> Decimal:
+        return sum(
+            collect_spend(tokens_budget, data, "usage", a, b, NOW).usage.values(), Decimal(0)
+        )
+
+    for measure in (costs, priced, used):
+        whole = measure(lo, hi)
+        assert whole > 0
+        assert abs(sum((measure(a, b) for a, b in parts), Decimal(0)) - whole) < Decimal("1e-9")
+
+
+def test_the_plan_fetches_hourly_usage_for_every_day_a_bound_cuts() -> None:
+    """A New York quarter starts at 04:00 UTC on Oct 1 and a 90d window at 10:17 UTC, both
+    older than the hourly span: hourly usage reaches back to those UTC days, for costs
+    budgets too (their first day is split by it). In UTC, whole days need no hours."""
+    from budgetguard.rules.needs import HOURLY_DAYS
+
+    def hourly_from(zone: str, budget: str) -> dict[str, datetime]:
+        rules = load_rules_text(f"version: 1\ntimezone: {zone}\nbudgets:\n  - {budget}\n")
+        return {q.endpoint: q.start for q in plan_queries(rules, NOW_DT) if q.width == "1h"}
+
+    costs = "cost_source: costs"
+    quarter = hourly_from("America/New_York", f"{{name: q, limit: 1, period: quarter, {costs}}}")
+    assert quarter and set(quarter.values()) == {datetime(2026, 10, 1, tzinfo=UTC)}
+    assert "images" in quarter and "completions" in quarter
+    rolling = hourly_from("UTC", "{name: r, limit: 1, window: 90d}")
+    assert set(rolling.values()) == {datetime(2026, 8, 24, tzinfo=UTC)}
+    whole = hourly_from("UTC", f"{{name: q, limit: 1, period: quarter, {costs}}}")
+    assert whole == {}
+    recent = hourly_from("UTC", "{name: q, limit: 1, period: quarter}")
+    today = NOW_DT.replace(hour=0, minute=0, second=0)
+    assert set(recent.values()) == {today - timedelta(days=HOURLY_DAYS)}
