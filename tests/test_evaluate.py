@@ -242,26 +242,58 @@ budgets:
     assert cost.spend == 0 and cost.severity == "ok" and cost.complete
 
 
-def test_row_kept_series_give_the_same_figures_as_cubes(
-    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Very wide series are evaluated row by row: same figures, to the digit."""
-    from budgetguard.evaluate import data as data_module
+def test_sparse_sums_equal_a_scan_of_the_rows() -> None:
+    """The cube's window sums (prefix sums over the rows that exist, sorted by group and
+    bucket) equal adding up the rows one by one, for any window, match and split: with
+    groups absent from some buckets, rows of one group and bucket twice, and huge figures."""
+    import random
 
-    def figures() -> dict[str, list[tuple[Any, ...]]]:
-        # 12 decimal places: a per-byte storage price has more digits than Decimal keeps,
-        # so pricing each row or their sum differs in the 27th significant digit.
-        return {
-            name: [(f.group, f.spend and round(f.spend, 12), f.source) for f in fs]
-            for name, fs in findings(world).items()
-        }
+    import numpy as np
 
-    cubes = figures()
-    monkeypatch.setattr(data_module, "MAX_CUBE_CELLS", 0)
-    rows = figures()
-    for name in cubes:
-        for cube_item, row_item in zip(cubes[name], rows[name], strict=True):
-            assert cube_item == row_item, name
+    from budgetguard.evaluate.cube import UsageCube
+    from budgetguard.evaluate.pricing import Pricer
+
+    rng = random.Random(16)
+    groups = [
+        (f"proj_{p}", f"user-{u}", None, model, False, "default", None)
+        for p in range(4)
+        for u in range(3)
+        for model in ("gpt-4o", "o3-mini")
+    ]
+    times = [1795305600 + 3600 * h for h in range(30)]
+    rows = [
+        (t, rng.randrange(len(groups)), rng.choice([0, 1, 7, 10**6, 2**40]))
+        for t in times
+        for _ in range(rng.randrange(0, 40))
+    ]
+    rows.sort(key=lambda r: r[0])
+    starts = np.array([r[0] for r in rows], dtype=np.int64)
+    gid = np.array([r[1] for r in rows], dtype=np.int32)
+    tokens = np.array([r[2] for r in rows], dtype=np.int64)
+    cube = UsageCube("completions", 3600, starts, gid, groups, {"input_tokens": tokens}, Pricer())
+    rules = load_rules_text("""
+version: 1
+budgets:
+  - {name: all, limit: 1, window: 1d, metric: input_tokens}
+  - {name: per-user, limit: 1, window: 1d, metric: input_tokens, each: user,
+     match: {project: [proj_1, proj_3], model: "gpt-4o*"}}
+""")
+    edges = [*times, times[-1] + 3600]
+    for budget in rules.budgets:
+        for _ in range(25):
+            lo, hi = sorted(rng.sample(edges, 2))
+            h0, h1 = cube.span(lo, hi)
+            expected: dict[tuple[str, ...], int] = {}
+            for t, g, value in rows:
+                project, user, _, model = groups[g][:4]
+                if not lo <= t < hi:
+                    continue
+                if budget.each and (project not in ("proj_1", "proj_3") or model != "gpt-4o"):
+                    continue
+                label = (user,) if budget.each else ()
+                expected[label] = expected.get(label, 0) + value
+            got = cube.values(budget, ("input_tokens",), h0, h1)
+            assert got == {k: v for k, v in expected.items() if v}, (budget.name, lo, hi)
 
 
 METRIC_CASES = [

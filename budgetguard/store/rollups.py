@@ -74,6 +74,12 @@ class RollupBlock:
     def metrics(self) -> list[str]:
         return [name for name, _ in self.layout["metrics"]]
 
+    def dtypes(self) -> dict[str, np.dtype[Any]]:
+        """Each stored metric's type (little-endian, the narrowest that holds it)."""
+        import numpy as np
+
+        return {name: np.dtype(_DTYPES[code]) for name, code in self.layout["metrics"]}
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Per row: the index into ``groups``, the bucket start (int64), and each nonzero
         metric (in the narrowest type that holds it)."""
