@@ -83,12 +83,15 @@ def _load_usage(
     metrics = {m: np.zeros(n, dtype=np.result_type(*kinds[m])) for m in used}
     index: dict[tuple[Any, ...], int] = {}
     at = 0
+    local, last = np.empty(0, dtype=np.int32), None
     for block in blocks:  # by day, rows by bucket start: ``starts`` comes out sorted
-        local = np.fromiter(
-            (index.setdefault(g, len(index)) for g in block.groups),
-            dtype=np.int32,
-            count=len(block.groups),
-        )
+        if block.groups is not last:  # days with the same groups share one list
+            last = block.groups
+            local = np.fromiter(
+                (index.setdefault(g, len(index)) for g in block.groups),
+                dtype=np.int32,
+                count=len(block.groups),
+            )
         block_gid, block_starts, block_metrics = block.arrays()
         rows = slice(at, at + block.row_count)
         gid[rows] = local[block_gid]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ROLLUP_DIMENSIONS",
     "RollupBlock",
+    "encode_arrays",
     "encode_day",
     "merge",
     "rebuild_all",
@@ -111,17 +112,27 @@ class RollupBlock:
         )
 
     @classmethod
-    def from_record(cls, record: Any) -> RollupBlock:
+    def from_record(
+        cls, record: Any, seen: dict[str, list[tuple[Any, ...]]] | None = None
+    ) -> RollupBlock:
+        """The block of a stored row; blocks read together share ``seen`` so that days with
+        the same groups (the usual case) parse them once and share one list."""
+        groups = None if seen is None else seen.get(record.groups)
+        if groups is None:
+            groups = [tuple(g) for g in json.loads(record.groups)]
+            if seen is not None:
+                seen.clear()  # the previous day's only: bounded
+                seen[record.groups] = groups
         return cls(
             record.day_start,
             record.row_count,
-            [tuple(g) for g in json.loads(record.groups)],
+            groups,
             json.loads(record.layout),
             bytes(record.data),
         )
 
 
-def _pack(
+def encode_arrays(
     day_start: int,
     groups: Sequence[tuple[Any, ...]],
     gid: np.ndarray,
@@ -173,7 +184,7 @@ def encode_day(day_start: int, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         for name, values in zip(USAGE_METRICS, columns[1 + n_dims :], strict=True)
         if any(values)
     }
-    return _pack(
+    return encode_arrays(
         day_start,
         list(index),
         np.array(gids, dtype=np.int64),
@@ -216,7 +227,7 @@ def merge(
     order = np.argsort(starts, kind="stable")
     used, gid = np.unique(gid[order], return_inverse=True)  # groups no row names are dropped
     groups = list(index)
-    return _pack(
+    return encode_arrays(
         day_start,
         [groups[i] for i in used],
         gid,

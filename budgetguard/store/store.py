@@ -367,9 +367,10 @@ class Store:
             query = query.where(table.day_start > start - 86400)
         if end is not None:
             query = query.where(table.day_start < end)
+        seen: dict[str, list[tuple[Any, ...]]] = {}
         with self.engine.connect() as conn:
             return [
-                rollups.RollupBlock.from_record(r)
+                rollups.RollupBlock.from_record(r, seen)
                 for r in conn.execute(query.order_by(table.day_start))
             ]
 
