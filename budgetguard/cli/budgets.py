@@ -220,12 +220,11 @@ def check(
     from budgetguard import pipeline
     from budgetguard.report import (
         exit_code,
-        json_text,
         silence_lines,
         to_github,
-        to_json,
         to_markdown,
         to_text,
+        write_json,
     )
 
     store = open_store(settings)
@@ -242,7 +241,7 @@ def check(
     for line in silence_lines(silences):
         typer.echo(line, err=True)
     if output == "json":
-        typer.echo(json_text(to_json(findings, alerts, clock, silences, names)))
+        write_json(sys.stdout, findings, alerts, clock, silences, names)
     elif output == "markdown":
         text = to_markdown(findings, clock, names)
         typer.echo(text, nl=False)
