@@ -10,7 +10,7 @@ RSS above what it held before the backfill, the store's size, and the tick's req
 Targets (issue 16): >= 100k rows/s of collector CPU and <= 500 MB peak RSS for 1M rows; a
 steady tick makes one request per query.
 
-    python -m benchmarks.collect_throughput [--rows 1000000] [--groups 700] [--db URL]
+    python -m benchmarks.collect_throughput [--rows 1000000] [--groups 700] [--postgres]
 """
 
 from __future__ import annotations
@@ -93,19 +93,45 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _create_database() -> str:
+    import uuid
+
+    import psycopg
+
+    name = f"bg_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_SERVER, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    return _SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_database(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_SERVER, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--groups", type=int, default=700)
-    parser.add_argument("--db", help="store URL (default: a temporary SQLite file)")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="store in a fresh database on the local PostgreSQL (dropped after)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve)
         return
 
-    from budgetguard.collect import Collector, PlannedQuery
+    from budgetguard.collect import Collector
     from budgetguard.openai_admin import AdminClient
+    from budgetguard.rules.needs import PlannedQuery
     from budgetguard.store import Store
 
     hours = -(-args.rows // args.groups)
@@ -125,7 +151,9 @@ def main() -> None:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:
-            url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            if args.postgres:
+                url = _create_database()
             store = Store.open(url)
             now = datetime.fromtimestamp(NOW, UTC)
 
@@ -142,8 +170,10 @@ def main() -> None:
             peak = rss_mb()
             tick_requests, _ = asyncio.run(collect())
             files = Path(tmp).glob("bench.db*")  # the WAL too
-            size = sum(f.stat().st_size for f in files) if args.db is None else 0
+            size = sum(f.stat().st_size for f in files)
             store.close()
+            if args.postgres:
+                _drop_database(url)
         print(
             f"backfill: {rows:,} rows ({hours} hours x {args.groups} groups) in {requests} "
             f"requests, {wall:.1f} s wall"
