@@ -223,6 +223,13 @@ class Store:
         ``blocks`` (one per UTC day, rows inside the range), and cover the range: one
         transaction. A day the range only partly covers keeps its other buckets."""
         with self.engine.begin() as conn:
+            # the mark's row lock first: a replica writing the same query waits here, before
+            # it reads the blocks it merges into (PostgreSQL; SQLite has one writer)
+            conn.execute(
+                select(sync_marks.c.query_key)
+                .where(sync_marks.c.query_key == query_key)
+                .with_for_update()
+            )
             rollups.replace(conn, query_key, endpoint, bucket_width, start, end, blocks)
             self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
 
