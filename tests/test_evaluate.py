@@ -148,6 +148,37 @@ def run_check(world: dict[str, Any], *args: str, now: str | None = None) -> Any:
     )
 
 
+def test_a_read_only_check_reads_sqlite_without_sqlalchemy_and_says_the_same(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check --offline` without --notify reads a SQLite store through the standard library:
+    the same report, to the byte, as through the SQLAlchemy store; and in a fresh process
+    it never imports SQLAlchemy."""
+    import subprocess
+    import sys
+
+    from budgetguard.store.reads import SQLiteReads
+
+    for output in ("json", "text"):
+        direct = run_check(world, "--format", output)
+        with monkeypatch.context() as m:
+            m.setattr(SQLiteReads, "open", classmethod(lambda cls, url: None))
+            through_store = run_check(world, "--format", output)
+        assert direct.exit_code == through_store.exit_code
+        assert direct.stdout == through_store.stdout and direct.stdout
+    script = (
+        "import sys\nfrom budgetguard.cli import run\n"
+        f"code = run(['check', '--offline', '-r', {str(world['file'])!r}, '--db', "
+        f"{world['db']!r}, '--format', 'json', '--now', {NOW_DT.isoformat()!r}])\n"
+        "print('sqlalchemy' in sys.modules, file=sys.stderr)"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert child.stderr.strip().splitlines()[-1] == "False", child.stderr
+    assert json.loads(child.stdout)["budgets"]
+
+
 def test_json_report_shape(world: dict[str, Any]) -> None:
     result = run_check(world, "--format", "json")
     assert result.exit_code == 0, result.stderr

@@ -22,7 +22,7 @@ import numpy as np
 
 from budgetguard.evaluate.pricing import Pricer, Rates
 from budgetguard.rules.model import Budget
-from budgetguard.store.rollups import ROLLUP_DIMENSIONS
+from budgetguard.store.blocks import ROLLUP_DIMENSIONS
 
 __all__ = ["DIMENSIONS", "UsageCube"]
 

@@ -12,14 +12,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from budgetguard.evaluate.cube import UsageCube
 from budgetguard.evaluate.pricing import Pricer
 from budgetguard.rules.needs import PlannedQuery
-from budgetguard.store import USAGE_METRICS, Store, SyncMark
+from budgetguard.store.columns import USAGE_METRICS, SyncMark
+
+if TYPE_CHECKING:
+    from budgetguard.store.reads import Reads
 
 __all__ = ["CostRow", "SpendData"]
 
@@ -66,7 +69,7 @@ class _Series:
 
 
 def _load_usage(
-    series: _Series, store: Store, pricer: Pricer, start: int | None, end: int | None
+    series: _Series, store: Reads, pricer: Pricer, start: int | None, end: int | None
 ) -> None:
     """One usage series from its per-day blocks into a cube (sparse: one path for every
     size), each metric kept in the narrowest type its blocks use."""
@@ -134,7 +137,7 @@ class SpendData:
     @classmethod
     def load(
         cls,
-        store: Store,
+        store: Reads,
         queries: Iterable[PlannedQuery],
         pricer: Pricer,
         *,

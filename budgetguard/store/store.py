@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from datetime import datetime
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from budgetguard.store import coverage, rollups
+from budgetguard.store.columns import SyncMark
 from budgetguard.store.migrations import migrate
+from budgetguard.store.reads import SilenceRow
 from budgetguard.store.schema import (
     USAGE_DIMENSIONS,
     USAGE_METRICS,
@@ -35,25 +37,6 @@ _DIALECTS = ("sqlite", "postgresql")
 
 class StoreURLError(ValueError):
     """The store URL cannot name a store budgetguard can use (bad input, not an outage)."""
-
-
-@dataclass(frozen=True)
-class SyncMark:
-    """What one query has covered, and how its last attempt went."""
-
-    query_key: str
-    endpoint: str
-    bucket_width: int
-    covered_start: int | None
-    covered_end: int | None
-    last_attempt_at: int | None
-    last_success_at: int | None
-    last_error: str | None
-
-    @property
-    def failed(self) -> bool:
-        """The last attempt failed (its data may still be there, but it is not fresh)."""
-        return self.last_error is not None
 
 
 def normalise_url(url: str) -> URL:
@@ -399,6 +382,23 @@ class Store:
         with self.engine.connect() as conn:
             for row in conn.execute(query.order_by(table.c.day_start)).mappings():
                 yield dict(row)
+
+    def names(self) -> dict[str, str]:
+        """id -> display name of the projects, users and API keys the directory lists."""
+        from budgetguard.store.directory import DirectoryStore
+
+        return DirectoryStore(self.engine).names()
+
+    def names_by_kind(self) -> dict[str, dict[str, str]]:
+        from budgetguard.store.directory import DirectoryStore
+
+        return DirectoryStore(self.engine).names_by_kind()
+
+    def silences_at(self, moment: datetime) -> list[SilenceRow]:
+        """The silences running at ``moment``, oldest first."""
+        from budgetguard.store.silences import SilenceStore
+
+        return SilenceStore(self.engine).all(active_at=moment)
 
     def counts(self) -> dict[str, int]:
         """Rows per table, for summaries and tests."""
