@@ -96,7 +96,7 @@ def current_rss_mb() -> float:
 _SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _create_database() -> str:
+def create_database() -> str:
     import uuid
 
     import psycopg
@@ -107,7 +107,7 @@ def _create_database() -> str:
     return _SERVER.rsplit("/", 1)[0] + "/" + name
 
 
-def _drop_database(url: str) -> None:
+def drop_database(url: str) -> None:
     import psycopg
 
     with psycopg.connect(_SERVER, autocommit=True) as c:
@@ -153,7 +153,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
             if args.postgres:
-                url = _create_database()
+                url = create_database()
             store = Store.open(url)
             now = datetime.fromtimestamp(NOW, UTC)
 
@@ -173,7 +173,7 @@ def main() -> None:
             size = sum(f.stat().st_size for f in files)
             store.close()
             if args.postgres:
-                _drop_database(url)
+                drop_database(url)
         print(
             f"backfill: {rows:,} rows ({hours} hours x {args.groups} groups) in {requests} "
             f"requests, {wall:.1f} s wall"
