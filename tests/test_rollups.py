@@ -223,6 +223,18 @@ def test_blocks_follow_the_rows_on_postgresql(postgres: Store) -> None:
     exercise(postgres)
 
 
+def test_rows_outside_the_written_range_are_not_stored(tmp_path: Path) -> None:
+    """A bucket that starts at the range's end (the clock had only just reached it) is not
+    covered, so it is not stored, even on a day the range does not touch."""
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    try:
+        end = DAY0 + DAY  # midnight
+        write(store, DAY0 + 3600, end, [row(DAY0 + 7200, "p", 5), row(end, "late", 9)])
+        assert blocks_by_day(store) == by_day([row(DAY0 + 7200, "p", 5)])
+    finally:
+        store.close()
+
+
 def test_a_failed_write_changes_neither_blocks_nor_coverage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _DAY = 86400
+_FAR = 2**62
 #: Rows are re-read this many days at a time when blocks are rebuilt (bounds memory).
 _READ_DAYS = 7
 
@@ -46,7 +47,9 @@ def replace(
     blocks: Mapping[int, RollupBlock],
 ) -> None:
     """Make the stored blocks of the days ``[start, end)`` touches hold ``blocks``' rows for
-    that range; a day it covers only in part keeps its rows outside the range."""
+    that range; a day it covers only in part keeps its rows outside the range. Rows of
+    ``blocks`` outside the range (a bucket the clock had only just reached) are not stored:
+    nothing covers them."""
     first = start - start % _DAY
     last = -(-end // _DAY) * _DAY
     table = usage_rollups.c
@@ -67,14 +70,25 @@ def replace(
     records = []
     for day in sorted(set(blocks) | set(kept)):
         if not first <= day < last:
-            raise ValueError(f"a block of day {day} outside [{first}, {last})")
-        record = merge(day, kept.get(day), start, end, blocks.get(day))
+            continue
+        new = blocks.get(day)
+        if new is not None and day in edges:
+            new = _inside(day, new, start, end)
+        record = merge(day, kept.get(day), start, end, new)
         if record is not None:
             records.append(
                 {"query_key": query_key, "endpoint": endpoint, "bucket_width": width, **record}
             )
     if records:
         conn.execute(usage_rollups.insert(), records)
+
+
+def _inside(day: int, block: RollupBlock, start: int, end: int) -> RollupBlock | None:
+    """``block`` without its rows outside ``[start, end)``."""
+    record = merge(day, block, end, _FAR, None)
+    if record is not None:
+        record = merge(day, RollupBlock.of(record), -_FAR, start, None)
+    return None if record is None else RollupBlock.of(record)
 
 
 def refresh(
