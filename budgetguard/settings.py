@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     )
     http_port: int = Field(default=9464, ge=0, le=65535, description="Port of /healthz, /metrics.")
     now: datetime | None = Field(default=None, description="Fixed 'now' (ISO 8601) for replays.")
+    notify_retry_within: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="Seconds check --notify, digest --send and notify-test retry temporary "
+        "delivery failures before leaving them queued.",
+    )
 
     @field_validator("now", mode="before")
     @classmethod

@@ -1,15 +1,27 @@
-"""Alerts: the lifecycle of each (budget, group, kind, threshold) and the outbox."""
+"""Alerts: the lifecycle of each (budget, group, kind, threshold), the outbox, delivery."""
 
+from budgetguard.alerts.delivery import (
+    DEFAULT_POLICY,
+    DeliveryPolicy,
+    DeliveryReport,
+    deliver,
+    deliver_within,
+    problem_lines,
+)
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState, active_alerts, transitions
-from budgetguard.alerts.outbox import DeliveryReport, deliver, load_states, queue, render
+from budgetguard.alerts.outbox import load_states, queue, render
 
 __all__ = [
+    "DEFAULT_POLICY",
     "AlertEvent",
     "AlertState",
+    "DeliveryPolicy",
     "DeliveryReport",
     "active_alerts",
     "deliver",
+    "deliver_within",
     "load_states",
+    "problem_lines",
     "queue",
     "render",
     "transitions",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, s
 from sqlalchemy.engine import URL, make_url
 
 from budgetguard.store import rollups
+from budgetguard.store.alerts import AlertStore
 from budgetguard.store.migrations import migrate
 from budgetguard.store.schema import (
     USAGE_DIMENSIONS,
@@ -91,6 +93,11 @@ class Store:
             engine = create_engine(parsed, pool_pre_ping=True)
         migrate(engine)
         return cls(engine)
+
+    @cached_property
+    def alerts(self) -> AlertStore:
+        """Alert state and the outbox (``store.alerts.outbox``) of this store."""
+        return AlertStore(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
