@@ -59,7 +59,7 @@ class DeliveryPolicy:
 
     def next_attempt(self, at: int, attempts: int, retry_after: float | None) -> int:
         wait = math.ceil(retry_after) if retry_after is not None else 0
-        step = 2 ** min(attempts - 1, 20)
+        step = 1 << min(attempts - 1, 20)
         if self.quick_until is not None:
             quick = at + max(wait, min(8, step))
             if quick <= self.quick_until:
