@@ -27,6 +27,7 @@ from budgetguard.store.outbox import OutboxRow, PendingRow, new_owner
 
 __all__ = [
     "DEFAULT_POLICY",
+    "Abandoned",
     "DeliveryPolicy",
     "DeliveryReport",
     "deliver",
@@ -90,10 +91,19 @@ class DeliveryReport:
         self.gave_up |= other.gave_up
 
 
-def send_with_deadline(notifier: Notifier, message: Message, deadline: float) -> None:
+class Abandoned(Exception):
+    """The process is stopping: a send still running is left to its lease (not recorded)."""
+
+
+def send_with_deadline(
+    notifier: Notifier,
+    message: Message,
+    deadline: float,
+    stop: threading.Event | None = None,
+) -> None:
     """Send ``message`` through ``notifier``; raise ``DeliveryError`` for any failure,
     including no answer within ``deadline`` (the send is then abandoned: its thread is a
-    daemon, and an outbox row's lease outlives it)."""
+    daemon, and an outbox row's lease outlives it), or ``Abandoned`` once ``stop`` is set."""
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -104,7 +114,11 @@ def send_with_deadline(notifier: Notifier, message: Message, deadline: float) ->
 
     worker = threading.Thread(target=run, name="send", daemon=True)
     worker.start()
-    worker.join(deadline)
+    until = time.monotonic() + deadline
+    while worker.is_alive() and time.monotonic() < until:
+        if stop is not None and stop.is_set():
+            raise Abandoned
+        worker.join(min(0.1, max(0.0, until - time.monotonic())))
     if worker.is_alive():
         raise DeliveryError(f"no answer within {deadline:.0f}s", retryable=True)
     if not failure:
@@ -161,8 +175,13 @@ class _Worker:
                 raise DeliveryError(
                     f"no notifier named '{self.name}' in the rules", retryable=False
                 )
-            message = message_from_payload(json.loads(row.payload))
-            send_with_deadline(self.notifier, message, self.policy.deadline)
+            try:
+                message = message_from_payload(json.loads(row.payload))
+            except Exception:
+                raise DeliveryError("the queued payload cannot be read", retryable=False) from None
+            send_with_deadline(self.notifier, message, self.policy.deadline, self.stop)
+        except Abandoned:  # stopping: the lease runs out and the row is sent again later
+            return False
         except DeliveryError as exc:
             return self._failed(row, exc, self._now())
         if self.outbox.delivered(row, self.owner, self._now()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,10 @@ def run(
         err=True,
     )
     service.wait()
+    if not service.clean:  # a job is stuck (a hung collect): its thread must not hold us
+        typer.echo("budgetguard: stopped (a running job was left behind)", err=True)
+        sys.stderr.flush()
+        os._exit(0)
     typer.echo("budgetguard: stopped", err=True)
 
 
