@@ -6,9 +6,15 @@ and queues the same ``K`` notifications (upserts: no process may crash on the ot
 then delivers everything due to a local webhook receiver that counts each key. Reports
 rounds, deliveries, duplicates and losses; the target is 0 duplicates and 0 losses.
 
-The test suite runs a reduced count (``tests/test_delivery_race.py``); the full one is
+Then kill -9 trials: a deliverer is killed at a random moment mid-delivery to a slow
+receiver, and a second one (after the lease) finishes; every key must arrive (0 lost), and a
+key may arrive twice only when it was in flight at the kill (the receiver can drop it: it
+carries the same key).
 
-    python -m benchmarks.delivery_race [--processes 4] [--rounds 50] [--keys 17] [--postgres]
+The test suite runs reduced counts (``tests/test_delivery_processes.py``); the full ones are
+
+    python -m benchmarks.delivery_race [--processes 4] [--rounds 50] [--keys 17]
+        [--kills 30] [--postgres]
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CountingReceiver", "RaceResult", "race"]
+__all__ = ["CountingReceiver", "KillResult", "RaceResult", "kill_trials", "race"]
 
 NOW = 1795342651
 
@@ -36,7 +42,7 @@ class CountingReceiver(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.keys: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         outer = self
@@ -44,6 +50,8 @@ class CountingReceiver(ThreadingHTTPServer):
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                assert self.headers["X-BudgetGuard-Key"] == body["key"]
+                time.sleep(delay)
                 with outer._lock:
                     outer.keys[str(body["key"])] += 1
                 self.send_response(204)
@@ -155,6 +163,79 @@ def race(url: str, processes: int = 4, rounds: int = 50, keys: int = 17) -> Race
     )
 
 
+@dataclass(frozen=True)
+class KillResult:
+    trials: int
+    keys: int
+    lost: int
+    duplicates: int
+    duplicates_not_in_flight: int
+
+    def line(self) -> str:
+        return (
+            f"{self.trials} kill -9 trials x {self.keys} keys: {self.lost} lost, "
+            f"{self.duplicates} sent twice (in flight at the kill), "
+            f"{self.duplicates_not_in_flight} other duplicates"
+        )
+
+
+DELIVER_ONCE = """
+import sys
+from datetime import UTC, datetime
+from budgetguard_webhook import WebhookNotifier, WebhookSettings
+from budgetguard.alerts import deliver
+from budgetguard.store import Store
+url, hook, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = Store.open(url)
+deliver(store.alerts, {"hook": WebhookNotifier(WebhookSettings(url=hook))},
+        datetime.fromtimestamp(at, UTC))
+print("done", flush=True)
+"""
+
+
+def kill_trials(url_for: Any, trials: int = 30, keys: int = 12, seed: int = 7) -> KillResult:
+    """``trials`` rounds of: queue ``keys`` rows, start a deliverer, kill -9 it after a
+    random number of deliveries, run a second one past the lease; count at the receiver.
+    ``url_for(i)`` gives trial ``i`` an empty store."""
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from budgetguard.alerts import DEFAULT_POLICY
+    from budgetguard.store import Store
+
+    rng = random.Random(seed)
+    lost = twice = other = 0
+    for trial in range(trials):
+        url = url_for(trial)
+        receiver = CountingReceiver(delay=0.05)
+        store = Store.open(url)
+        names = [f"t{trial}-k{k}" for k in range(keys)]
+        store.alerts.outbox.queue([(k, "hook", _payload(k)) for k in names], NOW)
+        store.close()
+        argv = [sys.executable, "-c", DELIVER_ONCE, url, receiver.url]
+        first = subprocess.Popen([*argv, str(NOW)], stdout=subprocess.DEVNULL)
+        kill_after = rng.randint(1, keys - 1)
+        deadline = time.monotonic() + 60
+        while sum(receiver.keys.values()) < kill_after and time.monotonic() < deadline:
+            time.sleep(0.002)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        time.sleep(0.1)  # a request the kill cut off may still be counted
+        seen_at_kill = set(receiver.keys)
+        later = NOW + DEFAULT_POLICY.lease + 1
+        subprocess.run([*argv, str(later)], stdout=subprocess.DEVNULL, check=True, timeout=120)
+        receiver.shutdown()
+        receiver.server_close()
+        lost += sum(1 for k in names if receiver.keys[k] == 0)
+        doubles = [k for k, n in receiver.keys.items() if n > 1]
+        twice += len(doubles)
+        # a resend is only of the row that was in flight: at most one per kill
+        other += max(0, len(doubles) - 1) + sum(1 for k in doubles if k not in seen_at_kill)
+    return KillResult(trials, keys, lost, twice, other)
+
+
 def _postgres_database() -> tuple[str, Any]:
     import uuid
 
@@ -179,11 +260,14 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--keys", type=int, default=17)
+    parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--postgres", action="store_true", help="also on the local PostgreSQL")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'race.db'}"
         print("sqlite:", race(url, args.processes, args.rounds, args.keys).line())
+        killed = kill_trials(lambda i: f"sqlite:///{Path(folder) / f'kill{i}.db'}", args.kills)
+        print("sqlite:", killed.line())
     if args.postgres:
         pg, drop = _postgres_database()
         try:

@@ -299,7 +299,7 @@ class Service:
         self._schedule()
         self.scheduler.start()
 
-    def stop(self, grace: float = 7.0) -> bool:
+    def stop(self, grace: float = 5.0) -> bool:
         """Stop within ``grace`` seconds (and a little): no new job starts, deliveries stop
         claiming and abandon sends in flight, a running job gets ``grace`` to end. Returns
         False when one did not (``clean``): the caller exits the process regardless."""
