@@ -621,3 +621,78 @@ def test_scheduler_ticks_on_the_interval_and_coalesces_missed_runs(
             assert ticks[1] - ticks[0] >= timedelta(minutes=15)
         finally:
             service.stop()
+
+
+# -- health in each state --------------------------------------------------------------------
+
+
+def test_healthz_is_503_with_reasons_when_budgets_are_unknown_and_livez_stays_200(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    service = new_service(world, tmp_path)  # an empty store of its own
+    service.settings = service.settings.model_copy(update={"openai_admin_key": None})
+    service.start(port=0)
+    try:
+        base = f"http://127.0.0.1:{service.http.server_address[1]}"  # type: ignore[union-attr]
+        wait_for_first_tick(service)
+        code, text = get(f"{base}/healthz")
+        body = json.loads(text)
+        assert code == 503 and body["status"] == "unhealthy"
+        assert any(r.startswith("budget org-week is unknown") for r in body["reasons"]), body
+        assert get(f"{base}/livez") == (200, '{"status": "alive", "reasons": []}\n')
+    finally:
+        service.stop()
+    code, body = service.liveness()
+    assert code == 503 and "scheduler is not running" in str(body["reasons"])
+
+
+def test_healthz_names_a_query_failing_past_max_staleness(world: dict[str, Any]) -> None:
+    from budgetguard.health import HealthState, failing_queries
+    from budgetguard.store import SyncMark
+
+    hour = 3600
+    fresh = SyncMark("costs:1d", "costs", 86400, 0, 10, NOW, NOW - hour, "HTTP 500")
+    stale = SyncMark("usage:1h", "completions", 3600, 0, 10, NOW, NOW - 7 * hour, "HTTP 500")
+    never = SyncMark("usage:1m", "completions", 60, None, None, NOW, None, "timed out")
+    fine = SyncMark("images:1h", "images", 3600, 0, 10, NOW, NOW, None)
+    found = failing_queries([fresh, stale, never, fine], NOW, timedelta(hours=6))
+    assert len(found) == 2
+    assert found[0].startswith("query usage:1h failing, no success for 7.0h (max_staleness 6h)")
+    assert "never" in found[1]
+    state = HealthState(interval=60, last_success=time.time(), problems=found)
+    code, body = state.ready()
+    assert code == 503 and body["reasons"] == found
+    assert HealthState(interval=60, last_success=time.time()).ready() == (
+        200,
+        {"status": "ok", "reasons": []},
+    )
+    starting = HealthState(interval=60).ready()
+    assert starting[0] == 503 and "first tick" in str(starting[1]["reasons"])
+    failed = HealthState(interval=60, last_success=time.time(), last_error="tick failed: x")
+    assert failed.ready()[0] == 503
+
+
+def test_a_reload_that_crashes_the_loader_turns_healthz_503(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import budgetguard.service as service_module
+
+    service = new_service(world, tmp_path, (world["tmp"] / "rules.yaml").read_text())
+    try:
+        service.tick()
+        assert service.health()[0] == 200, service.health()
+
+        def crash(*args: Any, **kwargs: Any) -> Any:
+            raise RecursionError("maximum recursion depth exceeded")
+
+        monkeypatch.setattr(service_module, "load_rules", crash)
+        assert service.reload() is False
+        code, body = service.health()
+        assert code == 503
+        assert "did not load at the last reload" in str(body["reasons"])
+        assert "RecursionError" in str(body["reasons"])
+        assert [b.name for b in service.rules.budgets] == ["org-week", "per-project"]
+        monkeypatch.undo()
+        assert service.reload() is True and service.health()[0] == 200
+    finally:
+        service.stop()
