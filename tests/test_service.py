@@ -696,3 +696,53 @@ def test_a_reload_that_crashes_the_loader_turns_healthz_503(
         assert service.reload() is True and service.health()[0] == 200
     finally:
         service.stop()
+
+
+def test_check_notify_retries_in_the_run_and_names_each_failing_notifier(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.test_delivery import Scripted
+
+    down = Scripted([(503, {}, 0)] * 1000)
+    flaky = Scripted([(503, {}, 0)])  # one 503, then 200: delivered inside the run
+    shutil.copy(world["tmp"] / "spend.db", tmp_path / "spend.db")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nnotifiers:\n"
+        f'  down: {{type: webhook, url: "{down.url}"}}\n'
+        f'  flaky: {{type: webhook, url: "{flaky.url}"}}\n'
+        "budgets:\n  - {name: org-week, limit: 100, period: week, notify: [down, flaky]}\n"
+    )
+    env = dict(
+        os.environ,
+        BUDGETGUARD_DATABASE_URL=f"sqlite:///{tmp_path / 'spend.db'}",
+        BUDGETGUARD_RULES=str(rules),
+        BUDGETGUARD_NOW=NOW_DT.isoformat(),
+        BUDGETGUARD_NOTIFY_RETRY_WITHIN="3",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "budgetguard",
+            "check",
+            "--offline",
+            "--notify",
+            "--fail-on",
+            "never",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 3), done.stderr  # 3: offline, the latest hours are unknown
+    assert flaky.requests == 2 and len(flaky.accepted) == 1
+    assert down.requests >= 2
+    assert "notifications: 1 delivered, 1 to retry, 0 failed" in done.stderr
+    (line,) = [s for s in done.stderr.splitlines() if "notifier '" in s]
+    assert re.search(r"notifier 'down': 1 queued, next attempt 2026-11-2\dT[\d:]+Z: ", line)
+    assert "webhook answered HTTP 503" in line
