@@ -8,16 +8,25 @@ from budgetguard.alerts.delivery import (
     deliver_within,
     problem_lines,
 )
-from budgetguard.alerts.lifecycle import AlertEvent, AlertState, active_alerts, transitions
+from budgetguard.alerts.lifecycle import (
+    AlertEvent,
+    AlertState,
+    Decision,
+    active_alerts,
+    decide,
+    transitions,
+)
 from budgetguard.alerts.outbox import load_states, queue, render
 
 __all__ = [
     "DEFAULT_POLICY",
     "AlertEvent",
     "AlertState",
+    "Decision",
     "DeliveryPolicy",
     "DeliveryReport",
     "active_alerts",
+    "decide",
     "deliver",
     "deliver_within",
     "load_states",
