@@ -202,3 +202,33 @@ def test_a_rate_limited_error_carries_retry_after() -> None:
     with pytest.raises(DeliveryError) as date:
         check_status(503, "x", "Wed, 21 Oct 2015 07:28:00 GMT")  # in the past: now
     assert date.value.retry_after == 0
+
+
+def test_notify_test_retries_a_temporary_failure_inside_the_run(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    flaky = Scripted([(503, {"Retry-After": "1"}, 0)])
+    down = Scripted([(404, {}, 0)])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nnotifiers:\n"
+        f'  flaky: {{type: webhook, url: "{flaky.url}"}}\n'
+        f'  gone: {{type: webhook, url: "{down.url}"}}\nbudgets: []\n'
+    )
+    env = dict(os.environ, BUDGETGUARD_RULES=str(rules), BUDGETGUARD_NOTIFY_RETRY_WITHIN="5")
+    env["BUDGETGUARD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'n.db'}"
+
+    def notify_test(name: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "budgetguard", "notify-test", name]
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    ok = notify_test("flaky")
+    assert ok.returncode == 0 and "delivered (after 2 attempts)" in ok.stdout, ok.stderr
+    assert flaky.requests == 2
+    gone = notify_test("gone")
+    assert gone.returncode == 3 and down.requests == 1
+    assert "gone: delivery failed (permanent): webhook answered HTTP 404" in gone.stderr
