@@ -272,6 +272,7 @@ def main() -> None:
         pg, drop = _postgres_database()
         try:
             print("postgresql:", race(pg, args.processes, args.rounds, args.keys).line())
+            print("postgresql:", kill_trials(lambda i: pg, args.kills).line())
         finally:
             drop()
 
