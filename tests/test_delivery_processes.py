@@ -169,3 +169,28 @@ def test_sigterm_during_a_hung_receiver_stops_within_10s_and_loses_nothing(
         store.close()
     assert counts.get("pending", 0) >= 1 and not counts.get("failed")  # queued, not lost
     hung.shutdown()
+
+
+@needs_postgres
+def test_advisory_lock_keys_are_per_database_and_namespace(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import create_engine
+
+    from budgetguard.store import normalise_url
+    from budgetguard.store.locks import LOCK_NAMESPACE_ENV, lock_key
+    from tests.conftest import POSTGRES_URL
+
+    def key(url: str, purpose: str = "leader") -> int:
+        engine = create_engine(normalise_url(url))
+        try:
+            with engine.connect() as conn:
+                return lock_key(conn, purpose)
+        finally:
+            engine.dispose()
+
+    ours, shared = key(pg_url), key(POSTGRES_URL)
+    assert ours != shared and ours == key(pg_url)  # stable per store, apart from others
+    assert key(pg_url, "schema") != ours
+    monkeypatch.setenv(LOCK_NAMESPACE_ENV, "team-b")
+    assert key(pg_url) != ours
