@@ -302,12 +302,13 @@ def problem_lines(report: DeliveryReport) -> list[str]:
     lines = []
     soonest: dict[str, int] = {}
     left: dict[str, int] = {}
+    errors = dict(report.errors)
     for row in report.pending:
         soonest.setdefault(row.notifier, row.next_attempt_at)
         left[row.notifier] = left.get(row.notifier, 0) + 1
-        report.errors.setdefault(row.notifier, row.last_error or "not tried yet")
-    for name in sorted(report.errors):
-        why = report.errors[name]
+        errors.setdefault(row.notifier, row.last_error or "not tried yet")
+    for name in sorted(errors):
+        why = errors[name]
         if name in soonest:
             when = datetime.fromtimestamp(soonest[name], UTC).isoformat().replace("+00:00", "Z")
             lines.append(f"notifier '{name}': {left[name]} queued, next attempt {when}: {why}")
