@@ -106,7 +106,7 @@ class Service:
         """Collect what is new, evaluate, record alert transitions, deliver."""
         leader = self._leader()
         if leader is None:
-            return  # unhealthy: /healthz turns 503 after two intervals
+            return  # /healthz says why (last_error) until a tick succeeds
         if not leader:
             self.last_success = time.time()  # a standby is healthy while it can ask
             self.last_error = None
