@@ -207,6 +207,25 @@ def test_the_digest_is_sent_once_per_period(world: dict[str, Any]) -> None:
     assert [b["key"] for b in sent] == [digest.key]
 
 
+def test_digest_send_retries_a_passing_failure_inside_the_run(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from budgetguard_webhook import WebhookNotifier, WebhookSettings
+
+    from tests.test_delivery import Scripted
+
+    flaky = Scripted([(502, {}, 0)])  # one 502, then 200
+    store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    try:
+        digest = pipeline.make_digest(world["store"], world["rules"], NOW_DT)
+        notifiers = {"hook": WebhookNotifier(WebhookSettings(url=flaky.url))}
+        queued, report = pipeline.send_digest(store, digest, ["hook"], NOW_DT, notifiers, within=5)
+        assert (queued, report.delivered, report.retrying) == (1, 1, 0)
+        assert flaky.requests == 2 and flaky.accepted == [digest.key]
+    finally:
+        store.close()
+
+
 # -- the service -----------------------------------------------------------------------------
 
 
