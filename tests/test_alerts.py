@@ -253,3 +253,46 @@ def test_decide_is_pure_and_gives_a_reason_for_every_combination() -> None:
             assert decision.action == "none" and "already fired in this period" in decision.reason
         seen[(firing, holds, period, kept, repeat, due)] = decision.action
     assert set(seen.values()) == {"fire", "remind", "resolve", "none"}
+
+
+def test_one_typed_alert_from_lifecycle_to_plugin_round_trips_its_payload() -> None:
+    from budgetguard.notify import Alert
+
+    alert = Alert(
+        key="k1",
+        summary="WARNING b: $80.00 of $100.00 (80%)",
+        severity="warning",
+        kind="threshold",
+        budget="b",
+        group={"project": "p"},
+        spend=Decimal("80.5"),
+        limit=Decimal("100"),
+        threshold=Decimal("0.8"),
+        window="this month",
+        source="costs",
+        fired_at="2026-11-22T10:00:00Z",
+    )
+    body = alert.to_payload()
+    assert body == {
+        "type": "budgetguard.alert",
+        "budget": "b",
+        "group": {"project": "p"},
+        "kind": "threshold",
+        "severity": "warning",
+        "threshold": 0.8,
+        "spend": 80.5,
+        "limit": 100.0,
+        "key": "k1",
+        "window": "this month",
+        "forecast": None,
+        "source": "costs",
+        "message": "WARNING b: $80.00 of $100.00 (80%)",
+        "fired_at": "2026-11-22T10:00:00Z",
+    }
+    again = Alert.from_payload(body)
+    assert again.to_payload() == body
+    assert (again.spend, again.threshold, again.summary) == (
+        alert.spend,
+        alert.threshold,
+        alert.summary,
+    )

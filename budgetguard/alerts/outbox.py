@@ -12,7 +12,7 @@ from datetime import datetime
 
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
 from budgetguard.evaluate.evaluator import Finding, group_label
-from budgetguard.notify import money
+from budgetguard.notify import Alert, money
 from budgetguard.store.alerts import AlertStore, StoredAlert
 
 __all__ = ["load_states", "queue", "render"]
@@ -42,8 +42,9 @@ def _window(f: Finding) -> str:
     return f"last {b.anomaly.window}" if b.anomaly else ""
 
 
-def render(event: AlertEvent) -> dict[str, object]:
-    """The notification payload: the contract's alert fields plus type, message, fired_at."""
+def render(event: AlertEvent) -> Alert:
+    """The alert as every later stage sees it — one typed shape from here to the plugin; the
+    outbox stores its ``to_payload()`` (the contract's body)."""
     f = event.finding
     spend = None if f.spend is None else float(f.spend)
     limit = None if f.limit is None else float(f.limit)
@@ -66,22 +67,21 @@ def render(event: AlertEvent) -> dict[str, object]:
             message += f", threshold {at if isinstance(at, str) else money(float(at))}"
     if event.event == "remind":
         message = "REMINDER " + message
-    return {
-        "type": "budgetguard.alert",
-        "budget": f.budget.name,
-        "group": dict(f.group),
-        "kind": event.contract_kind,
-        "severity": event.severity,
-        "threshold": None if event.threshold is None else float(event.threshold.ratio),
-        "spend": spend,
-        "limit": limit,
-        "key": event.key,
-        "window": _window(f),
-        "forecast": None if f.forecast is None else float(f.forecast),
-        "source": f.source,
-        "message": message,
-        "fired_at": event.at.isoformat().replace("+00:00", "Z"),
-    }
+    return Alert(
+        key=event.key,
+        summary=message,
+        severity=event.severity,
+        kind=event.contract_kind,
+        budget=f.budget.name,
+        group=dict(f.group),
+        spend=f.spend,
+        limit=f.limit,
+        forecast=f.forecast,
+        threshold=None if event.threshold is None else event.threshold.ratio,
+        window=_window(f),
+        source=f.source,
+        fired_at=event.at.isoformat().replace("+00:00", "Z"),
+    )
 
 
 def queue(
@@ -92,5 +92,5 @@ def queue(
 ) -> int:
     """Record the transitions and their notifications in one transaction."""
     states = [_stored(s) for s in changed.values()]
-    rows = [(e.key, name, json.dumps(render(e))) for e in events for name in e.notify]
+    rows = [(e.key, name, json.dumps(render(e).to_payload())) for e in events for name in e.notify]
     return store.apply(states, rows, int(now.timestamp()))
