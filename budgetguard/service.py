@@ -313,12 +313,12 @@ class Service:
             self.http.shutdown()
             self.http.server_close()
             self.http = None
-        with contextlib.suppress(Exception):  # the store may be what hangs
-            self.leadership.release()
         if self.clean:
             self.job_lock.release()
+            with contextlib.suppress(Exception):  # a dead store: the lock died with it
+                self.leadership.release()
             self.store.close()
-        else:
+        else:  # the job may hang in the store: exiting closes its connections (and the lock)
             log.warning(
                 "a job was still running after %.0fs: left behind (its notifications stay "
                 "queued or leased, and are sent later under the same keys)",
