@@ -54,7 +54,7 @@ class EmailSettings(NotifierSettings):
     ssl: bool = False
     from_: str = Field(default="budgetguard@localhost", alias="from")
     to: tuple[str, ...] = Field(min_length=1)
-    timeout: float = Field(default=20.0, gt=0, le=25)  # under the outbox's 30 s deadline
+    timeout: float = Field(default=20.0, gt=0)  # per SMTP step; the outbox allows 30 s a send
     ca_file: str | None = Field(default=None, description="CA bundle to trust (self-signed).")
 
     @field_validator("to", mode="before", json_schema_input_type=str | list[str])
