@@ -23,8 +23,7 @@ from budgetguard.simulator import SimulatedAPI, SimulatorServer
 from budgetguard.simulator.faults import FaultPlan
 from budgetguard.simulator.org import Organisation
 from budgetguard.store import Store, StoreVersionError
-from budgetguard.store.schema import metadata
-from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, needs_postgres
+from tests.conftest import ADMIN_KEY, NOW, needs_postgres
 
 RULES = """
 version: 1
@@ -297,12 +296,8 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 @needs_postgres
-def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules) -> None:
-    url = POSTGRES_URL
-    store = Store.open(url)
-    metadata.drop_all(store.engine)
-    store.close()
-    store = Store.open(url)
+def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules, pg_url: str) -> None:
+    store = Store.open(pg_url)  # a database of its own: the server is shared
     try:
         queries = plan_queries(rules, START)
         report = collect(sim, store, queries, START)
@@ -313,7 +308,6 @@ def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules) -
         again = collect(sim, store, queries, START)
         assert again.requests == len(queries)
     finally:
-        metadata.drop_all(store.engine)
         store.close()
 
 
