@@ -119,7 +119,9 @@ class PagerDutyNotifier:
                         content=json.dumps(body).encode(),
                         headers={"Content-Type": "application/json", "User-Agent": "budgetguard"},
                     )
-                    check_status(response.status_code, "pagerduty")
+                    check_status(
+                        response.status_code, "pagerduty", response.headers.get("Retry-After")
+                    )
         except httpx.TimeoutException:
             raise DeliveryError("pagerduty timed out", retryable=True) from None
         except httpx.TransportError as exc:

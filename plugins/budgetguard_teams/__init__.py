@@ -133,7 +133,7 @@ class TeamsNotifier:
             raise DeliveryError(
                 f"teams unreachable ({type(exc).__name__})", retryable=True
             ) from None
-        check_status(response.status_code, "teams")
+        check_status(response.status_code, "teams", response.headers.get("Retry-After"))
 
 
 @hookimpl

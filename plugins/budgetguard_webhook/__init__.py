@@ -159,7 +159,7 @@ class WebhookNotifier:
             raise DeliveryError(
                 f"webhook unreachable ({type(exc).__name__})", retryable=True
             ) from None
-        check_status(response.status_code, "webhook")
+        check_status(response.status_code, "webhook", response.headers.get("Retry-After"))
 
 
 @hookimpl
