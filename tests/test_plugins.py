@@ -398,6 +398,7 @@ def test_the_public_plugin_api_is_pinned() -> None:
             "http_url",
             "money",
             "parse_retry_after",
+            "post",
             "signed_percent",
         ]
     )

@@ -8,7 +8,7 @@ the core live in ``budgetguard.notify.manager``, which plugins do not need.
 
 from budgetguard.notify.errors import DeliveryError, parse_retry_after
 from budgetguard.notify.hookspecs import Notifier, NotifierType, hookimpl
-from budgetguard.notify.http_status import check_status
+from budgetguard.notify.http_status import check_status, post
 from budgetguard.notify.messages import (
     USAGE_DASHBOARD,
     Alert,
@@ -37,5 +37,6 @@ __all__ = [
     "http_url",
     "money",
     "parse_retry_after",
+    "post",
     "signed_percent",
 ]
