@@ -22,6 +22,7 @@ from budgetguard.alerts import (
     Silence,
     apply_silences,
     deliver,
+    deliver_within,
     group_events,
     load_states,
     queue,
@@ -41,11 +42,12 @@ from budgetguard.rules import Rules
 from budgetguard.rules.needs import plan_queries
 from budgetguard.rules.periods import last_complete_period
 from budgetguard.store import Store
-from budgetguard.store.alerts import AlertStore
 from budgetguard.store.directory import DirectoryStore
 from budgetguard.store.silences import SilenceStore, replace_holds
 
 if TYPE_CHECKING:
+    import threading
+
     from budgetguard.collect import CollectReport
     from budgetguard.progress import PageProgress
     from budgetguard.settings import Settings
@@ -154,10 +156,13 @@ def notify(
     now: datetime,
     notifiers: Mapping[str, Notifier],
     on_outcome: Callable[[str, str], None] | None = None,
+    *,
+    within: float | None = None,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
     """Alert transitions and their notifications in one transaction, then delivery of every
     due notification (earlier retries included)."""
-    alerts, silenced = AlertStore(store.engine), SilenceStore(store.engine)
+    alerts, silenced = store.alerts, SilenceStore(store.engine)
     states = load_states(alerts)
     changed, events = transitions(findings, states, now)
     names = display_names(store)
@@ -182,7 +187,7 @@ def notify(
         data_end=ends.get,
         also=lambda conn: replace_holds(conn, owed),
     )
-    return deliver_due(store, notifiers, now, on_outcome)
+    return deliver_due(store, notifiers, now, on_outcome, within=within, stop=stop)
 
 
 def active_silences(silences: SilenceStore, now: datetime) -> list[Silence]:
@@ -195,9 +200,15 @@ def deliver_due(
     notifiers: Mapping[str, Notifier],
     now: datetime,
     on_outcome: Callable[[str, str], None] | None = None,
+    *,
+    within: float | None = None,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Deliver every notification whose time has come (new ones and retries)."""
-    return deliver(AlertStore(store.engine), notifiers, now, on_outcome)
+    """Deliver every notification whose time has come (new ones and retries): one pass (the
+    service), or retrying temporary failures for up to ``within`` seconds (a command)."""
+    if within is not None:
+        return deliver_within(store.alerts, notifiers, now, within, on_outcome)
+    return deliver(store.alerts, notifiers, now, on_outcome, stop=stop)
 
 
 def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = None) -> Digest:
@@ -208,9 +219,7 @@ def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = 
     data = spend_data(store, rules, now)
     findings = evaluate(rules, data, now)
     _, start, end = last_complete_period(chosen, now, rules.timezone)
-    messages = AlertStore(store.engine).messages_between(
-        int(start.timestamp()), int(end.timestamp())
-    )
+    messages = store.alerts.outbox.messages_between(int(start.timestamp()), int(end.timestamp()))
     names = display_names(store)
     return build_digest(rules, data, findings, messages, now, period=chosen, names=names)
 
@@ -222,10 +231,13 @@ def send_digest(
     now: datetime,
     notifiers: Mapping[str, Notifier],
     on_outcome: Callable[[str, str], None] | None = None,
+    *,
+    within: float | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[int, DeliveryReport]:
     """Queue the digest for ``names`` (its key makes a second queueing a no-op), then
     deliver what is due. Returns how many were queued, and the delivery report."""
     payload = json.dumps(digest.payload)
     rows = [(digest.key, name, payload) for name in names]
-    queued = AlertStore(store.engine).apply([], rows, int(now.timestamp()))
-    return queued, deliver_due(store, notifiers, now, on_outcome)
+    queued = store.alerts.outbox.queue(rows, int(now.timestamp()))
+    return queued, deliver_due(store, notifiers, now, on_outcome, within=within, stop=stop)

@@ -3,98 +3,42 @@
 Jobs (APScheduler 3, UTC, coalesced, one instance each): a tick every ``schedule.interval``
 (collect -> evaluate -> alerts -> deliver), the digest on ``digest.schedule`` (cron in the
 rules' timezone), and outbox retries every minute. Only the leader (see ``store/leader.py``)
-runs them. HTTP: ``/healthz``, ``/metrics`` (Prometheus) and ``/status`` (the last report).
-SIGHUP reloads the rules (a bad file keeps the old ones); SIGTERM/SIGINT let the running job
-finish, then stop.
+runs them. HTTP: ``/livez``, ``/healthz`` (see ``health.py``), ``/metrics`` (Prometheus) and
+``/status`` (the last report). SIGHUP reloads the rules (a bad file keeps the old ones and
+turns ``/healthz`` 503). SIGTERM/SIGINT stop within 10 s whatever a job is doing: deliveries
+in flight are abandoned to their leases (sent again later, under the same key), and a job
+that does not end in time (a hung collect) is left behind when the process exits — the
+outbox and the alert state are written in transactions, so nothing queued is lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from budgetguard import pipeline
-from budgetguard.evaluate.evaluator import Finding
-from budgetguard.notify.alert_text import group_text
+from budgetguard.health import HealthState, failing_queries, max_staleness, unknown_budgets
+from budgetguard.metrics import Metrics
 from budgetguard.notify.manager import Plugins, default_plugins
 from budgetguard.report import to_json
 from budgetguard.rules import Rules, RulesError, load_rules
 from budgetguard.rules.vocabulary import parse_duration
 from budgetguard.settings import Settings
 from budgetguard.store import Store
-from budgetguard.store.alerts import AlertStore
 from budgetguard.store.leader import Leadership
 
 __all__ = ["Service"]
 
 log = logging.getLogger("budgetguard.service")
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        labels = ["budget", "group", "group_name"]  # group_name: with display names
-        self.spend = Gauge(
-            "budgetguard_spend",
-            "Spend in the budget's window (USD or units)",
-            labels,
-            registry=self.registry,
-        )
-        self.limit = Gauge(
-            "budgetguard_limit", "The budget's limit", labels, registry=self.registry
-        )
-        self.ratio = Gauge("budgetguard_ratio", "Spend / limit", labels, registry=self.registry)
-        self.collected = Gauge(
-            "budgetguard_last_collect_timestamp_seconds",
-            "When each endpoint's data was last collected successfully",
-            ["endpoint"],
-            registry=self.registry,
-        )
-        self.notifications = Counter(
-            "budgetguard_notifications",
-            "Delivery attempts by outcome",
-            ["notifier", "outcome"],
-            registry=self.registry,
-        )
-        self.tick_seconds = Gauge(
-            "budgetguard_tick_duration_seconds", "Duration of the last tick", registry=self.registry
-        )
-        self.tick_ok = Gauge(
-            "budgetguard_last_successful_tick_timestamp_seconds",
-            "When the last tick succeeded",
-            registry=self.registry,
-        )
-        self.leader = Gauge(
-            "budgetguard_leader", "1 when this replica runs the jobs", registry=self.registry
-        )
-
-    def findings(self, findings: list[Finding], names: Mapping[str, str] | None = None) -> None:
-        self.spend.clear()
-        self.limit.clear()
-        self.ratio.clear()
-        for f in findings:
-            group = ",".join(f"{k}={v}" for k, v in f.group.items())
-            shown = group_text(f.group, names or {})
-            if f.spend is not None:
-                self.spend.labels(f.budget.name, group, shown).set(float(f.spend))
-            if f.limit is not None:
-                self.limit.labels(f.budget.name, group, shown).set(float(f.limit))
-            if f.ratio is not None:
-                self.ratio.labels(f.budget.name, group, shown).set(float(f.ratio))
 
 
 class Service:
@@ -116,18 +60,30 @@ class Service:
         self.metrics = Metrics()
         self.clock = clock or settings.clock
         self.job_lock = threading.Lock()  # one job at a time: they share the store
-        self.last_success: float | None = None
-        self.last_error: str | None = None
-        self.reload_error: str | None = None
+        self.state = HealthState(self.interval)
         self.status: dict[str, Any] = {"status": "starting"}
-        self.started = time.time()
         self.scheduler: Any = None
         self.http: ThreadingHTTPServer | None = None
+        self.stopping = threading.Event()  # set on SIGTERM: deliveries stop claiming rows
+        self.clean = True  # False when a job was left running at stop
         self._stop = threading.Event()
 
     @property
     def interval(self) -> float:
         return parse_duration(self.rules.schedule.interval).total_seconds()
+
+    # the health state's fields, as the jobs (and tests) read and write them
+    last_success = property(
+        lambda self: self.state.last_success,
+        lambda self, v: setattr(self.state, "last_success", v),
+    )
+    last_error = property(
+        lambda self: self.state.last_error, lambda self, v: setattr(self.state, "last_error", v)
+    )
+    reload_error = property(
+        lambda self: self.state.reload_error,
+        lambda self, v: setattr(self.state, "reload_error", v),
+    )
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -149,13 +105,14 @@ class Service:
         """Collect what is new, evaluate, record alert transitions, deliver."""
         leader = self._leader()
         if leader is None:
-            return  # unhealthy: /healthz turns 503 after two intervals
+            return  # /healthz says why (last_error) until a tick succeeds
         if not leader:
             self.last_success = time.time()  # a standby is healthy while it can ask
             self.last_error = None
+            self.state.problems = []
             return
         started = time.monotonic()
-        with self.job_lock:
+        with self.job_lock, self._job():
             rules, now = self.rules, self.clock()
             try:
                 problems: list[str] = []
@@ -175,8 +132,13 @@ class Service:
                 for endpoint, stamp in latest.items():
                     self.metrics.collected.labels(endpoint).set(stamp)
                 findings = pipeline.evaluate_store(self.store, rules, now)
+                stale = failing_queries(
+                    self.store.sync_marks(), int(now.timestamp()), max_staleness(rules)
+                )
                 notifiers = self.plugins.notifiers(rules.notifiers)
-                delivery = pipeline.notify(self.store, findings, now, notifiers, self._count)
+                delivery = pipeline.notify(
+                    self.store, findings, now, notifiers, self._count, stop=self.stopping
+                )
             except Exception as exc:
                 self.last_error = f"tick failed: {exc}"
                 log.error("%s", self.last_error)
@@ -193,9 +155,10 @@ class Service:
                 "delivered": delivery.delivered,
                 "retrying": delivery.retrying,
                 "failed": delivery.failed,
-                "outbox": AlertStore(self.store.engine).counts(),
+                "outbox": self.store.alerts.counts(),
             }
             self.status = body
+            self.state.problems = stale + unknown_budgets(findings)
             self.last_success = time.time()
             self.last_error = None
             self.metrics.tick_ok.set(self.last_success)
@@ -210,13 +173,19 @@ class Service:
     def send_digest(self) -> None:
         if self.rules.digest is None or not self._leader():
             return
-        with self.job_lock:
+        with self.job_lock, self._job():
             now = self.clock()
             try:
                 digest = pipeline.make_digest(self.store, self.rules, now)
                 notifiers = self.plugins.notifiers(self.rules.notifiers)
                 queued, _ = pipeline.send_digest(
-                    self.store, digest, self.rules.digest.notify, now, notifiers, self._count
+                    self.store,
+                    digest,
+                    self.rules.digest.notify,
+                    now,
+                    notifiers,
+                    self._count,
+                    stop=self.stopping,
                 )
                 log.info("digest %s: %d queued", digest.key, queued)
             except Exception as exc:
@@ -225,29 +194,41 @@ class Service:
     def retry_outbox(self) -> None:
         if not self._leader():
             return
-        with self.job_lock:
+        with self.job_lock, self._job():
             notifiers = self.plugins.notifiers(self.rules.notifiers)
             try:
-                pipeline.deliver_due(self.store, notifiers, self.clock(), self._count)
+                pipeline.deliver_due(
+                    self.store, notifiers, self.clock(), self._count, stop=self.stopping
+                )
             except Exception as exc:
                 log.error("outbox retry failed: %s", exc)
 
+    @contextlib.contextmanager
+    def _job(self) -> Iterator[None]:
+        """Mark a job as running (``/livez`` fails if one never ends)."""
+        self.state.job_started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.state.job_started = None
+
     # -- health --------------------------------------------------------------------------------
 
-    def health(self) -> tuple[int, str]:
-        """200 while the last tick succeeded within two intervals; 503 and why otherwise."""
-        now = time.time()
-        if self.last_success is None:
-            if now - self.started < 2 * self.interval and self.last_error is None:
-                return 200, "starting: the first tick has not finished"
-            return 503, self.last_error or "no tick has succeeded yet"
-        age = now - self.last_success
-        if age > 2 * self.interval:
-            reason = f"last successful tick {age:.0f}s ago (interval {self.interval:.0f}s)"
-            return 503, reason + (f"; {self.last_error}" if self.last_error else "")
-        return 200, "ok" + (
-            f" (rules reload failed: {self.reload_error})" if self.reload_error else ""
+    def health(self) -> tuple[int, dict[str, object]]:
+        """``/healthz``: 200 only when the guard can be trusted now; 503 and every reason."""
+        return self.state.ready()
+
+    def liveness(self) -> tuple[int, dict[str, object]]:
+        """``/livez``: 200 while the process and its scheduler are alive."""
+        scheduler = self.scheduler
+        thread = getattr(scheduler, "_thread", None)
+        alive = (
+            scheduler is not None
+            and bool(scheduler.running)
+            and (thread is None or thread.is_alive())
+            and not self.stopping.is_set()
         )
+        return self.state.alive(alive)
 
     # -- reload and lifecycle ------------------------------------------------------------------
 
@@ -259,8 +240,13 @@ class Service:
             self.reload_error = f"{len(exc.errors)} error(s), first: {exc.errors[0]}"
             log.error("rules reload failed, keeping the old rules: %s", self.reload_error)
             return False
+        except Exception as exc:  # a loader crash must not pass for a good reload
+            self.reload_error = f"loading {self.settings.rules} failed: {type(exc).__name__}: {exc}"
+            log.error("rules reload failed, keeping the old rules: %s", self.reload_error)
+            return False
         with self.job_lock:
             self.rules = rules
+            self.state.interval = self.interval
         self.reload_error = None
         if self.scheduler is not None:
             self._schedule()
@@ -315,21 +301,33 @@ class Service:
         self._schedule()
         self.scheduler.start()
 
-    def stop(self) -> None:
-        """Let the running job finish, then stop the scheduler and the HTTP server."""
+    def stop(self, grace: float = 5.0) -> bool:
+        """Stop within ``grace`` seconds (and a little): no new job starts, deliveries stop
+        claiming and abandon sends in flight, a running job gets ``grace`` to end. Returns
+        False when one did not (``clean``): the caller exits the process regardless."""
+        self.stopping.set()
         if self.scheduler is not None:
             if self.scheduler.running:
-                self.scheduler.shutdown(wait=True)
+                self.scheduler.shutdown(wait=False)
             self.scheduler = None
-        with self.job_lock:  # a job still inside waits for us here
-            pass
+        self.clean = self.job_lock.acquire(timeout=grace)
         if self.http is not None:
             self.http.shutdown()
             self.http.server_close()
             self.http = None
-        self.leadership.release()
-        self.store.close()
+        if self.clean:
+            self.job_lock.release()
+            with contextlib.suppress(Exception):  # a dead store: the lock died with it
+                self.leadership.release()
+            self.store.close()
+        else:  # the job may hang in the store: exiting closes its connections (and the lock)
+            log.warning(
+                "a job was still running after %.0fs: left behind (its notifications stay "
+                "queued or leased, and are sent later under the same keys)",
+                grace,
+            )
         self._stop.set()
+        return self.clean
 
     def wait(self) -> None:
         while not self._stop.wait(0.5):
@@ -350,15 +348,17 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                status, reason = service.health()
-                self._send(status, (reason + "\n").encode(), "text/plain; charset=utf-8")
+            if path in ("/healthz", "/livez"):
+                status, health = service.health() if path == "/healthz" else service.liveness()
+                self._send(status, json.dumps(health).encode() + b"\n", "application/json")
             elif path == "/metrics":
                 self._send(200, generate_latest(service.metrics.registry), CONTENT_TYPE_LATEST)
             elif path == "/status":
                 body = json.dumps(service.status, indent=2, default=str).encode()
                 self._send(200, body, "application/json")
             else:
-                self._send(404, b"not found: try /healthz, /metrics or /status\n", "text/plain")
+                self._send(
+                    404, b"not found: try /livez, /healthz, /metrics or /status\n", "text/plain"
+                )
 
     return Handler

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds one collection may take; unfinished queries then fail (exit 3).",
     )
+    notify_retry_within: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="Seconds check --notify, digest --send and notify-test retry temporary "
+        "delivery failures before leaving them queued.",
+    )
 
     @field_validator("now", mode="before")
     @classmethod

@@ -3,8 +3,10 @@
 ``assert_conformant(make, secrets)`` points a notifier at a local HTTP server that answers
 200, 429, 500, 503, 400, 401 and 404 in turn, and at a closed port, and checks that:
 a 2xx is delivered; 408/429/5xx and connection failures raise ``DeliveryError(retryable=True)``;
-other 4xx raise ``DeliveryError(retryable=False)``; and no secret appears in an error, a log
-record (any logger, DEBUG up) or the notifier's repr. ``make(url)`` builds the notifier with
+a 429's and a 503's ``Retry-After: 120`` comes back as ``retry_after`` at once (a notifier
+never sleeps on it: the outbox schedules the next attempt); other 4xx raise
+``DeliveryError(retryable=False)``; and no secret appears in an error, a log record (any
+logger, DEBUG up) or the notifier's repr. ``make(url)`` builds the notifier with
 its endpoint set to ``url``::
 
     def test_my_notifier_conforms():
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +40,9 @@ SAMPLE_ALERT = Alert(
     limit=None,
 )
 #: status -> whether a retry may help (None: delivered)
+RETRY_AFTER = 120
+#: answers whose Retry-After must reach the outbox
+_RATE_LIMITED = (429, 503)
 _CASES: dict[int, bool | None] = {
     200: None,
     429: True,
@@ -61,7 +67,7 @@ class _Server(ThreadingHTTPServer):
                 body = b"ok" if outer.status < 300 else b"error"
                 self.send_response(outer.status)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("Retry-After", "0")
+                self.send_header("Retry-After", str(RETRY_AFTER))
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -112,6 +118,7 @@ def assert_conformant(
                 server.status = int(label.split()[1])
             notifier = make(url)
             problems += [f"repr shows a secret: {label}" for s in secrets if s in repr(notifier)]
+            began = time.monotonic()
             try:
                 notifier.send(message)
             except DeliveryError as exc:
@@ -119,6 +126,14 @@ def assert_conformant(
                     problems.append(f"{label}: raised {exc!r} for a delivered message")
                 elif exc.retryable is not retry:
                     problems.append(f"{label}: retryable={exc.retryable}, expected {retry}")
+                if server.status in _RATE_LIMITED and label.startswith("HTTP "):
+                    if exc.retry_after != RETRY_AFTER:
+                        problems.append(
+                            f"{label}: retry_after={exc.retry_after}, expected the answer's "
+                            f"Retry-After ({RETRY_AFTER})"
+                        )
+                    if time.monotonic() - began > 10:
+                        problems.append(f"{label}: send waited inside itself on Retry-After")
                 problems += [f"{label}: the error shows a secret" for s in secrets if s in str(exc)]
             except Exception as exc:
                 problems.append(f"{label}: raised {type(exc).__name__}, not DeliveryError")

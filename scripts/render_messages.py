@@ -86,7 +86,7 @@ def data_end(query: str) -> int:
 def samples() -> dict[str, Alert]:
     def body(note: Notification, fired: float | None = None) -> Alert:
         raw = render(note, NAMES, fired, data_end)
-        return Alert.from_payload(json.loads(json.dumps(raw)))
+        return Alert.from_payload(json.loads(json.dumps(raw.to_payload())))
 
     out: dict[str, Alert] = {}
     changed, evs = transitions([finding(DAY, 1240, NOW)], {}, NOW)

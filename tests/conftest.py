@@ -91,6 +91,24 @@ def _postgres_database_of_this_run() -> Iterator[None]:
         server.dispose()
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (a unique name), dropped after it: the
+    server is shared, and advisory-lock keys derive from the database's name."""
+    if not postgres_up():
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    name = f"bg_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(POSTGRES_SERVER_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 class Receiver(ThreadingHTTPServer):
     """A webhook receiver on loopback that keeps every JSON body."""
 

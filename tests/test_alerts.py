@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -212,3 +213,87 @@ def test_console_sender_writes_one_line() -> None:
     alert = Alert.from_payload({"message": "CRITICAL month: $150.00 of $100.00 (150%)"})
     ConsoleNotifier(ConsoleSettings(), stream).send(alert)
     assert stream.getvalue() == "[budgetguard] CRITICAL month: $150.00 of $100.00 (150%)\n"
+
+
+def test_decide_is_pure_and_gives_a_reason_for_every_combination() -> None:
+    """Every (state, holds, period, repeat) combination: one action and its reason."""
+    import itertools
+
+    from budgetguard.alerts import decide
+
+    base = AlertState("id", "b", (), "threshold", "80%")
+    at = 10_000
+    seen: dict[tuple[object, ...], str] = {}
+    for firing, holds, period, kept, repeat, due in itertools.product(
+        (False, True), (False, True), (None, "P2"), (None, "P1", "P2"), (None, 3600), (False, True)
+    ):
+        state = replace(
+            base,
+            state="firing" if firing else "ok",
+            period_key=kept,
+            since=at - 7200,
+            last_sent_at=at - (3600 if due else 60),
+            episode=3,
+        )
+        delta = None if repeat is None else timedelta(seconds=repeat)
+        decision = decide(state, holds, at, period=period, repeat=delta)
+        again = decide(state, holds, at, period=period, repeat=delta)
+        assert decision == again and decision.reason  # pure, and always says why
+        if decision.action == "none":
+            assert decision.state is state
+        elif decision.action == "fire":
+            assert holds and decision.state.episode == 4 and decision.state.state == "firing"
+            assert not firing or (period is not None and kept != period)
+        elif decision.action == "remind":
+            assert holds and firing and delta is not None and due
+            assert decision.state.last_sent_at == at and decision.sequence == 2
+        else:
+            assert decision.action == "resolve" and firing and not holds
+            assert decision.state.state == "ok"
+        if holds and not firing and period is not None and kept == period:
+            assert decision.action == "none" and "already fired in this period" in decision.reason
+        seen[(firing, holds, period, kept, repeat, due)] = decision.action
+    assert set(seen.values()) == {"fire", "remind", "resolve", "none"}
+
+
+def test_one_typed_alert_from_lifecycle_to_plugin_round_trips_its_payload() -> None:
+    from budgetguard.notify import Alert
+
+    alert = Alert(
+        key="k1",
+        summary="WARNING b: $80.00 of $100.00 (80%)",
+        severity="warning",
+        kind="threshold",
+        budget="b",
+        group={"project": "p"},
+        spend=Decimal("80.5"),
+        limit=Decimal("100"),
+        threshold=Decimal("0.8"),
+        window="this month",
+        source="costs",
+        fired_at="2026-11-22T10:00:00Z",
+    )
+    body = alert.to_payload()
+    assert body == {
+        "type": "budgetguard.alert",
+        "budget": "b",
+        "group": {"project": "p"},
+        "kind": "threshold",
+        "severity": "warning",
+        "threshold": 0.8,
+        "spend": 80.5,
+        "limit": 100.0,
+        "key": "k1",
+        "window": "this month",
+        "forecast": None,
+        "source": "costs",
+        "message": "WARNING b: $80.00 of $100.00 (80%)",
+        "fired_at": "2026-11-22T10:00:00Z",
+    }
+    again = Alert.from_payload(body)
+    assert again.to_payload() == body
+    assert (again.spend, again.threshold, again.summary) == (
+        alert.spend,
+        alert.threshold,
+        alert.summary,
+    )

@@ -24,7 +24,7 @@ from budgetguard.simulator import SimulatedAPI, SimulatorServer
 from budgetguard.simulator.faults import FaultPlan
 from budgetguard.simulator.org import Organisation
 from budgetguard.store import Store, StoreVersionError
-from tests.conftest import ADMIN_KEY, NOW, POSTGRES_URL, needs_postgres
+from tests.conftest import ADMIN_KEY, NOW, needs_postgres
 
 RULES = """
 version: 1
@@ -323,34 +323,10 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         Store.open(url)
 
 
-@pytest.fixture
-def own_postgres() -> Any:
-    """A database of this test's own on the shared server (other runs use the same one)."""
-    import uuid
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    from budgetguard.store import normalise_url
-
-    name = f"bg_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.mark.postgres
 @needs_postgres
-def test_the_same_collection_on_postgresql(
-    sim: SimulatorServer, rules: Rules, own_postgres: str
-) -> None:
-    store = Store.open(own_postgres)
+def test_the_same_collection_on_postgresql(sim: SimulatorServer, rules: Rules, pg_url: str) -> None:
+    store = Store.open(pg_url)  # a database of its own: the server is shared
     try:
         queries = plan_queries(rules, START)
         report = collect(sim, store, queries, START)

@@ -209,3 +209,59 @@ def test_no_password_in_errors_logs_or_reprs(
         mail.send(ALERT)
     for text in (str(info.value), repr(mail), repr(mail.settings), caplog.text):
         assert PASSWORD not in text
+
+
+def test_a_plain_relay_with_default_settings_just_works() -> None:
+    """The settings a user writes first (host, port, to) against a relay that offers no
+    STARTTLS: ``starttls: auto`` sends in the clear, since no password is at stake."""
+    inbox = Inbox()
+    controller = start(inbox)  # aiosmtpd's defaults: no TLS, no AUTH
+    try:
+        settings = {"smtp_host": "127.0.0.1", "smtp_port": controller.port, "to": "a@example.com"}
+        EmailSender(EmailSettings.model_validate(settings)).send(ALERT)
+        assert len(inbox.messages) == 1
+        assert inbox.envelopes[0].rcpt_tos == ["a@example.com"]
+    finally:
+        controller.stop()
+
+
+def test_starttls_required_but_not_offered_is_permanent_and_says_what_to_change() -> None:
+    inbox = Inbox()
+    controller = start(inbox, authenticator=authenticator, auth_require_tls=False)
+    try:
+        for settings in ({"starttls": True}, {"starttls": "auto", "username": "bg"}):
+            with pytest.raises(DeliveryError) as info:
+                sender(controller.port, password=PASSWORD, **{"username": "bg", **settings}).send(
+                    ALERT
+                )
+            assert not info.value.retryable
+            assert "offers no STARTTLS" in str(info.value) and "ssl: true" in str(info.value)
+            assert PASSWORD not in str(info.value)
+        assert inbox.messages == []  # the password never went in clear
+    finally:
+        controller.stop()
+
+
+def test_refused_recipients_are_permanent_and_name_the_setting() -> None:
+    class Refusing(Inbox):
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, options: Any
+        ) -> str:
+            return "550 no such user"
+
+    controller = start(Refusing())
+    try:
+        with pytest.raises(DeliveryError) as info:
+            sender(controller.port).send(ALERT)
+        assert not info.value.retryable and "check 'to'" in str(info.value)
+    finally:
+        controller.stop()
+
+
+def test_starttls_settings_are_checked() -> None:
+    base = {"smtp_host": "h", "to": "a@example.com"}
+    assert EmailSettings.model_validate(base).starttls == "auto"
+    assert EmailSettings.model_validate({**base, "starttls": "false"}).starttls is False
+    assert EmailSettings.model_validate({**base, "ssl": True}).port == 465
+    with pytest.raises(ValueError, match="choose one"):
+        EmailSettings.model_validate({**base, "ssl": True, "starttls": True})

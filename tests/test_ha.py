@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from budgetguard.simulator import SimulatorServer, build_api
-from budgetguard.store import Store
-from budgetguard.store.schema import metadata
-from tests.conftest import NOW, POSTGRES_URL, Receiver, needs_postgres
+from tests.conftest import NOW, Receiver, needs_postgres
 
 #: One replica: ticks its own Service with a clock one simulated hour apart per tick, and
 #: prints "tick <i> leader=<0|1>" after each.
@@ -53,17 +51,14 @@ budgets:
 
 
 @needs_postgres
-def test_two_replicas_one_leader_takeover_and_no_duplicates(tmp_path: Path) -> None:
-    store = Store.open(POSTGRES_URL)
-    metadata.drop_all(store.engine)
-    store.close()
+def test_two_replicas_one_leader_takeover_and_no_duplicates(tmp_path: Path, pg_url: str) -> None:
     receiver = Receiver()
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES.format(url=receiver.url))
     start = NOW - 30 * 3600
     env = dict(os.environ)
     with SimulatorServer(build_api(now=NOW, days=4)) as sim:
-        argv = [sys.executable, "-c", REPLICA, POSTGRES_URL, sim.base_url, str(rules), str(start)]
+        argv = [sys.executable, "-c", REPLICA, pg_url, sim.base_url, str(rules), str(start)]
         first = subprocess.Popen([*argv, "30"], stdout=subprocess.PIPE, text=True, env=env)
         assert first.stdout is not None
         line = first.stdout.readline()
@@ -94,6 +89,3 @@ def test_two_replicas_one_leader_takeover_and_no_duplicates(tmp_path: Path) -> N
     duplicates = {k: n for k, n in keys.items() if n > 1}
     assert not duplicates, duplicates
     receiver.shutdown()
-    store = Store.open(POSTGRES_URL)
-    metadata.drop_all(store.engine)
-    store.close()

@@ -66,8 +66,10 @@ def alerts() -> tuple[Alert, Alert]:
     later = T0 + timedelta(hours=3)
     _, events = transitions([_finding(500, later)], dict(changed), later)
     (resolve,) = group_events(events)
-    fired = Alert.from_payload(json.loads(json.dumps(render(fire, NAMES))))
-    resolved = Alert.from_payload(json.loads(json.dumps(render(resolve, NAMES, 1240.0))))
+    fired = Alert.from_payload(json.loads(json.dumps(render(fire, NAMES).to_payload())))
+    resolved = Alert.from_payload(
+        json.loads(json.dumps(render(resolve, NAMES, 1240.0).to_payload()))
+    )
     return fired, resolved
 
 
@@ -327,7 +329,7 @@ budgets:
     later = T0 + timedelta(hours=1)
     _, events = transitions([at(90, 130, later)], dict(states), later)
     (note,) = group_events(events)  # the forecast fires as the threshold resolves: one message
-    alert = Alert.from_payload(json.loads(json.dumps(render(note))))
+    alert = Alert.from_payload(json.loads(json.dumps(render(note).to_payload())))
     assert alert.kind == "forecast"
     bodies = events_of(alert)
     assert [b["event_action"] for b in bodies] == ["trigger", "resolve"]

@@ -397,6 +397,8 @@ def test_the_public_plugin_api_is_pinned() -> None:
             "hookimpl",
             "http_url",
             "money",
+            "parse_retry_after",
+            "post",
             "signed_percent",
         ]
     )

@@ -16,8 +16,8 @@ from sqlalchemy import text
 from budgetguard.store import SCHEMA_VERSION, USAGE_METRICS, Store
 from budgetguard.store import rollups as rollups_module
 from budgetguard.store.rollups import ROLLUP_DIMENSIONS, RollupBlock, encode_day
-from budgetguard.store.schema import metadata, usage_buckets, usage_rollups
-from tests.conftest import POSTGRES_URL, needs_postgres
+from budgetguard.store.schema import usage_buckets, usage_rollups
+from tests.conftest import needs_postgres
 
 DAY = 86400
 DAY0 = 1795305600 - 3 * DAY  # a UTC midnight
@@ -205,15 +205,11 @@ def test_blocks_follow_the_rows_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def postgres() -> Iterator[Store]:
-    store = Store.open(POSTGRES_URL)
-    metadata.drop_all(store.engine)
-    store.close()
-    store = Store.open(POSTGRES_URL)
+def postgres(pg_url: str) -> Iterator[Store]:
+    store = Store.open(pg_url)  # a database of its own: the server is shared
     try:
         yield store
     finally:
-        metadata.drop_all(store.engine)
         store.close()
 
 

@@ -213,7 +213,10 @@ notifiers:
     assert "delivered" in ok.stdout
     (got,) = receiver.received
     assert got["verified"] and json.loads(got["body"])["type"] == "budgetguard.test"
-    dead = runner.invoke(app, ["notify-test", "dead", "-r", str(rules)])
-    assert dead.exit_code == 3 and "temporary" in dead.stderr
+    # a closed port: retried inside the run for the bound (1 s here), then reported
+    dead = runner.invoke(
+        app, ["notify-test", "dead", "-r", str(rules)], env={"BUDGETGUARD_NOTIFY_RETRY_WITHIN": "1"}
+    )
+    assert dead.exit_code == 3 and "temporary, gave up" in dead.stderr
     typo = runner.invoke(app, ["notify-test", "audti", "-r", str(rules)])
     assert typo.exit_code == 2 and "did you mean 'audit'" in typo.stderr

@@ -1,5 +1,5 @@
-"""Alerts: the lifecycle of each (budget, group, kind, threshold), silences, grouping and the
-outbox — decide -> silence -> group -> queue -> deliver."""
+"""Alerts: the lifecycle of each (budget, group, kind, threshold), silences, grouping, the
+outbox and delivery — decide -> silence -> group -> queue -> deliver."""
 
 from __future__ import annotations
 
@@ -7,9 +7,24 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from budgetguard.alerts.delivery import (
+        DEFAULT_POLICY,
+        DeliveryPolicy,
+        DeliveryReport,
+        deliver,
+        deliver_within,
+        problem_lines,
+    )
     from budgetguard.alerts.grouping import Notification, group_events
-    from budgetguard.alerts.lifecycle import AlertEvent, AlertState, active_alerts, transitions
-    from budgetguard.alerts.outbox import DeliveryReport, deliver, load_states, queue, render
+    from budgetguard.alerts.lifecycle import (
+        AlertEvent,
+        AlertState,
+        Decision,
+        active_alerts,
+        decide,
+        transitions,
+    )
+    from budgetguard.alerts.outbox import load_states, queue, render
     from budgetguard.alerts.silences import (
         Held,
         Silence,
@@ -22,8 +37,11 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "DEFAULT_POLICY",
     "AlertEvent",
     "AlertState",
+    "Decision",
+    "DeliveryPolicy",
     "DeliveryReport",
     "Held",
     "Notification",
@@ -32,11 +50,14 @@ __all__ = [
     "active_alerts",
     "alert_labels",
     "apply_silences",
+    "decide",
     "deliver",
+    "deliver_within",
     "group_events",
     "load_states",
     "mark_silenced",
     "parse_matcher",
+    "problem_lines",
     "queue",
     "render",
     "silence_json",
@@ -45,11 +66,14 @@ __all__ = [
 
 
 #: where each name lives: a module is imported when one of its names is first used, so a
-#: read-only check never imports the outbox (and through it, SQLAlchemy)
+#: read-only check never imports the outbox or delivery (and through them, SQLAlchemy)
 _HOME = {
     "AlertEvent": "lifecycle",
     "AlertState": "lifecycle",
-    "DeliveryReport": "outbox",
+    "DEFAULT_POLICY": "delivery",
+    "Decision": "lifecycle",
+    "DeliveryPolicy": "delivery",
+    "DeliveryReport": "delivery",
     "Held": "silences",
     "Notification": "grouping",
     "Silence": "silences",
@@ -57,11 +81,14 @@ _HOME = {
     "active_alerts": "lifecycle",
     "alert_labels": "silences",
     "apply_silences": "silences",
-    "deliver": "outbox",
+    "decide": "lifecycle",
+    "deliver": "delivery",
+    "deliver_within": "delivery",
     "group_events": "grouping",
     "load_states": "outbox",
     "mark_silenced": "silences",
     "parse_matcher": "silences",
+    "problem_lines": "delivery",
     "queue": "outbox",
     "render": "outbox",
     "silence_json": "silences",

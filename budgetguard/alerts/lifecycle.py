@@ -10,16 +10,26 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.rules.model import NotifyEntry, Threshold, alert_identity
 
-__all__ = ["AlertEvent", "AlertState", "active_alerts", "conditions", "routes", "transitions"]
+__all__ = [
+    "AlertEvent",
+    "AlertState",
+    "Decision",
+    "active_alerts",
+    "conditions",
+    "decide",
+    "routes",
+    "transitions",
+]
 
 Kind = Literal["threshold", "forecast", "anomaly", "no_data"]
+Action = Literal["fire", "remind", "resolve", "none"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,58 @@ class AlertEvent:
     @property
     def contract_kind(self) -> str:
         return "resolved" if self.event == "resolve" else self.kind
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do about one alert now, and why (after Alertmanager's ``needsUpdate``)."""
+
+    action: Action
+    reason: str
+    state: AlertState  # the state after it (the same object when nothing changes)
+    sequence: int = 0  # which reminder of the episode (keys reminders apart)
+
+
+def decide(
+    state: AlertState,
+    holds: bool,
+    at: int,
+    *,
+    period: str | None,
+    repeat: timedelta | None,
+) -> Decision:
+    """Fire, remind, resolve or nothing, and why: a pure function of the alert's state,
+    whether its condition holds, the instant, its calendar period (None: a rolling window
+    or no_data, which fire once per crossing) and its ``repeat``."""
+    if holds and state.state != "firing":
+        if period is not None and state.period_key == period:
+            return Decision("none", "holds again, but already fired in this period", state)
+        new = replace(
+            state,
+            state="firing",
+            period_key=period,
+            since=at,
+            last_sent_at=at,
+            episode=state.episode + 1,
+        )
+        return Decision("fire", "crossed", new)
+    if holds and period is not None and state.period_key != period:
+        new = replace(
+            state, period_key=period, since=at, last_sent_at=at, episode=state.episode + 1
+        )
+        return Decision("fire", "still over in a new period", new)
+    if holds and repeat is not None and state.last_sent_at is not None:
+        every = int(repeat.total_seconds())
+        if at - state.last_sent_at >= every:
+            sequence = (at - (state.since or at)) // every
+            reason = f"still firing {every}s after the last notification"
+            return Decision("remind", reason, replace(state, last_sent_at=at), sequence)
+        return Decision("none", "firing; the next reminder is not due", state)
+    if holds:
+        return Decision("none", "firing; notified once per crossing", state)
+    if state.state == "firing":
+        return Decision("resolve", "no longer holds", replace(state, state="ok", since=at))
+    return Decision("none", "does not hold", state)
 
 
 def _key(identity: str, episode: int, event: str, sequence: int = 0) -> str:
@@ -126,31 +188,16 @@ def transitions(
                     _key(identity, st.episode, "fire"),
                 )
 
-            new_period = period is not None and kind != "no_data" and state.period_key != period
-            if holds and (state.state != "firing" or new_period):
-                if period is not None and kind != "no_data" and state.period_key == period:
-                    continue  # once per period: it already fired in this one
-                new = replace(
-                    state,
-                    state="firing",
-                    period_key=period,
-                    since=at,
-                    last_sent_at=at,
-                    episode=state.episode + 1,
-                )
-                changed[identity] = new
-                events.append(event("fire", new))
-            elif holds and budget.repeat_delta is not None and state.last_sent_at is not None:
-                every = int(budget.repeat_delta.total_seconds())
-                if at - state.last_sent_at >= every:
-                    sequence = (at - (state.since or at)) // every
-                    new = replace(state, last_sent_at=at)
-                    changed[identity] = new
-                    events.append(event("remind", new, sequence))
-            elif not holds and state.state == "firing":
-                new = replace(state, state="ok", since=at)
-                changed[identity] = new
-                events.append(event("resolve", new))
+            decision = decide(
+                state,
+                holds,
+                at,
+                period=period if kind != "no_data" else None,
+                repeat=budget.repeat_delta,
+            )
+            if decision.action != "none":
+                changed[identity] = decision.state
+                events.append(event(decision.action, decision.state, decision.sequence))
     return changed, events
 
 

@@ -1,16 +1,13 @@
-"""The outbox: queue notifications with their alert transitions, deliver them with retries.
+"""The outbox: queue notifications with their alert transitions (``queue``), and render them.
 
-Stages, one guarantee each: queue (with the transition, one transaction, keyed) -> claim
-(due rows) -> send (through the notifier) -> record (delivered only after a successful send;
-a temporary failure is retried with backoff up to ``MAX_ATTEMPTS``, a permanent one fails).
+Delivery (claim -> send with a deadline -> record) is ``alerts/delivery.py``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -19,25 +16,12 @@ from sqlalchemy import Connection
 from budgetguard.alerts.grouping import Notification
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState
 from budgetguard.evaluate.evaluator import Finding
-from budgetguard.notify import DeliveryError, Notifier, money
+from budgetguard.notify import Alert, money
 from budgetguard.notify.alert_text import alert_summary
-from budgetguard.notify.messages import message_from_payload
 from budgetguard.rules.needs import endpoints_of
 from budgetguard.store.alerts import AlertStore, StoredAlert
 
-__all__ = ["MAX_ATTEMPTS", "DeliveryReport", "deliver", "load_states", "queue", "render"]
-
-log = logging.getLogger("budgetguard.outbox")
-MAX_ATTEMPTS = 8
-BASE_DELAY = 30
-MAX_DELAY = 3600
-
-
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    retrying: int = 0
-    failed: int = 0
+__all__ = ["load_states", "queue", "render"]
 
 
 def load_states(store: AlertStore) -> dict[str, AlertState]:
@@ -118,9 +102,11 @@ def render(
     names: Mapping[str, str] | None = None,
     fired_spend: Decimal | float | None = None,
     data_end: Callable[[str], int | None] | None = None,
-) -> dict[str, object]:
-    """The notification body: the contract's alert fields plus type, message, fired_at and
-    ``thresholds`` (every transition it groups), and the facts the message is made of."""
+) -> Alert:
+    """The notification as every later stage sees it — one typed shape from here to the
+    plugin, whose ``to_payload()`` the outbox stores: the contract's alert fields plus type,
+    message, fired_at and ``thresholds`` (every transition it groups), and the facts the
+    message is made of."""
     event = note.lead
     f = event.finding
     known = names or {}
@@ -171,7 +157,7 @@ def render(
     if event.kind == "anomaly":
         body["baseline"] = _num(f.anomaly_baseline)
     body["message"] = alert_summary(body)
-    return body
+    return Alert.from_payload(body)
 
 
 def queue(
@@ -194,53 +180,6 @@ def queue(
             if isinstance(value, int | float):
                 fired = float(value)
                 break
-        body = render(note, names, fired, data_end)
-        rows.append((note.key, note.notifier, json.dumps(body)))
+        alert = render(note, names, fired, data_end)
+        rows.append((note.key, note.notifier, json.dumps(alert.to_payload())))
     return store.apply(states, rows, int(now.timestamp()), also)
-
-
-def deliver(
-    store: AlertStore,
-    notifiers: Mapping[str, Notifier],
-    now: datetime,
-    on_outcome: Callable[[str, str], None] | None = None,
-) -> DeliveryReport:
-    """Send every due notification once; record each outcome (and tell ``on_outcome``:
-    notifier name and "delivered", "retrying" or "failed", for metrics)."""
-    report = DeliveryReport()
-    at = int(now.timestamp())
-    for row in store.due(at):
-        notifier = notifiers.get(row.notifier)
-        attempts = row.attempts + 1
-        try:
-            if notifier is None:
-                raise DeliveryError(
-                    f"no notifier named '{row.notifier}' in the rules", retryable=False
-                )
-            notifier.send(message_from_payload(json.loads(row.payload)))
-        except DeliveryError as exc:
-            if exc.retryable and attempts < MAX_ATTEMPTS:
-                delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))
-                store.retry(row.id, attempts, at + delay, str(exc))
-                report.retrying += 1
-                outcome = "retrying"
-            else:
-                store.failed(row.id, attempts, str(exc))
-                report.failed += 1
-                outcome = "failed"
-                log.warning("notification to %s failed for good: %s", row.notifier, exc)
-            if on_outcome is not None:
-                on_outcome(row.notifier, outcome)
-            continue
-        except Exception as exc:  # a notifier bug: retried like a temporary failure
-            store.retry(row.id, attempts, at + BASE_DELAY, f"{type(exc).__name__}")
-            report.retrying += 1
-            log.warning("notifier %s raised %s; will retry", row.notifier, type(exc).__name__)
-            if on_outcome is not None:
-                on_outcome(row.notifier, "retrying")
-            continue
-        store.delivered(row.id, at)
-        report.delivered += 1
-        if on_outcome is not None:
-            on_outcome(row.notifier, "delivered")
-    return report

@@ -29,6 +29,7 @@ from budgetguard.cli.common import (
 if TYPE_CHECKING:
     from decimal import Decimal
 
+    from budgetguard.alerts import DeliveryReport
     from budgetguard.collect import CollectReport
     from budgetguard.evaluate.evaluator import Finding
     from budgetguard.rules import Rules
@@ -268,23 +269,34 @@ def _evaluate(
         if notify and not isinstance(store, SQLiteReads):
             # the report on stdout is machine-readable: console alert lines go to stderr
             with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
-                _notify(store, rules, findings, now)
+                _notify(store, rules, findings, now, settings.notify_retry_within)
         alerts, silences = offline.report_alerts(store, findings, now)
         return findings, alerts, silences, offline.display_names(store)
     finally:
         store.close()
 
 
-def _notify(store: Store, rules: Rules, findings: list[Finding], now: datetime) -> None:
+def _notify(
+    store: Store, rules: Rules, findings: list[Finding], now: datetime, within: float
+) -> None:
     from budgetguard import pipeline
     from budgetguard.notify.manager import default_plugins
 
-    result = pipeline.notify(store, findings, now, default_plugins().notifiers(rules.notifiers))
+    notifiers = default_plugins().notifiers(rules.notifiers)
+    result = pipeline.notify(store, findings, now, notifiers, within=within)
+    _say_delivery("notifications", result)
+
+
+def _say_delivery(what: str, result: DeliveryReport) -> None:
+    """The delivery summary, then one line per notifier that failed (which, why, when)."""
+    from budgetguard.alerts import problem_lines
+
     typer.echo(
-        f"notifications: {result.delivered} delivered, {result.retrying} to retry, "
-        f"{result.failed} failed",
+        f"{what}: {result.delivered} delivered, {result.retrying} to retry, {result.failed} failed",
         err=True,
     )
+    for line in problem_lines(result):
+        typer.echo(f"  {line}", err=True)
 
 
 @app.command()
@@ -379,11 +391,10 @@ def digest(
         Console(width=max(100, Console().width)).print(digest_panel(made))
         if send:
             notifiers = default_plugins().notifiers(loaded.notifiers)
-            queued, result = pipeline.send_digest(store, made, names, clock, notifiers)
-            typer.echo(
-                f"digest {made.key}: {queued} queued (already sent: {len(names) - queued}); "
-                f"{result.delivered} delivered, {result.retrying} to retry, {result.failed} failed",
-                err=True,
+            queued, result = pipeline.send_digest(
+                store, made, names, clock, notifiers, within=settings.notify_retry_within
             )
+            already = len(names) - queued
+            _say_delivery(f"digest {made.key}: {queued} queued (already sent: {already})", result)
     finally:
         store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -80,6 +81,10 @@ def run(
         err=True,
     )
     service.wait()
+    if not service.clean:  # a job is stuck (a hung collect): its thread must not hold us
+        typer.echo("budgetguard: stopped (a running job was left behind)", err=True)
+        sys.stderr.flush()
+        os._exit(0)
     typer.echo("budgetguard: stopped", err=True)
 
 
@@ -130,11 +135,12 @@ def notify_test(
     """Send a test message through one configured notifier."""
     import uuid
 
+    from budgetguard.alerts.delivery import send_within
     from budgetguard.notify import Alert, DeliveryError
     from budgetguard.notify.manager import default_plugins
     from budgetguard.rules.errors import did_you_mean
 
-    _, loaded, clock = command_context(rules, db, now, verbose, sends=False)
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     names = [n.name for n in loaded.notifiers]
     if name not in names:
         hint = did_you_mean(name, names) if names else " (no notifiers are configured)"
@@ -154,12 +160,14 @@ def notify_test(
         "fired_at": stamp,
         "message": f"budgetguard test notification to '{name}' ({stamp}): delivery works",
     }
+    notifier = default_plugins().notifiers(loaded.notifiers)[name]
     try:
-        default_plugins().notifiers(loaded.notifiers)[name].send(Alert.from_payload(payload))
+        tries = send_within(notifier, Alert.from_payload(payload), settings.notify_retry_within)
     except DeliveryError as exc:
-        kind = "temporary" if exc.retryable else "permanent"
+        kind = "temporary, gave up" if exc.retryable else "permanent"
         raise fail(f"{name}: delivery failed ({kind}): {exc}", EXIT_UNAVAILABLE) from None
-    typer.echo(f"{name}: test notification delivered")
+    again = f" (after {tries} attempts)" if tries > 1 else ""
+    typer.echo(f"{name}: test notification delivered{again}")
 
 
 @app.command()

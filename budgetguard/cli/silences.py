@@ -6,8 +6,11 @@ no rules file: a matcher names budgets, group values, severities and kinds by gl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,10 +27,31 @@ from budgetguard.cli.common import (
     setup_logging,
 )
 
+if TYPE_CHECKING:
+    from budgetguard.settings import Settings
+    from budgetguard.store.silences import SilenceStore
+
 __all__ = ["silence"]
 
 silence = typer.Typer(help="Silence notifications for a while: add, list, expire.")
 app.add_typer(silence, name="silence")
+
+
+def _settings(rules: Path | None, db: str | None, now: str | None, verbose: bool) -> Settings:
+    setup_logging(verbose)
+    return settings_from(rules, db, now)
+
+
+@contextmanager
+def _silences(settings: Settings) -> Iterator[SilenceStore]:
+    """The store's silences, open for the length of one command (after its input checked)."""
+    from budgetguard.store.silences import SilenceStore
+
+    store = open_store(settings)
+    try:
+        yield SilenceStore(store.engine)
+    finally:
+        store.close()
 
 
 def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
@@ -61,21 +85,16 @@ def add(
 ) -> None:
     """Silence the alerts every MATCHER matches, for a while."""
     from budgetguard.alerts import parse_matcher
-    from budgetguard.store.silences import SilenceStore
 
-    setup_logging(verbose)
-    settings = settings_from(rules, db, now)
+    settings = _settings(rules, db, now, verbose)
     clock = settings.clock()
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)
     except ValueError as exc:
         raise fail(str(exc), EXIT_INPUT) from None
     end = _until(duration, until, clock)
-    store = open_store(settings)
-    try:
-        silence_id = SilenceStore(store.engine).add(parsed, clock, end, comment)
-    finally:
-        store.close()
+    with _silences(settings) as silences:
+        silence_id = silences.add(parsed, clock, end, comment)
     typer.echo(f"silence {silence_id} until {end.isoformat(timespec='seconds')}")
 
 
@@ -88,15 +107,9 @@ def list_(
     verbose: Verbose = False,
 ) -> None:
     """The active silences (``--all``: every one): id, until, matchers, comment."""
-    from budgetguard.store.silences import SilenceStore
-
-    setup_logging(verbose)
-    settings = settings_from(rules, db, now)
-    store = open_store(settings)
-    try:
-        rows = SilenceStore(store.engine).all(active_at=None if all_ else settings.clock())
-    finally:
-        store.close()
+    settings = _settings(rules, db, now, verbose)
+    with _silences(settings) as silences:
+        rows = silences.all(active_at=None if all_ else settings.clock())
     for silence_id, matchers, _, ends, comment, _ in rows:
         shown = " ".join(f"{k}={g}" for k, g in matchers)
         typer.echo(
@@ -116,15 +129,9 @@ def expire(
     verbose: Verbose = False,
 ) -> None:
     """End a silence now; what still fires is notified on the next evaluation."""
-    from budgetguard.store.silences import SilenceStore
-
-    setup_logging(verbose)
-    settings = settings_from(rules, db, now)
-    store = open_store(settings)
-    try:
-        done = SilenceStore(store.engine).expire(silence_id, settings.clock())
-    finally:
-        store.close()
+    settings = _settings(rules, db, now, verbose)
+    with _silences(settings) as silences:
+        done = silences.expire(silence_id, settings.clock())
     if not done:
         raise fail(f"silence expire: no running silence with id {silence_id!r}", EXIT_INPUT)
     typer.echo(f"silence {silence_id} expired")

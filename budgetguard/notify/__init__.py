@@ -6,9 +6,9 @@ A notifier plugin imports only this package: ``hookimpl`` and ``NotifierType`` t
 the core live in ``budgetguard.notify.manager``, which plugins do not need.
 """
 
-from budgetguard.notify.errors import DeliveryError
+from budgetguard.notify.errors import DeliveryError, parse_retry_after
 from budgetguard.notify.hookspecs import Notifier, NotifierType, hookimpl
-from budgetguard.notify.http_status import check_status
+from budgetguard.notify.http_status import check_status, post
 from budgetguard.notify.messages import (
     USAGE_DASHBOARD,
     Alert,
@@ -36,5 +36,7 @@ __all__ = [
     "hookimpl",
     "http_url",
     "money",
+    "parse_retry_after",
+    "post",
     "signed_percent",
 ]

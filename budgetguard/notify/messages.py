@@ -125,6 +125,31 @@ class Alert:
         }
         return alert_fields(facts)
 
+    def to_payload(self) -> dict[str, Any]:
+        """The contract's JSON body of this alert (what the outbox stores and a webhook
+        gets); the keys of ``payload`` win, so ``from_payload`` and back is exact."""
+
+        def num(value: Decimal | None) -> float | None:
+            return None if value is None else float(value)
+
+        body: dict[str, Any] = {
+            "type": "budgetguard.alert",
+            "budget": self.budget,
+            "group": dict(self.group),
+            "kind": self.kind,
+            "severity": self.severity,
+            "threshold": num(self.threshold),
+            "spend": num(self.spend),
+            "limit": num(self.limit),
+            "key": self.key,
+            "window": self.window,
+            "forecast": num(self.forecast),
+            "source": self.source,
+            "message": self.summary,
+            "fired_at": self.fired_at,
+        }
+        return {**body, **self.payload}
+
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Alert:
         """The message of a contract alert body (as the outbox stores it)."""

@@ -2,7 +2,9 @@
 
 The lock lives on a connection of its own, held while the process lives; when the holder
 dies its connection closes, the lock is released, and the next replica to ask takes over.
-On SQLite (one process per file) the only process is always the leader.
+On SQLite (one process per file) the only process is always the leader. The key is derived
+from the store's database and schema (``store/locks.py``), so two stores on one server never
+share a leader.
 """
 
 from __future__ import annotations
@@ -13,17 +15,21 @@ import threading
 
 from sqlalchemy import Connection, Engine, text
 
-__all__ = ["LOCK_KEY", "Leadership"]
+from budgetguard.store.locks import lock_key
+
+__all__ = ["Leadership"]
 
 log = logging.getLogger("budgetguard.leader")
-#: The advisory lock's key: any fixed 64-bit number, the same in every replica.
-LOCK_KEY = 0x6267_7561_7264  # "bguard"
 #: Whether this session still holds the lock: a bigint key shows in pg_locks as two halves.
 _HELD = text(
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
     " AND pid = pg_backend_pid() AND classid = :hi AND objid = :lo AND objsubid = 1)"
 )
-_KEY_PARTS = {"hi": LOCK_KEY >> 32, "lo": LOCK_KEY & 0xFFFF_FFFF}
+
+
+def _parts(key: int) -> dict[str, int]:
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return {"hi": unsigned >> 32, "lo": unsigned & 0xFFFF_FFFF}
 
 
 class Leadership:
@@ -31,6 +37,7 @@ class Leadership:
         self._engine = engine
         self._conn: Connection | None = None
         self._lock = threading.Lock()
+        self._key: int | None = None
         self.shared = engine.dialect.name == "postgresql"
 
     def acquire(self) -> bool:
@@ -40,7 +47,8 @@ class Leadership:
         with self._lock:
             if self._conn is not None:
                 try:
-                    held = bool(self._conn.execute(_HELD, _KEY_PARTS).scalar())
+                    assert self._key is not None
+                    held = bool(self._conn.execute(_HELD, _parts(self._key)).scalar())
                     self._conn.commit()  # never left idle in a transaction (servers kill those)
                 except Exception:  # the connection died: so did the lock
                     held = False
@@ -51,8 +59,9 @@ class Leadership:
                 self._drop()
             conn = self._engine.connect()
             try:
+                self._key = lock_key(conn, "leader")
                 held = bool(
-                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
+                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
                 )
                 conn.commit()
             except Exception:
@@ -69,7 +78,7 @@ class Leadership:
         with self._lock:
             if self._conn is not None:
                 try:
-                    self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                    self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
                     self._conn.commit()
                 finally:
                     self._drop()

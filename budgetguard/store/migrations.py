@@ -2,7 +2,9 @@
 
 A new store gets every table at the current version. An older store is migrated step by
 step inside one transaction; a store written by a newer budgetguard is refused rather than
-misread.
+misread. Creation and migration are serialised — a PostgreSQL advisory lock held for the
+transaction, SQLite's write lock taken up front (``BEGIN IMMEDIATE``) — so any number of
+processes may open one empty store at once: the first creates it, the others find it made.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, delete, inspect, select, text
 
 from budgetguard.store import coverage, directory, rollups, silences
+from budgetguard.store.locks import lock_key
 from budgetguard.store.schema import (
     SCHEMA_VERSION,
     TOKEN_KIND_METRICS,
     coverage_intervals,
     metadata,
+    outbox,
     schema_version,
     usage_buckets,
     usage_rollups,
@@ -58,8 +62,15 @@ def _add_token_kinds(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {usage_buckets.name} ADD COLUMN {column}"))
 
 
+def _add_outbox_owner(conn: Connection) -> None:
+    """Version 6: the outbox's ``claimed_by`` (the owner token of a row's delivery lease)."""
+    columns = {c["name"] for c in inspect(conn).get_columns(outbox.name)}
+    if "claimed_by" not in columns:
+        conn.execute(text(f"ALTER TABLE {outbox.name} ADD COLUMN claimed_by VARCHAR(40)"))
+
+
 def _blocks_only(conn: Connection) -> None:
-    """Version 6: usage lives in its per-day blocks only; the row table (97 % of a store, read
+    """Version 7: usage lives in its per-day blocks only; the row table (97 % of a store, read
     by nothing) is emptied. The blocks have mirrored it since version 2."""
     conn.execute(delete(usage_buckets))
 
@@ -70,25 +81,44 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_coverage,
     3: _add_silences_and_directory,
     4: _add_token_kinds,
-    5: _blocks_only,
+    5: _add_outbox_owner,
+    6: _blocks_only,
 }
+
+
+def _serialise(conn: Connection) -> None:
+    """Take the store's schema lock for this transaction (waits for another process's)."""
+    if conn.dialect.name == "postgresql":
+        key = lock_key(conn, "schema")
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def migrate(engine: Engine) -> int:
     """Bring the store to ``SCHEMA_VERSION``; returns the version it was at (0 if new)."""
-    with engine.begin() as conn:
-        if not inspect(conn).has_table(schema_version.name):
-            metadata.create_all(conn)
-            conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
-            return 0
-        found = conn.execute(select(schema_version.c.version)).scalar_one()
-        if found > SCHEMA_VERSION:
-            raise StoreVersionError(
-                f"the store is at schema version {found}, newer than this budgetguard "
-                f"({SCHEMA_VERSION}); upgrade budgetguard or use another --db"
-            )
-        for version in range(found, SCHEMA_VERSION):
-            MIGRATIONS[version](conn)
-        metadata.create_all(conn)  # tables added since: created empty
-        conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
-        return int(found)
+    with engine.connect() as conn:
+        _serialise(conn)
+        found = _migrate(conn)
+        conn.commit()
+        return found
+
+
+def _migrate(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema_version.name):
+        metadata.create_all(conn)
+        conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
+        return 0
+    found = int(conn.execute(select(schema_version.c.version)).scalar_one())
+    if found > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the store is at schema version {found}, newer than this budgetguard "
+            f"({SCHEMA_VERSION}); upgrade budgetguard or use another --db"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    for version in range(found, SCHEMA_VERSION):
+        MIGRATIONS[version](conn)
+    metadata.create_all(conn)  # tables added since: created empty
+    conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+    return found

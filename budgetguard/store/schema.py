@@ -172,6 +172,8 @@ outbox = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("delivered_at", BigInteger),
     Column("last_error", Text),
+    # the deliverer holding the row's lease (until ``next_attempt_at``); see store/outbox.py
+    Column("claimed_by", String(40)),
     UniqueConstraint("idempotency_key", "notifier", name="uq_outbox_key_notifier"),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from budgetguard.store import coverage, rollups
+from budgetguard.store.alerts import AlertStore
 from budgetguard.store.columns import SyncMark
 from budgetguard.store.migrations import migrate
 from budgetguard.store.reads import SilenceRow
@@ -75,6 +77,28 @@ def _private_sqlite_file(url: URL) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def _use_wal(cursor: Any, wait: float = 30.0) -> None:
+    """Put the SQLite file in WAL mode (a property of the file, kept once set). Switching
+    needs the file to itself, and SQLite refuses at once rather than wait when another
+    process has it open, as when replicas open a new store together: retry for a while."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            if str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError("database is locked: cannot switch it to WAL mode")
+        time.sleep(0.05)
+
+
 class Store:
     """Open with ``Store.open(url)``; one instance per process, thread-safe through its pool."""
 
@@ -91,14 +115,19 @@ class Store:
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _: Any) -> None:
                 cursor = dbapi_conn.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA busy_timeout=30000")
+                _use_wal(cursor)
+                cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.close()
         else:
             engine = create_engine(parsed, pool_pre_ping=True)
         migrate(engine)
         return cls(engine)
+
+    @cached_property
+    def alerts(self) -> AlertStore:
+        """Alert state and the outbox (``store.alerts.outbox``) of this store."""
+        return AlertStore(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

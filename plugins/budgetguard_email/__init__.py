@@ -1,13 +1,18 @@
 """The ``email`` notifier: SMTP (STARTTLS, implicit TLS, AUTH), multipart text and HTML.
 
-Subject: ``[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)``. A refused login, a
-refused recipient or a 5xx answer is permanent; a 4xx answer, a timeout or a connection
-failure is retried by the outbox.
+Subject: ``[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)``. ``starttls: auto``
+(the default) upgrades when the server offers it and requires it when a username is set (a
+password never goes in clear); ``true`` requires it, ``false`` never upgrades; ``ssl: true``
+is implicit TLS (port 465). Failures are classified once, here: a refused login, STARTTLS
+required but not offered, refused recipients or sender, a TLS failure and any 5xx answer are
+permanent and say what to change; a 4xx answer, a timeout, a refused or dropped connection
+are temporary, retried by the outbox.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import re
 import smtplib
 import ssl
@@ -31,24 +36,25 @@ from budgetguard.notify import (
 
 __all__ = ["EmailNotifier", "EmailSettings", "render_digest", "render_email", "subject"]
 
+log = logging.getLogger("budgetguard.notify.email")
 _COLOUR = {"critical": "#d92d20", "warning": "#b54708", "ok": "#067647", "unknown": "#475467"}
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _FONT = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#101828"
 
 
 class EmailSettings(NotifierSettings):
-    """SMTP delivery; STARTTLS by default, or implicit TLS with ``ssl: true``."""
+    """SMTP delivery: STARTTLS when offered (required with a username), or implicit TLS."""
 
     type: Literal["email"] = "email"
     smtp_host: str = Field(min_length=1)
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
-    starttls: bool = True
+    starttls: Literal["auto"] | bool = "auto"
     ssl: bool = False
     from_: str = Field(default="budgetguard@localhost", alias="from")
     to: tuple[str, ...] = Field(min_length=1)
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=20.0, gt=0)  # per SMTP step; the outbox allows 30 s a send
     ca_file: str | None = Field(default=None, description="CA bundle to trust (self-signed).")
 
     @field_validator("to", mode="before", json_schema_input_type=str | list[str])
@@ -66,11 +72,16 @@ class EmailSettings(NotifierSettings):
 
     @model_validator(mode="after")
     def _tls(self) -> EmailSettings:
-        if self.ssl and self.starttls and "starttls" in self.model_fields_set:
-            raise ValueError("choose one of starttls and ssl")
+        if self.ssl and self.starttls is True:
+            raise ValueError("choose one of starttls: true and ssl: true")
         if self.password is not None and not self.username:
             raise ValueError("a password needs a username")
         return self
+
+    @property
+    def tls_required(self) -> bool:
+        """STARTTLS must happen: asked for, or ``auto`` with a login to protect."""
+        return self.starttls is True or (self.starttls == "auto" and bool(self.username))
 
     @property
     def port(self) -> int:
@@ -214,36 +225,83 @@ class EmailNotifier:
             text, body = render_digest(message)
         mail.set_content(text)
         mail.add_alternative(body, subtype="html")
-        context = ssl.create_default_context(cafile=s.ca_file)
         try:
-            if s.ssl:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.smtp_host, s.port, timeout=s.timeout, context=context
-                )
-            else:
-                smtp = smtplib.SMTP(s.smtp_host, s.port, timeout=s.timeout)
-            with smtp:
-                smtp.ehlo()
-                if s.starttls and not s.ssl:
+            refused = self._deliver(mail)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise _classify(exc, f"{s.smtp_host}:{s.port}") from None
+        if refused:
+            log.warning("smtp refused %d of %d recipients", len(refused), len(s.to))
+
+    def _deliver(self, mail: EmailMessage) -> dict[str, Any]:
+        s = self.settings
+        context = ssl.create_default_context(cafile=s.ca_file)
+        if s.ssl:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.smtp_host, s.port, timeout=s.timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.port, timeout=s.timeout)
+        with smtp:
+            smtp.ehlo()
+            if not s.ssl and s.starttls is not False:
+                if smtp.has_extn("starttls"):
                     smtp.starttls(context=context)
                     smtp.ehlo()
-                if s.username and s.password is not None:
-                    _login(smtp, s.username, s.password.get_secret_value())
-                smtp.send_message(mail)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"smtp login refused ({exc.smtp_code})", retryable=False) from None
-        except smtplib.SMTPRecipientsRefused:
-            raise DeliveryError("smtp refused every recipient", retryable=False) from None
-        except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"smtp answered {exc.smtp_code}", retryable=exc.smtp_code < 500
-            ) from None
-        except ssl.SSLError as exc:
-            raise DeliveryError(f"smtp TLS failed ({exc.reason})", retryable=False) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(
-                f"smtp unreachable ({type(exc).__name__})", retryable=True
-            ) from None
+                elif s.tls_required:
+                    why = "starttls: true" if s.starttls is True else "a username is set"
+                    raise DeliveryError(
+                        f"smtp server {s.smtp_host}:{s.port} offers no STARTTLS, which is "
+                        f"required ({why}): use ssl: true for implicit TLS, or a server that "
+                        "offers STARTTLS (starttls: false only without a login)",
+                        retryable=False,
+                    )
+            if s.username and s.password is not None:
+                if not smtp.has_extn("auth"):
+                    raise DeliveryError(
+                        f"smtp server {s.smtp_host}:{s.port} offers no AUTH: remove username "
+                        "and password, or use the server's submission port",
+                        retryable=False,
+                    )
+                _login(smtp, s.username, s.password.get_secret_value())
+            return dict(smtp.send_message(mail))
+
+
+def _classify(exc: Exception, where: str) -> DeliveryError:
+    """The one SMTP classifier: permanent (and what to change) or temporary."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return DeliveryError(
+            f"smtp login refused ({exc.smtp_code}) by {where}: check username and password",
+            retryable=False,
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _ in exc.recipients.values()})
+        return DeliveryError(
+            f"smtp {where} refused every recipient ({', '.join(codes)}): check 'to'",
+            retryable=all(c.startswith("4") for c in codes),  # only "try later" (greylisting)
+        )
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return DeliveryError(
+            f"smtp {where} refused the sender ({exc.smtp_code}): check 'from'",
+            retryable=exc.smtp_code < 500,
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return DeliveryError(
+            f"smtp {where} answered {exc.smtp_code}", retryable=exc.smtp_code < 500
+        )
+    if isinstance(exc, ssl.SSLError):
+        return DeliveryError(
+            f"smtp TLS with {where} failed ({exc.reason}): check ca_file, ssl and the port",
+            retryable=False,
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return DeliveryError(f"smtp {where} does not support a needed command", retryable=False)
+    if isinstance(exc, TimeoutError):
+        return DeliveryError(f"smtp {where} timed out", retryable=True)
+    if isinstance(exc, OSError | smtplib.SMTPException):
+        return DeliveryError(f"smtp {where} unreachable ({type(exc).__name__})", retryable=True)
+    return DeliveryError(f"smtp to {where} failed ({type(exc).__name__})", retryable=True)
 
 
 @hookimpl

@@ -17,13 +17,12 @@ from pydantic import Field, SecretStr, field_validator
 
 from budgetguard.notify import (
     Alert,
-    DeliveryError,
     Message,
     NotifierSettings,
     NotifierType,
-    check_status,
     hookimpl,
     http_url,
+    post,
 )
 
 __all__ = ["EVENTS_URL", "PagerDutyNotifier", "PagerDutySettings", "events"]
@@ -108,24 +107,16 @@ class PagerDutyNotifier:
     def send(self, message: Message) -> None:
         if not isinstance(message, Alert):
             return  # a digest is not an incident: PagerDuty takes alerts only
-        import httpx
-
         key = self.settings.routing_key.get_secret_value()
-        try:
-            with httpx.Client(timeout=self.settings.timeout, transport=self._transport) as http:
-                for body in events(message, key, self.settings.source):
-                    response = http.post(
-                        self.settings.api_url,
-                        content=json.dumps(body).encode(),
-                        headers={"Content-Type": "application/json", "User-Agent": "budgetguard"},
-                    )
-                    check_status(response.status_code, "pagerduty")
-        except httpx.TimeoutException:
-            raise DeliveryError("pagerduty timed out", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(
-                f"pagerduty unreachable ({type(exc).__name__})", retryable=True
-            ) from None
+        for body in events(message, key, self.settings.source):
+            post(
+                "pagerduty",
+                self.settings.api_url,
+                json.dumps(body).encode(),
+                {"Content-Type": "application/json", "User-Agent": "budgetguard"},
+                self.settings.timeout,
+                self._transport,
+            )
 
 
 @hookimpl

@@ -2,8 +2,10 @@
 
 Block Kit with a plain-text fallback: a header with the severity's emoji, the figures as
 fields, a link to OpenAI's usage dashboard, and the severity's colour as the attachment bar.
-Names from the data are escaped for mrkdwn; texts are cut to Slack's limits. slack-sdk's own
-handlers retry a 429 (after ``Retry-After``) and a 5xx once; past that the outbox retries.
+Names from the data are escaped for mrkdwn; texts are cut to Slack's limits. slack-sdk's
+own retry handlers are off (they sleep inside ``send`` for as long as a 429's
+``Retry-After`` says, stalling every other delivery): a 429 or a 5xx is a ``DeliveryError``
+carrying the ``Retry-After``, and the outbox schedules the next attempt.
 """
 
 from __future__ import annotations
@@ -93,6 +95,17 @@ _PERMANENT = {
     "team_disabled",
     "missing_scope",
 }
+
+
+_TIMEOUT = 15  # seconds per request; the outbox's deadline bounds the whole send
+
+
+def _retry_after(headers: Any) -> str | None:
+    """The ``Retry-After`` of a slack-sdk response (its header names keep their case)."""
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            return str(value[0] if isinstance(value, list) and value else value)
+    return None
 
 
 def escape(text: str) -> str:
@@ -206,17 +219,6 @@ class SlackNotifier:
     def __repr__(self) -> str:
         return "SlackNotifier(webhook_url='***', token='***')"
 
-    def _handlers(self) -> list[Any]:
-        from slack_sdk.http_retry.builtin_handlers import (
-            RateLimitErrorRetryHandler,
-            ServerErrorRetryHandler,
-        )
-
-        return [
-            RateLimitErrorRetryHandler(max_retry_count=1),
-            ServerErrorRetryHandler(max_retry_count=1),
-        ]
-
     def send(self, message: Message) -> None:
         if isinstance(message, Alert):
             text, attachments = alert_blocks(message)
@@ -240,8 +242,8 @@ class SlackNotifier:
         assert self.settings.webhook_url is not None
         client = WebhookClient(
             self.settings.webhook_url.get_secret_value(),
-            timeout=15,
-            retry_handlers=self._handlers(),
+            timeout=_TIMEOUT,
+            retry_handlers=[],  # never sleep inside send: the outbox retries
             logger=_SDK_LOG,
         )
         response = client.send(text=text, attachments=attachments)
@@ -250,7 +252,7 @@ class SlackNotifier:
             return
         if body in _PERMANENT:
             raise DeliveryError(f"slack refused the message: {body}", retryable=False)
-        check_status(response.status_code, "slack")
+        check_status(response.status_code, "slack", _retry_after(response.headers))
 
     def _post_message(self, text: str, attachments: list[dict[str, Any]]) -> None:
         from slack_sdk import WebClient
@@ -261,8 +263,8 @@ class SlackNotifier:
         client = WebClient(
             token=self.settings.token.get_secret_value(),
             base_url=base,
-            timeout=15,
-            retry_handlers=self._handlers(),
+            timeout=_TIMEOUT,
+            retry_handlers=[],  # never sleep inside send: the outbox retries
             logger=_SDK_LOG,
         )
         try:
@@ -279,7 +281,8 @@ class SlackNotifier:
                 raise DeliveryError(
                     f"slack refused the message: {error}", retryable=False
                 ) from None
-            check_status(status if status >= 400 else 500, "slack")
+            headers = exc.response.headers if exc.response is not None else {}
+            check_status(status if status >= 400 else 500, "slack", _retry_after(headers))
             raise DeliveryError(f"slack error: {error or 'unknown'}", retryable=True) from None
 
 

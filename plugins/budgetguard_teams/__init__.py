@@ -15,15 +15,14 @@ from pydantic import Field, SecretStr, field_validator
 
 from budgetguard.notify import (
     Alert,
-    DeliveryError,
     Digest,
     Message,
     NotifierSettings,
     NotifierType,
-    check_status,
     hookimpl,
     http_url,
     money,
+    post,
     signed_percent,
 )
 
@@ -117,23 +116,14 @@ class TeamsNotifier:
         return "TeamsNotifier(webhook_url='***')"
 
     def send(self, message: Message) -> None:
-        import httpx
-
-        body = json.dumps(message_body(message)).encode()
-        try:
-            with httpx.Client(timeout=self.settings.timeout, transport=self._transport) as http:
-                response = http.post(
-                    self.settings.webhook_url.get_secret_value(),
-                    content=body,
-                    headers={"Content-Type": "application/json", "User-Agent": "budgetguard"},
-                )
-        except httpx.TimeoutException:
-            raise DeliveryError("teams timed out", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(
-                f"teams unreachable ({type(exc).__name__})", retryable=True
-            ) from None
-        check_status(response.status_code, "teams")
+        post(
+            "teams",
+            self.settings.webhook_url.get_secret_value(),
+            json.dumps(message_body(message)).encode(),
+            {"Content-Type": "application/json", "User-Agent": "budgetguard"},
+            self.settings.timeout,
+            self._transport,
+        )
 
 
 @hookimpl

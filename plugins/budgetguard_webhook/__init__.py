@@ -26,13 +26,12 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from budgetguard.notify import (
-    DeliveryError,
     Message,
     NotifierSettings,
     NotifierType,
-    check_status,
     hookimpl,
     http_url,
+    post,
 )
 
 if TYPE_CHECKING:
@@ -148,18 +147,7 @@ class WebhookNotifier:
             headers["X-BudgetGuard-Signature"] = sign(
                 self.settings.secret.get_secret_value(), stamp, body
             )
-        import httpx  # here, not at import: loading the plugins (to check rules) stays light
-
-        try:
-            with httpx.Client(timeout=self.settings.timeout, transport=self._transport) as http:
-                response = http.post(self.settings.url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryError("webhook timed out", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(
-                f"webhook unreachable ({type(exc).__name__})", retryable=True
-            ) from None
-        check_status(response.status_code, "webhook")
+        post("webhook", self.settings.url, body, headers, self.settings.timeout, self._transport)
 
 
 @hookimpl

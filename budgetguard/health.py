@@ -1,0 +1,99 @@
+"""What the service's ``/livez`` and ``/healthz`` answer, from what its jobs recorded.
+
+``/livez`` is for a liveness probe: the process and its scheduler are alive and no job has
+been stuck for longer than any job may take — an OpenAI outage never restarts the guard.
+``/healthz`` is for readiness and for alerting on the guard itself: it is 200 only when the
+guard can be trusted right now (the last tick succeeded, no query has failed for longer than
+``max_staleness``, no budget is ``unknown``, and the rules on disk loaded at the last reload),
+else 503 with every reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from budgetguard.evaluate.evaluator import Finding, group_label
+from budgetguard.rules import Rules
+from budgetguard.store import SyncMark
+
+__all__ = ["JOB_STUCK_AFTER", "HealthState", "failing_queries", "unknown_budgets"]
+
+#: A job running longer than this is stuck (collect's deadline is 120 s, a delivery pass's
+#: about 90 s): the liveness probe fails and the orchestrator restarts the process.
+JOB_STUCK_AFTER = 900.0
+
+
+def max_staleness(rules: Rules) -> timedelta:
+    """The shortest ``max_staleness`` of the budgets (6h when there are none)."""
+    return min((b.staleness_delta for b in rules.budgets), default=timedelta(hours=6))
+
+
+def failing_queries(marks: list[SyncMark], now: int, limit: timedelta) -> list[str]:
+    """The queries whose last attempt failed and that have not succeeded for ``limit``."""
+    out = []
+    for mark in marks:
+        if not mark.failed:
+            continue
+        since = mark.last_success_at
+        if since is None or now - since > limit.total_seconds():
+            hours = "never" if since is None else f"for {(now - since) / 3600:.1f}h"
+            out.append(
+                f"query {mark.query_key} failing, no success {hours} (max_staleness "
+                f"{limit.total_seconds() / 3600:g}h): {mark.last_error}"
+            )
+    return out
+
+
+def unknown_budgets(findings: list[Finding]) -> list[str]:
+    out = []
+    for f in findings:
+        if f.severity == "unknown":
+            label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
+            out.append(f"budget {label} is unknown: {f.note or 'no data'}")
+    return out
+
+
+@dataclass
+class HealthState:
+    """What the jobs record for the endpoints (written by one job at a time)."""
+
+    interval: float
+    started: float = field(default_factory=time.time)
+    last_success: float | None = None
+    last_error: str | None = None
+    reload_error: str | None = None
+    problems: list[str] = field(default_factory=list)  # of the last successful tick
+    job_started: float | None = None  # monotonic start of the job running now
+
+    def ready(self, now: float | None = None) -> tuple[int, dict[str, object]]:
+        now = time.time() if now is None else now
+        reasons: list[str] = []
+        if self.reload_error is not None:
+            reasons.append(
+                f"the rules on disk did not load at the last reload: {self.reload_error}"
+            )
+        if self.last_error is not None:
+            reasons.append(self.last_error)
+        if self.last_success is None:
+            if self.last_error is None:
+                reasons.append("starting: the first tick has not finished")
+        else:
+            age = now - self.last_success
+            if age > 2 * self.interval + 60:
+                reasons.append(
+                    f"last successful tick {age:.0f}s ago (interval {self.interval:.0f}s)"
+                )
+            reasons += self.problems
+        body: dict[str, object] = {"status": "unhealthy" if reasons else "ok", "reasons": reasons}
+        return (503 if reasons else 200), body
+
+    def alive(self, scheduler_alive: bool) -> tuple[int, dict[str, object]]:
+        reasons = [] if scheduler_alive else ["the scheduler is not running"]
+        if self.job_started is not None:
+            running = time.monotonic() - self.job_started
+            if running > JOB_STUCK_AFTER:
+                reasons.append(f"a job has been running for {running:.0f}s: stuck")
+        body: dict[str, object] = {"status": "dead" if reasons else "alive", "reasons": reasons}
+        return (503 if reasons else 200), body

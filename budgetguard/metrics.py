@@ -1,0 +1,65 @@
+"""The service's Prometheus metrics (``/metrics``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from budgetguard.evaluate.evaluator import Finding
+from budgetguard.notify.alert_text import group_text
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["budget", "group", "group_name"]  # group_name: with display names
+        self.spend = Gauge(
+            "budgetguard_spend",
+            "Spend in the budget's window (USD or units)",
+            labels,
+            registry=self.registry,
+        )
+        self.limit = Gauge(
+            "budgetguard_limit", "The budget's limit", labels, registry=self.registry
+        )
+        self.ratio = Gauge("budgetguard_ratio", "Spend / limit", labels, registry=self.registry)
+        self.collected = Gauge(
+            "budgetguard_last_collect_timestamp_seconds",
+            "When each endpoint's data was last collected successfully",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.notifications = Counter(
+            "budgetguard_notifications",
+            "Delivery attempts by outcome",
+            ["notifier", "outcome"],
+            registry=self.registry,
+        )
+        self.tick_seconds = Gauge(
+            "budgetguard_tick_duration_seconds", "Duration of the last tick", registry=self.registry
+        )
+        self.tick_ok = Gauge(
+            "budgetguard_last_successful_tick_timestamp_seconds",
+            "When the last tick succeeded",
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "budgetguard_leader", "1 when this replica runs the jobs", registry=self.registry
+        )
+
+    def findings(self, findings: list[Finding], names: Mapping[str, str] | None = None) -> None:
+        self.spend.clear()
+        self.limit.clear()
+        self.ratio.clear()
+        for f in findings:
+            group = ",".join(f"{k}={v}" for k, v in f.group.items())
+            shown = group_text(f.group, names or {})
+            if f.spend is not None:
+                self.spend.labels(f.budget.name, group, shown).set(float(f.spend))
+            if f.limit is not None:
+                self.limit.labels(f.budget.name, group, shown).set(float(f.limit))
+            if f.ratio is not None:
+                self.ratio.labels(f.budget.name, group, shown).set(float(f.ratio))
