@@ -5,7 +5,7 @@ Python tuples, yet evaluation needs only the dimensions budgets match and split 
 start and the metrics that are not all zero. So each (query, UTC day) keeps one block: the
 day's distinct groups as JSON and, per row, the group's index, the bucket's offset in the day
 and every nonzero metric, as little-endian integer arrays compressed with zlib (about 1/40 of
-the rows they replace). Since schema version 5 the blocks are the only copy of usage: the
+the rows they replace). Since schema version 7 the blocks are the only copy of usage: the
 collector encodes the rows of each page as they arrive, and a re-read part of a day is merged
 into that day's block array by array (``merge``), never from re-read rows.
 """

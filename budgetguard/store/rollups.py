@@ -1,5 +1,5 @@
 """The store's per-day usage blocks in SQL: replacing a range's, and building them from the
-row table of a store older than version 6 (the encoding is ``store.blocks``)."""
+row table of a store older than version 7 (the encoding is ``store.blocks``)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def refresh(
     conn: Connection, query_key: str, endpoint: str, width: int, start: int, end: int
 ) -> None:
     """Rewrite the blocks of every UTC day that ``[start, end)`` touches from the rows of a
-    store older than version 5 (which kept a row table)."""
+    store older than version 7 (which kept a row table)."""
     first = start - start % _DAY
     last = -(-end // _DAY) * _DAY
     rollups = usage_rollups.c

@@ -53,7 +53,7 @@ schema_version = Table(
     Column("version", Integer, nullable=False),
 )
 
-#: Usage rows, as stores before version 5 kept them: now always empty (the blocks below are
+#: Usage rows, as stores before version 7 kept them: now always empty (the blocks below are
 #: the only copy); kept so the migrations of older stores can read them.
 usage_buckets = Table(
     "bg_usage_buckets",
