@@ -106,6 +106,30 @@ def unknown_fields(page: Page) -> Page:
     return page
 
 
+def drop_results(page: Page) -> Page:
+    for bucket in page["data"]:
+        bucket.pop("results", None)
+    return page
+
+
+def null_results(page: Page) -> Page:
+    for bucket in page["data"]:
+        bucket["results"] = None
+    return page
+
+
+def drop_bucket_object(page: Page) -> Page:
+    for bucket in page["data"]:
+        bucket.pop("object", None)
+    return page
+
+
+def repeat_results(page: Page) -> Page:
+    for bucket in page["data"]:
+        bucket["results"] = [r for r in bucket["results"] for _ in (0, 1)]
+    return page
+
+
 def endless_cursor(page: Page) -> Page:
     return {**page, "has_more": True, "next_page": uuid.uuid4().hex}
 
@@ -137,6 +161,11 @@ MODES = [
     Mode("result object renamed", "costs", "rewrite", 3, rewrite=rename_object),
     Mode("buckets shifted off the range", "costs", "rewrite", 3, rewrite=shift_buckets),
     Mode("duplicate buckets", "costs", "rewrite", 3, rewrite=duplicate_buckets),
+    Mode("costs results missing", "costs", "rewrite", 3, rewrite=drop_results),
+    Mode("usage results null", "completions", "rewrite", 3, rewrite=null_results),
+    Mode("usage bucket object missing", "completions", "rewrite", 3, rewrite=drop_bucket_object),
+    Mode("costs results repeated", "costs", "rewrite", 3, rewrite=repeat_results),
+    Mode("usage results repeated", "completions", "rewrite", 3, rewrite=repeat_results),
     Mode("negative token counts", "completions", "rewrite", 3, rewrite=negative_tokens),
     Mode("null optional metric", "completions", "rewrite", 0, rewrite=null_optional_metric),
     Mode("unknown fields", "completions", "rewrite", 0, rewrite=unknown_fields),

@@ -273,23 +273,17 @@ def parse_result(data: Any) -> Result:
 class Bucket(_Model):
     """One time bucket: ``[start_time, end_time)`` in Unix seconds and its results."""
 
-    object: Literal["bucket"] = "bucket"
+    object: Literal["bucket"]
     start_time: Annotated[int, Field(strict=True)]
     end_time: Annotated[int, Field(strict=True)]
-    results: tuple[Result, ...] = Field(
-        default=(), validation_alias=AliasChoices("results", "result")
-    )
-
-    @field_validator("results", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return () if value is None else value
+    #: required: an empty bucket says ``results: []``, so a missing or null list is no data
+    results: tuple[Result, ...] = Field(validation_alias=AliasChoices("results", "result"))
 
 
 class Page(_Model):
     """One page of buckets and the cursor to the next."""
 
-    object: Literal["page"] = "page"
+    object: Literal["page"]
     data: tuple[Bucket, ...]
     has_more: bool
     next_page: str | None = None
@@ -310,9 +304,7 @@ class Page(_Model):
 
 
 class _KnownBucket(Bucket):
-    results: tuple[_KnownResult, ...] = Field(
-        default=(), validation_alias=AliasChoices("results", "result")
-    )
+    results: tuple[_KnownResult, ...] = Field(validation_alias=AliasChoices("results", "result"))
 
 
 class _KnownPage(Page):

@@ -71,6 +71,9 @@ class PageCheck:
             for result in bucket.results:
                 if result.object != expected_object:
                     raise self._fail(f"a result is {result.object!r}, not {expected_object!r}")
+            identities = {_identity(r) for r in bucket.results}
+            if len(identities) < len(bucket.results):  # counted twice, it would double spend
+                raise self._fail(f"bucket {bucket.start_time} has two results alike")
         self.check_bounds(page.has_more, [(b.start_time, b.end_time) for b in page.data])
 
     def check_bounds(self, has_more: bool, bounds: Sequence[tuple[int, int]]) -> None:
@@ -120,3 +123,13 @@ class PageCheck:
         first = q.start_time if self._last_end is None else self._first
         self.covered = (first, min(reached, asked_end))
         return self.covered
+
+
+def _identity(result: object) -> tuple[object, ...]:
+    """What tells two results of one bucket apart: every field but the figures."""
+    fields = getattr(result, "model_dump", None)
+    values = fields() if fields is not None else {}
+    figures = {"amount", "quantity"} | {
+        k for k, v in values.items() if isinstance(v, int) and not isinstance(v, bool)
+    }
+    return tuple(sorted((k, str(v)) for k, v in values.items() if k not in figures))

@@ -80,7 +80,7 @@ def parse_rows(
             endpoint=name,
         )
 
-    if not isinstance(page, dict) or page.get("object", "page") != "page":
+    if not isinstance(page, dict) or page.get("object") != "page":
         raise fail("object", "not a page")
     data = page.get("data")
     if not isinstance(data, list):
@@ -94,18 +94,20 @@ def parse_rows(
     rows: list[tuple[Any, ...]] = []
     offsets: list[int] = []
     for b, bucket in enumerate(data):
-        if not isinstance(bucket, dict) or bucket.get("object", "bucket") != "bucket":
+        if not isinstance(bucket, dict) or bucket.get("object") != "bucket":
             raise fail(f"data.{b}", "not a bucket")
         start, end = bucket.get("start_time"), bucket.get("end_time")
         if type(start) is not int or type(end) is not int:
             raise fail(f"data.{b}", "start_time and end_time must be integers")
+        # an empty bucket still says ``results: []``: a missing or null list is no data,
+        # never zero usage
         results = bucket["results"] if "results" in bucket else bucket.get("result")
-        if results is None:
-            results = ()
-        elif not isinstance(results, list):
+        if not isinstance(results, list):
             raise fail(f"data.{b}.results", "a list is required")
         bounds.append((start, end))
         offsets.append(len(rows))
+        if len(results) > 1 and _repeats(results, spec):
+            raise fail(f"data.{b}.results", "two results with the same dimensions")
         for r, result in enumerate(results):
             if type(result) is dict and result.get("object") == expected_object:
                 row = fast.row(start, result)
@@ -125,6 +127,14 @@ def parse_rows(
             rows.append(careful.row(start, result, where, fail))
     offsets.append(len(rows))
     return RowPage(bounds, rows, offsets)
+
+
+def _repeats(results: list[Any], spec: _Spec) -> bool:
+    """Two results of one bucket with the same dimensions: a page counted twice, which
+    would double its usage."""
+    keys = spec.others
+    seen = {tuple(r.get(k) for k in keys) if isinstance(r, dict) else id(r) for r in results}
+    return len(seen) < len(results)
 
 
 _ABSENT = "\x00absent"  # a key no result has: reads as None
