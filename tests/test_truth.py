@@ -284,3 +284,31 @@ def test_the_plan_fetches_hourly_usage_for_every_day_a_bound_cuts() -> None:
     recent = hourly_from("UTC", "{name: q, limit: 1, period: quarter}")
     today = NOW_DT.replace(hour=0, minute=0, second=0)
     assert set(recent.values()) == {today - timedelta(days=HOURLY_DAYS)}
+
+
+def test_auto_under_a_day_takes_costs_where_they_exceed_the_estimate(
+    world: dict[str, Any],
+) -> None:
+    """Prices a tenth of what the costs bill: a sub-day ``auto`` window counts the costs
+    apportioned into it by usage (the larger), never the estimate alone."""
+    cheap = "\n".join(
+        f"    {model}: {{{', '.join(f'{_KEYS[k]}: {v / 10}' for k, v in prices.items())}"
+        + (", output: 0}" if "output" not in prices else "}")
+        for model, prices in TOKEN_PRICES.items()
+    )
+    rules = load_rules_text(
+        f"version: 1\npricing:\n  models:\n{cheap}\nbudgets:\n"
+        "  - {name: w90m-auto, limit: 100000, window: 90m}\n"
+        "  - {name: w6h-auto, limit: 100000, window: 6h, match: {project: proj_chatbot}}\n"
+        "  - {name: w6h-estimate, limit: 100000, window: 6h, cost_source: estimate}\n"
+    )
+    findings = {f.budget.name: f for f in evaluate(rules, load(world, rules), NOW_DT)}
+    for name, project in (("w90m-auto", None), ("w6h-auto", "proj_chatbot")):
+        f = findings[name]
+        start = int(f.window.start.timestamp())
+        expected = truth(world["org"], start, project=project)
+        assert float(f.spend or 0) == pytest.approx(expected, rel=1e-2), name
+        assert f.source == "mixed", name  # costs, split by the usage estimate
+    estimate = findings["w6h-estimate"]
+    start = int(estimate.window.start.timestamp())
+    assert float(estimate.spend or 0) < truth(world["org"], start) / 2  # the estimate is low

@@ -1,8 +1,9 @@
 """Spend of one budget over ``[start, end)``, per group and UTC day, by source.
 
 Sums are exact ``Decimal``. ``costs`` reads the costs endpoint; ``estimate`` prices usage;
-``auto`` takes costs for settled days and, for the last two UTC days, the larger of costs and
-the estimate, so late costs never hide spend; usage metrics sum the usage columns.
+``auto`` takes costs for settled days and, for the last two UTC days and windows under a
+day, the larger of costs and the estimate, so late costs never hide spend; usage metrics
+sum the usage columns.
 """
 
 from __future__ import annotations
