@@ -108,15 +108,17 @@ def truth(
     *,
     project: str | None = None,
     model: str | None = None,
+    at: int = NOW,
 ) -> float:
-    """What the simulator bills for ``[start, end)``: its usage at its prices."""
+    """What the simulator bills for ``[start, end)`` as seen at ``at``: its usage at its
+    prices."""
     total = 0.0
     for index, stream in enumerate(org.streams):
         if project is not None and stream.project_id != project:
             continue
         if model is not None and not fnmatch.fnmatchcase(stream.model or "", model):
             continue
-        total += sum(line.amount for line in org.cost_lines(index, start, end, NOW))
+        total += sum(line.amount for line in org.cost_lines(index, start, end, at))
     return total
 
 
@@ -312,3 +314,39 @@ def test_auto_under_a_day_takes_costs_where_they_exceed_the_estimate(
     estimate = findings["w6h-estimate"]
     start = int(estimate.window.start.timestamp())
     assert float(estimate.spend or 0) < truth(world["org"], start) / 2  # the estimate is low
+
+
+def test_a_check_earlier_today_counts_only_its_share_of_the_day(tmp_path: Any) -> None:
+    """Collected at ``--now`` 10:17 while the clock (and the API) say 15:17: today's costs
+    bucket holds the spend up to 15:17, the usage only up to 10:17. The share before 10:17 is
+    of the bucket's whole extent, by time for the part no usage covers (never the whole
+    bucket, never less than the truth); collected up to the clock, it is exact by usage."""
+    later = NOW + 5 * 3600
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n  - {name: day-costs, limit: 100000, period: day, "
+        "cost_source: costs}\n  - {name: w90m, limit: 100000, window: 90m}\n"
+    )
+    plan = plan_queries(rules, NOW_DT)
+    found = []
+    for asked in (NOW_DT, datetime.fromtimestamp(later, UTC)):
+        store = Store.open(f"sqlite:///{tmp_path / f'{int(asked.timestamp())}.db'}")
+        with SimulatorServer(build_api(now=later, days=3, costs_delay_hours=0)) as sim:
+
+            async def run(asked: datetime = asked, store: Store = store) -> None:
+                async with AdminClient(ADMIN_KEY, sim.base_url, clock=lambda: later) as client:
+                    await Collector(client, store).collect(plan_queries(rules, asked), asked)
+
+            asyncio.run(run())
+            data = SpendData.load(store, plan, Pricer(rules.pricing.models))
+            found.append(
+                next(f for f in evaluate(rules, data, NOW_DT) if f.budget.cost_source == "costs")
+            )
+        store.close()
+    start = int(found[0].window.start.timestamp())
+    expected = truth(sim.api.org, start, at=later)
+    bucket = truth(sim.api.org, start, later, at=later)
+    online, offline = (float(f.spend or 0) for f in found)
+    assert bucket > expected * 2  # the bucket does hold much later spend
+    assert expected * 0.999 < online < bucket * 0.8
+    assert "by time where no usage covers them" in (found[0].note or "")
+    assert offline == pytest.approx(expected, rel=5e-3)  # the hour open at 10:17: by time

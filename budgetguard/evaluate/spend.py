@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from functools import lru_cache
 
-from budgetguard.evaluate.attribution import cost_share
+from budgetguard.evaluate.attribution import cost_extent, cost_share
 from budgetguard.evaluate.data import CostRow, SpendData, UsageRow
 from budgetguard.evaluate.intervals import Piece, pieces
 from budgetguard.evaluate.windows import Window
@@ -166,11 +166,9 @@ def collect_spend(
 def cost_parts(data: SpendData, start: int, end: int) -> Iterator[tuple[CostRow, Decimal, str]]:
     """Each costs line of ``[start, end)`` with the amount that lies inside, and how it was
     split: ``""`` (whole), ``"usage"`` or ``"time"`` (a day that straddles a bound)."""
-    fetched = data.latest("costs")
     for cost in data.costs(start - start % _DAY, end):
         lo, hi = max(cost.start, start), min(cost.start + _DAY, end)
-        extent = min(cost.start + _DAY, fetched) if fetched > cost.start else cost.start + _DAY
-        if lo <= cost.start and hi >= extent:
+        if lo <= cost.start and hi >= cost_extent(data, cost.start):
             yield cost, cost.amount, ""
             continue
         share, by_usage = cost_share(data, cost, lo, hi)
