@@ -350,3 +350,21 @@ def test_a_check_earlier_today_counts_only_its_share_of_the_day(tmp_path: Any) -
     assert expected * 0.999 < online < bucket * 0.8
     assert "by time where no usage covers them" in (found[0].note or "")
     assert offline == pytest.approx(expected, rel=5e-3)  # the hour open at 10:17: by time
+
+
+def test_nothing_is_covered_past_the_clock(world: dict[str, Any]) -> None:
+    """Offline at a ``--now`` 5 h past the clock, within ``max_staleness``: a window that
+    reaches past the clock is unknown, its note naming the range; at the clock it is known."""
+    rules = rules_for("UTC")
+    data = load(world, rules)
+    later = evaluate(rules, data, NOW_DT + timedelta(hours=5), clock=lambda: NOW)
+    assert later and all(f.severity == "unknown" and f.spend is None for f in later)
+    (day,) = [f for f in later if f.budget.name == "day-auto"]
+    assert "2026-11-22T10:17:31Z to 2026-11-22T15:17:31Z" in (day.note or ""), day.note
+    tomorrow = NOW_DT.replace(hour=6, minute=0, second=0) + timedelta(days=1)
+    (next_day,) = [
+        f for f in evaluate(rules, data, tomorrow, clock=lambda: NOW) if f.budget.name == "day-auto"
+    ]
+    assert next_day.severity == "unknown" and "2026-11-23T00:00:00Z to" in (next_day.note or "")
+    now = evaluate(rules, data, NOW_DT, clock=lambda: NOW + 120)
+    assert all(f.severity != "unknown" for f in now)

@@ -7,7 +7,8 @@ Missing data is never zero: a budget whose sources are stale, failed or absent i
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -63,13 +64,17 @@ def evaluate(
     data: SpendData,
     now: datetime,
     expect: Iterable[tuple[dict[str, str], Decimal]] = (),
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> list[Finding]:
-    """Every enabled budget (and group) at ``now``; ``expect`` adds planned spend."""
+    """Every enabled budget (and group) at ``now``; ``expect`` adds planned spend. A window
+    that reaches past ``clock`` (the wall clock) is unknown: nothing is stored for it."""
     expectations = list(expect)
     findings: list[Finding] = []
+    wall = int(clock())
     for budget in rules.budgets:
         if budget.enabled:
-            findings.extend(_evaluate_budget(rules, budget, data, now, expectations))
+            findings.extend(_evaluate_budget(rules, budget, data, now, expectations, wall))
     return findings
 
 
@@ -121,6 +126,7 @@ def _evaluate_budget(
     data: SpendData,
     now: datetime,
     expectations: list[tuple[dict[str, str], Decimal]],
+    clock: int,
 ) -> list[Finding]:
     window = budget_window(budget, now, rules.timezone)
     start, end = int(window.start.timestamp()), int(now.timestamp())
@@ -132,8 +138,9 @@ def _evaluate_budget(
     if budget.baseline_delta is not None:  # the baseline before the window must be there too
         needed -= int(budget.baseline_delta.total_seconds())
     stale_after = int(budget.staleness_delta.total_seconds())
-    problem = data.status(sources, needed, end, stale_after) or coverage_problem(
-        data, sources, needed, end, stale_after
+    problem = coverage_problem(data, sources, needed, end, stale_after, clock) or (
+        data.status(sources, needed, end, stale_after)
+        or coverage_problem(data, sources, needed, end, stale_after)
     )
     if problem is not None:
         return [
