@@ -152,7 +152,6 @@ def _evaluate_budget(
     groups = spend.groups() | set(expected) or {()}
     forecaster = _Forecast(budget, data, source, window, now)
     anomalies = _Anomaly(budget, data, source, now)
-    note = "; ".join([*sorted(spend.summary()), *expect_notes]) or None
     by_usage = spend.apportioned and not spend.by_time
     limit = budget.limit
     at_amounts = [] if limit is None else [(t, t.ratio * limit) for t in budget.thresholds]
@@ -163,6 +162,7 @@ def _evaluate_budget(
         total += expected.get(key, _ZERO)
         if used == "costs" and by_usage:  # costs days split by the usage estimate
             used = "mixed"
+        note = "; ".join([*sorted(spend.summary(key)), *expect_notes]) or None
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
@@ -184,7 +184,7 @@ def _evaluate_budget(
                 forecast,
                 severity,
                 used,
-                not spend.unpriced,
+                spend.complete(key),
                 "; ".join(n for n in (note, forecast_note) if n) or None,
                 crossed,
                 forecast_crossed,

@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from budgetguard.evaluate.attribution import cost_extent, cost_share
+from budgetguard.evaluate.cube import UsageCube
 from budgetguard.evaluate.data import CostRow, SpendData, UsageRow
 from budgetguard.evaluate.intervals import Piece, pieces
 from budgetguard.evaluate.windows import Window
@@ -90,10 +91,28 @@ class Spend:
         self.unpriced = False
         #: Costs that matched but for naming no model (a budget by model leaves them out).
         self.unattributed = _ZERO
+        #: Notes and lower bounds of one group of an ``each`` budget only.
+        self.group_notes: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        self.group_unpriced: set[tuple[str, ...]] = set()
 
-    def summary(self) -> set[str]:
-        """The notes, with what apportioning and attribution did."""
-        notes = set(self.notes)
+    def complete(self, group: tuple[str, ...] = ()) -> bool:
+        """No usage of ``group`` (or of the whole budget) lacked a price."""
+        return not self.unpriced and group not in self.group_unpriced
+
+    def flag(self, group: tuple[str, ...] | None, note: str | None, unpriced: bool) -> None:
+        """A note (and lower bound) of ``group``, or of the whole budget where None."""
+        if group is None:
+            self.notes |= {note} if note else set()
+            self.unpriced |= unpriced
+            return
+        if note:
+            self.group_notes[group].add(note)
+        if unpriced:
+            self.group_unpriced.add(group)
+
+    def summary(self, group: tuple[str, ...] = ()) -> set[str]:
+        """The notes (of ``group`` too), with what apportioning and attribution did."""
+        notes = self.notes | self.group_notes.get(group, set())
         if self.apportioned:
             how = "by time where no usage covers them" if self.by_time else "by usage"
             notes.add(f"buckets across the interval's bounds apportioned {how}")
@@ -115,7 +134,7 @@ class Spend:
         days[day] = days.get(day, _ZERO) + amount
 
     def groups(self) -> set[tuple[str, ...]]:
-        return set(self.costs) | set(self.estimate) | set(self.usage)
+        return set(self.costs) | set(self.estimate) | set(self.usage) | self.group_unpriced
 
 
 def _settled_before(now: int) -> int:
@@ -184,8 +203,8 @@ def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) 
                 spend.unattributed += amount
             continue
         if cost.currency != "usd":
-            spend.notes.add(f"costs in {cost.currency.upper()} left out")
-            spend.unpriced = True
+            group = _group(budget, cost) if budget.each else None
+            spend.flag(group, f"costs in {cost.currency.upper()} left out", True)
             continue
         spend.apportioned |= bool(split)
         spend.by_time |= split == "time"
@@ -214,10 +233,9 @@ def _estimate(
             for row in series.between(piece.lo, piece.hi):
                 if not _matches(budget, row):
                     continue
-                if row.note:
-                    spend.notes.add(row.note)
-                if row.estimate is None or (row.note and "priced as text" in row.note):
-                    spend.unpriced = True
+                group = _group(budget, row) if budget.each else None
+                unpriced = row.estimate is None or "priced as text" in (row.note or "")
+                spend.flag(group, row.note, unpriced)
                 if row.estimate is None:
                     continue
                 spend.add(spend.estimate, _group(budget, row), day, piece.scale(row.estimate))
@@ -228,10 +246,33 @@ def _estimate(
         if h0 >= h1:
             continue
         amounts, notes, unpriced = series.cube.amounts(budget, h0, h1)
-        spend.notes |= notes
-        spend.unpriced |= unpriced
+        if budget.each and (notes or unpriced):
+            _group_flags(budget, series.cube, h0, h1, spend)
+        else:
+            spend.notes |= notes
+            spend.unpriced |= unpriced
         for key, amount in amounts.items():
             spend.add(spend.estimate, key, day, piece.scale(amount))
+
+
+def _group_flags(budget: Budget, cube: UsageCube, h0: int, h1: int, spend: Spend) -> None:
+    """The pricing notes and lower bounds of each group of an ``each`` budget, each from its
+    own usage (only asked where the budget as a whole has some)."""
+    for key in cube.values(budget, cube.metrics, h0, h1):
+        if NONE_VALUE in key:  # no value to narrow by: the budget's notes hold for it
+            _, notes, unpriced = cube.amounts(budget, h0, h1)
+        else:
+            narrowed = {k: (_literal(v),) for k, v in zip(budget.each, key, strict=True)}
+            one = budget.model_copy(update={"match": budget.match.model_copy(update=narrowed)})
+            _, notes, unpriced = cube.amounts(one, h0, h1)
+        for note in notes:
+            spend.flag(key, note, False)
+        spend.flag(key, None, unpriced)
+
+
+def _literal(value: str) -> str:
+    """A glob that matches ``value`` only."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
 
 
 def _columns(metric: str, endpoint: str) -> tuple[str, ...]:
