@@ -83,7 +83,8 @@ def test_costs_spend_equals_the_simulators_invoice(world: dict[str, Any]) -> Non
         for index, _ in enumerate(org.streams)
         for line in org.cost_lines(index, NOW - 7 * DAY, NOW - api.costs_delay, NOW)
     )
-    assert f.source == "mixed" and f.severity == "ok" and f.complete
+    # split by usage, but no estimate in the figure: still costs, the note says how
+    assert f.source == "costs" and f.severity == "ok" and f.complete
     assert "apportioned by usage" in (f.note or "")
     assert float(f.spend) == pytest.approx(expected, rel=1e-4)  # type: ignore[arg-type]
 

@@ -156,6 +156,9 @@ def test_every_budget_is_the_true_spend_of_its_interval(world: dict[str, Any], z
         )
         if group.get("model") == "(none)":  # lines that name no model and bill no model
             expected = truth(org, start) - truth(org, start, model="?*")
+            assert f"${f.spend:.2f} of line items that name no model left unattributed" in (
+                f.note or ""
+            ), f.note
         got = float(f.spend)
         cut_hour = name in _SUB_HOUR or (zone == "Asia/Kolkata" and name != "w7d-costs")
         if cut_hour and not (zone == "Asia/Kolkata" and f.budget.period in ("quarter", "month")):
@@ -166,8 +169,8 @@ def test_every_budget_is_the_true_spend_of_its_interval(world: dict[str, Any], z
             assert abs(got - expected) < 0.01, (name, group, got, expected)
         if zone != "UTC" and f.budget.period and f.budget.source in ("costs", "auto"):
             assert "apportioned" in (f.note or ""), name
-            if f.budget.cost_source == "costs":
-                assert f.source == "mixed"
+            if f.budget.cost_source == "costs":  # split by usage, but no estimate in it
+                assert f.source == "costs"
     assert seen == {b.name for b in rules.budgets}
 
 

@@ -160,8 +160,8 @@ def _evaluate_budget(
         group = dict(zip(budget.each, key, strict=True)) if key else {}
         total, used = total_of(spend, key, source, window, end)
         total += expected.get(key, _ZERO)
-        if used == "costs" and by_usage:  # costs days split by the usage estimate
-            used = "mixed"
+        if used == "costs" and by_usage and source == "auto":  # costs split by the estimate
+            used = "mixed"  # (a costs budget stays costs: its note says it was apportioned)
         note = "; ".join([*sorted(spend.summary(key)), *expect_notes]) or None
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)

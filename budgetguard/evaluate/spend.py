@@ -94,6 +94,8 @@ class Spend:
         #: Notes and lower bounds of one group of an ``each`` budget only.
         self.group_notes: dict[tuple[str, ...], set[str]] = defaultdict(set)
         self.group_unpriced: set[tuple[str, ...]] = set()
+        #: Costs of line items that name no model, in the no-model group of an ``each: model``.
+        self.unattributed_in: dict[tuple[str, ...], Decimal] = defaultdict(lambda: _ZERO)
 
     def complete(self, group: tuple[str, ...] = ()) -> bool:
         """No usage of ``group`` (or of the whole budget) lacked a price."""
@@ -116,10 +118,10 @@ class Spend:
         if self.apportioned:
             how = "by time where no usage covers them" if self.by_time else "by usage"
             notes.add(f"buckets across the interval's bounds apportioned {how}")
-        if self.unattributed:
-            notes.add(
-                f"${self.unattributed:.2f} of line items that name no model left unattributed"
-            )
+        left = self.unattributed + self.unattributed_in.get(group, _ZERO)
+        if left:
+            where = f" (counted under {NONE_VALUE})" if group in self.unattributed_in else ""
+            notes.add(f"${left:.2f} of line items that name no model left unattributed{where}")
         return notes
 
     def add(
@@ -208,7 +210,10 @@ def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) 
             continue
         spend.apportioned |= bool(split)
         spend.by_time |= split == "time"
-        spend.add(spend.costs, _group(budget, cost), cost.start, amount)
+        group = _group(budget, cost)
+        if cost.model is None and "model" in budget.each:
+            spend.unattributed_in[group] += amount
+        spend.add(spend.costs, group, cost.start, amount)
 
 
 def _days(start: int, end: int) -> list[tuple[int, int]]:
