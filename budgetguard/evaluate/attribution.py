@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["attribute", "billed_endpoint", "cost_extent", "cost_share", "scope_estimates"]
 
 _DAY = 86400
-#: Longer than a collection takes (its deadline is 120 s by default).
-_COLLECTING = 600
+#: A fetch this soon after the end asked is taken as ending there: a collection's own
+#: minutes are no --now in the past (and a --now under an hour back over-counts at most
+#: that hour's share, never under-counts).
+_COLLECTING = 3600
 _ZERO = Decimal(0)
 _NONE = "(none)"
 #: Usage estimates per (project, model): the scope of a costs line.
@@ -101,7 +103,6 @@ def cost_extent(data: SpendData, day: int) -> int:
     if series is None or covered is None or covered[1] <= day:
         return day + _DAY
     fetched_at = series.mark.last_success_at if series.mark is not None else None
-    # the minutes a collection takes are not a --now in the past: its end asked is the end
     if fetched_at is not None and covered[1] + _COLLECTING < fetched_at < day + _DAY:
         return fetched_at
     return min(day + _DAY, covered[1])
