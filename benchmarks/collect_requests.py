@@ -102,7 +102,6 @@ budgets:
 
 def collector_figures(base_url: str, tmp: str) -> None:
     from budgetguard.collect import Collector
-    from budgetguard.collect.collector import REREAD_COSTS, REREAD_USAGE, fetch_ranges
     from budgetguard.rules import load_rules_text
     from budgetguard.rules.needs import plan_queries
     from budgetguard.store import Store
@@ -111,14 +110,17 @@ def collector_figures(base_url: str, tmp: str) -> None:
     queries = plan_queries(load_rules_text(RULES_90_DAYS), now)
     store = Store.open(f"sqlite:///{tmp}/bench.db")
 
-    def minimum(covered: dict[str, tuple[int | None, int | None]]) -> int:
+    def minimum() -> int:
+        """Pages needed for the ranges the collector plans from the store's coverage."""
+        client = AdminClient(KEY, base_url)
         total = 0
-        for q in queries:
-            reread = REREAD_COSTS if q.endpoint == "costs" else REREAD_USAGE
-            for lo, hi in fetch_ranges(q, covered.get(q.key, (None, None)), NOW, reread):
+        for outcome in Collector(client, store).plan_ranges(queries, NOW):
+            q = outcome.query
+            for lo, hi in outcome.ranges:
                 width = q.width_seconds
                 buckets = -(-(hi - (lo - lo % width)) // width)
                 total += -(-buckets // ENDPOINTS[q.endpoint].max_limit(q.width))
+        asyncio.run(client.aclose())
         return total
 
     async def tick() -> tuple[int, float]:
@@ -127,10 +129,9 @@ def collector_figures(base_url: str, tmp: str) -> None:
             assert not report.failed, report.summary()
             return report.requests, report.seconds
 
-    need = minimum({})
+    need = minimum()
     backfill, backfill_s = asyncio.run(tick())
-    covered = {m.query_key: (m.covered_start, m.covered_end) for m in store.sync_marks()}
-    need_tick = minimum(covered)
+    need_tick = minimum()
     steady, steady_s = asyncio.run(tick())
     store.close()
     print(f"collector: {len(queries)} queries for 90 days (1h for 35 days, 1d before, costs 1d)")

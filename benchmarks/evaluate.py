@@ -6,8 +6,9 @@ what the budgets look at (the per-day blocks, priced into cubes) and evaluates e
 mix of rolling, period, `each` and token budgets), and reports its own peak RSS. Beside it, on
 the same rows, two references: one numpy pass (cost per row from its token columns, summed per
 group) over columns already in memory, and the same pass after reading the rows out of the
-store's row table. Last, `budgetguard check --offline` is timed as a new process, with 20
-budgets and with all of them, next to the import time of its mandatory libraries alone.
+store (decoded from its blocks into Python tuples). Last, `budgetguard check --offline` is
+timed as a new process, with 20 budgets and with all of them, next to the import time of its
+mandatory libraries alone.
 
 Targets (issue 5): 1,000 budgets over 1M rows <= 1 s and <= 2x a numpy pass, peak RSS
 <= 300 MB; cold `check --offline` on a filled store <= 0.5 s.
@@ -260,7 +261,8 @@ def main() -> None:
         f"{evaluated / numpy_pass:.0f}x, load + evaluate {total / numpy_pass:.0f}x (target <= 2x)"
     )
     print(
-        f"reading the rows from the row table + that pass: {med('read_and_pass'):.2f} s -> "
+        f"decoding the rows from the blocks into tuples + that pass: "
+        f"{med('read_and_pass'):.2f} s -> "
         f"load + evaluate is {total / med('read_and_pass'):.2f}x of it"
     )
     print(f"peak RSS of the load + evaluate process: {med('rss_mb'):.0f} MB (target <= 300 MB)")

@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from budgetguard.alerts import (
@@ -21,23 +20,26 @@ from budgetguard.alerts import (
     DeliveryReport,
     Held,
     Silence,
-    active_alerts,
     apply_silences,
     deliver,
     deliver_within,
     group_events,
     load_states,
-    mark_silenced,
     queue,
-    silence_json,
     transitions,
 )
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
-from budgetguard.evaluate.pricing import Pricer
 from budgetguard.notify import Digest, Notifier
+from budgetguard.offline import (
+    display_names,
+    evaluate_store,
+    named_rules,
+    report_alerts,
+    spend_data,
+)
 from budgetguard.rules import Rules
-from budgetguard.rules.needs import needed_from, plan_queries
+from budgetguard.rules.needs import plan_queries
 from budgetguard.rules.periods import last_complete_period
 from budgetguard.store import Store
 from budgetguard.store.directory import DirectoryStore
@@ -134,27 +136,6 @@ def refresh_names(settings: Settings, store: Store, now: datetime) -> bool:
     return True
 
 
-def spend_data(
-    store: Store, rules: Rules, now: datetime, *, since: datetime | None = None
-) -> SpendData:
-    """The plan's data, priced; only from ``since`` on when given (see ``needed_from``)."""
-    start = None if since is None else int(since.timestamp())
-    return SpendData.load(
-        store, plan_queries(rules, now), Pricer(rules.pricing.models), start=start
-    )
-
-
-def evaluate_store(
-    store: Store,
-    rules: Rules,
-    now: datetime,
-    expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
-) -> list[Finding]:
-    rules = named_rules(store, rules)
-    data = spend_data(store, rules, now, since=needed_from(rules, now))
-    return evaluate(rules, data, now, expectations)
-
-
 def replay(
     rules: Rules, data: SpendData, first: datetime, last: datetime, step: timedelta
 ) -> Iterator[tuple[datetime, list[AlertEvent]]]:
@@ -207,26 +188,6 @@ def notify(
         also=lambda conn: replace_holds(conn, owed),
     )
     return deliver_due(store, notifiers, now, on_outcome, within=within, stop=stop)
-
-
-def report_alerts(
-    store: Store, findings: Sequence[Finding], now: datetime
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """The report's alerts (marked ``silenced``) and the silences active at ``now``."""
-    running = active_silences(SilenceStore(store.engine), now)
-    names = display_names(store)
-    alerts = mark_silenced(active_alerts(findings), running, now, names)
-    return alerts, [silence_json(s) for s in running]
-
-
-def named_rules(store: Store, rules: Rules) -> Rules:
-    """``rules`` whose ``match`` globs also match the directory's display names."""
-    return rules.with_names(DirectoryStore(store.engine).names_by_kind())
-
-
-def display_names(store: Store) -> dict[str, str]:
-    """id -> display name of the projects, users and API keys the directory lists."""
-    return DirectoryStore(store.engine).names()
 
 
 def active_silences(silences: SilenceStore, now: datetime) -> list[Silence]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TextIO
 
 from budgetguard.evaluate.evaluator import SEVERITY_ORDER, Finding
 from budgetguard.notify.alert_text import group_text
@@ -20,6 +20,7 @@ __all__ = [
     "to_json",
     "to_markdown",
     "to_text",
+    "write_json",
 ]
 
 _ICON = {"ok": "✅", "warning": "⚠️", "critical": "🔴", "unknown": "❔"}
@@ -71,37 +72,121 @@ def to_json(
 ) -> dict[str, Any]:
     """The contract's JSON report; ``names`` adds the display names of the ids its groups
     show (``"names": {"proj_abc": "Chatbot"}``), ``silences`` the active ones."""
-    budgets = []
-    for f in findings:
-        ratio = f.ratio
-        budgets.append(
-            {
-                "name": f.budget.name,
-                "group": dict(f.group),
-                "metric": f.budget.metric,
-                "window": {
-                    "start": _iso(f.window.start),
-                    "end": _iso(f.window.end),
-                    "kind": f.window.kind,
-                },
-                "spend": _number(f.spend, f.budget.metric),
-                "limit": _number(f.limit, f.budget.metric),
-                "ratio": None if ratio is None else round(float(ratio), 4),
-                "forecast": _number(f.forecast, f.budget.metric),
-                "severity": f.severity,
-                "source": f.source,
-                "data": {"complete": f.complete and f.severity != "unknown", "note": f.note},
-                **_people(f),
-            }
-        )
     return {
         "evaluated_at": _iso(now),
         "status": overall_status(findings),
-        "budgets": budgets,
+        "budgets": [_budget(f) for f in findings],
         "alerts": list(alerts),
         **({"silences": list(silences)} if silences else {}),
         **({"names": shown} if (shown := _names_shown(findings, names)) else {}),
     }
+
+
+def _budget(f: Finding) -> dict[str, Any]:
+    ratio = f.ratio
+    return {
+        "name": f.budget.name,
+        "group": dict(f.group),
+        "metric": f.budget.metric,
+        "window": {
+            "start": _iso(f.window.start),
+            "end": _iso(f.window.end),
+            "kind": f.window.kind,
+        },
+        "spend": _number(f.spend, f.budget.metric),
+        "limit": _number(f.limit, f.budget.metric),
+        "ratio": None if ratio is None else round(float(ratio), 4),
+        "forecast": _number(f.forecast, f.budget.metric),
+        "severity": f.severity,
+        "source": f.source,
+        "data": {"complete": f.complete and f.severity != "unknown", "note": f.note},
+        **_people(f),
+    }
+
+
+def write_json(
+    out: TextIO,
+    findings: Sequence[Finding],
+    alerts: Sequence[Mapping[str, Any]],
+    now: datetime,
+    silences: Sequence[Mapping[str, Any]] = (),
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """``json_text(to_json(...))`` and a newline, written to ``out`` as it is made: no report
+    held in memory, and each budget's line from parts shared by its findings (its name,
+    metric, window and people keys are encoded once)."""
+    report = to_json((), alerts, now, silences)
+    report["status"] = overall_status(findings)
+    if shown := _names_shown(findings, names):
+        report["names"] = shown
+    cache: dict[tuple[int, int], tuple[str, str, str]] = {}
+    lines = (_budget_line(f, cache) for f in findings)
+    batch: list[str] = []
+    for chunk in _chunks(report, lines if findings else None):
+        batch.append(chunk)
+        if len(batch) >= 1024:  # a write per line costs as much as making it
+            out.write("".join(batch))
+            batch.clear()
+    batch.append("\n")
+    out.write("".join(batch))
+
+
+def _budget_line(f: Finding, cache: dict[tuple[int, int], tuple[str, str, str]]) -> str:
+    """``json.dumps(_budget(f))``, to the byte."""
+    b = f.budget
+    parts = cache.get((id(b), id(f.window)))
+    if parts is None:
+        window = {"start": _iso(f.window.start), "end": _iso(f.window.end), "kind": f.window.kind}
+        people = json.dumps(_people(f))[1:-1]
+        parts = (
+            '{"name": ' + json.dumps(b.name) + ', "group": ',
+            ', "metric": ' + json.dumps(b.metric) + ', "window": ' + json.dumps(window),
+            ", " + people + "}" if people else "}",
+        )
+        cache[(id(b), id(f.window))] = parts
+    head, middle, tail = parts
+    metric = b.metric
+    ratio = f.ratio
+    return "".join(
+        (
+            head,
+            json.dumps(f.group) if f.group else "{}",
+            middle,
+            ', "spend": ',
+            _number_text(f.spend, metric),
+            ', "limit": ',
+            _number_text(f.limit, metric),
+            ', "ratio": ',
+            "null" if ratio is None else repr(round(float(ratio), 4)),
+            ', "forecast": ',
+            _number_text(f.forecast, metric),
+            ', "severity": ',
+            _STRINGS.get(f.severity) or json.dumps(f.severity),
+            ', "source": ',
+            _STRINGS.get(f.source) or json.dumps(f.source),
+            ', "data": {"complete": ',
+            "true" if f.complete and f.severity != "unknown" else "false",
+            ', "note": ',
+            "null" if f.note is None else json.dumps(f.note),
+            "}",
+            tail,
+        )
+    )
+
+
+_STRINGS = {
+    s: json.dumps(s)
+    for s in ("ok", "warning", "critical", "unknown", "costs", "estimate", "mixed", "usage")
+}
+
+
+def _number_text(value: Decimal | None, metric: str) -> str:
+    """``json.dumps(_number(value, metric))``."""
+    if value is None:
+        return "null"
+    if metric != "cost":
+        return str(int(value))
+    return repr(float(round(value, 6)))
 
 
 def _names_shown(findings: Sequence[Finding], names: Mapping[str, str] | None) -> dict[str, str]:
@@ -145,18 +230,31 @@ def json_text(report: Mapping[str, Any]) -> str:
 
     Readable, grep-able, and written by the C encoder (an indented dump of 10,000 budgets
     takes a pure-Python encoder and about half a second)."""
-    lines = ["{"]
+    return "".join(_chunks(report, None))
+
+
+def _chunks(report: Mapping[str, Any], budgets: Iterable[str] | None) -> Iterator[str]:
+    """The text of ``json_text``, in pieces; ``budgets`` (the encoded lines of
+    ``report["budgets"]``, when not None) stands in for that key's value."""
+    yield "{"
     last = len(report) - 1
     for i, (key, value) in enumerate(report.items()):
         comma = "," if i < last else ""
-        if isinstance(value, list) and value:
-            lines.append(f"  {json.dumps(key)}: [")
-            lines.append(",\n".join(f"    {json.dumps(item)}" for item in value))
-            lines.append(f"  ]{comma}")
-        else:
-            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}{comma}")
-    lines.append("}")
-    return "\n".join(lines)
+        items: Iterable[str] | None = None
+        if key == "budgets" and budgets is not None:
+            items = budgets
+        elif isinstance(value, list) and value:
+            items = (json.dumps(item) for item in value)
+        if items is None:
+            yield f"\n  {json.dumps(key)}: {json.dumps(value)}{comma}"
+            continue
+        yield f"\n  {json.dumps(key)}: ["
+        separator = "\n    "
+        for item in items:
+            yield separator + item
+            separator = ",\n    "
+        yield f"\n  ]{comma}"
+    yield "\n}"
 
 
 def _fmt(value: Decimal | None, metric: str) -> str:

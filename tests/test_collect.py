@@ -208,6 +208,28 @@ def test_fetch_ranges() -> None:
     ) == [(start + 7200, start + 21600), (start + 28800, start + 36000)]
 
 
+def test_a_tick_never_rereads_the_daily_usage_evaluation_does_not_read(store: Store) -> None:
+    """Daily usage is read only before the hourly data begins: those days are settled, so
+    once stored, a tick plans no request for them (only the hourly and costs tails)."""
+    day = 86400
+    now = NOW
+    hourly_from = now - now % day - 35 * day
+    group_by = ("project_id", "model")
+    hourly = PlannedQuery("completions", "1h", group_by, datetime.fromtimestamp(hourly_from, UTC))
+    daily = PlannedQuery(
+        "completions", "1d", group_by, datetime.fromtimestamp(hourly_from - 60 * day, UTC)
+    )
+    collector = Collector(AdminClient(ADMIN_KEY, "http://127.0.0.1:9/v1"), store)
+    first = {o.query.width: o.ranges for o in collector.plan_ranges([hourly, daily], now)}
+    assert first["1d"] == [(hourly_from - 60 * day, hourly_from)]  # not up to now
+    store.replace_usage(daily.key, "completions", day, *first["1d"][0], [], now)
+    store.replace_usage(hourly.key, "completions", 3600, hourly_from, now, [], now)
+    later = now + 900
+    tick = {o.query.width: o.ranges for o in collector.plan_ranges([hourly, daily], later)}
+    assert tick["1d"] == []
+    assert len(tick["1h"]) == 1  # the re-read tail and what is new: one request
+
+
 def test_plan_follows_the_rules() -> None:
     rules = load_rules_text("""
 version: 1

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from budgetguard.store import SCHEMA_VERSION, USAGE_METRICS, Store
 from budgetguard.store import rollups as rollups_module
 from budgetguard.store.rollups import ROLLUP_DIMENSIONS, RollupBlock, encode_day
-from budgetguard.store.schema import usage_rollups
+from budgetguard.store.schema import usage_buckets, usage_rollups
 from tests.conftest import needs_postgres
 
 DAY = 86400
@@ -130,16 +130,37 @@ def blocks_by_day(store: Store) -> dict[int, Counter[tuple[Any, ...]]]:
     }
 
 
-def rows_by_day(store: Store) -> dict[int, Counter[tuple[Any, ...]]]:
+def as_tuple(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        r["bucket_start"],
+        *(r.get(d) for d in ROLLUP_DIMENSIONS),
+        *(r.get(m, 0) for m in USAGE_METRICS),
+    )
+
+
+def by_day(rows: list[dict[str, Any]]) -> dict[int, Counter[tuple[Any, ...]]]:
     out: dict[int, Counter[tuple[Any, ...]]] = {}
-    for r in store.usage_rows(query_keys=[KEY]):
-        values = (
-            r["bucket_start"],
-            *(r[d] for d in ROLLUP_DIMENSIONS),
-            *(r[m] for m in USAGE_METRICS),
-        )
-        out.setdefault(r["bucket_start"] - r["bucket_start"] % DAY, Counter())[values] += 1
+    for r in rows:
+        out.setdefault(r["bucket_start"] - r["bucket_start"] % DAY, Counter())[as_tuple(r)] += 1
     return out
+
+
+def rows_by_day(store: Store) -> dict[int, Counter[tuple[Any, ...]]]:
+    return by_day([dict(r) for r in store.usage_rows(query_keys=[KEY])])
+
+
+class Written:
+    """What the writes so far should leave: each replaces its range's buckets."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def write(self, store: Store, start: int, end: int, rows: list[dict[str, Any]]) -> None:
+        write(store, start, end, rows)
+        self.rows = [r for r in self.rows if not start <= r["bucket_start"] < end] + rows
+
+    def by_day(self) -> dict[int, Counter[tuple[Any, ...]]]:
+        return by_day(self.rows)
 
 
 def write(store: Store, start: int, end: int, rows: list[dict[str, Any]]) -> None:
@@ -148,27 +169,31 @@ def write(store: Store, start: int, end: int, rows: list[dict[str, Any]]) -> Non
 
 def exercise(store: Store) -> None:
     """Three days written, part of the middle one rewritten, the last one emptied: after
-    each step the blocks hold exactly the rows."""
-    write(
+    each step the blocks hold exactly the rows written and not replaced since."""
+    written = Written()
+    written.write(
         store,
         DAY0,
         DAY0 + 3 * DAY,
         [row(DAY0 + h * 3600, f"p{h % 3}", 100 + h) for h in range(72)],
     )
-    assert blocks_by_day(store) == rows_by_day(store)
+    assert blocks_by_day(store) == written.by_day() == rows_by_day(store)
     assert sorted(blocks_by_day(store)) == [DAY0, DAY0 + DAY, DAY0 + 2 * DAY]
     first_day = blocks_by_day(store)[DAY0]
-    write(
+    written.write(
         store,
         DAY0 + DAY + 5 * 3600,
         DAY0 + DAY + 10 * 3600,
         [row(DAY0 + DAY + 6 * 3600, "p9", 10**12)],
     )
-    assert blocks_by_day(store) == rows_by_day(store)
+    assert blocks_by_day(store) == written.by_day() == rows_by_day(store)
     assert blocks_by_day(store)[DAY0] == first_day
-    write(store, DAY0 + 2 * DAY, DAY0 + 3 * DAY, [])
-    assert blocks_by_day(store) == rows_by_day(store)
+    groups = {b.day_start: b.groups for b in store.usage_blocks(KEY, 3600, None, None)}
+    assert sorted(g[0] for g in groups[DAY0 + DAY]) == ["p0", "p1", "p2", "p9"]
+    written.write(store, DAY0 + 2 * DAY, DAY0 + 3 * DAY, [])
+    assert blocks_by_day(store) == written.by_day() == rows_by_day(store)
     assert DAY0 + 2 * DAY not in blocks_by_day(store)
+    assert store.counts()["usage"] == 48 - 5 + 1
 
 
 def test_blocks_follow_the_rows_on_sqlite(tmp_path: Path) -> None:
@@ -194,32 +219,55 @@ def test_blocks_follow_the_rows_on_postgresql(postgres: Store) -> None:
     exercise(postgres)
 
 
-def test_a_failed_write_changes_neither_rows_nor_blocks(
+def test_rows_outside_the_written_range_are_not_stored(tmp_path: Path) -> None:
+    """A bucket that starts at the range's end (the clock had only just reached it) is not
+    covered, so it is not stored, even on a day the range does not touch."""
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    try:
+        end = DAY0 + DAY  # midnight
+        write(store, DAY0 + 3600, end, [row(DAY0 + 7200, "p", 5), row(end, "late", 9)])
+        assert blocks_by_day(store) == by_day([row(DAY0 + 7200, "p", 5)])
+    finally:
+        store.close()
+
+
+def test_a_failed_write_changes_neither_blocks_nor_coverage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
     try:
         write(store, DAY0, DAY0 + DAY, [row(DAY0 + h * 3600, "p", 5) for h in range(24)])
-        rows, blocks = rows_by_day(store), blocks_by_day(store)
+        blocks, covered = blocks_by_day(store), store.coverage()
 
         def broken(*args: Any) -> None:
             raise OSError("disk full")
 
-        monkeypatch.setattr(rollups_module, "refresh", broken)
+        monkeypatch.setattr(rollups_module, "merge", broken)
         with pytest.raises(OSError, match="disk full"):
-            write(store, DAY0, DAY0 + DAY, [row(DAY0, "other", 1)])
-        assert (rows_by_day(store), blocks_by_day(store)) == (rows, blocks)
+            write(store, DAY0 + 3600, DAY0 + 2 * DAY, [row(DAY0 + 7200, "other", 1)])
+        assert (blocks_by_day(store), store.coverage()) == (blocks, covered)
     finally:
         store.close()
 
 
 def test_an_older_store_gets_its_blocks_built_when_opened(tmp_path: Path) -> None:
+    """A version 1 store kept rows only: opened, its blocks are built from them, and the
+    rows go (version 5 keeps blocks only)."""
     url = f"sqlite:///{tmp_path / 'spend.db'}"
     store = Store.open(url)
-    write(store, DAY0, DAY0 + 2 * DAY, [row(DAY0 + h * 3600, f"p{h % 4}", h) for h in range(48)])
+    rows = [row(DAY0 + h * 3600, f"p{h % 4}", h) for h in range(48)]
+    write(store, DAY0, DAY0 + 2 * DAY, rows)
     expected = blocks_by_day(store)
+    assert expected == by_day(rows)
     with store.engine.begin() as conn:  # as version 1 left it: rows, no blocks
         usage_rollups.drop(conn)
+        conn.execute(
+            usage_buckets.insert(),
+            [
+                {"query_key": KEY, "endpoint": "completions", "bucket_width": 3600, **r}
+                for r in rows
+            ],
+        )
         conn.execute(text("UPDATE bg_schema_version SET version = 1"))
     store.close()
     store = Store.open(url)
@@ -228,6 +276,8 @@ def test_an_older_store_gets_its_blocks_built_when_opened(tmp_path: Path) -> Non
             version = conn.execute(text("SELECT version FROM bg_schema_version")).scalar()
         assert version == SCHEMA_VERSION  # every step since version 1 ran
         assert blocks_by_day(store) == expected
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM bg_usage_buckets")).scalar() == 0
     finally:
         store.close()
 

@@ -1,34 +1,40 @@
 """Alerts: the lifecycle of each (budget, group, kind, threshold), silences, grouping, the
 outbox and delivery — decide -> silence -> group -> queue -> deliver."""
 
-from budgetguard.alerts.delivery import (
-    DEFAULT_POLICY,
-    DeliveryPolicy,
-    DeliveryReport,
-    deliver,
-    deliver_within,
-    problem_lines,
-)
-from budgetguard.alerts.grouping import Notification, group_events
-from budgetguard.alerts.lifecycle import (
-    AlertEvent,
-    AlertState,
-    Decision,
-    active_alerts,
-    decide,
-    transitions,
-)
-from budgetguard.alerts.outbox import load_states, queue, render
-from budgetguard.alerts.silences import (
-    Held,
-    Silence,
-    SilenceOutcome,
-    alert_labels,
-    apply_silences,
-    mark_silenced,
-    parse_matcher,
-    silence_json,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from budgetguard.alerts.delivery import (
+        DEFAULT_POLICY,
+        DeliveryPolicy,
+        DeliveryReport,
+        deliver,
+        deliver_within,
+        problem_lines,
+    )
+    from budgetguard.alerts.grouping import Notification, group_events
+    from budgetguard.alerts.lifecycle import (
+        AlertEvent,
+        AlertState,
+        Decision,
+        active_alerts,
+        decide,
+        transitions,
+    )
+    from budgetguard.alerts.outbox import load_states, queue, render
+    from budgetguard.alerts.silences import (
+        Held,
+        Silence,
+        SilenceOutcome,
+        alert_labels,
+        apply_silences,
+        mark_silenced,
+        parse_matcher,
+        silence_json,
+    )
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -57,3 +63,43 @@ __all__ = [
     "silence_json",
     "transitions",
 ]
+
+
+#: where each name lives: a module is imported when one of its names is first used, so a
+#: read-only check never imports the outbox or delivery (and through them, SQLAlchemy)
+_HOME = {
+    "AlertEvent": "lifecycle",
+    "AlertState": "lifecycle",
+    "DEFAULT_POLICY": "delivery",
+    "Decision": "lifecycle",
+    "DeliveryPolicy": "delivery",
+    "DeliveryReport": "delivery",
+    "Held": "silences",
+    "Notification": "grouping",
+    "Silence": "silences",
+    "SilenceOutcome": "silences",
+    "active_alerts": "lifecycle",
+    "alert_labels": "silences",
+    "apply_silences": "silences",
+    "decide": "lifecycle",
+    "deliver": "delivery",
+    "deliver_within": "delivery",
+    "group_events": "grouping",
+    "load_states": "outbox",
+    "mark_silenced": "silences",
+    "parse_matcher": "silences",
+    "problem_lines": "delivery",
+    "queue": "outbox",
+    "render": "outbox",
+    "silence_json": "silences",
+    "transitions": "lifecycle",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

@@ -218,32 +218,22 @@ def check(
     settings, loaded, clock = command_context(rules, db, now, verbose, sends=notify)
     if not offline:
         _collect_new(settings, loaded, clock)
-    from budgetguard import pipeline
     from budgetguard.report import (
         exit_code,
-        json_text,
         silence_lines,
         to_github,
-        to_json,
         to_markdown,
         to_text,
+        write_json,
     )
 
-    store = open_store(settings)
-    try:
-        findings = pipeline.evaluate_store(store, loaded, clock, expectations)
-        if notify:
-            # the report on stdout is machine-readable: console alert lines go to stderr
-            with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
-                _notify(store, loaded, findings, clock, settings.notify_retry_within)
-        alerts, silences = pipeline.report_alerts(store, findings, clock)
-        names = pipeline.display_names(store)
-    finally:
-        store.close()
+    findings, alerts, silences, names = _evaluate(
+        settings, loaded, clock, expectations, notify, output
+    )
     for line in silence_lines(silences):
         typer.echo(line, err=True)
     if output == "json":
-        typer.echo(json_text(to_json(findings, alerts, clock, silences, names)))
+        write_json(sys.stdout, findings, alerts, clock, silences, names)
     elif output == "markdown":
         text = to_markdown(findings, clock, names)
         typer.echo(text, nl=False)
@@ -256,6 +246,34 @@ def check(
     else:
         typer.echo(to_text(findings, clock, names=names), nl=False)
     raise typer.Exit(exit_code(findings, fail_on))
+
+
+def _evaluate(
+    settings: Settings,
+    rules: Rules,
+    now: datetime,
+    expectations: list[tuple[dict[str, str], Decimal]],
+    notify: bool,
+    output: str,
+) -> tuple[list[Finding], list[dict[str, object]], list[dict[str, object]], dict[str, str]]:
+    """Findings, the report's alerts, active silences and display names. Without
+    ``--notify`` nothing is written: a SQLite store at this version is then read through
+    the standard library (``SQLiteReads``), so a cold check never imports SQLAlchemy."""
+    from budgetguard import offline
+    from budgetguard.store.reads import SQLiteReads
+
+    reads = None if notify else SQLiteReads.open(settings.database_url)
+    store: Store | SQLiteReads = reads if reads is not None else open_store(settings)
+    try:
+        findings = offline.evaluate_store(store, rules, now, expectations)
+        if notify and not isinstance(store, SQLiteReads):
+            # the report on stdout is machine-readable: console alert lines go to stderr
+            with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
+                _notify(store, rules, findings, now, settings.notify_retry_within)
+        alerts, silences = offline.report_alerts(store, findings, now)
+        return findings, alerts, silences, offline.display_names(store)
+    finally:
+        store.close()
 
 
 def _notify(

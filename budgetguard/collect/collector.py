@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from budgetguard.collect.line_items import parse_line_item
@@ -27,14 +28,17 @@ from budgetguard.openai_admin import (
     Query,
     UnavailableError,
 )
-from budgetguard.openai_admin.models import Bucket, CostsResult, UnknownResult
+from budgetguard.openai_admin.models import Bucket, CostsResult
+from budgetguard.openai_admin.rows import RowPage
 from budgetguard.rules.needs import PlannedQuery
-from budgetguard.store import Store
-from budgetguard.store.coverage import Interval, holes, merge
-from budgetguard.store.schema import USAGE_DIMENSIONS, USAGE_METRICS
+from budgetguard.store import USAGE_METRICS, Store
+from budgetguard.store.coverage import Interval, holes
+from budgetguard.store.coverage import merge as merge_intervals
+from budgetguard.store.rollups import ROLLUP_DIMENSIONS, RollupBlock, encode_day, merge
 
 __all__ = ["CollectReport", "Collector", "QueryOutcome", "fetch_ranges", "widen"]
 
+_DAY = 86400
 REREAD_COSTS = timedelta(days=2)
 REREAD_USAGE = timedelta(hours=2)
 #: Default deadline of one collection (the ``collect_deadline`` setting).
@@ -106,8 +110,9 @@ def fetch_ranges(
     wanted = [whole(lo, hi) for lo, hi in holes(covered, start, end)]
     if covered and covered[-1][1] > start:
         tail = max(start, min(end, covered[-1][1]) - int(reread.total_seconds()))
-        wanted.append(whole(tail, end))
-    return merge(wanted)
+        if tail < end:
+            wanted.append(whole(tail, end))
+    return merge_intervals(wanted)
 
 
 def widen(queries: Sequence[PlannedQuery], needed: Sequence[PlannedQuery]) -> list[PlannedQuery]:
@@ -120,21 +125,6 @@ def widen(queries: Sequence[PlannedQuery], needed: Sequence[PlannedQuery]) -> li
     ]
     keys = {q.key for q in queries}
     return out + [q for q in needed if q.key not in keys]
-
-
-def _usage_rows(buckets: Sequence[Bucket]) -> list[dict[str, Any]]:
-    rows = []
-    for bucket in buckets:
-        for result in bucket.results:
-            if isinstance(result, UnknownResult | CostsResult):
-                continue
-            row: dict[str, Any] = {"bucket_start": bucket.start_time}
-            for name in (*USAGE_DIMENSIONS, *USAGE_METRICS):
-                value = getattr(result, name, None)
-                if value is not None:
-                    row[name] = value
-            rows.append(row)
-    return rows
 
 
 def _cost_rows(buckets: Sequence[Bucket]) -> list[dict[str, Any]]:
@@ -199,10 +189,17 @@ class Collector:
     def plan_ranges(self, queries: Sequence[PlannedQuery], end: int) -> list[QueryOutcome]:
         outcomes = []
         spans = self.store.coverage()
+        hourly = {(q.endpoint, q.group_by): q.start for q in queries if q.width == "1h"}
         for query in queries:
             reread = self.reread_costs if query.endpoint == "costs" else self.reread_usage
+            until = end
+            if query.width == "1d" and (query.endpoint, query.group_by) in hourly:
+                # evaluation reads daily usage only before its hourly data begins: those
+                # days are settled, and a steady tick never re-reads them
+                begins = int(hourly[query.endpoint, query.group_by].timestamp())
+                until, reread = min(end, -(-begins // _DAY) * _DAY), timedelta(0)
             covered = spans.get(query.key, [])
-            outcomes.append(QueryOutcome(query, fetch_ranges(query, covered, end, reread)))
+            outcomes.append(QueryOutcome(query, fetch_ranges(query, covered, until, reread)))
         return outcomes
 
     async def collect(
@@ -282,13 +279,23 @@ class Collector:
                 group_by=query.group_by,
             )
             check = PageCheck(api_query, self.client.clock)
-            buckets: list[Bucket] = []
+            held = _Held()
             try:
-                async for page in self.client.pages(api_query, check):
-                    buckets.extend(page.data)
-                    done += 1
-                    if progress is not None:
-                        progress(query.key, done, max(expected, done))
+                if query.endpoint == "costs":
+                    async for page in self.client.pages(api_query, check):
+                        held.add_costs(page.data)
+                        done += 1
+                        if progress is not None:
+                            progress(query.key, done, max(expected, done))
+                else:
+                    pages = self.client.row_pages(
+                        api_query, check, ROLLUP_DIMENSIONS, USAGE_METRICS
+                    )
+                    async for rows in pages:
+                        held.add_rows(rows)
+                        done += 1
+                        if progress is not None:
+                            progress(query.key, done, max(expected, done))
             except AdminAPIError as exc:
                 outcome.error = exc
                 await self._write(
@@ -302,32 +309,67 @@ class Collector:
                 outcome.done = True
                 return
             assert check.covered is not None
-            await self._store(outcome, buckets, check.covered)
+            await self._store(outcome, held, check.covered)
         outcome.done = True
         if progress is not None:
             progress(query.key, expected, expected)
 
-    async def _store(self, outcome: QueryOutcome, buckets: list[Bucket], covered: Interval) -> None:
+    async def _store(self, outcome: QueryOutcome, held: _Held, covered: Interval) -> None:
         """Replace the covered range's buckets and add it to coverage, in one transaction."""
         query, (lo, hi) = outcome.query, covered
         fetched_at = int(self.client.clock())
-        outcome.buckets += len(buckets)
+        outcome.buckets += held.buckets
+        outcome.rows += held.rows
         if query.endpoint == "costs":
-            rows = _cost_rows(buckets)
-            await self._write(self.store.replace_costs, query.key, lo, hi, rows, fetched_at)
-        else:
-            rows = _usage_rows(buckets)
             await self._write(
-                self.store.replace_usage,
+                self.store.replace_costs, query.key, lo, hi, held.cost_rows, fetched_at
+            )
+        else:
+            await self._write(
+                self.store.replace_usage_blocks,
                 query.key,
                 query.endpoint,
                 query.width_seconds,
                 lo,
                 hi,
-                rows,
+                held.blocks,
                 fetched_at,
             )
-        outcome.rows += len(rows)
+
+
+class _Held:
+    """What one range's pages hold until the range is whole: cost rows, or usage as per-day
+    blocks encoded from each page's rows as it arrives (a page's rows are dropped once
+    encoded, so memory is a page plus compressed blocks, never the range's rows)."""
+
+    def __init__(self) -> None:
+        self.buckets = 0
+        self.rows = 0
+        self.cost_rows: list[dict[str, Any]] = []
+        self.blocks: dict[int, RollupBlock] = {}
+
+    def add_costs(self, buckets: Sequence[Bucket]) -> None:
+        self.buckets += len(buckets)
+        rows = _cost_rows(buckets)
+        self.rows += len(rows)
+        self.cost_rows.extend(rows)
+
+    def add_rows(self, page: RowPage) -> None:
+        self.buckets += len(page.bounds)
+        self.rows += len(page.rows)
+        days = groupby(range(len(page.bounds)), key=lambda b: page.bounds[b][0] // _DAY)
+        for day, buckets in days:
+            first = next(buckets)
+            last = max(buckets, default=first)
+            rows = page.rows[page.offsets[first] : page.offsets[last + 1]]
+            if not rows:
+                continue
+            block = RollupBlock.of(encode_day(day * _DAY, rows))
+            if day * _DAY in self.blocks:  # the day began on the page before
+                record = merge(day * _DAY, self.blocks[day * _DAY], 0, 0, block)
+                assert record is not None
+                block = RollupBlock.of(record)
+            self.blocks[day * _DAY] = block
 
 
 def _pages(query: PlannedQuery, lo: int, hi: int) -> int:

@@ -61,12 +61,7 @@ def scope_estimates(
     out: dict[tuple[str, str], Decimal] = defaultdict(lambda: _ZERO)
     for piece in pieces(data, endpoint, start, end):
         series = piece.series
-        if series.cube is None:
-            for row in series.between(piece.lo, piece.hi):
-                if row.estimate is not None:
-                    scope = (row.project or _NONE, row.model or _NONE)
-                    out[scope] += piece.scale(row.estimate)
-            continue
+        assert series.cube is not None  # every usage series is a cube
         if not series.cube.groups:
             continue
         h0, h1 = series.span(piece.lo, piece.hi)

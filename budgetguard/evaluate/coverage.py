@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from budgetguard.evaluate.data import SpendData
-from budgetguard.store.coverage import holes
+from budgetguard.store.spans import holes
 
 __all__ = ["coverage_problem"]
 

@@ -12,34 +12,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from budgetguard.evaluate.cube import DIMENSIONS, UsageCube
+from budgetguard.evaluate.cube import UsageCube
 from budgetguard.evaluate.pricing import Pricer
 from budgetguard.rules.needs import PlannedQuery
-from budgetguard.store import USAGE_METRICS, Store, SyncMark
+from budgetguard.store.columns import USAGE_METRICS, SyncMark
 
-__all__ = ["CostRow", "SpendData", "UsageRow"]
+if TYPE_CHECKING:
+    from budgetguard.store.reads import Reads
+
+__all__ = ["CostRow", "SpendData"]
 
 _DAY = 86400
-#: Above this many integers a series stays as rows instead of a cube (memory).
-MAX_CUBE_CELLS = 40_000_000
 _METRICS = USAGE_METRICS
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    endpoint: str
-    start: int
-    project: str | None
-    user: str | None
-    api_key: str | None
-    model: str | None
-    metrics: dict[str, int]
-    estimate: Decimal | None
-    note: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,25 +69,32 @@ class _Series:
 
 
 def _load_usage(
-    series: _Series, store: Store, pricer: Pricer, start: int | None, end: int | None
+    series: _Series, store: Reads, pricer: Pricer, start: int | None, end: int | None
 ) -> None:
-    """One usage series from its per-day blocks into a cube; a series too wide for memory
-    is read as priced rows instead."""
+    """One usage series from its per-day blocks into a cube (sparse: one path for every
+    size), each metric kept in the narrowest type its blocks use."""
     query = series.query
     blocks = store.usage_blocks(query.key, query.width_seconds, start, end)
-    used = sorted({m for b in blocks for m in b.metrics}, key=_METRICS.index)
+    kinds: dict[str, list[np.dtype[Any]]] = defaultdict(list)
+    for b in blocks:
+        for name, dtype in b.dtypes().items():
+            kinds[name].append(dtype)
+    used = sorted(kinds, key=_METRICS.index)
     n = sum(b.row_count for b in blocks)
-    gid = np.empty(n, dtype=np.int64)
+    gid = np.empty(n, dtype=np.int32)
     starts = np.empty(n, dtype=np.int64)
-    metrics = {m: np.zeros(n, dtype=np.int64) for m in used}
+    metrics = {m: np.zeros(n, dtype=np.result_type(*kinds[m])) for m in used}
     index: dict[tuple[Any, ...], int] = {}
     at = 0
+    local, last = np.empty(0, dtype=np.int32), None
     for block in blocks:  # by day, rows by bucket start: ``starts`` comes out sorted
-        local = np.fromiter(
-            (index.setdefault(g, len(index)) for g in block.groups),
-            dtype=np.int64,
-            count=len(block.groups),
-        )
+        if block.groups is not last:  # days with the same groups share one list
+            last = block.groups
+            local = np.fromiter(
+                (index.setdefault(g, len(index)) for g in block.groups),
+                dtype=np.int32,
+                count=len(block.groups),
+            )
         block_gid, block_starts, block_metrics = block.arrays()
         rows = slice(at, at + block.row_count)
         gid[rows] = local[block_gid]
@@ -107,6 +102,7 @@ def _load_usage(
         for name, values in block_metrics.items():
             metrics[name][rows] = values
         at += block.row_count
+    del blocks
     if n > 1 and not bool((starts[1:] >= starts[:-1]).all()):  # blocks keep rows by start;
         order = np.argsort(starts, kind="stable")  # but never rely on it for the cuts below
         gid, starts = gid[order], starts[order]
@@ -116,40 +112,9 @@ def _load_usage(
         hi = np.searchsorted(starts, end) if end is not None else n
         gid, starts = gid[lo:hi], starts[lo:hi]
         metrics = {m: v[lo:hi] for m, v in metrics.items()}
-    times = int(np.count_nonzero(np.diff(starts))) + 1 if len(starts) else 0
-    if UsageCube.cells(len(index), times, len(used)) > MAX_CUBE_CELLS:
-        _load_usage_rows(series, store, pricer, start, end)
-        return
     series.cube = UsageCube(
         query.endpoint, query.width_seconds, starts, gid, list(index), metrics, pricer
     )
-
-
-def _load_usage_rows(
-    series: _Series, store: Store, pricer: Pricer, start: int | None, end: int | None
-) -> None:
-    """A very wide series, evaluated row by row: its rows, each priced on its own."""
-    query = series.query
-    table = store.usage_table(
-        query.key, query.width_seconds, start, end, ("bucket_start", *DIMENSIONS, *_METRICS)
-    )
-    for row in table:
-        values = dict(zip(("bucket_start", *DIMENSIONS, *_METRICS), row, strict=True))
-        values["bucket_width"] = query.width_seconds
-        priced = pricer.estimate(query.endpoint, values)
-        series.rows.append(
-            UsageRow(
-                query.endpoint,
-                row[0],
-                values["project_id"],
-                values["user_id"],
-                values["api_key_id"],
-                values["model"],
-                {m: values[m] for m in _METRICS if values[m]},
-                priced.amount,
-                priced.note,
-            )
-        )
 
 
 def _width(series: _Series) -> int:
@@ -172,7 +137,7 @@ class SpendData:
     @classmethod
     def load(
         cls,
-        store: Store,
+        store: Reads,
         queries: Iterable[PlannedQuery],
         pricer: Pricer,
         *,

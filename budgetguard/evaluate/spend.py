@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
 
 from budgetguard.evaluate.attribution import cost_extent, cost_share
 from budgetguard.evaluate.cube import UsageCube
-from budgetguard.evaluate.data import CostRow, SpendData, UsageRow
+from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.intervals import Piece, pieces
 from budgetguard.evaluate.windows import Window
 from budgetguard.rules.model import Budget
@@ -54,25 +54,20 @@ def _glob(patterns: tuple[str, ...], value: str | None) -> bool:
     return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-def _matches(budget: Budget, row: UsageRow | CostRow, *, with_model: bool = True) -> bool:
+def _matches(budget: Budget, row: CostRow, *, with_model: bool = True) -> bool:
     m = budget.match
+    if m.user is not None or m.endpoint is not None:
+        return False
     checks: list[tuple[tuple[str, ...] | None, str | None]] = [
         (m.project, row.project),
         (m.api_key, row.api_key),
         (m.model if with_model else None, row.model),
+        (m.line_item, row.line_item),
     ]
-    if isinstance(row, UsageRow):
-        if m.line_item is not None:
-            return False
-        checks += [(m.user, row.user), (m.endpoint, row.endpoint)]
-    else:
-        if m.user is not None or m.endpoint is not None:
-            return False
-        checks.append((m.line_item, row.line_item))
     return all(patterns is None or _glob(patterns, value) for patterns, value in checks)
 
 
-def _group(budget: Budget, row: UsageRow | CostRow) -> tuple[str, ...]:
+def _group(budget: Budget, row: CostRow) -> tuple[str, ...]:
     return tuple(getattr(row, _GROUP_FIELDS[k], None) or NONE_VALUE for k in budget.each)
 
 
@@ -175,9 +170,7 @@ def collect_spend(
         for piece in found:
             spend.apportioned |= piece.share is not None
             series = piece.series
-            if series.cube is None:
-                _usage_rows(budget, series.between(piece.lo, piece.hi), piece, spend)
-                continue
+            assert series.cube is not None  # every usage series is a cube
             h0, h1 = series.span(piece.lo, piece.hi)
             for key, value in series.cube.values(budget, columns, h0, h1).items():
                 spend.usage[key] += piece.scale(value)
@@ -234,17 +227,7 @@ def _estimate(
         series = piece.series
         spend.apportioned |= piece.share is not None
         day = max(piece.lo, start)
-        if series.cube is None:
-            for row in series.between(piece.lo, piece.hi):
-                if not _matches(budget, row):
-                    continue
-                group = _group(budget, row) if budget.each else None
-                unpriced = row.estimate is None or "priced as text" in (row.note or "")
-                spend.flag(group, row.note, unpriced)
-                if row.estimate is None:
-                    continue
-                spend.add(spend.estimate, _group(budget, row), day, piece.scale(row.estimate))
-            continue
+        assert series.cube is not None  # every usage series is a cube
         if not series.cube.groups:  # nothing collected in this series
             continue
         h0, h1 = series.span(piece.lo, piece.hi)
@@ -285,17 +268,6 @@ def _columns(metric: str, endpoint: str) -> tuple[str, ...]:
     if columns is None:  # requests: model requests, or search calls
         return ("num_requests",) if endpoint.endswith("search_calls") else ("num_model_requests",)
     return columns
-
-
-def _usage_rows(budget: Budget, rows: Iterable[UsageRow], piece: Piece, spend: Spend) -> None:
-    """Row-kept series (very wide ones): the same sums, row by row."""
-    matched = [r for r in rows if _matches(budget, r)]
-    if budget.metric == "usage_bytes" and matched:
-        last = max(r.start for r in matched)
-        matched = [r for r in matched if r.start == last]
-    for row in matched:
-        value = sum(row.metrics.get(c, 0) for c in _columns(budget.metric, row.endpoint))
-        spend.usage[_group(budget, row)] += piece.scale(Decimal(value))
 
 
 def total_of(

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -35,6 +35,7 @@ from budgetguard.openai_admin.models import Bucket, Page
 from budgetguard.openai_admin.pages import PageCheck, max_pages
 from budgetguard.openai_admin.query import Query
 from budgetguard.openai_admin.retry import RetryPolicy, parse_retry_after
+from budgetguard.openai_admin.rows import RowPage, parse_rows
 
 __all__ = ["AUTH_HELP", "AdminClient", "ClientStats"]
 
@@ -149,23 +150,47 @@ class AdminClient:
         Pipelined: a reader task sends the request for page n+1 as soon as page n's cursor is
         read, and page n is parsed here meanwhile, so parsing stays off the critical path.
         """
-        query.validate()
-        bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=4)
-        reader = asyncio.ensure_future(self._read_pages(query, bodies))
         check = check or PageCheck(query, self.clock)
+        async with contextlib.aclosing(self._raw_pages(query)) as raws:
+            async for raw in raws:
+                page = self._parse_page(query, raw)
+                check.check(page)
+                self._checked(check, raw, len(page.data))
+                yield page
+
+    async def row_pages(
+        self, query: Query, check: PageCheck, dims: Sequence[str], metrics: Sequence[str]
+    ) -> AsyncIterator[RowPage]:
+        """``pages`` of a usage query as row tuples (``rows.parse_rows``): no model per
+        result, the same checks."""
+        name, expected = query.endpoint.name, query.endpoint.result_object
+        async with contextlib.aclosing(self._raw_pages(query)) as raws:
+            async for raw in raws:
+                page = parse_rows(name, expected, raw.body, dims, metrics)
+                check.check_bounds(raw.has_more, page.bounds)
+                self._checked(check, raw, len(page.bounds))
+                yield page
+
+    def _checked(self, check: PageCheck, raw: _Raw, buckets: int) -> None:
+        if not raw.has_more:
+            check.finish()
+        self.stats.pages += 1
+        self.stats.buckets += buckets
+
+    async def _raw_pages(self, query: Query) -> AsyncGenerator[_Raw, None]:
+        """The raw bodies of ``query``'s pages, read ahead by one reader task."""
+        query.validate()
+        # one page read ahead: the next request leaves while this page is parsed, and
+        # memory stays within two pages
+        bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=1)
+        reader = asyncio.ensure_future(self._read_pages(query, bodies))
         try:
             while True:
                 item = await bodies.get()
                 if isinstance(item, AdminAPIError):
                     raise item
                 await asyncio.sleep(0)  # let ready readers send their next request first
-                page = self._parse_page(query, item)
-                check.check(page)
-                if not item.has_more:
-                    check.finish()
-                self.stats.pages += 1
-                self.stats.buckets += len(page.data)
-                yield page
+                yield item
                 if not item.has_more:
                     return
         finally:

@@ -9,7 +9,7 @@ stores nothing of it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from budgetguard.openai_admin.endpoints import WIDTH_SECONDS
@@ -66,16 +66,25 @@ class PageCheck:
 
     def check(self, page: Page) -> None:
         """Raise ``ResponseFormatError`` naming what is wrong with ``page``."""
+        expected_object = self.query.endpoint.result_object
+        for bucket in page.data:
+            for result in bucket.results:
+                if result.object != expected_object:
+                    raise self._fail(f"a result is {result.object!r}, not {expected_object!r}")
+        self.check_bounds(page.has_more, [(b.start_time, b.end_time) for b in page.data])
+
+    def check_bounds(self, has_more: bool, bounds: Sequence[tuple[int, int]]) -> None:
+        """``check`` for a page already parsed to its buckets' ``(start, end)`` (whose
+        results were checked against the endpoint's ``object`` while parsing)."""
         q, width = self.query, self.width
-        if page.has_more and not page.data:
+        if has_more and not bounds:
             raise PaginationError(
                 f"{q.endpoint.name}: a page with no buckets says has_more: its cursor does "
                 "not advance",
                 endpoint=q.endpoint.name,
             )
-        expected_object = q.endpoint.result_object
-        for bucket in page.data:
-            start, end = bucket.start_time, bucket.end_time
+        horizon = self.clock() + width
+        for start, end in bounds:
             if start != self._next:
                 if self._last_end is not None and start < self._next:
                     raise self._fail(f"bucket {start} repeats or overlaps an earlier bucket")
@@ -87,11 +96,8 @@ class PageCheck:
                 )
             if q.end_time is not None and start >= q.end_time:
                 raise self._fail(f"bucket {start} lies outside the asked range")
-            if start > self.clock() + width:
+            if start > horizon:
                 raise self._fail(f"bucket {start} lies in the future")
-            for result in bucket.results:
-                if result.object != expected_object:
-                    raise self._fail(f"a result is {result.object!r}, not {expected_object!r}")
             if self._last_end is None:
                 self._first = start
             self._next, self._last_end = end, end

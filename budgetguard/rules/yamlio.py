@@ -20,7 +20,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import yaml
-from ruamel.yaml import YAML
 from yaml._yaml import CParser
 
 __all__ = [
@@ -306,6 +305,8 @@ def load_yaml(text: str) -> Located:
 
 def dump_yaml(data: Any) -> str:
     """Plain data (dicts, lists, Decimals) as block-style YAML."""
+    from ruamel.yaml import YAML  # only for writing: off the loading path
+
     yaml = YAML(typ="rt")
     yaml.default_flow_style = False
 

@@ -9,46 +9,14 @@ clock (a ``--now`` in the future must not mark the future as collected).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, delete, select
 
 from budgetguard.store.schema import coverage_intervals as coverage
 from budgetguard.store.schema import sync_marks
+from budgetguard.store.spans import Interval, holes, merge
 
 __all__ = ["Interval", "add", "holes", "intervals", "load_all", "merge", "seed_from_marks"]
-
-Interval = tuple[int, int]
-
-
-def merge(spans: Iterable[Interval]) -> list[Interval]:
-    """Sorted, disjoint intervals; overlapping or touching ones joined, empty ones dropped."""
-    out: list[Interval] = []
-    for lo, hi in sorted(s for s in spans if s[1] > s[0]):
-        if out and lo <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def holes(spans: Sequence[Interval], start: int, end: int) -> list[Interval]:
-    """The parts of ``[start, end)`` that ``spans`` (sorted, disjoint) do not cover."""
-    missing: list[Interval] = []
-    at = start
-    for lo, hi in spans:
-        if hi <= at:
-            continue
-        if lo >= end:
-            break
-        if lo > at:
-            missing.append((at, min(lo, end)))
-        at = max(at, hi)
-        if at >= end:
-            break
-    if at < end:
-        missing.append((at, end))
-    return missing
 
 
 def intervals(conn: Connection, query_key: str) -> list[Interval]:

@@ -7,6 +7,7 @@ of a kind that listed nothing).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import (
@@ -22,9 +23,12 @@ from sqlalchemy import (
     select,
 )
 
-from budgetguard.store.schema import cost_buckets, metadata, usage_buckets
+from budgetguard.store.schema import USAGE_DIMENSIONS, cost_buckets, metadata, usage_rollups
 
 __all__ = ["DirectoryStore", "directory"]
+
+_RECENT = 2 * 86400
+assert USAGE_DIMENSIONS[:3] == ("project_id", "user_id", "api_key_id")  # a block group's head
 
 directory = Table(
     "bg_directory",
@@ -70,17 +74,19 @@ class DirectoryStore:
         return out
 
     def unknown_ids(self) -> set[str]:
-        """Project, user and API key ids the stored usage and costs name that the directory
-        has not listed (a new project, user or key: time to refresh)."""
+        """Project, user and API key ids the stored usage (its last three days of blocks)
+        and costs name that the directory has not listed (a new project, user or key: time
+        to refresh)."""
         ids: set[str] = set()
+        blocks = usage_rollups.c
+        recent = select(func.max(blocks.day_start)).scalar_subquery() - _RECENT
         with self.engine.connect() as conn:
-            for table, columns in (
-                (usage_buckets, ("project_id", "user_id", "api_key_id")),
-                (cost_buckets, ("project_id", "api_key_id")),
-            ):
-                for column in columns:
-                    query = select(table.c[column]).distinct()
-                    ids.update(str(v) for (v,) in conn.execute(query) if v)
+            for (groups,) in conn.execute(select(blocks.groups).where(blocks.day_start >= recent)):
+                for group in json.loads(groups):
+                    ids.update(str(v) for v in group[:3] if v)  # project, user, api key
+            for column in ("project_id", "api_key_id"):
+                query = select(cost_buckets.c[column]).distinct()
+                ids.update(str(v) for (v,) in conn.execute(query) if v)
             known = {str(i) for (i,) in conn.execute(select(directory.c.id))}
         return ids - known
 

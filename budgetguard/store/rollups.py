@@ -1,149 +1,101 @@
-"""Per-day columnar blocks of usage rows: what evaluation reads instead of the rows.
-
-Reading a million usage rows through a database driver costs seconds and hundreds of MB of
-Python tuples, yet evaluation needs only the dimensions budgets match and split by, the bucket
-start and the metrics that are not all zero. So each (query, UTC day) also keeps one block:
-the day's distinct groups as JSON and, per row, the group's index, the bucket's offset in the
-day and every nonzero metric, as little-endian integer arrays compressed with zlib. A block is
-rewritten in the same transaction as the rows it sums up, so the two never disagree.
-
-Encoding needs only the standard library (the collector stays light); decoding hands numpy
-arrays to the evaluator.
-"""
+"""The store's per-day usage blocks in SQL: replacing a range's, and building them from the
+row table of a store older than version 7 (the encoding is ``store.blocks``)."""
 
 from __future__ import annotations
 
-import json
-import sys
-import zlib
-from array import array
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, and_, delete, func, inspect, literal, select
 
-from budgetguard.store.schema import (
-    USAGE_DIMENSIONS,
-    USAGE_METRICS,
-    usage_buckets,
-    usage_rollups,
+from budgetguard.store.blocks import (
+    ROLLUP_DIMENSIONS,
+    RollupBlock,
+    encode_arrays,
+    encode_day,
+    merge,
+    rows_of,
 )
+from budgetguard.store.schema import USAGE_METRICS, usage_buckets, usage_rollups
 
-if TYPE_CHECKING:
-    import numpy as np
+__all__ = [
+    "ROLLUP_DIMENSIONS",
+    "RollupBlock",
+    "encode_arrays",
+    "encode_day",
+    "merge",
+    "rebuild_all",
+    "refresh",
+    "replace",
+    "rows_of",
+]
 
-__all__ = ["ROLLUP_DIMENSIONS", "RollupBlock", "encode_day", "rebuild_all", "refresh"]
-
-#: The dimensions a block keeps per group, in this order (the ones budgets use).
-ROLLUP_DIMENSIONS = USAGE_DIMENSIONS[: USAGE_DIMENSIONS.index("size") + 1]
-_BATCH = ROLLUP_DIMENSIONS.index("batch")
 _DAY = 86400
+_FAR = 2**62
 #: Rows are re-read this many days at a time when blocks are rebuilt (bounds memory).
 _READ_DAYS = 7
-_LITTLE = sys.byteorder == "little"
 
 
-#: array typecode -> the numpy dtype of its bytes in a block (always little-endian).
-_DTYPES = {"H": "<u2", "i": "<i4", "q": "<i8"}
-assert all(array(code).itemsize == int(dtype[-1]) for code, dtype in _DTYPES.items())
-
-
-def _narrowest(values: Sequence[int]) -> str:
-    """The smallest typecode that holds every value exactly."""
-    low, high = min(values, default=0), max(values, default=0)
-    if low >= 0 and high < 2**16:
-        return "H"
-    return "i" if low >= -(2**31) and high < 2**31 else "q"
-
-
-@dataclass(frozen=True, slots=True)
-class RollupBlock:
-    """One (query, day) block as stored; ``arrays`` decodes it."""
-
-    day_start: int
-    row_count: int
-    groups: list[tuple[Any, ...]]
-    layout: dict[str, Any]
-    data: bytes
-
-    @property
-    def metrics(self) -> list[str]:
-        return [name for name, _ in self.layout["metrics"]]
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Per row: the index into ``groups``, the bucket start (int64), and each nonzero
-        metric (in the narrowest type that holds it)."""
-        import numpy as np
-
-        raw = zlib.decompress(self.data)
-        n, offset = self.row_count, 0
-
-        def take(code: str) -> np.ndarray:
-            nonlocal offset
-            out = np.frombuffer(raw, dtype=_DTYPES[code], count=n, offset=offset)
-            offset += out.nbytes
-            return out
-
-        gid = take(self.layout["gid"])
-        starts = take(self.layout["at"]).astype(np.int64) * self.layout["unit"] + self.day_start
-        metrics = {name: take(code) for name, code in self.layout["metrics"]}
-        return gid, starts, metrics
-
-    @classmethod
-    def from_record(cls, record: Any) -> RollupBlock:
-        return cls(
-            record.day_start,
-            record.row_count,
-            [tuple(g) for g in json.loads(record.groups)],
-            json.loads(record.layout),
-            bytes(record.data),
+def replace(
+    conn: Connection,
+    query_key: str,
+    endpoint: str,
+    width: int,
+    start: int,
+    end: int,
+    blocks: Mapping[int, RollupBlock],
+) -> None:
+    """Make the stored blocks of the days ``[start, end)`` touches hold ``blocks``' rows for
+    that range; a day it covers only in part keeps its rows outside the range. Rows of
+    ``blocks`` outside the range (a bucket the clock had only just reached) are not stored:
+    nothing covers them."""
+    first = start - start % _DAY
+    last = -(-end // _DAY) * _DAY
+    table = usage_rollups.c
+    in_days = and_(table.query_key == query_key, table.day_start >= first, table.day_start < last)
+    edges = {d for d in (first, last - _DAY) if d < start or d + _DAY > end}
+    kept = {
+        block.day_start: block
+        for block in (
+            RollupBlock.from_record(r)
+            for r in conn.execute(
+                select(table.day_start, table.row_count, table.groups, table.layout, table.data)
+                .where(in_days)
+                .where(table.day_start.in_(sorted(edges)))
+            )
         )
-
-
-def _bytes(code: str, values: Sequence[int]) -> bytes:
-    packed = array(code, values)
-    if not _LITTLE:
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def encode_day(day_start: int, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    """The block record of one day's rows: ``(bucket_start, *ROLLUP_DIMENSIONS,
-    *USAGE_METRICS)`` each."""
-    columns = list(zip(*rows, strict=True))
-    n_dims = len(ROLLUP_DIMENSIONS)
-    dims = columns[1 : 1 + n_dims]
-    dims[_BATCH] = tuple(None if b is None else bool(b) for b in dims[_BATCH])
-    index: dict[tuple[Any, ...], int] = {}
-    gids = [index.setdefault(g, len(index)) for g in zip(*dims, strict=True)]
-    offsets = [s - day_start for s in columns[0]]
-    unit = 60 if all(o % 60 == 0 for o in offsets) else 1
-    if unit != 1:
-        offsets = [o // unit for o in offsets]
-    layout: dict[str, Any] = {"gid": _narrowest(gids), "at": _narrowest(offsets), "unit": unit}
-    parts = [_bytes(layout["gid"], gids), _bytes(layout["at"], offsets)]
-    layout["metrics"] = []
-    for name, values in zip(USAGE_METRICS, columns[1 + n_dims :], strict=True):
-        if any(values):
-            plain = [v or 0 for v in values]
-            code = _narrowest(plain)
-            layout["metrics"].append([name, code])
-            parts.append(_bytes(code, plain))
-    return {
-        "day_start": day_start,
-        "row_count": len(rows),
-        "groups": json.dumps([list(g) for g in index], separators=(",", ":")),
-        "layout": json.dumps(layout, separators=(",", ":")),
-        "data": zlib.compress(b"".join(parts), 1),
     }
+    conn.execute(delete(usage_rollups).where(in_days))
+    records = []
+    for day in sorted(set(blocks) | set(kept)):
+        if not first <= day < last:
+            continue
+        new = blocks.get(day)
+        if new is not None and day in edges:
+            new = _inside(day, new, start, end)
+        record = merge(day, kept.get(day), start, end, new)
+        if record is not None:
+            records.append(
+                {"query_key": query_key, "endpoint": endpoint, "bucket_width": width, **record}
+            )
+    if records:
+        conn.execute(usage_rollups.insert(), records)
+
+
+def _inside(day: int, block: RollupBlock, start: int, end: int) -> RollupBlock | None:
+    """``block`` without its rows outside ``[start, end)``."""
+    record = merge(day, block, end, _FAR, None)
+    if record is not None:
+        record = merge(day, RollupBlock.of(record), -_FAR, start, None)
+    return None if record is None else RollupBlock.of(record)
 
 
 def refresh(
     conn: Connection, query_key: str, endpoint: str, width: int, start: int, end: int
 ) -> None:
-    """Rewrite the blocks of every UTC day that ``[start, end)`` touches from the rows."""
+    """Rewrite the blocks of every UTC day that ``[start, end)`` touches from the rows of a
+    store older than version 7 (which kept a row table)."""
     first = start - start % _DAY
     last = -(-end // _DAY) * _DAY
     rollups = usage_rollups.c
@@ -155,8 +107,10 @@ def refresh(
         )
     )
     table = usage_buckets.c
-    wanted = (table.bucket_start, *(table[d] for d in ROLLUP_DIMENSIONS))
-    wanted += tuple(table[m] for m in USAGE_METRICS)
+    # an old store may lack the newer metric columns (added by a later step): 0 there
+    have = {c["name"] for c in inspect(conn).get_columns(usage_buckets.name)}
+    wanted: tuple[Any, ...] = (table.bucket_start, *(table[d] for d in ROLLUP_DIMENSIONS))
+    wanted += tuple(table[m] if m in have else literal(0) for m in USAGE_METRICS)
     for lo in range(first, last, _READ_DAYS * _DAY):
         hi = min(last, lo + _READ_DAYS * _DAY)
         rows = conn.execute(

@@ -21,6 +21,13 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from budgetguard.store.columns import (
+    SCHEMA_VERSION,
+    TOKEN_KIND_METRICS,
+    USAGE_DIMENSIONS,
+    USAGE_METRICS,
+)
+
 __all__ = [
     "SCHEMA_VERSION",
     "TOKEN_KIND_METRICS",
@@ -37,47 +44,7 @@ __all__ = [
     "usage_rollups",
 ]
 
-#: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 6
-
 metadata = MetaData()
-
-#: Dimension columns of usage rows, named as the API names the result fields.
-USAGE_DIMENSIONS = (
-    "project_id",
-    "user_id",
-    "api_key_id",
-    "model",
-    "batch",
-    "service_tier",
-    "size",
-    "source",
-    "vector_store_id",
-    "context_level",
-)
-#: Metric columns of usage rows (every endpoint's metrics; absent ones are 0).
-USAGE_METRICS = (
-    "input_tokens",
-    "output_tokens",
-    "input_cached_tokens",
-    "input_audio_tokens",
-    "output_audio_tokens",
-    "num_model_requests",
-    "images",
-    "characters",
-    "seconds",
-    "usage_bytes",
-    "num_sessions",
-    "num_requests",
-    # 2026-07 breakdowns of completions, each with its own price
-    "input_cache_write_tokens",
-    "input_cached_audio_tokens",
-    "input_image_tokens",
-    "input_cached_image_tokens",
-    "output_image_tokens",
-)
-#: Metrics added in schema version 4 (added as columns by the migration).
-TOKEN_KIND_METRICS = USAGE_METRICS[-5:]
 
 schema_version = Table(
     "bg_schema_version",
@@ -86,6 +53,8 @@ schema_version = Table(
     Column("version", Integer, nullable=False),
 )
 
+#: Usage rows, as stores before version 7 kept them: now always empty (the blocks below are
+#: the only copy); kept so the migrations of older stores can read them.
 usage_buckets = Table(
     "bg_usage_buckets",
     metadata,
@@ -111,8 +80,8 @@ usage_buckets = Table(
     Index("ix_usage_endpoint_width_start", "endpoint", "bucket_width", "bucket_start"),
 )
 
-#: One compressed columnar block per (query, UTC day) of usage rows: what evaluation reads
-#: (``budgetguard.store.rollups``). Rewritten in the transaction that changes the rows.
+#: One compressed columnar block per (query, UTC day) of usage rows: the store's usage
+#: (``budgetguard.store.rollups``), rewritten in the transaction that syncs its range.
 usage_rollups = Table(
     "bg_usage_rollups",
     metadata,

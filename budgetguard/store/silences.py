@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, String, Table, Text, delete, select
 
+from budgetguard.store.reads import SilenceRow
 from budgetguard.store.schema import metadata
 
 __all__ = [
@@ -43,8 +44,6 @@ silence_holds = Table(
     Column("idempotency_key", String(100), nullable=False),
     Column("event", String(10), nullable=False),  # fire | remind
 )
-
-SilenceRow = tuple[str, tuple[tuple[str, str], ...], datetime, datetime, str, datetime]
 
 
 def _at(stamp: int) -> datetime:

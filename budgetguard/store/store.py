@@ -1,15 +1,17 @@
 """The store: the queries the other stages need, on SQLite (default) or PostgreSQL.
 
 Each sync of one query replaces its buckets in the fetched range and moves its sync mark in
-one transaction, so a crash or a failed page leaves the previous data and mark intact.
+one transaction, so a crash or a failed page leaves the previous data and mark intact. Usage
+is kept as per-day blocks (``rollups``) only; costs as rows (few, and exact decimal text).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,14 @@ from sqlalchemy.exc import ArgumentError
 
 from budgetguard.store import coverage, rollups
 from budgetguard.store.alerts import AlertStore
+from budgetguard.store.columns import SyncMark
 from budgetguard.store.migrations import migrate
+from budgetguard.store.reads import SilenceRow
 from budgetguard.store.schema import (
     USAGE_DIMENSIONS,
     USAGE_METRICS,
     cost_buckets,
     sync_marks,
-    usage_buckets,
     usage_rollups,
 )
 
@@ -36,25 +39,6 @@ _DIALECTS = ("sqlite", "postgresql")
 
 class StoreURLError(ValueError):
     """The store URL cannot name a store budgetguard can use (bad input, not an outage)."""
-
-
-@dataclass(frozen=True)
-class SyncMark:
-    """What one query has covered, and how its last attempt went."""
-
-    query_key: str
-    endpoint: str
-    bucket_width: int
-    covered_start: int | None
-    covered_end: int | None
-    last_attempt_at: int | None
-    last_success_at: int | None
-    last_error: str | None
-
-    @property
-    def failed(self) -> bool:
-        """The last attempt failed (its data may still be there, but it is not fresh)."""
-        return self.last_error is not None
 
 
 def normalise_url(url: str) -> URL:
@@ -221,30 +205,45 @@ class Store:
         rows: Sequence[Mapping[str, Any]],
         fetched_at: int,
     ) -> None:
-        """Replace ``query_key``'s buckets starting in ``[start, end)`` with ``rows``."""
-        records = [
-            {
-                "query_key": query_key,
-                "endpoint": endpoint,
-                "bucket_width": bucket_width,
-                "bucket_start": row["bucket_start"],
-                **{d: row.get(d) for d in USAGE_DIMENSIONS},
-                **{m: int(row.get(m) or 0) for m in USAGE_METRICS},
-            }
-            for row in rows
+        """Replace ``query_key``'s buckets starting in ``[start, end)`` with ``rows`` (dicts
+        of dimensions and metrics with ``bucket_start``, by bucket start)."""
+        tuples = [
+            (
+                row["bucket_start"],
+                *(row.get(d) for d in rollups.ROLLUP_DIMENSIONS),
+                *(int(row.get(m) or 0) for m in USAGE_METRICS),
+            )
+            for row in sorted(rows, key=lambda r: int(r["bucket_start"]))
         ]
-        self._replace(
-            usage_buckets.c.bucket_start,
-            query_key,
-            endpoint,
-            bucket_width,
-            start,
-            end,
-            records,
-            fetched_at,
-            # the day blocks evaluation reads change with the rows, in the same transaction
-            also=lambda conn: rollups.refresh(conn, query_key, endpoint, bucket_width, start, end),
-        )
+        blocks = {
+            day: rollups.RollupBlock.of(rollups.encode_day(day, list(day_rows)))
+            for day, day_rows in groupby(tuples, key=lambda r: r[0] - r[0] % 86400)
+        }
+        self.replace_usage_blocks(query_key, endpoint, bucket_width, start, end, blocks, fetched_at)
+
+    def replace_usage_blocks(
+        self,
+        query_key: str,
+        endpoint: str,
+        bucket_width: int,
+        start: int,
+        end: int,
+        blocks: Mapping[int, rollups.RollupBlock],
+        fetched_at: int,
+    ) -> None:
+        """Replace ``query_key``'s buckets starting in ``[start, end)`` with the rows of
+        ``blocks`` (one per UTC day, rows inside the range), and cover the range: one
+        transaction. A day the range only partly covers keeps its other buckets."""
+        with self.engine.begin() as conn:
+            # the mark's row lock first: a replica writing the same query waits here, before
+            # it reads the blocks it merges into (PostgreSQL; SQLite has one writer)
+            conn.execute(
+                select(sync_marks.c.query_key)
+                .where(sync_marks.c.query_key == query_key)
+                .with_for_update()
+            )
+            rollups.replace(conn, query_key, endpoint, bucket_width, start, end, blocks)
+            self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
 
     def replace_costs(
         self,
@@ -289,10 +288,8 @@ class Store:
         end: int,
         records: list[dict[str, Any]],
         fetched_at: int,
-        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Delete the range, insert the new rows, do ``also`` and move the sync mark: one
-        transaction."""
+        """Delete the range, insert the new rows and move the sync mark: one transaction."""
         table = start_column.table
         with self.engine.begin() as conn:
             conn.execute(
@@ -302,20 +299,30 @@ class Store:
             )
             if records:
                 conn.execute(table.insert(), records)
-            if also is not None:
-                also(conn)
-            self._upsert_mark(
-                conn,
-                query_key,
-                {
-                    "endpoint": endpoint,
-                    "bucket_width": bucket_width,
-                    **self._covered(conn, query_key, start, end, fetched_at),
-                    "last_attempt_at": fetched_at,
-                    "last_success_at": fetched_at,
-                    "last_error": None,
-                },
-            )
+            self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
+
+    def _succeeded(
+        self,
+        conn: Connection,
+        query_key: str,
+        endpoint: str,
+        bucket_width: int,
+        start: int,
+        end: int,
+        fetched_at: int,
+    ) -> None:
+        self._upsert_mark(
+            conn,
+            query_key,
+            {
+                "endpoint": endpoint,
+                "bucket_width": bucket_width,
+                **self._covered(conn, query_key, start, end, fetched_at),
+                "last_attempt_at": fetched_at,
+                "last_success_at": fetched_at,
+                "last_error": None,
+            },
+        )
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -328,20 +335,28 @@ class Store:
         start: int | None = None,
         end: int | None = None,
     ) -> Iterator[Mapping[str, Any]]:
-        """Usage rows (one per bucket and dimension combination) in ``[start, end)``."""
-        table = usage_buckets
-        query = select(table).where(table.c.bucket_width == bucket_width)
+        """Usage rows (one per bucket and group) in ``[start, end)``, decoded from the
+        blocks: by query, then bucket start (for tests and tools; evaluation reads blocks)."""
+        table = usage_rollups.c
+        query = select(table.query_key, table.endpoint).distinct()
+        query = query.where(table.bucket_width == bucket_width)
         if query_keys is not None:
-            query = query.where(table.c.query_key.in_(list(query_keys)))
+            query = query.where(table.query_key.in_(list(query_keys)))
         if endpoints is not None:
-            query = query.where(table.c.endpoint.in_(list(endpoints)))
-        if start is not None:
-            query = query.where(table.c.bucket_start >= start)
-        if end is not None:
-            query = query.where(table.c.bucket_start < end)
+            query = query.where(table.endpoint.in_(list(endpoints)))
         with self.engine.connect() as conn:
-            for row in conn.execute(query.order_by(table.c.bucket_start)).mappings():
-                yield dict(row)
+            found = sorted(conn.execute(query).all())
+        columns = ("bucket_start", *rollups.ROLLUP_DIMENSIONS, *USAGE_METRICS)
+        absent = dict.fromkeys(d for d in USAGE_DIMENSIONS if d not in rollups.ROLLUP_DIMENSIONS)
+        for key, endpoint in found:
+            for values in self.usage_table(key, bucket_width, start, end, columns):
+                yield {
+                    "query_key": key,
+                    "endpoint": endpoint,
+                    "bucket_width": bucket_width,
+                    **absent,
+                    **dict(zip(columns, values, strict=True)),
+                }
 
     def usage_table(
         self,
@@ -351,19 +366,12 @@ class Store:
         end: int | None,
         columns: Sequence[str],
     ) -> list[tuple[Any, ...]]:
-        """Plain tuples of ``columns`` for one query's rows, by bucket start (fast to read)."""
-        table = usage_buckets
-        query = select(*(table.c[name] for name in columns)).where(
-            table.c.query_key == query_key, table.c.bucket_width == bucket_width
-        )
-        if start is not None:
-            query = query.where(table.c.bucket_start >= start)
-        if end is not None:
-            query = query.where(table.c.bucket_start < end)
-        with self.engine.connect() as conn:
-            result = conn.execute(query.order_by(table.c.bucket_start))
-            # The driver's own tuples: no per-row processing for a million rows.
-            return [tuple(row) for row in result.cursor.fetchall()] if result.cursor else []
+        """Plain tuples of ``columns`` (``bucket_start``, block dimensions, metrics) for one
+        query's rows in ``[start, end)``, by bucket start, decoded from its blocks."""
+        out: list[tuple[Any, ...]] = []
+        for block in self.usage_blocks(query_key, bucket_width, start, end):
+            out.extend(rollups.rows_of(block, columns, start, end))
+        return out
 
     def usage_blocks(
         self, query_key: str, bucket_width: int, start: int | None, end: int | None
@@ -378,9 +386,10 @@ class Store:
             query = query.where(table.day_start > start - 86400)
         if end is not None:
             query = query.where(table.day_start < end)
+        seen: dict[str, list[tuple[Any, ...]]] = {}
         with self.engine.connect() as conn:
             return [
-                rollups.RollupBlock.from_record(r)
+                rollups.RollupBlock.from_record(r, seen)
                 for r in conn.execute(query.order_by(table.day_start))
             ]
 
@@ -403,12 +412,31 @@ class Store:
             for row in conn.execute(query.order_by(table.c.day_start)).mappings():
                 yield dict(row)
 
+    def names(self) -> dict[str, str]:
+        """id -> display name of the projects, users and API keys the directory lists."""
+        from budgetguard.store.directory import DirectoryStore
+
+        return DirectoryStore(self.engine).names()
+
+    def names_by_kind(self) -> dict[str, dict[str, str]]:
+        from budgetguard.store.directory import DirectoryStore
+
+        return DirectoryStore(self.engine).names_by_kind()
+
+    def silences_at(self, moment: datetime) -> list[SilenceRow]:
+        """The silences running at ``moment``, oldest first."""
+        from budgetguard.store.silences import SilenceStore
+
+        return SilenceStore(self.engine).all(active_at=moment)
+
     def counts(self) -> dict[str, int]:
         """Rows per table, for summaries and tests."""
         from sqlalchemy import func
 
         with self.engine.connect() as conn:
             return {
-                "usage": conn.execute(select(func.count()).select_from(usage_buckets)).scalar_one(),
+                "usage": int(
+                    conn.execute(select(func.sum(usage_rollups.c.row_count))).scalar_one() or 0
+                ),
                 "costs": conn.execute(select(func.count()).select_from(cost_buckets)).scalar_one(),
             }

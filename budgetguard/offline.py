@@ -1,0 +1,76 @@
+"""Evaluating what is stored: the read side of the pipeline, over any store that reads.
+
+``check``, the service, the demo and backtests evaluate through these functions on a
+``Store``; a cold `check --offline` without ``--notify`` gives them a ``SQLiteReads``
+instead, so that nothing on its path imports SQLAlchemy, the outbox or the notifiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from budgetguard.alerts.lifecycle import active_alerts
+from budgetguard.alerts.silences import Silence, mark_silenced, silence_json
+from budgetguard.evaluate.data import SpendData
+from budgetguard.evaluate.evaluator import Finding, evaluate
+from budgetguard.evaluate.pricing import Pricer
+from budgetguard.rules import Rules
+from budgetguard.rules.needs import needed_from, plan_queries
+from budgetguard.store.reads import Reads
+
+__all__ = [
+    "display_names",
+    "evaluate_store",
+    "named_rules",
+    "report_alerts",
+    "running_silences",
+    "spend_data",
+]
+
+
+def spend_data(
+    store: Reads, rules: Rules, now: datetime, *, since: datetime | None = None
+) -> SpendData:
+    """The plan's data, priced; only from ``since`` on when given (see ``needed_from``)."""
+    start = None if since is None else int(since.timestamp())
+    return SpendData.load(
+        store, plan_queries(rules, now), Pricer(rules.pricing.models), start=start
+    )
+
+
+def evaluate_store(
+    store: Reads,
+    rules: Rules,
+    now: datetime,
+    expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
+) -> list[Finding]:
+    rules = named_rules(store, rules)
+    data = spend_data(store, rules, now, since=needed_from(rules, now))
+    return evaluate(rules, data, now, expectations)
+
+
+def report_alerts(
+    store: Reads, findings: Sequence[Finding], now: datetime
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The report's alerts (marked ``silenced``) and the silences active at ``now``."""
+    running = running_silences(store, now)
+    names = display_names(store)
+    alerts = mark_silenced(active_alerts(findings), running, now, names)
+    return alerts, [silence_json(s) for s in running]
+
+
+def running_silences(store: Reads, now: datetime) -> list[Silence]:
+    """The silences running at ``now`` (for the alert stages, ``/status`` and ``check``)."""
+    return [Silence(*row) for row in store.silences_at(now)]
+
+
+def named_rules(store: Reads, rules: Rules) -> Rules:
+    """``rules`` whose ``match`` globs also match the directory's display names."""
+    return rules.with_names(store.names_by_kind())
+
+
+def display_names(store: Reads) -> dict[str, str]:
+    """id -> display name of the projects, users and API keys the directory lists."""
+    return store.names()

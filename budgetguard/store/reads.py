@@ -1,0 +1,182 @@
+"""What evaluating the store reads, and a stdlib ``sqlite3`` reader of it.
+
+``Reads`` is the read side of a store: sync marks, coverage, usage blocks, cost rows, display
+names and active silences. ``Store`` provides it through SQLAlchemy; ``SQLiteReads`` provides
+it for a SQLite file through the standard library alone, read-only, so that a cold `check
+--offline` does not import SQLAlchemy (a quarter of its time). It only opens a store at this
+budgetguard's schema version (anything else goes through ``Store``, which migrates or
+refuses it) and never writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import quote
+
+from budgetguard.store.blocks import RollupBlock
+from budgetguard.store.columns import SCHEMA_VERSION, SyncMark
+
+__all__ = ["Reads", "SQLiteReads", "SilenceRow"]
+
+#: id, matchers, starts_at, ends_at, comment, created_at
+SilenceRow = tuple[str, tuple[tuple[str, str], ...], datetime, datetime, str, datetime]
+
+
+class Reads(Protocol):
+    def sync_marks(self) -> list[SyncMark]: ...
+
+    def coverage(self) -> dict[str, list[tuple[int, int]]]: ...
+
+    def usage_blocks(
+        self, query_key: str, bucket_width: int, start: int | None, end: int | None
+    ) -> list[RollupBlock]: ...
+
+    def cost_rows(
+        self,
+        *,
+        query_keys: Iterable[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Iterator[Mapping[str, Any]]: ...
+
+    def names(self) -> dict[str, str]: ...
+
+    def names_by_kind(self) -> dict[str, dict[str, str]]: ...
+
+    def silences_at(self, moment: datetime) -> list[SilenceRow]: ...
+
+
+class _Record(NamedTuple):
+    day_start: int
+    row_count: int
+    groups: str
+    layout: str
+    data: bytes
+
+
+def _at(stamp: int) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+class SQLiteReads:
+    """A read-only view of a SQLite store; ``open`` gives None where it cannot serve."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, url: str) -> SQLiteReads | None:
+        """The reader of ``sqlite:///PATH`` when that file is a store at this schema
+        version; None for any other URL, a missing file or another version."""
+        prefix = "sqlite:///"
+        path = url[len(prefix) :] if url.startswith(prefix) else ""
+        if not path or "?" in path or path.startswith(":memory:") or not os.path.isfile(path):
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30)
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            found = conn.execute("SELECT version FROM bg_schema_version").fetchone()
+        except sqlite3.Error:
+            found = None
+        if found != (SCHEMA_VERSION,):
+            conn.close()
+            return None
+        return cls(conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def sync_marks(self) -> list[SyncMark]:
+        rows = self._conn.execute(
+            "SELECT query_key, endpoint, bucket_width, covered_start, covered_end, "
+            "last_attempt_at, last_success_at, last_error FROM bg_sync_marks ORDER BY query_key"
+        )
+        return [SyncMark(*row) for row in rows]
+
+    def coverage(self) -> dict[str, list[tuple[int, int]]]:
+        found: dict[str, list[tuple[int, int]]] = {}
+        rows = self._conn.execute(
+            'SELECT query_key, start, "end" FROM bg_coverage ORDER BY query_key, start'
+        )
+        for key, a, b in rows:
+            found.setdefault(key, []).append((int(a), int(b)))
+        return found
+
+    def usage_blocks(
+        self, query_key: str, bucket_width: int, start: int | None, end: int | None
+    ) -> list[RollupBlock]:
+        sql = (
+            "SELECT day_start, row_count, groups, layout, data FROM bg_usage_rollups "
+            "WHERE query_key = ? AND bucket_width = ?"
+        )
+        args: list[Any] = [query_key, bucket_width]
+        if start is not None:
+            sql += " AND day_start > ?"
+            args.append(start - 86400)
+        if end is not None:
+            sql += " AND day_start < ?"
+            args.append(end)
+        seen: dict[str, list[tuple[Any, ...]]] = {}
+        rows = self._conn.execute(sql + " ORDER BY day_start", args)
+        return [RollupBlock.from_record(_Record(*row), seen) for row in rows]
+
+    def cost_rows(
+        self,
+        *,
+        query_keys: Iterable[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Iterator[Mapping[str, Any]]:
+        sql, args = "SELECT * FROM bg_cost_buckets WHERE 1 = 1", list[Any]()
+        if query_keys is not None:
+            keys = list(query_keys)
+            sql += f" AND query_key IN ({', '.join('?' * len(keys)) or 'NULL'})"
+            args.extend(keys)
+        if start is not None:
+            sql += " AND day_start >= ?"
+            args.append(start)
+        if end is not None:
+            sql += " AND day_start < ?"
+            args.append(end)
+        cursor = self._conn.execute(sql + " ORDER BY day_start", args)
+        columns = [c[0] for c in cursor.description]
+        for row in cursor:
+            yield dict(zip(columns, row, strict=True))
+
+    def names(self) -> dict[str, str]:
+        rows = self._conn.execute("SELECT id, name FROM bg_directory")
+        return {str(i): str(n) for i, n in rows if n}
+
+    def names_by_kind(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for kind, entry_id, name in self._conn.execute("SELECT kind, id, name FROM bg_directory"):
+            if name:
+                out.setdefault(str(kind), {})[str(entry_id)] = str(name)
+        return out
+
+    def silences_at(self, moment: datetime) -> list[SilenceRow]:
+        at = int(moment.timestamp())
+        rows = self._conn.execute(
+            "SELECT id, matchers, starts_at, ends_at, comment, created_at FROM bg_silences "
+            "WHERE starts_at <= ? AND ends_at > ? ORDER BY created_at, id",
+            (at, at),
+        )
+        return [
+            (
+                str(i),
+                tuple((str(k), str(g)) for k, g in json.loads(matchers)),
+                _at(starts),
+                _at(ends),
+                str(comment),
+                _at(created),
+            )
+            for i, matchers, starts, ends, comment, created in rows
+        ]
