@@ -83,7 +83,8 @@ def test_costs_spend_equals_the_simulators_invoice(world: dict[str, Any]) -> Non
         for index, _ in enumerate(org.streams)
         for line in org.cost_lines(index, NOW - 7 * DAY, NOW - api.costs_delay, NOW)
     )
-    assert f.source == "mixed" and f.severity == "ok" and f.complete
+    # split by usage, but no estimate in the figure: still costs, the note says how
+    assert f.source == "costs" and f.severity == "ok" and f.complete
     assert "apportioned by usage" in (f.note or "")
     assert float(f.spend) == pytest.approx(expected, rel=1e-4)  # type: ignore[arg-type]
 
@@ -634,3 +635,37 @@ budgets:
     bad = "version: 1\nbudgets:\n  - {name: a, limit: 1, period: day, labels: {team: [x]}}\n"
     with pytest.raises(RulesError):
         load_rules_text(bad)
+
+
+def test_a_missing_price_marks_only_the_group_that_uses_it(tmp_path: Path) -> None:
+    """In an ``each: project`` budget, the lower bound and the note belong to the project
+    whose usage has no price; the other project's figure is complete and says nothing."""
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n  - {name: e, limit: 100, window: 1d, cost_source: estimate, "
+        "each: project}\n"
+    )
+    usage = [
+        {"project_id": "p_b", "model": "mystery-model-9", "input_tokens": 1000},
+        {"project_id": "p_a", "model": "gpt-4o-mini-2024-07-18", "input_tokens": 10_000_000},
+    ]
+    try:
+        for q in plan_queries(rules, NOW_DT):
+            rows = [dict(r, bucket_start=TODAY) for r in usage] if "completions:1h" in q.key else []
+            start = int(q.start.timestamp())
+            if q.endpoint == "costs":
+                store.replace_costs(q.key, start, NOW, [], NOW)
+            else:
+                store.replace_usage(q.key, q.endpoint, q.width_seconds, start, NOW, rows, NOW)
+        data = SpendData.load(store, plan_queries(rules, NOW_DT), Pricer())
+        found = {f.group["project"]: f for f in evaluate(rules, data, NOW_DT)}
+    finally:
+        store.close()
+    assert set(found) == {"p_a", "p_b"}
+    a, b = found["p_a"], found["p_b"]
+    assert a.complete and "mystery" not in (a.note or "") and a.spend == Decimal("1.5")
+    assert not b.complete and "mystery-model-9" in (b.note or "") and b.spend == 0
+    from budgetguard.report import to_text
+
+    text = to_text([a, b], NOW_DT)
+    assert "≥ $0.00" in text and "≥ $1.50" not in text

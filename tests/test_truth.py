@@ -108,15 +108,17 @@ def truth(
     *,
     project: str | None = None,
     model: str | None = None,
+    at: int = NOW,
 ) -> float:
-    """What the simulator bills for ``[start, end)``: its usage at its prices."""
+    """What the simulator bills for ``[start, end)`` as seen at ``at``: its usage at its
+    prices."""
     total = 0.0
     for index, stream in enumerate(org.streams):
         if project is not None and stream.project_id != project:
             continue
         if model is not None and not fnmatch.fnmatchcase(stream.model or "", model):
             continue
-        total += sum(line.amount for line in org.cost_lines(index, start, end, NOW))
+        total += sum(line.amount for line in org.cost_lines(index, start, end, at))
     return total
 
 
@@ -154,6 +156,9 @@ def test_every_budget_is_the_true_spend_of_its_interval(world: dict[str, Any], z
         )
         if group.get("model") == "(none)":  # lines that name no model and bill no model
             expected = truth(org, start) - truth(org, start, model="?*")
+            assert f"${f.spend:.2f} of line items that name no model left unattributed" in (
+                f.note or ""
+            ), f.note
         got = float(f.spend)
         cut_hour = name in _SUB_HOUR or (zone == "Asia/Kolkata" and name != "w7d-costs")
         if cut_hour and not (zone == "Asia/Kolkata" and f.budget.period in ("quarter", "month")):
@@ -164,8 +169,8 @@ def test_every_budget_is_the_true_spend_of_its_interval(world: dict[str, Any], z
             assert abs(got - expected) < 0.01, (name, group, got, expected)
         if zone != "UTC" and f.budget.period and f.budget.source in ("costs", "auto"):
             assert "apportioned" in (f.note or ""), name
-            if f.budget.cost_source == "costs":
-                assert f.source == "mixed"
+            if f.budget.cost_source == "costs":  # split by usage, but no estimate in it
+                assert f.source == "costs"
     assert seen == {b.name for b in rules.budgets}
 
 
@@ -284,3 +289,85 @@ def test_the_plan_fetches_hourly_usage_for_every_day_a_bound_cuts() -> None:
     recent = hourly_from("UTC", "{name: q, limit: 1, period: quarter}")
     today = NOW_DT.replace(hour=0, minute=0, second=0)
     assert set(recent.values()) == {today - timedelta(days=HOURLY_DAYS)}
+
+
+def test_auto_under_a_day_takes_costs_where_they_exceed_the_estimate(
+    world: dict[str, Any],
+) -> None:
+    """Prices a tenth of what the costs bill: a sub-day ``auto`` window counts the costs
+    apportioned into it by usage (the larger), never the estimate alone."""
+    cheap = "\n".join(
+        f"    {model}: {{{', '.join(f'{_KEYS[k]}: {v / 10}' for k, v in prices.items())}"
+        + (", output: 0}" if "output" not in prices else "}")
+        for model, prices in TOKEN_PRICES.items()
+    )
+    rules = load_rules_text(
+        f"version: 1\npricing:\n  models:\n{cheap}\nbudgets:\n"
+        "  - {name: w90m-auto, limit: 100000, window: 90m}\n"
+        "  - {name: w6h-auto, limit: 100000, window: 6h, match: {project: proj_chatbot}}\n"
+        "  - {name: w6h-estimate, limit: 100000, window: 6h, cost_source: estimate}\n"
+    )
+    findings = {f.budget.name: f for f in evaluate(rules, load(world, rules), NOW_DT)}
+    for name, project in (("w90m-auto", None), ("w6h-auto", "proj_chatbot")):
+        f = findings[name]
+        start = int(f.window.start.timestamp())
+        expected = truth(world["org"], start, project=project)
+        assert float(f.spend or 0) == pytest.approx(expected, rel=1e-2), name
+        assert f.source == "mixed", name  # costs, split by the usage estimate
+    estimate = findings["w6h-estimate"]
+    start = int(estimate.window.start.timestamp())
+    assert float(estimate.spend or 0) < truth(world["org"], start) / 2  # the estimate is low
+
+
+def test_a_check_earlier_today_counts_only_its_share_of_the_day(tmp_path: Any) -> None:
+    """Collected at ``--now`` 10:17 while the clock (and the API) say 15:17: today's costs
+    bucket holds the spend up to 15:17, the usage only up to 10:17. The share before 10:17 is
+    of the bucket's whole extent, by time for the part no usage covers (never the whole
+    bucket, never less than the truth); collected up to the clock, it is exact by usage."""
+    later = NOW + 5 * 3600
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n  - {name: day-costs, limit: 100000, period: day, "
+        "cost_source: costs}\n  - {name: w90m, limit: 100000, window: 90m}\n"
+    )
+    plan = plan_queries(rules, NOW_DT)
+    found = []
+    for asked in (NOW_DT, datetime.fromtimestamp(later, UTC)):
+        store = Store.open(f"sqlite:///{tmp_path / f'{int(asked.timestamp())}.db'}")
+        with SimulatorServer(build_api(now=later, days=3, costs_delay_hours=0)) as sim:
+
+            async def run(asked: datetime = asked, store: Store = store) -> None:
+                async with AdminClient(ADMIN_KEY, sim.base_url, clock=lambda: later) as client:
+                    await Collector(client, store).collect(plan_queries(rules, asked), asked)
+
+            asyncio.run(run())
+            data = SpendData.load(store, plan, Pricer(rules.pricing.models))
+            found.append(
+                next(f for f in evaluate(rules, data, NOW_DT) if f.budget.cost_source == "costs")
+            )
+        store.close()
+    start = int(found[0].window.start.timestamp())
+    expected = truth(sim.api.org, start, at=later)
+    bucket = truth(sim.api.org, start, later, at=later)
+    online, offline = (float(f.spend or 0) for f in found)
+    assert bucket > expected * 2  # the bucket does hold much later spend
+    assert expected * 0.999 < online < bucket * 0.8
+    assert "by time where no usage covers them" in (found[0].note or "")
+    assert offline == pytest.approx(expected, rel=5e-3)  # the hour open at 10:17: by time
+
+
+def test_nothing_is_covered_past_the_clock(world: dict[str, Any]) -> None:
+    """Offline at a ``--now`` 5 h past the clock, within ``max_staleness``: a window that
+    reaches past the clock is unknown, its note naming the range; at the clock it is known."""
+    rules = rules_for("UTC")
+    data = load(world, rules)
+    later = evaluate(rules, data, NOW_DT + timedelta(hours=5), clock=lambda: NOW)
+    assert later and all(f.severity == "unknown" and f.spend is None for f in later)
+    (day,) = [f for f in later if f.budget.name == "day-auto"]
+    assert "2026-11-22T10:17:31Z to 2026-11-22T15:17:31Z" in (day.note or ""), day.note
+    tomorrow = NOW_DT.replace(hour=6, minute=0, second=0) + timedelta(days=1)
+    (next_day,) = [
+        f for f in evaluate(rules, data, tomorrow, clock=lambda: NOW) if f.budget.name == "day-auto"
+    ]
+    assert next_day.severity == "unknown" and "2026-11-23T00:00:00Z to" in (next_day.note or "")
+    now = evaluate(rules, data, NOW_DT, clock=lambda: NOW + 120)
+    assert all(f.severity != "unknown" for f in now)

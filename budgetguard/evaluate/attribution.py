@@ -20,9 +20,13 @@ from budgetguard.rules.model import Budget
 if TYPE_CHECKING:
     from budgetguard.evaluate.data import CostRow, SpendData
 
-__all__ = ["attribute", "billed_endpoint", "cost_share", "scope_estimates"]
+__all__ = ["attribute", "billed_endpoint", "cost_extent", "cost_share", "scope_estimates"]
 
 _DAY = 86400
+#: A fetch this soon after the end asked is taken as ending there: a collection's own
+#: minutes are no --now in the past (and a --now under an hour back over-counts at most
+#: that hour's share, never under-counts).
+_COLLECTING = 3600
 _ZERO = Decimal(0)
 _NONE = "(none)"
 #: Usage estimates per (project, model): the scope of a costs line.
@@ -84,26 +88,45 @@ def _usage_of(data: SpendData, row: CostRow, start: int, end: int, by_model: boo
     return total
 
 
+def cost_extent(data: SpendData, day: int) -> int:
+    """Where the stored data of the costs day ``day`` ends: the API fills the current day up
+    to when it was fetched, which is past the end asked when collecting during the day at a
+    ``--now`` earlier than the clock. A fetch after the day ended is not taken as its end
+    (a simulator's clock need not be ours): then the data ends where it was asked to."""
+    series = data._by_endpoint.get("costs", {}).get("1d")
+    covered = None if series is None else series.covered
+    if series is None or covered is None or covered[1] <= day:
+        return day + _DAY
+    fetched_at = series.mark.last_success_at if series.mark is not None else None
+    if fetched_at is not None and covered[1] + _COLLECTING < fetched_at < day + _DAY:
+        return fetched_at
+    return min(day + _DAY, covered[1])
+
+
 def cost_share(data: SpendData, row: CostRow, lo: int, hi: int) -> tuple[Decimal, bool]:
     """The share of costs line ``row`` (a UTC day) that lies in ``[lo, hi)``, and whether
-    usage (True) or time (False) gave it."""
+    usage (True) or time (False) gave it. The share is of the day's whole stored extent:
+    by usage where usage is stored, by time for any part of the extent after it."""
     day = row.start
     key = ("share", row.project, row.model, row.endpoint, day, lo, hi)
     found = data.memo.get(key)
     if found is not None:
         return found  # type: ignore[no-any-return]
+    extent = cost_extent(data, day)
+    span = Decimal(extent - day)
+    used = min(extent, max((data.latest(e) for e in data.endpoints()), default=extent))
+    after = Decimal(max(0, min(hi, extent) - max(lo, used, day))) / span
     result: tuple[Decimal, bool] | None = None
     for by_model in (True, False) if row.model else (False,):
-        whole = _usage_of(data, row, day, day + _DAY, by_model)
+        whole = _usage_of(data, row, day, used, by_model) if used > day else _ZERO
         if whole > 0:
-            inside = _usage_of(data, row, lo, hi, by_model)
-            result = (min(Decimal(1), max(_ZERO, inside / whole)), True)
+            inside = _usage_of(data, row, max(lo, day), min(hi, used), by_model)
+            ratio = min(Decimal(1), max(_ZERO, inside / whole))
+            result = (ratio * Decimal(used - day) / span + after, used >= extent)
             break
     if result is None:
-        fetched = data.latest("costs")
-        extent = min(day + _DAY, fetched) if fetched > day else day + _DAY
-        part = max(0, min(hi, extent) - lo)
-        result = (Decimal(part) / Decimal(extent - day), False)
+        part = max(0, min(hi, extent) - max(lo, day))
+        result = (Decimal(part) / span, False)
     data.memo[key] = result
     return result
 

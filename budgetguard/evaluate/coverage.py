@@ -32,10 +32,22 @@ def _parts(data: SpendData, source: str, start: int, end: int) -> list[tuple[Any
 
 
 def coverage_problem(
-    data: SpendData, sources: Iterable[str], start: int, end: int, stale_after: int
+    data: SpendData,
+    sources: Iterable[str],
+    start: int,
+    end: int,
+    stale_after: int,
+    clock: int | None = None,
 ) -> str | None:
     """None when every series read for ``[start, end)`` is covered; else a note that names
-    the first missing range of the first source that has one."""
+    the first missing range of the first source that has one. Nothing is covered past the
+    ``clock`` (the wall clock at run time), whatever ``--now`` says: staleness never
+    excuses that part."""
+    if clock is not None and end > clock:
+        return (
+            f"no data for {_iso(max(start, clock))} to {_iso(end)}: it is after the clock "
+            "(--now is later than the time of the run)"
+        )
     for source in sorted(sources):
         due = end - stale_after
         if source == "costs":

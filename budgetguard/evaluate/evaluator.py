@@ -7,7 +7,8 @@ Missing data is never zero: a budget whose sources are stale, failed or absent i
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -63,13 +64,17 @@ def evaluate(
     data: SpendData,
     now: datetime,
     expect: Iterable[tuple[dict[str, str], Decimal]] = (),
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> list[Finding]:
-    """Every enabled budget (and group) at ``now``; ``expect`` adds planned spend."""
+    """Every enabled budget (and group) at ``now``; ``expect`` adds planned spend. A window
+    that reaches past ``clock`` (the wall clock) is unknown: nothing is stored for it."""
     expectations = list(expect)
     findings: list[Finding] = []
+    wall = int(clock())
     for budget in rules.budgets:
         if budget.enabled:
-            findings.extend(_evaluate_budget(rules, budget, data, now, expectations))
+            findings.extend(_evaluate_budget(rules, budget, data, now, expectations, wall))
     return findings
 
 
@@ -121,6 +126,7 @@ def _evaluate_budget(
     data: SpendData,
     now: datetime,
     expectations: list[tuple[dict[str, str], Decimal]],
+    clock: int,
 ) -> list[Finding]:
     window = budget_window(budget, now, rules.timezone)
     start, end = int(window.start.timestamp()), int(now.timestamp())
@@ -132,8 +138,9 @@ def _evaluate_budget(
     if budget.baseline_delta is not None:  # the baseline before the window must be there too
         needed -= int(budget.baseline_delta.total_seconds())
     stale_after = int(budget.staleness_delta.total_seconds())
-    problem = data.status(sources, needed, end, stale_after) or coverage_problem(
-        data, sources, needed, end, stale_after
+    problem = coverage_problem(data, sources, needed, end, stale_after, clock) or (
+        data.status(sources, needed, end, stale_after)
+        or coverage_problem(data, sources, needed, end, stale_after)
     )
     if problem is not None:
         return [
@@ -145,7 +152,6 @@ def _evaluate_budget(
     groups = spend.groups() | set(expected) or {()}
     forecaster = _Forecast(budget, data, source, window, now)
     anomalies = _Anomaly(budget, data, source, now)
-    note = "; ".join([*sorted(spend.summary()), *expect_notes]) or None
     by_usage = spend.apportioned and not spend.by_time
     limit = budget.limit
     at_amounts = [] if limit is None else [(t, t.ratio * limit) for t in budget.thresholds]
@@ -154,8 +160,9 @@ def _evaluate_budget(
         group = dict(zip(budget.each, key, strict=True)) if key else {}
         total, used = total_of(spend, key, source, window, end)
         total += expected.get(key, _ZERO)
-        if used == "costs" and by_usage:  # costs days split by the usage estimate
-            used = "mixed"
+        if used == "costs" and by_usage and source == "auto":  # costs split by the estimate
+            used = "mixed"  # (a costs budget stays costs: its note says it was apportioned)
+        note = "; ".join([*sorted(spend.summary(key)), *expect_notes]) or None
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
@@ -177,7 +184,7 @@ def _evaluate_budget(
                 forecast,
                 severity,
                 used,
-                not spend.unpriced,
+                spend.complete(key),
                 "; ".join(n for n in (note, forecast_note) if n) or None,
                 crossed,
                 forecast_crossed,

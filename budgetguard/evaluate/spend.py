@@ -1,8 +1,9 @@
 """Spend of one budget over ``[start, end)``, per group and UTC day, by source.
 
 Sums are exact ``Decimal``. ``costs`` reads the costs endpoint; ``estimate`` prices usage;
-``auto`` takes costs for settled days and, for the last two UTC days, the larger of costs and
-the estimate, so late costs never hide spend; usage metrics sum the usage columns.
+``auto`` takes costs for settled days and, for the last two UTC days and windows under a
+day, the larger of costs and the estimate, so late costs never hide spend; usage metrics
+sum the usage columns.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
 
-from budgetguard.evaluate.attribution import cost_share
+from budgetguard.evaluate.attribution import cost_extent, cost_share
+from budgetguard.evaluate.cube import UsageCube
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.intervals import Piece, pieces
 from budgetguard.evaluate.windows import Window
@@ -84,17 +86,37 @@ class Spend:
         self.unpriced = False
         #: Costs that matched but for naming no model (a budget by model leaves them out).
         self.unattributed = _ZERO
+        #: Notes and lower bounds of one group of an ``each`` budget only.
+        self.group_notes: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        self.group_unpriced: set[tuple[str, ...]] = set()
+        #: Costs of line items that name no model, in the no-model group of an ``each: model``.
+        self.unattributed_in: dict[tuple[str, ...], Decimal] = defaultdict(lambda: _ZERO)
 
-    def summary(self) -> set[str]:
-        """The notes, with what apportioning and attribution did."""
-        notes = set(self.notes)
+    def complete(self, group: tuple[str, ...] = ()) -> bool:
+        """No usage of ``group`` (or of the whole budget) lacked a price."""
+        return not self.unpriced and group not in self.group_unpriced
+
+    def flag(self, group: tuple[str, ...] | None, note: str | None, unpriced: bool) -> None:
+        """A note (and lower bound) of ``group``, or of the whole budget where None."""
+        if group is None:
+            self.notes |= {note} if note else set()
+            self.unpriced |= unpriced
+            return
+        if note:
+            self.group_notes[group].add(note)
+        if unpriced:
+            self.group_unpriced.add(group)
+
+    def summary(self, group: tuple[str, ...] = ()) -> set[str]:
+        """The notes (of ``group`` too), with what apportioning and attribution did."""
+        notes = self.notes | self.group_notes.get(group, set())
         if self.apportioned:
             how = "by time where no usage covers them" if self.by_time else "by usage"
             notes.add(f"buckets across the interval's bounds apportioned {how}")
-        if self.unattributed:
-            notes.add(
-                f"${self.unattributed:.2f} of line items that name no model left unattributed"
-            )
+        left = self.unattributed + self.unattributed_in.get(group, _ZERO)
+        if left:
+            where = f" (counted under {NONE_VALUE})" if group in self.unattributed_in else ""
+            notes.add(f"${left:.2f} of line items that name no model left unattributed{where}")
         return notes
 
     def add(
@@ -109,7 +131,7 @@ class Spend:
         days[day] = days.get(day, _ZERO) + amount
 
     def groups(self) -> set[tuple[str, ...]]:
-        return set(self.costs) | set(self.estimate) | set(self.usage)
+        return set(self.costs) | set(self.estimate) | set(self.usage) | self.group_unpriced
 
 
 def _settled_before(now: int) -> int:
@@ -158,11 +180,9 @@ def collect_spend(
 def cost_parts(data: SpendData, start: int, end: int) -> Iterator[tuple[CostRow, Decimal, str]]:
     """Each costs line of ``[start, end)`` with the amount that lies inside, and how it was
     split: ``""`` (whole), ``"usage"`` or ``"time"`` (a day that straddles a bound)."""
-    fetched = data.latest("costs")
     for cost in data.costs(start - start % _DAY, end):
         lo, hi = max(cost.start, start), min(cost.start + _DAY, end)
-        extent = min(cost.start + _DAY, fetched) if fetched > cost.start else cost.start + _DAY
-        if lo <= cost.start and hi >= extent:
+        if lo <= cost.start and hi >= cost_extent(data, cost.start):
             yield cost, cost.amount, ""
             continue
         share, by_usage = cost_share(data, cost, lo, hi)
@@ -178,12 +198,15 @@ def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) 
                 spend.unattributed += amount
             continue
         if cost.currency != "usd":
-            spend.notes.add(f"costs in {cost.currency.upper()} left out")
-            spend.unpriced = True
+            group = _group(budget, cost) if budget.each else None
+            spend.flag(group, f"costs in {cost.currency.upper()} left out", True)
             continue
         spend.apportioned |= bool(split)
         spend.by_time |= split == "time"
-        spend.add(spend.costs, _group(budget, cost), cost.start, amount)
+        group = _group(budget, cost)
+        if cost.model is None and "model" in budget.each:
+            spend.unattributed_in[group] += amount
+        spend.add(spend.costs, group, cost.start, amount)
 
 
 def _days(start: int, end: int) -> list[tuple[int, int]]:
@@ -211,10 +234,33 @@ def _estimate(
         if h0 >= h1:
             continue
         amounts, notes, unpriced = series.cube.amounts(budget, h0, h1)
-        spend.notes |= notes
-        spend.unpriced |= unpriced
+        if budget.each and (notes or unpriced):
+            _group_flags(budget, series.cube, h0, h1, spend)
+        else:
+            spend.notes |= notes
+            spend.unpriced |= unpriced
         for key, amount in amounts.items():
             spend.add(spend.estimate, key, day, piece.scale(amount))
+
+
+def _group_flags(budget: Budget, cube: UsageCube, h0: int, h1: int, spend: Spend) -> None:
+    """The pricing notes and lower bounds of each group of an ``each`` budget, each from its
+    own usage (only asked where the budget as a whole has some)."""
+    for key in cube.values(budget, cube.metrics, h0, h1):
+        if NONE_VALUE in key:  # no value to narrow by: the budget's notes hold for it
+            _, notes, unpriced = cube.amounts(budget, h0, h1)
+        else:
+            narrowed = {k: (_literal(v),) for k, v in zip(budget.each, key, strict=True)}
+            one = budget.model_copy(update={"match": budget.match.model_copy(update=narrowed)})
+            _, notes, unpriced = cube.amounts(one, h0, h1)
+        for note in notes:
+            spend.flag(key, note, False)
+        spend.flag(key, None, unpriced)
+
+
+def _literal(value: str) -> str:
+    """A glob that matches ``value`` only."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
 
 
 def _columns(metric: str, endpoint: str) -> tuple[str, ...]:

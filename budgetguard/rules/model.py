@@ -356,14 +356,12 @@ class Budget(_Frozen):
     @property
     def source(self) -> str:
         """The source the budget really uses: ``usage`` for usage metrics; ``estimate`` where
-        costs cannot answer (per endpoint or user, or ``auto`` under a day); else its
-        ``cost_source``."""
+        costs cannot answer (per endpoint or user); else its ``cost_source`` (``auto`` under
+        a day too: costs apportioned into the window by usage against the estimate, the
+        larger wins, so late costs never hide spend)."""
         if self.metric != "cost":
             return "usage"
         if self.match.endpoint is not None or self.match.user is not None or "user" in self.each:
-            return "estimate"
-        shortest = self.shortest_window
-        if self.cost_source == "auto" and shortest is not None and shortest < timedelta(days=1):
             return "estimate"
         return self.cost_source
 

@@ -334,7 +334,10 @@ class SimulatedAPI:
         buckets: list[dict[str, Any]] = []
         while position < upper and len(buckets) < limit:
             bucket_end = (position // width + 1) * width
-            results = self._results(route, p, position, min(bucket_end, upper, end or upper), now)
+            # a costs day holds what it has up to now, whatever end_time says (as its start
+            # is midnight whatever start_time says); usage buckets stop at end_time
+            stop = min(bucket_end, now) if route.is_costs else min(bucket_end, upper)
+            results = self._results(route, p, position, stop, now)
             buckets.append(
                 {
                     "object": "bucket",
