@@ -238,6 +238,8 @@ def run_check(rules: Path, db: Path, env: dict[str, str], *extra: str) -> Any:
 
 def figures(stdout: str) -> dict[str, tuple[str, float | None]]:
     report = json.loads(stdout)
+    # the contract's four sources, also for a budget whose data is unknown
+    assert {b["source"] for b in report["budgets"]} <= {"costs", "estimate", "mixed", "usage"}
     return {b["name"]: (b["severity"], b["spend"]) for b in report["budgets"]}
 
 

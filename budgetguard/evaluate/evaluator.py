@@ -144,7 +144,18 @@ def _evaluate_budget(
     )
     if problem is not None:
         return [
-            Finding(budget, {}, window, None, budget.limit, None, "unknown", source, False, problem)
+            Finding(
+                budget,
+                {},
+                window,
+                None,
+                budget.limit,
+                None,
+                "unknown",
+                _shown(source),
+                False,
+                problem,
+            )
         ]
     spend = collect_spend(budget, data, source, start, end, end)
     expected, expect_notes = _expected(budget, expectations, spend.groups())
@@ -255,3 +266,9 @@ class _Anomaly:
         history, _ = total_of(self.base, group, self.source, self.base_window, self.end)
         mean = history / self.windows_in_baseline
         return spent > anomaly.factor * mean and spent >= anomaly.min, mean
+
+
+def _shown(source: str) -> str:
+    """The report's name for a budget's source when no figure says which one it used: the
+    contract knows costs, estimate, mixed and usage; ``auto`` combines costs and estimates."""
+    return "mixed" if source == "auto" else source
