@@ -404,3 +404,13 @@ def test_machine_readable_stdout_carries_only_the_report(
     assert any(line.startswith("[budgetguard] CRITICAL day") for line in err), err
     code, out, err = bg(["check", "--notify", "-f", "github", "--expect", "1"], capsys)
     assert all(line.startswith("::") for line in out.splitlines()), out
+
+
+def test_every_exit_3_says_in_one_line_what_is_unavailable(
+    cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    for output in ("text", "json"):
+        code, _, err = bg(["check", "--offline", "-f", output], capsys)
+        assert_one_line(code, err, 3, "1 budget unknown: ")
+        assert "never collected" in err[0]  # which data is missing, and why

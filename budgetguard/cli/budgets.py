@@ -20,6 +20,7 @@ from budgetguard.cli.common import (
     app,
     command_context,
     fail,
+    one_line_text,
     open_store,
     page_progress,
     parse_when,
@@ -133,9 +134,10 @@ def _run_collect(
     return report
 
 
-def _collect_new(settings: Settings, rules: Rules, now: datetime) -> None:
+def _collect_new(settings: Settings, rules: Rules, now: datetime) -> bool:
     """What ``check`` and ``digest`` do first unless ``--offline``: fetch what is new; a
-    failed endpoint is reported and its budgets turn unknown, the rest goes on."""
+    failed endpoint is reported and its budgets turn unknown, the rest goes on. True when
+    a failure was reported."""
     if settings.openai_admin_key is None:
         from budgetguard.openai_admin import AUTH_HELP
 
@@ -146,6 +148,7 @@ def _collect_new(settings: Settings, rules: Rules, now: datetime) -> None:
     report = _run_collect(settings, rules, now, None, strict=False)
     for outcome in [] if report.auth_failed else report.failed:
         typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
+    return bool(report.failed)
 
 
 Format = Annotated[str, typer.Option("--format", "-f", help="text | json | markdown | github")]
@@ -216,8 +219,7 @@ def check(
         raise fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
     expectations = _expectations(expect)
     settings, loaded, clock = command_context(rules, db, now, verbose, sends=notify)
-    if not offline:
-        _collect_new(settings, loaded, clock)
+    said = not offline and _collect_new(settings, loaded, clock)
     from budgetguard import pipeline
     from budgetguard.report import (
         exit_code,
@@ -255,7 +257,19 @@ def check(
         typer.echo(to_github(findings, names), nl=False)
     else:
         typer.echo(to_text(findings, clock, names=names), nl=False)
-    raise typer.Exit(exit_code(findings, fail_on))
+    code = exit_code(findings, fail_on)
+    if code == EXIT_UNAVAILABLE and not said:  # a failed collection already said what
+        typer.echo(f"budgetguard: {_unknown_line(findings)}", err=True)
+    raise typer.Exit(code)
+
+
+def _unknown_line(findings: list[Finding]) -> str:
+    """Why exit 3: how many budgets are unknown, and the distinct reasons (concise)."""
+    unknown = [f for f in findings if f.severity == "unknown"]
+    reasons = list(dict.fromkeys(f.note or "no data" for f in unknown))
+    shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+    noun = "budget" if len(unknown) == 1 else "budgets"
+    return one_line_text(f"{len(unknown)} {noun} unknown: {shown}")
 
 
 def _notify(
