@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,11 +55,11 @@ def validate(
 
     warnings: list[RuleError] = []
     settings, loaded, _ = command_context(rules, db, now, verbose, notifier_warnings=warnings)
-    for warning in warnings:
-        typer.echo(str(warning), err=True)
+    for warning in warnings:  # with --strict, errors: PATH:LINE:COL: message, one a line
+        text = f"{warning.message.removeprefix('warning: ')} (--strict)" if strict else ""
+        typer.echo(str(replace(warning, message=text) if text else warning), err=True)
     if strict and warnings:
-        noun = "warning" if len(warnings) == 1 else "warnings"
-        raise fail(f"{settings.rules}: {len(warnings)} {noun} (--strict)", EXIT_INPUT)
+        raise typer.Exit(EXIT_INPUT)
     enabled = sum(1 for b in loaded.budgets if b.enabled)
     parts = [
         f"{len(loaded.budgets)} budget{'s' if len(loaded.budgets) != 1 else ''}"
