@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -415,3 +416,36 @@ def test_every_exit_3_says_in_one_line_what_is_unavailable(
         code, _, err = bg(["check", "--offline", "-f", output], capsys)
         assert_one_line(code, err, 3, "1 budget unknown: ")
         assert "never collected" in err[0]  # which data is missing, and why
+
+
+def test_planned_spend_is_never_negative(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("--expect=-5", "--expect=project=proj_a=-0.01"):
+        code, _, err = bg(["check", "--offline", value], capsys)
+        assert_one_line(code, err, 2, "cannot be negative")
+    code, _, err = bg(["check", "--offline", "--now", NOW_ISO, "--expect=0"], capsys)
+    assert code == 3, err  # zero is harmless: no data, so unknown
+
+
+def test_backtest_prints_counts_as_integers_and_money_as_money(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    (cwd / "rules.yaml").write_text(
+        "version: 1\nbudgets:\n"
+        "  - {name: tok, metric: input_tokens, limit: 1, window: 24h}\n"
+        "  - {name: usd, limit: 0.01, window: 24h, cost_source: estimate}\n"
+    )
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    code, _, err = bg(["check"], capsys)
+    assert code == 1, err
+    last = datetime.fromtimestamp(NOW, UTC)
+    first = (last.replace(minute=0, second=0) - timedelta(hours=1)).isoformat()
+    code, out, err = bg(["backtest", "--from", first, "--to", last.isoformat()], capsys)
+    assert code == 0, err
+    fired = {line.split()[2]: line.rsplit("spend ", 1)[1] for line in out.splitlines()}
+    assert re.fullmatch(r"\d{1,3}(,\d{3})+", fired["tok"]), fired  # 14,400,000, not .00
+    assert re.fullmatch(r"\$\d[\d,]*\.\d\d", fired["usd"]), fired

@@ -341,3 +341,18 @@ def test_a_bad_notify_entry_is_one_error_about_what_is_wrong(tmp_path: Path) -> 
         "6:46: notify (item 1): expected text, got a number",
         "6:68: on: give at least 1",
     ]
+
+
+def test_counts_are_whole_numbers(tmp_path: Path) -> None:
+    body = (
+        "  - {name: a, metric: input_tokens, limit: 1.5, window: 1d}\n"
+        "  - {name: b, metric: requests, limit: 100, window: 1d, thresholds: [50.5, 80%]}\n"
+        "  - {name: c, metric: requests, limit: 1e3, window: 1d, thresholds: [50, 80.5%]}\n"
+        "  - {name: d, limit: 1.5, window: 1d, thresholds: [0.5]}\n"  # money has cents
+    )
+    code, lines = run_validate(tmp_path, HEAD + body)
+    assert code == 2
+    assert lines == [
+        "6:44: limit: metric input_tokens counts whole units",
+        "7:70: an absolute threshold of a count metric is a whole number",
+    ]

@@ -180,7 +180,9 @@ def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decima
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT) from None
         if not value.is_finite():
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT)
-        if abs(value) > MAX_AMOUNT:
+        if value < 0:
+            raise fail(f"--expect {raw!r}: planned spend cannot be negative", EXIT_INPUT)
+        if value > MAX_AMOUNT:
             raise fail(f"--expect {raw!r}: the amount is at most {MAX_AMOUNT:,f}", EXIT_INPUT)
         if not selector:
             out.append(({}, value))
@@ -340,7 +342,13 @@ def backtest(
             f = event.finding
             what = event.kind + (f" {event.threshold.key}" if event.threshold else "")
             label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
-            spend = "—" if f.spend is None else f"{f.spend:,.2f}"
+            spend = (
+                "—"
+                if f.spend is None
+                else f"${f.spend:,.2f}"
+                if f.budget.metric == "cost"
+                else f"{int(f.spend):,}"  # tokens, requests, ...: whole units, as reports
+            )
             typer.echo(
                 f"{moment.isoformat().replace('+00:00', 'Z')}  {event.event:<7}  "
                 f"{label}  {what}  {event.severity}  spend {spend}"
