@@ -8,6 +8,7 @@ decide how to report (exit codes in the CLI, health and metrics in the service).
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import logging
 import time
@@ -61,6 +62,7 @@ __all__ = [
     "display_names",
     "evaluate_store",
     "make_digest",
+    "named_expectations",
     "named_rules",
     "notify",
     "refresh_names",
@@ -177,7 +179,27 @@ def evaluate_store(
 ) -> list[Finding]:
     rules = named_rules(store, rules)
     data = spend_data(store, rules, now, since=needed_from(rules, now))
-    return evaluate(rules, data, now, expectations)
+    return evaluate(rules, data, now, named_expectations(store, expectations))
+
+
+def named_expectations(
+    store: Store, expectations: Sequence[tuple[dict[str, str], Decimal]]
+) -> list[tuple[dict[str, str], Decimal]]:
+    """``--expect`` selectors with display names turned into ids, as ``match`` globs are: a
+    value that matches no id but the name of exactly one project (user, API key) names it."""
+    names = DirectoryStore(store.engine).names_by_kind()
+    out = []
+    for selector, amount in expectations:
+        chosen = dict(selector)
+        for key, value in selector.items():
+            known = names.get(key) or {}
+            if any(fnmatch.fnmatchcase(i, value) for i in known):
+                continue  # ids first
+            ids = [i for i, name in known.items() if fnmatch.fnmatchcase(name, value)]
+            if len(ids) == 1:
+                chosen[key] = ids[0]
+        out.append((chosen, amount))
+    return out
 
 
 def replay(

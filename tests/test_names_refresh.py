@@ -3,6 +3,7 @@ against the simulator over loopback, its directory lists misbehaving."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,8 @@ version: 1
 budgets:
   - {name: day, limit: 10000000, period: day}
   - {name: alpha, limit: 10000000, window: 24h, match: {project: "Support*"}}
+  - {name: chat, limit: 10000000, period: day, match: {project: proj_chatbot}}
+  - {name: per, limit: 10000000, period: day, match: {project: "*"}, each: project}
 """
 
 
@@ -46,7 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def check(
-    world: dict[str, Any], db: Path, **env: str
+    world: dict[str, Any], db: Path, *extra: str, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
     done = subprocess.run(
@@ -61,6 +64,7 @@ def check(
             f"sqlite:///{db}",
             "-f",
             "json",
+            *extra,
         ],
         check=False,
         env={**world["env"], **env},
@@ -114,3 +118,27 @@ def test_a_refused_key_is_one_line_and_no_names_refresh(
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert "sk-admin-" in done.stderr
     assert sim.api.requests["directory"] == before  # the refresh was not even tried
+
+
+def test_expect_selectors_name_projects_as_match_does(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """``project=<display name>`` is that project's id; a selector never makes up a group."""
+    db = tmp_path / "x.db"
+    done, _ = check(world, db)
+    assert done.returncode == 0, done.stderr
+
+    def spends(*extra: str) -> dict[tuple[str, str], Any]:
+        done, _ = check(world, db, "--offline", *extra)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        return {(b["name"], b["group"].get("project", "")): b for b in report["budgets"]}
+
+    before = spends()
+    after = spends("--expect", "project=Support chatbot=100", "--expect", "project=proj_nope=7")
+    assert set(after) == set(before)  # no group "Support chatbot", none "proj_nope"
+    for key in (("chat", ""), ("per", "proj_chatbot")):
+        assert after[key]["spend"] == pytest.approx(before[key]["spend"] + 100), key
+    # the whole organisation covers every project, an unknown one too
+    assert after[("day", "")]["spend"] == pytest.approx(before[("day", "")]["spend"] + 107)
+    assert "proj_nope=7 not added" in (after[("per", "proj_chatbot")]["data"]["note"] or "")
