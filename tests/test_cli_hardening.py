@@ -418,6 +418,22 @@ def test_every_exit_3_says_in_one_line_what_is_unavailable(
         assert "never collected" in err[0]  # which data is missing, and why
 
 
+def test_stale_data_is_one_line_on_exit_3(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    code, _, err = bg(["collect", "--now", NOW_ISO], capsys)
+    assert code == 0, err
+    later = datetime.fromtimestamp(NOW + 86400, UTC).isoformat()
+    code, _, err = bg(["check", "--offline", "--now", later, "-f", "json"], capsys)
+    assert_one_line(code, err, 3, "1 budget unknown: ")
+    assert err[0].endswith("data is 24.0h old"), err
+
+
 def test_planned_spend_is_never_negative(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for value in ("--expect=-5", "--expect=project=proj_a=-0.01"):
         code, _, err = bg(["check", "--offline", value], capsys)

@@ -138,7 +138,7 @@ def _run_collect(
 def _collect_new(settings: Settings, rules: Rules, now: datetime) -> bool:
     """What ``check`` and ``digest`` do first unless ``--offline``: fetch what is new; a
     failed endpoint is reported and its budgets turn unknown, the rest goes on. True when
-    a failure was reported."""
+    what was reported covers everything (a refused key, or every query failed)."""
     if settings.openai_admin_key is None:
         from budgetguard.openai_admin import AUTH_HELP
 
@@ -149,7 +149,7 @@ def _collect_new(settings: Settings, rules: Rules, now: datetime) -> bool:
     report = _run_collect(settings, rules, now, None, strict=False)
     for outcome in [] if report.auth_failed else report.failed:
         typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
-    return bool(report.failed)
+    return report.auth_failed or report.all_failed
 
 
 Format = Annotated[str, typer.Option("--format", "-f", help="text | json | markdown | github")]
@@ -261,7 +261,7 @@ def check(
     else:
         typer.echo(to_text(findings, clock, names=names), nl=False)
     code = exit_code(findings, fail_on)
-    if code == EXIT_UNAVAILABLE and not said:  # a failed collection already said what
+    if code == EXIT_UNAVAILABLE and not said:  # unless the collection's lines say it all
         typer.echo(f"budgetguard: {_unknown_line(findings)}", err=True)
     raise typer.Exit(code)
 
@@ -269,7 +269,8 @@ def check(
 def _unknown_line(findings: list[Finding]) -> str:
     """Why exit 3: how many budgets are unknown, and the distinct reasons (concise)."""
     unknown = [f for f in findings if f.severity == "unknown"]
-    reasons = list(dict.fromkeys(f.note or "no data" for f in unknown))
+    # each note's gist: "costs: data is 23.3h old", "completions: the last collection failed"
+    reasons = list(dict.fromkeys((f.note or "no data").split(" (")[0] for f in unknown))
     shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
     noun = "budget" if len(unknown) == 1 else "budgets"
     return one_line_text(f"{len(unknown)} {noun} unknown: {shown}")
