@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from budgetguard.settings import Settings
 
 log = logging.getLogger("budgetguard.pipeline")
+#: the least time the names refresh gets of what the collection left (seconds)
+NAMES_SHARE_MIN = 5.0
 
 __all__ = [
     "active_silences",
@@ -85,7 +87,8 @@ def collect(
     """Fetch what the rules need and the store lacks (the caller checked the key is set):
     from ``since`` when given, and every hole in what the budgets need whatever ``since`` is;
     within ``settings.collect_deadline`` seconds, the names refresh included (after the
-    collection, in what is left of it; skipped when the key was refused or nothing came)."""
+    collection, in what is left of it, at most a quarter of the deadline or 5 s; skipped
+    when the key was refused or nothing came)."""
     from budgetguard.collect import Collector, widen
 
     queries = plan_queries(rules, end)
@@ -100,7 +103,9 @@ def collect(
             report = await collector.collect(queries, end, progress=progress)
             # a refused key or a dead API: the command's one line already says so
             if not report.auth_failed and not report.all_failed:
-                await _refresh_names(client, store, end, until - time.monotonic())
+                # names are for people: a slow directory costs at most a quarter of it
+                within = min(until - time.monotonic(), max(NAMES_SHARE_MIN, deadline / 4))
+                await _refresh_names(client, store, end, within)
             return report
 
     return asyncio.run(run())
