@@ -7,6 +7,7 @@ instead, so that nothing on its path imports SQLAlchemy, the outbox or the notif
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -48,7 +49,29 @@ def evaluate_store(
 ) -> list[Finding]:
     rules = named_rules(store, rules)
     data = spend_data(store, rules, now, since=needed_from(rules, now))
-    return evaluate(rules, data, now, expectations)
+    return evaluate(rules, data, now, named_expectations(store, expectations))
+
+
+def named_expectations(
+    store: Reads, expectations: Sequence[tuple[dict[str, str], Decimal]]
+) -> list[tuple[dict[str, str], Decimal]]:
+    """``--expect`` selectors with display names turned into ids, as ``match`` globs are: a
+    value that matches no id but the name of exactly one project (user, API key) names it."""
+    if not expectations:
+        return []
+    names = store.names_by_kind()
+    out = []
+    for selector, amount in expectations:
+        chosen = dict(selector)
+        for key, value in selector.items():
+            known = names.get(key) or {}
+            if any(fnmatch.fnmatchcase(i, value) for i in known):
+                continue  # ids first
+            ids = [i for i, name in known.items() if fnmatch.fnmatchcase(name, value)]
+            if len(ids) == 1:
+                chosen[key] = ids[0]
+        out.append((chosen, amount))
+    return out
 
 
 def report_alerts(

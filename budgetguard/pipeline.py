@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from budgetguard.notify import Digest, Notifier
 from budgetguard.offline import (
     display_names,
     evaluate_store,
+    named_expectations,
     named_rules,
     report_alerts,
     spend_data,
@@ -49,10 +51,13 @@ if TYPE_CHECKING:
     import threading
 
     from budgetguard.collect import CollectReport
+    from budgetguard.openai_admin import AdminClient
     from budgetguard.progress import PageProgress
     from budgetguard.settings import Settings
 
 log = logging.getLogger("budgetguard.pipeline")
+#: the least time the names refresh gets of what the collection left (seconds)
+NAMES_SHARE_MIN = 5.0
 
 __all__ = [
     "active_silences",
@@ -61,6 +66,7 @@ __all__ = [
     "display_names",
     "evaluate_store",
     "make_digest",
+    "named_expectations",
     "named_rules",
     "notify",
     "refresh_names",
@@ -82,34 +88,60 @@ def collect(
 ) -> CollectReport:
     """Fetch what the rules need and the store lacks (the caller checked the key is set):
     from ``since`` when given, and every hole in what the budgets need whatever ``since`` is;
-    within ``settings.collect_deadline`` seconds."""
+    within ``settings.collect_deadline`` seconds, the names refresh included (after the
+    collection, in what is left of it, at most a quarter of the deadline or 5 s; skipped
+    when the key was refused or nothing came)."""
     from budgetguard.collect import Collector, widen
-    from budgetguard.openai_admin import AdminClient, RetryPolicy
 
-    assert settings.openai_admin_key is not None
     queries = plan_queries(rules, end)
     if since is not None:
         queries = widen(plan_queries(rules, end, since=since), queries)
     deadline = settings.collect_deadline
 
     async def run() -> CollectReport:
-        async with AdminClient(
-            settings.openai_admin_key,
-            settings.openai_base_url,
-            request_deadline=min(60.0, deadline / 2),
-            retry=RetryPolicy(deadline=min(180.0, deadline * 0.75)),  # give up saying why
-        ) as client:
+        until = time.monotonic() + deadline
+        async with _admin_client(settings) as client:
             collector = Collector(client, store, deadline=deadline)
-            return await collector.collect(queries, end, progress=progress)
+            report = await collector.collect(queries, end, progress=progress)
+            # a refused key or a dead API: the command's one line already says so
+            if not report.auth_failed and not report.all_failed:
+                # names are for people: a slow directory costs at most a quarter of it
+                within = min(until - time.monotonic(), max(NAMES_SHARE_MIN, deadline / 4))
+                await _refresh_names(client, store, end, within)
+            return report
 
-    report = asyncio.run(run())
-    refresh_names(settings, store, end)
-    return report
+    return asyncio.run(run())
+
+
+def _admin_client(settings: Settings) -> AdminClient:
+    """The client of one collection: each request and its retries bounded by the deadline."""
+    from budgetguard.openai_admin import AdminClient, RetryPolicy
+
+    assert settings.openai_admin_key is not None
+    deadline = settings.collect_deadline
+    return AdminClient(
+        settings.openai_admin_key,
+        settings.openai_base_url,
+        request_deadline=min(60.0, deadline / 2),
+        retry=RetryPolicy(deadline=min(180.0, deadline * 0.75)),  # give up saying why
+    )
 
 
 def refresh_names(settings: Settings, store: Store, now: datetime) -> bool:
+    """``_refresh_names`` on its own, within ``settings.collect_deadline``."""
+
+    async def run() -> bool:
+        async with _admin_client(settings) as client:
+            return await _refresh_names(client, store, now, settings.collect_deadline)
+
+    return asyncio.run(run())
+
+
+async def _refresh_names(client: AdminClient, store: Store, now: datetime, within: float) -> bool:
     """Refresh the directory's names when a day old or when the store holds an id it does
-    not name; a failure is logged, never fatal (names are for people). True if refreshed."""
+    not name, within ``within`` seconds (what is left of the collection's deadline). A
+    failure is logged at INFO, never fatal nor a warning (names are for people). True if
+    refreshed."""
     from budgetguard.openai_admin import AdminAPIError
     from budgetguard.openai_admin.directory import DirectoryClient
 
@@ -119,17 +151,17 @@ def refresh_names(settings: Settings, store: Store, now: datetime) -> bool:
     # a day old, or an id the names lack (a new project, user or key): at most once an hour
     if last is not None and at - last < 86400 and (at - last < 3600 or not names.unknown_ids()):
         return False
-    key = settings.openai_admin_key
-    assert key is not None
-
-    async def run() -> dict[str, dict[str, str]]:
-        async with DirectoryClient(key, settings.openai_base_url) as c:
-            return (await c.directory()).by_kind()
-
+    if within <= 0:
+        log.info("names not refreshed: the collection used up its deadline")
+        return False
     try:
-        found = asyncio.run(run())
+        async with asyncio.timeout(within), DirectoryClient(client=client) as directory:
+            found = (await directory.directory()).by_kind()
+    except TimeoutError:
+        log.info("names not refreshed: not finished within the collection deadline")
+        return False
     except AdminAPIError as exc:
-        log.warning("names not refreshed: %s", exc)
+        log.info("names not refreshed: %s", exc)
         return False
     for kind, entries in found.items():
         names.replace(kind, entries, at)

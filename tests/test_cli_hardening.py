@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -374,7 +375,8 @@ def test_ci_needs_no_notifier_secrets(cwd: Path, capsys: pytest.CaptureFixture[s
         line.split("variable '")[1].split("'")[0] for line in err
     }
     code, _, err = bg(["validate", "--strict"], capsys)
-    assert code == 2 and "3 warnings (--strict)" in err[-1]
+    assert code == 2 and len(err) == 3, err  # the same three lines, as errors
+    assert all(": notifier '" in line and line.endswith("(--strict)") for line in err), err
     code, _, err = bg(["check", "--offline", "--now", NOW_ISO], capsys)
     assert code == 3 and not [e for e in err if "SLACK_WEBHOOK_URL" in e]  # unknown: no data
     code, _, err = bg(["digest", "--offline", "--now", NOW_ISO], capsys)
@@ -404,3 +406,77 @@ def test_machine_readable_stdout_carries_only_the_report(
     assert any(line.startswith("[budgetguard] CRITICAL day") for line in err), err
     code, out, err = bg(["check", "--notify", "-f", "github", "--expect", "1"], capsys)
     assert all(line.startswith("::") for line in out.splitlines()), out
+
+
+def test_every_exit_3_says_in_one_line_what_is_unavailable(
+    cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    for output in ("text", "json"):
+        code, _, err = bg(["check", "--offline", "-f", output], capsys)
+        assert_one_line(code, err, 3, "1 budget unknown: ")
+        assert "never collected" in err[0]  # which data is missing, and why
+
+
+def test_stale_data_is_one_line_on_exit_3(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    code, _, err = bg(["collect", "--now", NOW_ISO], capsys)
+    assert code == 0, err
+    later = datetime.fromtimestamp(NOW + 86400, UTC).isoformat()
+    code, _, err = bg(["check", "--offline", "--now", later, "-f", "json"], capsys)
+    assert_one_line(code, err, 3, "1 budget unknown: ")
+    # the hole since the collection, named by its range
+    assert f"no data for {NOW_ISO.replace('+00:00', 'Z')}" in err[0], err
+
+
+def test_planned_spend_is_never_negative(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("--expect=-5", "--expect=project=proj_a=-0.01"):
+        code, _, err = bg(["check", "--offline", value], capsys)
+        assert_one_line(code, err, 2, "cannot be negative")
+    code, _, err = bg(["check", "--offline", "--now", NOW_ISO, "--expect=0"], capsys)
+    assert code == 3, err  # zero is harmless: no data, so unknown
+
+
+def test_backtest_prints_counts_as_integers_and_money_as_money(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    (cwd / "rules.yaml").write_text(
+        "version: 1\nbudgets:\n"
+        "  - {name: tok, metric: input_tokens, limit: 1, window: 24h}\n"
+        "  - {name: usd, limit: 0.01, window: 24h, cost_source: estimate}\n"
+    )
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    code, _, err = bg(["check"], capsys)
+    assert code == 1, err
+    last = datetime.fromtimestamp(NOW, UTC)
+    first = (last.replace(minute=0, second=0) - timedelta(hours=1)).isoformat()
+    code, out, err = bg(["backtest", "--from", first, "--to", last.isoformat()], capsys)
+    assert code == 0, err
+    fired = {line.split()[2]: line.rsplit("spend ", 1)[1] for line in out.splitlines()}
+    assert re.fullmatch(r"\d{1,3}(,\d{3})+", fired["tok"]), fired  # 14,400,000, not .00
+    assert re.fullmatch(r"\$\d[\d,]*\.\d\d", fired["usd"]), fired
+
+
+def test_an_unknown_budget_still_names_one_of_the_contracts_sources(
+    cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` (the default cost_source) is a rule, not a source: unknown, it reads `mixed`."""
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    (cwd / "rules.yaml").write_text(
+        "version: 1\nbudgets:\n  - {name: m, limit: 9, period: month}\n"
+    )
+    code, out, _ = bg(["check", "--offline", "-f", "json"], capsys)
+    assert code == 3
+    (budget,) = json.loads(out)["budgets"]
+    assert budget["severity"] == "unknown" and budget["source"] == "mixed"

@@ -586,8 +586,12 @@ budgets:
     key = ("per-model", "project=proj_chatbot, model=gpt-4o-2024-08-06")
     assert changed == {("org", "—"), ("chatbot", "—"), ("per-project", "project=proj_chatbot"), key}
     assert both[key][0] == base[key][0] + 7
-    new = spends(({"project": "proj_new"}, Decimal(5)))  # a group with no spend yet
-    assert new[("per-project", "project=proj_new")][0] == 5
+    new = spends(({"project": "proj_new"}, Decimal(5)))  # no such group: never made up
+    assert ("per-project", "project=proj_new") not in new
+    assert new[("org", "—")][0] == base[("org", "—")][0] + 5
+    assert "proj_new=5 not added: it matches 0 groups" in (
+        new[("per-project", "project=proj_chatbot")][1] or ""
+    )
     glob = spends(({"project": "proj_chat*"}, Decimal(3)))  # a glob naming one group
     assert (
         glob[("per-project", "project=proj_chatbot")][0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +21,7 @@ from budgetguard.cli.common import (
     app,
     command_context,
     fail,
+    one_line_text,
     open_store,
     page_progress,
     parse_when,
@@ -53,11 +55,11 @@ def validate(
 
     warnings: list[RuleError] = []
     settings, loaded, _ = command_context(rules, db, now, verbose, notifier_warnings=warnings)
-    for warning in warnings:
-        typer.echo(str(warning), err=True)
+    for warning in warnings:  # with --strict, errors: PATH:LINE:COL: message, one a line
+        text = f"{warning.message.removeprefix('warning: ')} (--strict)" if strict else ""
+        typer.echo(str(replace(warning, message=text) if text else warning), err=True)
     if strict and warnings:
-        noun = "warning" if len(warnings) == 1 else "warnings"
-        raise fail(f"{settings.rules}: {len(warnings)} {noun} (--strict)", EXIT_INPUT)
+        raise typer.Exit(EXIT_INPUT)
     enabled = sum(1 for b in loaded.budgets if b.enabled)
     parts = [
         f"{len(loaded.budgets)} budget{'s' if len(loaded.budgets) != 1 else ''}"
@@ -133,9 +135,10 @@ def _run_collect(
     return report
 
 
-def _collect_new(settings: Settings, rules: Rules, now: datetime) -> None:
+def _collect_new(settings: Settings, rules: Rules, now: datetime) -> bool:
     """What ``check`` and ``digest`` do first unless ``--offline``: fetch what is new; a
-    failed endpoint is reported and its budgets turn unknown, the rest goes on."""
+    failed endpoint is reported and its budgets turn unknown, the rest goes on. True when
+    what was reported covers everything (a refused key, or every query failed)."""
     if settings.openai_admin_key is None:
         from budgetguard.openai_admin import AUTH_HELP
 
@@ -146,6 +149,7 @@ def _collect_new(settings: Settings, rules: Rules, now: datetime) -> None:
     report = _run_collect(settings, rules, now, None, strict=False)
     for outcome in [] if report.auth_failed else report.failed:
         typer.echo(f"budgetguard: collect {outcome.query.key}: {outcome.error}", err=True)
+    return report.auth_failed or report.all_failed
 
 
 Format = Annotated[str, typer.Option("--format", "-f", help="text | json | markdown | github")]
@@ -176,7 +180,9 @@ def _expectations(values: list[str] | None) -> list[tuple[dict[str, str], Decima
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT) from None
         if not value.is_finite():
             raise fail(f"--expect {raw!r}: the amount must be a number", EXIT_INPUT)
-        if abs(value) > MAX_AMOUNT:
+        if value < 0:
+            raise fail(f"--expect {raw!r}: planned spend cannot be negative", EXIT_INPUT)
+        if value > MAX_AMOUNT:
             raise fail(f"--expect {raw!r}: the amount is at most {MAX_AMOUNT:,f}", EXIT_INPUT)
         if not selector:
             out.append(({}, value))
@@ -216,8 +222,7 @@ def check(
         raise fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
     expectations = _expectations(expect)
     settings, loaded, clock = command_context(rules, db, now, verbose, sends=notify)
-    if not offline:
-        _collect_new(settings, loaded, clock)
+    said = not offline and _collect_new(settings, loaded, clock)
     from budgetguard.report import (
         exit_code,
         silence_lines,
@@ -245,7 +250,20 @@ def check(
         typer.echo(to_github(findings, names), nl=False)
     else:
         typer.echo(to_text(findings, clock, names=names), nl=False)
-    raise typer.Exit(exit_code(findings, fail_on))
+    code = exit_code(findings, fail_on)
+    if code == EXIT_UNAVAILABLE and not said:  # unless the collection's lines say it all
+        typer.echo(f"budgetguard: {_unknown_line(findings)}", err=True)
+    raise typer.Exit(code)
+
+
+def _unknown_line(findings: list[Finding]) -> str:
+    """Why exit 3: how many budgets are unknown, and the distinct reasons (concise)."""
+    unknown = [f for f in findings if f.severity == "unknown"]
+    # each note's gist: "costs: data is 23.3h old", "completions: the last collection failed"
+    reasons = list(dict.fromkeys((f.note or "no data").split(" (")[0] for f in unknown))
+    shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+    noun = "budget" if len(unknown) == 1 else "budgets"
+    return one_line_text(f"{len(unknown)} {noun} unknown: {shown}")
 
 
 def _evaluate(
@@ -343,7 +361,13 @@ def backtest(
             f = event.finding
             what = event.kind + (f" {event.threshold.key}" if event.threshold else "")
             label = f.budget.name + (f" [{group_label(f.group)}]" if f.group else "")
-            spend = "—" if f.spend is None else f"{f.spend:,.2f}"
+            spend = (
+                "—"
+                if f.spend is None
+                else f"${f.spend:,.2f}"
+                if f.budget.metric == "cost"
+                else f"{int(f.spend):,}"  # tokens, requests, ...: whole units, as reports
+            )
             typer.echo(
                 f"{moment.isoformat().replace('+00:00', 'Z')}  {event.event:<7}  "
                 f"{label}  {what}  {event.severity}  spend {spend}"

@@ -153,10 +153,8 @@ def load_checked_rules(settings: Settings, notifier_warnings: list[RuleError] | 
     try:
         return load_rules(settings.rules, env=rules_env(), notifier_warnings=notifier_warnings)
     except RulesError as exc:
-        for error in exc.errors:
+        for error in exc.errors:  # PATH:LINE:COL: message, one a line, and nothing else
             typer.echo(str(error), err=True)
-        noun = "error" if len(exc.errors) == 1 else "errors"
-        typer.echo(f"{settings.rules}: {len(exc.errors)} {noun}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
 
 

@@ -85,8 +85,8 @@ def _expected(
 ) -> tuple[dict[tuple[str, ...], Decimal], list[str]]:
     """Planned spend per group of ``budget``: a selector adds its amount to a budget whose
     match covers every key it names and, for an ``each`` budget, to the one group it names
-    (a glob must match exactly one of the ``groups`` seen); where it names no single group,
-    nothing is added and a note says so."""
+    (an id or a glob that matches exactly one of the ``groups`` seen); where it names no
+    single group, nothing is added and a note says so."""
     placed: dict[tuple[str, ...], Decimal] = {}
     notes: list[str] = []
     if budget.metric != "cost":
@@ -107,9 +107,10 @@ def _expected(
                 f"(give {', '.join(missing)})"
             )
             continue
-        key = tuple(selector[k] for k in budget.each)
-        if any(c in "".join(key) for c in "*?["):  # a glob: it must pick one group
-            hits = [g for g in groups if all(map(fnmatch.fnmatchcase, g, key))]
+        key: tuple[str, ...] = ()
+        if budget.each:  # an id or a glob: it must pick one group seen, never a new one
+            wanted = tuple(selector[k] for k in budget.each)
+            hits = [g for g in groups if all(map(fnmatch.fnmatchcase, g, wanted))]
             if len(hits) != 1:
                 notes.append(
                     f"--expect {named}={amount} not added: it matches {len(hits)} groups, not one"

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -48,6 +48,7 @@ AUTH_HELP = (
 )
 
 _RETRY_STATUSES = frozenset({408, 409, 425, 429})
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -263,13 +264,20 @@ class AdminClient:
     # -- one page, with retries ---------------------------------------------------------------
 
     async def _get_raw(self, query: Query, cursor: str | None) -> _Raw:
-        name = query.endpoint.name
+        return await self._retrying(query.endpoint.name, lambda: self._page_once(query, cursor))
+
+    async def get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One JSON object from ``path`` (the directory's lists), with the retries and the
+        per-request deadline of a page."""
+        return await self._retrying(path, lambda: self._json_once(path, params))
+
+    async def _retrying(self, name: str, once: Callable[[], Awaitable[_T]]) -> _T:
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._request_once(query, cursor)
+                return await once()
             except _Retryable as failure:
                 elapsed = time.monotonic() - started
                 wait = self.retry.delay(attempt, failure.retry_after, self._rng)
@@ -285,21 +293,20 @@ class AdminClient:
                 log.info("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
                 await self._sleep(wait)
 
-    async def _request_once(self, query: Query, cursor: str | None) -> _Raw:
-        name = query.endpoint.name
+    async def _send(self, path: str, params: Any, name: str) -> httpx.Response:
+        """One GET, connect to last byte within ``request_deadline``; 401/403 and other
+        permanent refusals raise, temporary failures are ``_Retryable``."""
         self.stats.requests += 1
         headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
         try:
             async with asyncio.timeout(self.request_deadline):
-                response = await self._http.get(
-                    query.endpoint.path, params=query.params(cursor), headers=headers
-                )
+                response = await self._http.get(path, params=params, headers=headers)
         except (httpx.TimeoutException, TimeoutError):
             raise _Retryable(f"no whole answer within {self.request_deadline:g}s") from None
         except httpx.TransportError as exc:
             raise _Retryable(f"connection failed: {type(exc).__name__}") from None
-        log.debug("GET %s page=%s -> %d", query.endpoint.path, cursor or "-", response.status_code)
         status = response.status_code
+        log.debug("GET %s -> %d", path, status)
         if status in (401, 403):
             raise AuthError(
                 f"the OpenAI API refused the key (HTTP {status}); {AUTH_HELP}",
@@ -316,6 +323,21 @@ class AdminClient:
                 status=status,
                 endpoint=name,
             )
+        return response
+
+    async def _json_once(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        response = await self._send(path, params, path)
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            raise _Retryable("malformed JSON in the response") from None
+        if not isinstance(body, dict):
+            raise ResponseFormatError(f"{path}: the response is not a JSON object", endpoint=path)
+        return body
+
+    async def _page_once(self, query: Query, cursor: str | None) -> _Raw:
+        name = query.endpoint.name
+        response = await self._send(query.endpoint.path, query.params(cursor), name)
         try:
             envelope = _Envelope.model_validate_json(response.content)
         except ValidationError as exc:
@@ -323,7 +345,7 @@ class AdminClient:
                 raise _Retryable("malformed JSON in the response") from None
             raise ResponseFormatError(
                 f"{name}: the response is not a page of the API: {_first_error(exc)}",
-                status=status,
+                status=response.status_code,
                 endpoint=name,
             ) from None
         return _Raw(response.content, envelope.has_more, envelope.next_page)

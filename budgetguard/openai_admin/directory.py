@@ -2,35 +2,25 @@
 
 Lists follow the spec's cursor pagination (``limit``, ``after`` = the page's ``last_id``,
 ``has_more``); a cursor that repeats or does not advance is a ``PaginationError``, and every
-list has a bound on its pages. Temporary failures are retried as the usage client does; 401
-and 403 say which key is needed. Only ids and names are kept: e-mail addresses and redacted
-key values are never read into the result.
+list has a bound on its pages. Requests go through ``AdminClient.get_json``: the same retries,
+per-request deadline and 401/403 message as the usage queries; the projects' key lists are
+read side by side. Only ids and names are kept: e-mail addresses and redacted key values are
+never read into the result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
-from budgetguard.openai_admin.client import AUTH_HELP
-from budgetguard.openai_admin.errors import (
-    AuthError,
-    BadRequestError,
-    PaginationError,
-    ResponseFormatError,
-    UnavailableError,
-)
-from budgetguard.openai_admin.retry import RetryPolicy, parse_retry_after
+from budgetguard.openai_admin.client import AdminClient
+from budgetguard.openai_admin.errors import PaginationError, ResponseFormatError
 
 __all__ = ["Directory", "DirectoryClient"]
 
-log = logging.getLogger("budgetguard.openai_admin")
 MAX_PAGES = 200
 PAGE_SIZE = 100
 
@@ -49,27 +39,21 @@ class Directory:
 
 
 class DirectoryClient:
-    """``async with DirectoryClient(key, base_url) as c: names = await c.directory()``."""
+    """``async with DirectoryClient(key, base_url) as c: names = await c.directory()``, or
+    ``DirectoryClient(client=admin_client)`` to share a collection's client and limits."""
 
     def __init__(
         self,
-        api_key: SecretStr,
+        api_key: SecretStr | None = None,
         base_url: str = "https://api.openai.com/v1",
         *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        client: AdminClient | None = None,
+        concurrency: int = 8,
+        **options: Any,
     ) -> None:
-        self._key = api_key
-        self.retry = retry or RetryPolicy()
-        self._sleep = sleep
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "budgetguard"},
-        )
+        self._owned = client is None
+        self._client = client or AdminClient(api_key, base_url, **options)
+        self._gate = asyncio.Semaphore(concurrency)
 
     def __repr__(self) -> str:
         return "DirectoryClient(api_key=SecretStr('**********'))"
@@ -78,7 +62,8 @@ class DirectoryClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
+        if self._owned:
+            await self._client.aclose()
 
     async def directory(self) -> Directory:
         """Every project (archived ones too: old spend names them), user and project key."""
@@ -87,9 +72,14 @@ class DirectoryClient:
             found.projects[item["id"]] = str(item.get("name") or "")
         for item in await self.list("/organization/users", "organization.user"):
             found.users[item["id"]] = str(item.get("name") or "")
-        for project in list(found.projects):
-            path = f"/organization/projects/{project}/api_keys"
-            for item in await self.list(path, "organization.project.api_key"):
+
+        async def keys(project: str) -> list[dict[str, Any]]:
+            async with self._gate:  # the projects' key lists side by side
+                path = f"/organization/projects/{project}/api_keys"
+                return await self.list(path, "organization.project.api_key")
+
+        for items in await asyncio.gather(*(keys(p) for p in found.projects)):
+            for item in items:
                 found.api_keys[item["id"]] = str(item.get("name") or "")
         return found
 
@@ -104,7 +94,7 @@ class DirectoryClient:
                 params["after"] = cursor
             if archived:
                 params["include_archived"] = "true"
-            page = await self._get(path, params)
+            page = await self._client.get_json(path, params)
             data = page.get("data")
             if page.get("object") != "list" or not isinstance(data, list):
                 raise ResponseFormatError(f"{path}: the response is not a list", endpoint=path)
@@ -119,33 +109,3 @@ class DirectoryClient:
                 raise PaginationError(f"{path}: the cursor does not advance", endpoint=path)
             seen.add(cursor)
         raise PaginationError(f"{path}: more than {MAX_PAGES} pages", endpoint=path)
-
-    async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
-        for attempt in range(1, self.retry.max_attempts + 1):
-            reason, retry_after = "", None
-            try:
-                response = await self._http.get(path, params=params, headers=headers)
-            except httpx.HTTPError as exc:
-                reason = type(exc).__name__
-            else:
-                status = response.status_code
-                if status in (401, 403):
-                    raise AuthError(
-                        f"{path}: access refused ({status}); {AUTH_HELP}", status=status
-                    )
-                if status < 400:
-                    try:
-                        body = response.json()
-                    except ValueError:
-                        body = None
-                    if isinstance(body, dict):
-                        return body
-                    raise ResponseFormatError(f"{path}: the response is not JSON", endpoint=path)
-                if status != 429 and status < 500:
-                    raise BadRequestError(f"{path}: the API refused ({status})", status=status)
-                reason = f"HTTP {status}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if attempt < self.retry.max_attempts:
-                await self._sleep(self.retry.delay(attempt, retry_after))
-        raise UnavailableError(f"{path}: the API is unavailable ({reason})", endpoint=path)

@@ -233,17 +233,20 @@ def _budget(
                 "the window is compared with)",
             )
     thresholds: tuple[Threshold, ...] = ()
+    whole = raw.metric != "cost"  # tokens, requests, ... are counted in whole units
     if raw.limit is not None:
+        if whole and raw.limit != raw.limit.to_integral_value():
+            report.at((*path, "limit"), f"limit: metric {raw.metric} counts whole units")
         if raw.thresholds is not None:
             thresholds = _thresholds(
-                raw.thresholds, (*path, "thresholds"), raw.limit, names, report
+                raw.thresholds, (*path, "thresholds"), raw.limit, names, report, whole
             )
         elif defaults.thresholds is not None:
             thresholds = _thresholds(
-                defaults.thresholds, ("defaults", "thresholds"), raw.limit, names, report
+                defaults.thresholds, ("defaults", "thresholds"), raw.limit, names, report, whole
             )
         else:
-            thresholds = _thresholds(("80%", "100%"), path, raw.limit, names, report)
+            thresholds = _thresholds(("80%", "100%"), path, raw.limit, names, report, whole)
     notify = raw.notify if raw.notify is not None else (defaults.notify or ())
     if raw.notify is not None:
         _names_exist(raw.notify, (*path, "notify"), names, report)
@@ -314,8 +317,14 @@ def _shape(raw: RawBudget, given: dict[str, Any], path: Loc, report: Reporter) -
 
 
 def _thresholds(
-    items: tuple[Any, ...], path: Loc, limit: Decimal, names: set[str], report: Reporter
+    items: tuple[Any, ...],
+    path: Loc,
+    limit: Decimal,
+    names: set[str],
+    report: Reporter,
+    whole: bool = False,
 ) -> tuple[Threshold, ...]:
+    """The thresholds, sorted; ``whole``: an absolute one must be a whole number (a count)."""
     out: dict[Decimal, Threshold] = {}
     for index, item in enumerate(items):
         where: Loc = (*path, index)
@@ -338,6 +347,9 @@ def _thresholds(
                 "a threshold is a percentage of the limit (80%), an absolute "
                 "amount above 0 (120), or {at: ..., severity: ..., notify: [...]}",
             )
+            continue
+        if whole and isinstance(at, Decimal) and at != at.to_integral_value():
+            report.at(where, "an absolute threshold of a count metric is a whole number")
             continue
         if not _MIN_RATIO <= ratio <= _MAX_RATIO:
             report.at(where, "a threshold lies between 0.0001% and 100000% of the limit")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from budgetguard.rules.checks import build_rules
 from budgetguard.rules.errors import RuleError, RulesError, did_you_mean
 from budgetguard.rules.interpolate import interpolate
-from budgetguard.rules.model import RawRules, Rules
+from budgetguard.rules.model import NotifyEntry, RawRules, Rules
 from budgetguard.rules.notifiers import NotifierTypes, installed_notifier_types
 from budgetguard.rules.yamlio import Positions, YamlError, load_yaml
 
@@ -65,7 +65,7 @@ class Reporter:
         """Report each pydantic error in the file's words, at its place; none about the
         top-level keys in ``skip`` (settings whose variables are resolved later), nor then
         about the whole (what spans several keys is checked once they are resolved)."""
-        for err in exc.errors(include_input=True, include_url=False):
+        for err in _one_branch(exc.errors(include_input=True, include_url=False)):
             loc: Loc = tuple(err["loc"])
             if skip and (not loc or loc[0] in skip):
                 continue
@@ -106,6 +106,8 @@ class Reporter:
             self.at(path, f"{name}: expected a number")
         elif kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
             self.at(path, f"{name}: {err['msg'].replace('Input should be', 'must be')}")
+        elif kind == "too_short":
+            self.at(path, f"{name}: give at least {err['ctx']['min_length']}")
         elif kind in ("bool_parsing", "bool_type"):
             self.at(path, f"{name}: expected true or false")
         elif kind in ("string_type",):
@@ -120,6 +122,40 @@ class Reporter:
     def raise_if_any(self) -> None:
         if self.errors:
             raise RulesError(self.errors)
+
+
+#: pydantic's names of the branches of ``str | NotifyEntry`` (a ``notify`` entry), in ``loc``
+_BRANCHES = frozenset({"str", NotifyEntry.__name__})
+
+
+def _one_branch(errors: list[Any]) -> list[Any]:
+    """A ``notify`` entry is a name or a mapping; when it is neither right, pydantic reports
+    both branches. Keep the errors of the branch the value's shape picks (a mapping: the
+    entry's own errors; anything else: "expected text"), at the file's own path, and no
+    length error for a list whose items are already reported."""
+    mapped: set[Loc] = set()
+    for err in errors:
+        loc = tuple(err["loc"])
+        at = next((i for i, part in enumerate(loc) if part in _BRANCHES), None)
+        if at is not None and loc[at] == "str" and isinstance(err.get("input"), dict):
+            mapped.add(loc[:at])
+    kept = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        at = next((i for i, part in enumerate(loc) if part in _BRANCHES), None)
+        if at is not None:
+            if (loc[at] == "str") == (loc[:at] in mapped):
+                continue
+            kept.append({**err, "loc": loc[:at] + loc[at + 1 :]})
+            continue
+        kept.append(err)
+    deeper = [tuple(e["loc"]) for e in kept]
+    return [
+        e
+        for e in kept
+        if e["type"] not in ("too_short", "too_long")
+        or not any(len(d) > len(e["loc"]) and d[: len(e["loc"])] == tuple(e["loc"]) for d in deeper)
+    ]
 
 
 def _kind(value: Any) -> str:

@@ -204,7 +204,10 @@ class SimulatedAPI:
         if auth is not None:
             return auth
         status, body = found
-        return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        fault = self.faults.next("directory", exact=True)  # scripted for "directory" only
+        transport = fault if fault is not None and fault.kind in TRANSPORT_FAULTS else None
+        headers = {"Content-Type": "application/json"}
+        return Response(status, json.dumps(body).encode(), headers, transport)
 
     def _cached_page(self, route: Route, target: str, query: str) -> bytes:
         key = (target, self.string_amounts)

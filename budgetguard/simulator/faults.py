@@ -79,15 +79,18 @@ class FaultPlan:
             self._queue.clear()
             self.down.clear()
 
-    def next(self, endpoint: str) -> Fault | None:
-        """The fault for this request, if any (consumes a scripted one)."""
+    def next(self, endpoint: str, *, exact: bool = False) -> Fault | None:
+        """The fault for this request, if any (consumes a scripted one). ``exact``: only a
+        fault scripted for this very endpoint, no random one (the directory's lists)."""
         with self._lock:
             if endpoint in self.down:
                 return Fault("503", endpoint)
             for fault in self._queue:
-                if fault.endpoint in (None, endpoint):
+                if fault.endpoint == endpoint or (fault.endpoint is None and not exact):
                     self._queue.remove(fault)
                     return fault
+            if exact:
+                return None
             draw = self._rng.random()
         if draw < self.rate_limit_rate:
             return Fault("429", retry_after=self.retry_after)
