@@ -3,8 +3,9 @@ outbox and delivery — decide -> silence -> group -> queue -> deliver."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from budgetguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from budgetguard.alerts.delivery import (
@@ -95,11 +96,4 @@ _HOME = {
     "transitions": "lifecycle",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOME)

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from budgetguard.lazy import lazy_exports
 from budgetguard.store.columns import SCHEMA_VERSION, USAGE_DIMENSIONS, USAGE_METRICS, SyncMark
 
 if TYPE_CHECKING:
@@ -33,11 +33,4 @@ _HOME = {
     "StoreVersionError": "migrations",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOME)
