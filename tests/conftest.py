@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +137,33 @@ class Receiver(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+def start_run(
+    tmp_path: Path, base_url: str, rules_text: str
+) -> tuple[subprocess.Popen[str], int, Path]:
+    """``budgetguard run`` as a real process on a fresh SQLite store at ``NOW``, against
+    ``base_url``: the process, its HTTP port (read from its start-up line), the rules file."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(rules_text)
+    env = dict(
+        os.environ,
+        OPENAI_ADMIN_KEY=ADMIN_KEY,
+        BUDGETGUARD_OPENAI_BASE_URL=base_url,
+        BUDGETGUARD_DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
+        BUDGETGUARD_RULES=str(rules_file),
+        BUDGETGUARD_NOW=datetime.fromtimestamp(NOW, UTC).isoformat(),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "budgetguard", "run", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"http://localhost:(\d+)/healthz", line)
+        if found:
+            return process, int(found.group(1)), rules_file
+    raise AssertionError(f"budgetguard run did not start (exit {process.wait()})")

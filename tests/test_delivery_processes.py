@@ -5,13 +5,10 @@ the full ones."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,8 @@ import pytest
 from benchmarks.delivery_race import kill_trials, race
 from budgetguard.simulator import SimulatorServer, build_api
 from budgetguard.store import SCHEMA_VERSION, Store
-from tests.conftest import ADMIN_KEY, NOW, needs_postgres
+from tests.conftest import NOW, needs_postgres
+from tests.conftest import start_run as start_service_process
 from tests.test_delivery import Scripted
 
 
@@ -106,29 +104,8 @@ budgets:
 
 
 def start_run(tmp_path: Path, base_url: str, hook_url: str) -> tuple[Any, int]:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.format(url=hook_url))
-    env = dict(
-        os.environ,
-        OPENAI_ADMIN_KEY=ADMIN_KEY,
-        BUDGETGUARD_OPENAI_BASE_URL=base_url,
-        BUDGETGUARD_DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
-        BUDGETGUARD_RULES=str(rules),
-        BUDGETGUARD_NOW=datetime.fromtimestamp(NOW, UTC).isoformat(),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "budgetguard", "run", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        found = re.search(r"http://localhost:(\d+)/healthz", line)
-        if found:
-            return process, int(found.group(1))
-    raise AssertionError(f"budgetguard run did not start (exit {process.wait()})")
+    process, port, _ = start_service_process(tmp_path, base_url, RULES.format(url=hook_url))
+    return process, port
 
 
 def stop_seconds(process: Any) -> float:

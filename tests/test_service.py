@@ -40,7 +40,7 @@ from budgetguard.store import Store
 from budgetguard.store.alerts import AlertStore
 from budgetguard.store.schema import outbox
 from budgetguard.store.silences import SilenceStore
-from tests.conftest import ADMIN_KEY, NOW, Receiver, needs_postgres
+from tests.conftest import ADMIN_KEY, NOW, Receiver, needs_postgres, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86400
@@ -333,36 +333,12 @@ def test_reload_keeps_the_old_rules_when_the_file_is_bad(
         service.stop()
 
 
-def _start_run(tmp_path: Path, sim: SimulatorServer, rules_text: str) -> tuple[Any, int, Path]:
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(rules_text)
-    env = dict(
-        os.environ,
-        OPENAI_ADMIN_KEY=ADMIN_KEY,
-        BUDGETGUARD_OPENAI_BASE_URL=sim.base_url,
-        BUDGETGUARD_DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
-        BUDGETGUARD_RULES=str(rules_file),
-        BUDGETGUARD_NOW=NOW_DT.isoformat(),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "budgetguard", "run", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        found = re.search(r"http://localhost:(\d+)/healthz", line)
-        if found:
-            return process, int(found.group(1)), rules_file
-    raise AssertionError(f"budgetguard run did not start (exit {process.wait()})")
-
-
 def test_sighup_with_a_bad_file_and_sigterm_during_a_tick(tmp_path: Path) -> None:
     receiver = Receiver()
     with SimulatorServer(build_api(now=NOW, days=40, latency_ms=150)) as sim:
-        process, port, rules_file = _start_run(tmp_path, sim, RULES.format(url=receiver.url))
+        process, port, rules_file = start_run(
+            tmp_path, sim.base_url, RULES.format(url=receiver.url)
+        )
         try:
             time.sleep(0.5)  # inside the first tick: the slow simulator keeps it busy
             process.send_signal(signal.SIGTERM)
@@ -377,7 +353,9 @@ def test_sighup_with_a_bad_file_and_sigterm_during_a_tick(tmp_path: Path) -> Non
         assert store.alerts.counts().get("failed", 0) == 0
         store.close()
 
-        process, port, rules_file = _start_run(tmp_path, sim, RULES.format(url=receiver.url))
+        process, port, rules_file = start_run(
+            tmp_path, sim.base_url, RULES.format(url=receiver.url)
+        )
         try:
             deadline = time.monotonic() + 30
             while get(f"http://127.0.0.1:{port}/healthz")[0] != 200:
