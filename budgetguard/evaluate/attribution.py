@@ -93,7 +93,7 @@ def cost_extent(data: SpendData, day: int) -> int:
     to when it was fetched, which is past the end asked when collecting during the day at a
     ``--now`` earlier than the clock. A fetch after the day ended is not taken as its end
     (a simulator's clock need not be ours): then the data ends where it was asked to."""
-    series = data._by_endpoint.get("costs", {}).get("1d")
+    series = data.daily_costs()
     covered = None if series is None else series.covered
     if series is None or covered is None or covered[1] <= day:
         return day + _DAY

@@ -26,7 +26,7 @@ def _iso(stamp: int) -> str:
 
 def _parts(data: SpendData, source: str, start: int, end: int) -> list[tuple[Any, int, int]]:
     if source == "costs":
-        costs = data._by_endpoint.get("costs", {}).get("1d")
+        costs = data.daily_costs()
         return [(costs, start, end)]
     return list(data.usage_parts(source, start, end))
 

@@ -235,6 +235,10 @@ class SpendData:
         spans = [s.covered[1] for s in self._by_endpoint.get(endpoint, {}).values() if s.covered]
         return max(spans, default=0)
 
+    def daily_costs(self) -> _Series | None:
+        """The costs query's series (its coverage and sync mark), if the plan has one."""
+        return self._by_endpoint.get("costs", {}).get("1d")
+
     def endpoints(self) -> list[str]:
         """The usage endpoints the data holds."""
         return sorted(e for e in self._by_endpoint if e != "costs")
