@@ -69,10 +69,6 @@ class FrozenDict(dict[str, Any]):
         return hash(tuple(sorted(self.items())))
 
 
-def _freeze(value: Any) -> Any:
-    return FrozenDict(value) if isinstance(value, dict) else value
-
-
 def _as_tuple(value: Any) -> Any:
     """A single string where a list is allowed becomes a one-item list."""
     if isinstance(value, str):
