@@ -1,20 +1,31 @@
 """Process settings from the environment and ``.env`` (see the contract's settings table).
 
 Precedence: command-line flags (applied by the CLI on top), then environment variables, then
-``.env`` in the working directory, then the defaults below. Secrets are ``SecretStr`` so they
-never show in a repr, a log line or an error.
+``.env`` in the working directory, then the defaults below; variable names are matched
+without regard to case, as pydantic-settings does. The variables are gathered here and
+checked by a plain pydantic model: pydantic-settings did the same with a third of a cold
+``check``'s overhead (its import pulls in asyncio and its cloud sources). Secrets are
+``SecretStr`` so they never show in a repr, a log line or an error.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["DEFAULT_BASE_URL", "EARLIEST", "LATEST", "Settings", "parse_instant"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "EARLIEST",
+    "LATEST",
+    "Settings",
+    "parse_instant",
+    "read_dotenv",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -51,21 +62,45 @@ def parse_instant(value: str | datetime) -> datetime:
     return parsed
 
 
-class Settings(BaseSettings):
-    """budgetguard's settings; every field can be set by the variable named in the contract."""
+def read_dotenv(path: str = ".env") -> dict[str, str]:
+    """The variables ``.env`` sets (none when there is no such file); ``OSError`` or
+    ``UnicodeDecodeError`` when it cannot be read."""
+    if not os.path.exists(path):
+        return {}
+    from dotenv import dotenv_values
 
-    model_config = SettingsConfigDict(
-        env_prefix="BUDGETGUARD_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        populate_by_name=True,
-    )
+    return {k: v for k, v in dotenv_values(path, encoding="utf-8").items() if v is not None}
+
+
+#: The variables of each setting, first match wins (the admin key has two names).
+_VARIABLES = {
+    "openai_admin_key": ("openai_admin_key", "budgetguard_openai_admin_key"),
+}
+
+
+def _from_environment(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> dict[str, str]:
+    """Each setting's value from the environment, else from ``.env`` (names in any case)."""
+    sources = [{k.lower(): v for k, v in source.items()} for source in (environ, dotenv)]
+    found: dict[str, str] = {}
+    for name in Settings.model_fields:
+        variables = _VARIABLES.get(name, (f"budgetguard_{name}",))
+        value = next((s[v] for s in sources for v in variables if v in s), None)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+class Settings(BaseModel):
+    """budgetguard's settings; every field can be set by the variable named in the contract.
+    ``Settings(**values)`` reads the environment and ``.env``; ``values`` win."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**_from_environment(os.environ, read_dotenv()), **values})
 
     openai_admin_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("OPENAI_ADMIN_KEY", "BUDGETGUARD_OPENAI_ADMIN_KEY"),
-        description="Admin key (sk-admin-...) with the api.usage.read scope.",
+        default=None, description="Admin key (sk-admin-...) with the api.usage.read scope."
     )
     openai_base_url: str = Field(default=DEFAULT_BASE_URL, description="API base, ending in /v1.")
     rules: Path = Field(default=Path("rules.yaml"), description="The rules file.")

@@ -85,3 +85,26 @@ def test_bad_values_say_what(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_base_url_trailing_slash_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", "http://127.0.0.1:8787/v1/")
     assert Settings().openai_base_url == "http://127.0.0.1:8787/v1"
+
+
+def test_names_in_any_case_and_the_environment_before_dotenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("OPENAI_ADMIN_KEY=from-dotenv\nbudgetguard_http_port=1234\n")
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_ADMIN_KEY", SECRET)
+    monkeypatch.setenv("budgetguard_database_url", "sqlite:///lower.db")
+    s = Settings()
+    assert s.openai_admin_key is not None
+    assert s.openai_admin_key.get_secret_value() == SECRET  # any name in the environment wins
+    assert s.http_port == 1234
+    assert s.database_url == "sqlite:///lower.db"
+
+
+def test_values_given_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUDGETGUARD_DATABASE_URL", "sqlite:///env.db")
+    monkeypatch.setenv("BUDGETGUARD_HTTP_PORT", "not-a-port")
+    with pytest.raises(ValidationError, match="http_port"):
+        Settings()
+    s = Settings(database_url="sqlite:///flag.db", http_port=1)
+    assert s.database_url == "sqlite:///flag.db"
+    assert s.http_port == 1

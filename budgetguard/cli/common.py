@@ -111,10 +111,10 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
 
 def rules_env() -> dict[str, str]:
     """Variables for ${VAR} in the rules: .env in the working directory, then the environment."""
-    from dotenv import dotenv_values
+    from budgetguard.settings import read_dotenv
 
     try:
-        values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+        values = read_dotenv()
     except (UnicodeDecodeError, OSError) as exc:
         raise fail(f".env: cannot read it: {_read_problem(exc)}", EXIT_INPUT) from None
     values.update(os.environ)
