@@ -154,7 +154,7 @@ def test_a_read_only_check_reads_sqlite_without_sqlalchemy_and_says_the_same(
 ) -> None:
     """`check --offline` without --notify reads a SQLite store through the standard library:
     the same report, to the byte, as through the SQLAlchemy store; and in a fresh process
-    it never imports SQLAlchemy."""
+    it never imports SQLAlchemy, nor our HTTP client, the plugin manager or numpy.ma."""
     import subprocess
     import sys
 
@@ -171,12 +171,13 @@ def test_a_read_only_check_reads_sqlite_without_sqlalchemy_and_says_the_same(
         "import sys\nfrom budgetguard.cli import run\n"
         f"code = run(['check', '--offline', '-r', {str(world['file'])!r}, '--db', "
         f"{world['db']!r}, '--format', 'json', '--now', {NOW_DT.isoformat()!r}])\n"
-        "print('sqlalchemy' in sys.modules, file=sys.stderr)"
+        "heavy = ('sqlalchemy', 'httpx', 'pluggy', 'numpy.ma')\n"
+        "print([m for m in heavy if m in sys.modules], file=sys.stderr)"
     )
     child = subprocess.run(
         [sys.executable, "-c", script], check=False, capture_output=True, text=True
     )
-    assert child.stderr.strip().splitlines()[-1] == "False", child.stderr
+    assert child.stderr.strip().splitlines()[-1] == "[]", child.stderr
     assert json.loads(child.stdout)["budgets"]
 
 

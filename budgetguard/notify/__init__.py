@@ -2,24 +2,33 @@
 
 A notifier plugin imports only this package: ``hookimpl`` and ``NotifierType`` to register,
 ``NotifierSettings`` for its settings model, ``Alert``/``Digest`` to read, and
-``DeliveryError``/``check_status`` to report failures. The plugin manager and the routing of
-the core live in ``budgetguard.notify.manager``, which plugins do not need.
+``DeliveryError``/``check_status``/``post`` to report failures. The plugin manager and the
+routing of the core live in ``budgetguard.notify.manager``, which plugins do not need. Each
+name is imported on first use, so the report's message texts (``notify.alert_text``) do not
+bring pluggy and httpx onto a cold check.
 """
 
-from budgetguard.notify.errors import DeliveryError, parse_retry_after
-from budgetguard.notify.hookspecs import Notifier, NotifierType, hookimpl
-from budgetguard.notify.http_status import check_status, post
-from budgetguard.notify.messages import (
-    USAGE_DASHBOARD,
-    Alert,
-    Digest,
-    DigestBudget,
-    DigestLine,
-    Message,
-    money,
-    signed_percent,
-)
-from budgetguard.notify.settings import NotifierSettings, http_url
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from budgetguard.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from budgetguard.notify.errors import DeliveryError, parse_retry_after
+    from budgetguard.notify.hookspecs import Notifier, NotifierType, hookimpl
+    from budgetguard.notify.http_status import check_status, post
+    from budgetguard.notify.messages import (
+        USAGE_DASHBOARD,
+        Alert,
+        Digest,
+        DigestBudget,
+        DigestLine,
+        Message,
+        money,
+        signed_percent,
+    )
+    from budgetguard.notify.settings import NotifierSettings, http_url
 
 __all__ = [
     "USAGE_DASHBOARD",
@@ -40,3 +49,25 @@ __all__ = [
     "post",
     "signed_percent",
 ]
+
+_HOME = {
+    "DeliveryError": "errors",
+    "parse_retry_after": "errors",
+    "Notifier": "hookspecs",
+    "NotifierType": "hookspecs",
+    "hookimpl": "hookspecs",
+    "check_status": "http_status",
+    "post": "http_status",
+    "USAGE_DASHBOARD": "messages",
+    "Alert": "messages",
+    "Digest": "messages",
+    "DigestBudget": "messages",
+    "DigestLine": "messages",
+    "Message": "messages",
+    "money": "messages",
+    "signed_percent": "messages",
+    "NotifierSettings": "settings",
+    "http_url": "settings",
+}
+
+__getattr__ = lazy_exports(__name__, _HOME)
