@@ -239,8 +239,9 @@ class UsageCube:
                 per_slot = (table * integers[slot_rates].T).sum(axis=0)
                 per_label = np.zeros(len(labels), dtype=np.int64)
                 np.add.at(per_label, label_of[counted], per_slot[counted])
-                for label in np.unique(label_of[counted]).tolist():
-                    out[labels[label]] = Decimal(int(per_label[label])).scaleb(-scale)
+                used = np.flatnonzero(np.bincount(label_of[counted]))  # np.unique: numpy.ma
+                for index in used.tolist():
+                    out[labels[index]] = Decimal(int(per_label[index])).scaleb(-scale)
                 return out, notes, unpriced
         # prices with too many digits for int64: Decimal, one slot (group x price) at a time
         for slot in np.flatnonzero(counted).tolist():
