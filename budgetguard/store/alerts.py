@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from budgetguard.store.dialects import upsert_insert
 from budgetguard.store.outbox import Outbox, OutboxRow, insert_rows
 from budgetguard.store.schema import alert_state, outbox
 
@@ -58,7 +58,7 @@ class AlertStore:
         with self.engine.begin() as conn:
             if also is not None:
                 also(conn)
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            insert = upsert_insert(conn)
             for state in states:
                 values = asdict(state)
                 statement = insert(alert_state).values(**values)

@@ -16,11 +16,10 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from budgetguard.store.dialects import upsert_insert
 from budgetguard.store.schema import outbox
 
 __all__ = ["Outbox", "OutboxRow", "PendingRow", "insert_rows", "new_owner"]
@@ -50,10 +49,6 @@ def new_owner() -> str:
     return uuid.uuid4().hex
 
 
-def _insert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
 def insert_rows(conn: Connection, rows: Iterable[tuple[str, str, str]], now: int) -> int:
     """Queue ``(key, notifier, payload)`` rows in ``conn``'s transaction; a key already
     queued for that notifier is skipped, also when another process queues it concurrently.
@@ -61,7 +56,7 @@ def insert_rows(conn: Connection, rows: Iterable[tuple[str, str, str]], now: int
     queued = 0
     for key, notifier, payload in rows:
         statement = (
-            _insert(conn)(outbox)
+            upsert_insert(conn)(outbox)
             .values(
                 idempotency_key=key,
                 notifier=notifier,
