@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from budgetguard import pipeline
 from budgetguard.health import HealthState, failing_queries, max_staleness, unknown_budgets
+from budgetguard.memory import release_memory
 from budgetguard.metrics import Metrics
 from budgetguard.notify.manager import Plugins, default_plugins
 from budgetguard.report import to_json
@@ -169,6 +170,7 @@ class Service:
                 delivery.retrying,
                 delivery.failed,
             )
+        release_memory()
 
     def send_digest(self) -> None:
         if self.rules.digest is None or not self._leader():
