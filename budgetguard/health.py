@@ -11,32 +11,63 @@ else 503 with every reason.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from budgetguard.evaluate.evaluator import Finding, group_label
 from budgetguard.rules import Rules
+from budgetguard.rules.needs import endpoints_of
 from budgetguard.store import SyncMark
 
-__all__ = ["JOB_STUCK_AFTER", "HealthState", "failing_queries", "unknown_budgets"]
+__all__ = [
+    "JOB_STUCK_AFTER",
+    "HealthState",
+    "Staleness",
+    "failing_queries",
+    "max_staleness",
+    "unknown_budgets",
+]
 
 #: A job running longer than this is stuck (collect's deadline is 120 s, a delivery pass's
 #: about 90 s): the liveness probe fails and the orchestrator restarts the process.
 JOB_STUCK_AFTER = 900.0
 
 
-def max_staleness(rules: Rules) -> timedelta:
-    """The shortest ``max_staleness`` of the budgets (6h when there are none)."""
-    return min((b.staleness_delta for b in rules.budgets), default=timedelta(hours=6))
+@dataclass(frozen=True)
+class Staleness:
+    """How long each endpoint's queries may fail: the shortest ``max_staleness`` of the
+    budgets that read the endpoint; ``other`` for the rest (queries every budget's costs
+    split relies on: the shortest of all)."""
+
+    by_endpoint: Mapping[str, timedelta]
+    other: timedelta
+
+    def of(self, endpoint: str) -> timedelta:
+        return self.by_endpoint.get(endpoint, self.other)
 
 
-def failing_queries(marks: list[SyncMark], now: int, limit: timedelta) -> list[str]:
-    """The queries whose last attempt failed and that have not succeeded for ``limit``."""
+def max_staleness(rules: Rules) -> Staleness:
+    """Each endpoint's limit, from the enabled budgets (6h when there are none)."""
+    budgets = [b for b in rules.budgets if b.enabled]
+    by_endpoint: dict[str, timedelta] = {}
+    for budget in budgets:
+        for endpoint in endpoints_of(budget):
+            limit = budget.staleness_delta
+            by_endpoint[endpoint] = min(by_endpoint.get(endpoint, limit), limit)
+    other = min((b.staleness_delta for b in budgets), default=timedelta(hours=6))
+    return Staleness(by_endpoint, other)
+
+
+def failing_queries(marks: list[SyncMark], now: int, limits: Staleness) -> list[str]:
+    """The queries whose last attempt failed and that have not succeeded for as long as
+    their endpoint's budgets allow."""
     out = []
     for mark in marks:
         if not mark.failed:
             continue
         since = mark.last_success_at
+        limit = limits.of(mark.endpoint)
         if since is None or now - since > limit.total_seconds():
             hours = "never" if since is None else f"for {(now - since) / 3600:.1f}h"
             out.append(

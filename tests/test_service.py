@@ -664,7 +664,7 @@ def test_healthz_is_503_with_reasons_when_budgets_are_unknown_and_livez_stays_20
 
 
 def test_healthz_names_a_query_failing_past_max_staleness(world: dict[str, Any]) -> None:
-    from budgetguard.health import HealthState, failing_queries
+    from budgetguard.health import HealthState, Staleness, failing_queries
     from budgetguard.store import SyncMark
 
     hour = 3600
@@ -672,7 +672,9 @@ def test_healthz_names_a_query_failing_past_max_staleness(world: dict[str, Any])
     stale = SyncMark("usage:1h", "completions", 3600, 0, 10, NOW, NOW - 7 * hour, "HTTP 500")
     never = SyncMark("usage:1m", "completions", 60, None, None, NOW, None, "timed out")
     fine = SyncMark("images:1h", "images", 3600, 0, 10, NOW, NOW, None)
-    found = failing_queries([fresh, stale, never, fine], NOW, timedelta(hours=6))
+    tolerant = SyncMark("moderations:1h", "moderations", 3600, 0, 10, NOW, NOW - 7 * hour, "x")
+    limits = Staleness({"moderations": timedelta(hours=24)}, timedelta(hours=6))
+    found = failing_queries([fresh, stale, never, fine, tolerant], NOW, limits)
     assert len(found) == 2
     assert found[0].startswith("query usage:1h failing, no success for 7.0h (max_staleness 6h)")
     assert "never" in found[1]
@@ -687,6 +689,30 @@ def test_healthz_names_a_query_failing_past_max_staleness(world: dict[str, Any])
     assert starting[0] == 503 and "first tick" in str(starting[1]["reasons"])
     failed = HealthState(interval=60, last_success=time.time(), last_error="tick failed: x")
     assert failed.ready()[0] == 503
+
+
+def test_each_endpoint_may_fail_as_long_as_the_budgets_that_read_it_allow() -> None:
+    """A 1h ``max_staleness`` on a costs budget does not make a completions query that a
+    24h budget reads unhealthy after 2 h; usage every budget's costs split relies on takes
+    the shortest limit of all."""
+    from budgetguard.health import max_staleness
+    from budgetguard.rules import load_rules_text
+
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n"
+        "  - {name: spend, limit: 10, period: month, cost_source: costs, max_staleness: 1h}\n"
+        "  - {name: tokens, limit: 5, window: 24h, metric: input_tokens, max_staleness: 24h,\n"
+        "     match: {endpoint: completions}}\n"
+        "  - {name: off, limit: 5, window: 24h, max_staleness: 10m, enabled: false}\n",
+        env={},
+    )
+    limits = max_staleness(rules)
+    assert limits.of("costs") == timedelta(hours=1)
+    assert limits.of("completions") == timedelta(hours=24)
+    assert limits.of("images") == timedelta(hours=1)
+    assert max_staleness(load_rules_text("version: 1\nbudgets: []\n", env={})).of(
+        "costs"
+    ) == timedelta(hours=6)
 
 
 def test_a_reload_that_crashes_the_loader_turns_healthz_503(
