@@ -154,7 +154,7 @@ def test_a_read_only_check_reads_sqlite_without_sqlalchemy_and_says_the_same(
 ) -> None:
     """`check --offline` without --notify reads a SQLite store through the standard library:
     the same report, to the byte, as through the SQLAlchemy store; and in a fresh process
-    it never imports SQLAlchemy, nor our HTTP client, the plugin manager or numpy.ma."""
+    it never imports SQLAlchemy, nor typer, our HTTP client, the plugin manager or numpy.ma."""
     import subprocess
     import sys
 
@@ -171,7 +171,7 @@ def test_a_read_only_check_reads_sqlite_without_sqlalchemy_and_says_the_same(
         "import sys\nfrom budgetguard.cli import run\n"
         f"code = run(['check', '--offline', '-r', {str(world['file'])!r}, '--db', "
         f"{world['db']!r}, '--format', 'json', '--now', {NOW_DT.isoformat()!r}])\n"
-        "heavy = ('sqlalchemy', 'httpx', 'pluggy', 'numpy.ma')\n"
+        "heavy = ('sqlalchemy', 'typer', 'httpx', 'pluggy', 'numpy.ma')\n"
         "print([m for m in heavy if m in sys.modules], file=sys.stderr)"
     )
     child = subprocess.run(
@@ -179,6 +179,89 @@ def test_a_read_only_check_reads_sqlite_without_sqlalchemy_and_says_the_same(
     )
     assert child.stderr.strip().splitlines()[-1] == "[]", child.stderr
     assert json.loads(child.stdout)["budgets"]
+
+
+def test_the_fast_path_knows_check_as_typer_defines_it() -> None:
+    """cli/fast.py reads `check --offline` without typer: its table of options is typer's."""
+    import typer.main
+
+    from budgetguard.cli import commands
+    from budgetguard.cli.check import CheckOptions
+    from budgetguard.cli.fast import FLAGS, VALUES
+
+    command = typer.main.get_command(commands()).commands["check"]  # type: ignore[attr-defined]
+    params = [p for p in command.params if p.name != "help"]
+    assert {o: p.name for p in params if p.is_flag for o in p.opts} == FLAGS
+    assert {o: p.name for p in params if not p.is_flag for o in p.opts} == VALUES
+    assert all(not p.secondary_opts for p in params)
+    assert {p.name for p in params if p.multiple} == {"expect"}
+    assert {p.name for p in params} == set(CheckOptions.__dataclass_fields__)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--offline", "--help"],
+        ["check", "--offline", "--notify"],
+        ["check", "-f", "json"],
+        ["collect", "--offline"],
+        ["check", "--offline", "--bogus"],
+        ["check", "--offline", "-rrules.yaml"],
+        ["check", "--offline", "-r=rules.yaml"],
+        ["check", "--offline=1"],
+        ["check", "--offline", "--now", "-5"],
+        ["check", "--offline", "--db"],
+        ["check", "--offline", "extra"],
+        ["check", "--offline", "--", "-f"],
+    ],
+)
+def test_the_fast_path_leaves_anything_unusual_to_typer(argv: list[str]) -> None:
+    from budgetguard.cli.fast import offline_check
+
+    assert offline_check(argv) is None
+
+
+FAST_CASES = [
+    [],
+    ["--format", "json"],
+    ["-f", "text", "--fail-on", "warning"],
+    ["--format=markdown"],
+    ["-f", "github", "--fail-on=never"],
+    ["--fail-on", "bogus"],
+    ["--format", "yaml"],
+    ["--expect", "100"],
+    ["--expect", "project=proj_chatbot=50", "--expect", "10", "-f", "json"],
+    ["--expect", "x=1=2"],
+    ["--expect", "1e999999"],
+    ["--now", "2026-11-20T00:00:00Z", "-f", "json"],
+    ["--now", "yesterday"],
+    ["--now", "2026-12-01T00:00:00Z"],  # data days old: unknown, exit 3
+    ["--db", "nonsense://"],
+    ["--db", "sqlite:///elsewhere.db", "--db", "{db}"],
+    ["-r", "/nonexistent/rules.yaml"],
+]
+
+
+def test_the_fast_path_says_what_typer_says(
+    world: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same exit code, stdout and stderr, to the byte, whichever path reads the flags."""
+    from budgetguard.cli import run, run_typer
+    from budgetguard.cli.fast import offline_check
+
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_DT.isoformat())
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", "")
+    monkeypatch.chdir(world["file"].parent)
+    codes = set()
+    for extra in FAST_CASES:
+        argv = ["check", "--offline", "-r", str(world["file"]), "--db", world["db"]]
+        argv += [word.replace("{db}", world["db"]) for word in extra]
+        assert offline_check(argv) is not None, extra
+        fast = run(argv), *capsys.readouterr()
+        slow = run_typer(argv), *capsys.readouterr()
+        assert fast == slow, extra
+        codes.add(fast[0])
+    assert codes == {0, 1, 2, 3}  # every exit code went through both paths
 
 
 def test_json_report_shape(world: dict[str, Any]) -> None:

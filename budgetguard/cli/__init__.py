@@ -1,8 +1,10 @@
 """The ``budgetguard`` command line. Each command only wires modules together.
 
-Heavy modules are imported inside the commands, so ``budgetguard --help`` stays fast.
+Heavy modules are imported inside the commands, so ``budgetguard --help`` stays fast, and
+``check --offline`` does not even import typer: ``cli/fast.py`` reads its flags when they
+are plain, and everything else (help, mistakes, other commands) goes through typer.
 Exit codes (the contract): 0 all good, 1 a budget at or over ``--fail-on``, 2 bad input,
-3 data unavailable. ``main`` is the one place where whatever a command did not handle ends:
+3 data unavailable. ``run`` is the one place where whatever a command did not handle ends:
 as one line on stderr with the right code, never a traceback (and never exit 1, which means
 "over budget").
 """
@@ -10,13 +12,22 @@ as one line on stderr with the right code, never a traceback (and never exit 1, 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
-import typer
+from budgetguard.cli.context import (
+    EXIT_INPUT,
+    EXIT_UNAVAILABLE,
+    CommandExit,
+    echo,
+    one_line,
+    one_line_text,
+)
+from budgetguard.cli.fast import offline_check
 
-from budgetguard.cli import budgets, operate, silences  # noqa: F401  (each registers its commands, in order)
-from budgetguard.cli.common import EXIT_INPUT, EXIT_UNAVAILABLE, app, one_line, one_line_text
+if TYPE_CHECKING:
+    import typer
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
 
 
 def main() -> None:
@@ -27,19 +38,54 @@ def main() -> None:
 def run(argv: list[str]) -> int:
     """Run the command line ``argv``; the exit code."""
     try:
+        options = offline_check(argv)
+        if options is None:
+            return run_typer(argv)
+        from budgetguard.cli.check import run_check
+
+        run_check(options)
+        return 0
+    except CommandExit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return _fail("budgetguard: interrupted", 130)
+    except Exception as exc:
+        return _fail(*_unhandled(exc))
+
+
+def run_typer(argv: list[str]) -> int:
+    """``argv`` through typer: every command, ``--help`` and the flag mistakes."""
+    import typer
+
+    app = commands()
+    try:
         code = app(args=argv, prog_name="budgetguard", standalone_mode=False)
+    except CommandExit as exc:  # a command ended itself (what it had to say is said)
+        return exc.exit_code
     except typer.Abort:
         return _fail("budgetguard: interrupted", 130)
     except typer.TyperException as exc:  # a bad flag or option value: one line, exit 2
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            typer.echo(ctx.get_help())
+            echo(ctx.get_help())
             return EXIT_INPUT
         where = ctx.command_path if ctx is not None else "budgetguard"
         return _fail(f"{where}: {one_line_text(exc.format_message())}", EXIT_INPUT)
-    except Exception as exc:
-        return _fail(*_unhandled(exc))
     return code if isinstance(code, int) else 0
+
+
+def commands() -> typer.Typer:
+    """The typer app with every command registered."""
+    from budgetguard.cli import budgets, operate, silences  # noqa: F401  (each registers its commands, in order)
+    from budgetguard.cli.common import app
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # ``from budgetguard.cli import app``: typer's app, for its test runner
+        return commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _unhandled(exc: Exception) -> tuple[str, int]:
@@ -64,5 +110,5 @@ def _unhandled(exc: Exception) -> tuple[str, int]:
 
 
 def _fail(message: str, code: int) -> int:
-    typer.echo(message, err=True)
+    echo(message, err=True)
     return code

@@ -10,14 +10,10 @@ from typing import Annotated
 
 import typer
 
-from budgetguard.cli.common import (
+from budgetguard.cli.common import Database, Now, RulesPath, Verbose, app
+from budgetguard.cli.context import (
     EXIT_INPUT,
     EXIT_UNAVAILABLE,
-    Database,
-    Now,
-    RulesPath,
-    Verbose,
-    app,
     command_context,
     fail,
     open_store,

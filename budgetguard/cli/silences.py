@@ -14,13 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from budgetguard.cli.common import (
+from budgetguard.cli.common import Database, Now, RulesPath, Verbose, app
+from budgetguard.cli.context import (
     EXIT_INPUT,
-    Database,
-    Now,
-    RulesPath,
-    Verbose,
-    app,
     fail,
     open_store,
     settings_from,
