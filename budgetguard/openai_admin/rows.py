@@ -133,7 +133,10 @@ def _repeats(results: list[Any], spec: _Spec) -> bool:
     """Two results of one bucket with the same dimensions: a page counted twice, which
     would double its usage."""
     keys = spec.others
-    seen = {tuple(r.get(k) for k in keys) if isinstance(r, dict) else id(r) for r in results}
+    try:
+        seen = {tuple(r.get(k) for k in keys) if isinstance(r, dict) else id(r) for r in results}
+    except TypeError:  # a list or object as a dimension: the result's own check names it
+        return False
     return len(seen) < len(results)
 
 
