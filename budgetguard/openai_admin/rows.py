@@ -11,9 +11,9 @@ would. Costs pages keep the models (few rows, exact money).
 Two readers share that table. ``_Typed`` decodes the whole page in C (msgspec structs built
 from the table, every field strict) and reads the columns off the structs: no dict or tuple
 per result. It accepts only pages the dict reader would accept, with the same figures, and
-declines anything else (a fault, the old ``sessions`` or ``result`` names, a lax boolean,
-text only ``json`` reads); the dict reader (``json``, then each result by the table) then
-names the fault or reads it. ``tests/test_rows.py`` holds the two to the same answers.
+declines anything else (a fault, the old ``sessions`` name, a lax boolean, text only
+``json`` reads); the dict reader (``json``, then each result by the table) then names the
+fault or reads it. ``tests/test_rows.py`` holds the two to the same answers.
 """
 
 from __future__ import annotations
@@ -202,21 +202,22 @@ class _Typed:
             fields.append((column, count, msgspec.field(default=default, name=names[0])))
         for column, kind in spec.others.items():
             fields.append((column, kind | None, None))
-        result = msgspec.defstruct("Result", fields, kw_only=True, gc=False)
-        bucket = msgspec.defstruct(
+        result: Any = msgspec.defstruct("Result", fields, kw_only=True, gc=False)
+        results: Any = list[result] | msgspec.UnsetType
+        bucket: Any = msgspec.defstruct(
             "Bucket",
             [
                 ("object", Literal["bucket"]),
                 ("start_time", int),
                 ("end_time", int),
-                ("results", list[result]),  # type: ignore[valid-type]
+                # ``results``, else the old name ``result``: neither is no data, never zero
+                ("results", results, msgspec.UNSET),
+                ("result", results, msgspec.UNSET),
             ],
             gc=False,
         )
         page = msgspec.defstruct(
-            "Page",
-            [("object", Literal["page"]), ("data", list[bucket])],  # type: ignore[valid-type]
-            gc=False,
+            "Page", [("object", Literal["page"]), ("data", list[bucket])], gc=False
         )
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(page)
         others = list(spec.others)
@@ -234,9 +235,12 @@ class _Typed:
             page = self.decoder.decode(body)
         except msgspec.MsgspecError:
             return None
+        lists = [b.result if b.results is msgspec.UNSET else b.results for b in page.data]
+        if msgspec.UNSET in lists:
+            return None
         bounds = [(b.start_time, b.end_time) for b in page.data]
-        sizes = [len(b.results) for b in page.data]
-        results = list(chain.from_iterable(b.results for b in page.data))
+        sizes = list(map(len, lists))
+        results = list(chain.from_iterable(lists))
         keys = list(map(self.identity, results))
         index = dict.fromkeys(keys, 0)
         for i, key in enumerate(index):
