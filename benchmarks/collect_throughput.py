@@ -151,29 +151,31 @@ def main() -> None:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            if args.postgres:
-                url = create_database()
-            store = Store.open(url)
+            url = create_database() if args.postgres else f"sqlite:///{Path(tmp) / 'bench.db'}"
             now = datetime.fromtimestamp(NOW, UTC)
+            store: Store | None = None
+            try:  # the database is dropped whatever happens
+                store = Store.open(url)
 
-            async def collect() -> tuple[int, int]:
-                async with AdminClient(KEY, base_url, clock=lambda: float(NOW)) as client:
-                    report = await Collector(client, store).collect([query], now)
-                    assert not report.failed, report.summary()
-                    return report.requests, sum(o.rows for o in report.outcomes)
+                async def collect(store: Store) -> tuple[int, int]:
+                    async with AdminClient(KEY, base_url, clock=lambda: float(NOW)) as client:
+                        report = await Collector(client, store).collect([query], now)
+                        assert not report.failed, report.summary()
+                        return report.requests, sum(o.rows for o in report.outcomes)
 
-            base = current_rss_mb()
-            cpu, wall = time.process_time(), time.perf_counter()
-            requests, rows = asyncio.run(collect())
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            peak = rss_mb()
-            tick_requests, _ = asyncio.run(collect())
+                base = current_rss_mb()
+                cpu, wall = time.process_time(), time.perf_counter()
+                requests, rows = asyncio.run(collect(store))
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                peak = rss_mb()
+                tick_requests, _ = asyncio.run(collect(store))
+            finally:
+                if store is not None:
+                    store.close()
+                if args.postgres:
+                    drop_database(url)
             files = Path(tmp).glob("bench.db*")  # the WAL too
             size = sum(f.stat().st_size for f in files)
-            store.close()
-            if args.postgres:
-                drop_database(url)
         print(
             f"backfill: {rows:,} rows ({hours} hours x {args.groups} groups) in {requests} "
             f"requests, {wall:.1f} s wall"

@@ -34,7 +34,7 @@ from budgetguard.rules.needs import PlannedQuery
 from budgetguard.store import USAGE_METRICS, Store
 from budgetguard.store.coverage import Interval, holes
 from budgetguard.store.coverage import merge as merge_intervals
-from budgetguard.store.rollups import ROLLUP_DIMENSIONS, RollupBlock, encode_day, merge
+from budgetguard.store.rollups import ROLLUP_DIMENSIONS, RollupBlock, encode_arrays, merge
 
 __all__ = ["CollectReport", "Collector", "QueryOutcome", "fetch_ranges", "widen"]
 
@@ -356,19 +356,26 @@ class _Held:
 
     def add_rows(self, page: RowPage) -> None:
         self.buckets += len(page.bounds)
-        self.rows += len(page.rows)
+        self.rows += page.size
         days = groupby(range(len(page.bounds)), key=lambda b: page.bounds[b][0] // _DAY)
         for day, buckets in days:
             first = next(buckets)
             last = max(buckets, default=first)
-            rows = page.rows[page.offsets[first] : page.offsets[last + 1]]
-            if not rows:
+            lo, hi = page.offsets[first], page.offsets[last + 1]
+            if lo == hi:
                 continue
-            block = RollupBlock.of(encode_day(day * _DAY, rows))
+            record = encode_arrays(
+                day * _DAY,
+                page.groups,
+                page.gid[lo:hi],
+                page.starts[lo:hi],
+                {name: values[lo:hi] for name, values in page.metrics.items()},
+            )
+            block = RollupBlock.of(record)
             if day * _DAY in self.blocks:  # the day began on the page before
-                record = merge(day * _DAY, self.blocks[day * _DAY], 0, 0, block)
-                assert record is not None
-                block = RollupBlock.of(record)
+                merged = merge(day * _DAY, self.blocks[day * _DAY], 0, 0, block)
+                assert merged is not None
+                block = RollupBlock.of(merged)
             self.blocks[day * _DAY] = block
 
 

@@ -162,7 +162,7 @@ class AdminClient:
     async def row_pages(
         self, query: Query, check: PageCheck, dims: Sequence[str], metrics: Sequence[str]
     ) -> AsyncIterator[RowPage]:
-        """``pages`` of a usage query as row tuples (``rows.parse_rows``): no model per
+        """``pages`` of a usage query as columns (``rows.parse_rows``): no model per
         result, the same checks."""
         name, expected = query.endpoint.name, query.endpoint.result_object
         async with contextlib.aclosing(self._raw_pages(query)) as raws:

@@ -1,27 +1,41 @@
-"""Usage pages straight to row tuples: the collector's fast path, exactly as strict.
+"""Usage pages straight to columns: the collector's fast path, exactly as strict.
 
 A backfill is millions of results; a pydantic model per result costs more than everything
-else the collector does. This parses a usage page's JSON once and checks each result against
-a field table derived from the result models themselves (so the two cannot drift): every
-required count present, counts JSON integers >= 0 (no ``"5"``, ``5.5`` or ``true``), an
-optional metric ``null`` or absent, dimensions strings, ``batch`` a boolean, unknown fields
-ignored, the ``sessions`` and ``result`` aliases honoured. A result of another ``object``
-fails the page as ``PageCheck`` would. Costs pages keep the models (few rows, exact money).
+else the collector does. Every usage result is checked against a field table derived from the
+result models themselves (so the two cannot drift): every required count present, counts JSON
+integers >= 0 (no ``"5"``, ``5.5`` or ``true``), an optional metric ``null`` or absent,
+dimensions strings, ``batch`` a boolean, unknown fields ignored, the ``sessions`` and
+``result`` aliases honoured. A result of another ``object`` fails the page as ``PageCheck``
+would. Costs pages keep the models (few rows, exact money).
+
+Two readers share that table. ``_Typed`` decodes the whole page in C (msgspec structs built
+from the table, every field strict) and reads the columns off the structs: no dict or tuple
+per result. It accepts only pages the dict reader would accept, with the same figures, and
+declines anything else (a fault, the old ``sessions`` name, a lax boolean, text only
+``json`` reads); the dict reader (``json``, then each result by the table) then names the
+fault or reads it. ``tests/test_rows.py`` holds the two to the same answers.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, get_args
+from functools import cache
+from itertools import chain
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
+import msgspec
 from pydantic import AliasChoices, TypeAdapter, ValidationError
 
 from budgetguard.openai_admin.errors import ResponseFormatError
 from budgetguard.openai_admin.models import RESULT_MODELS, CostsResult
 
-__all__ = ["RowPage", "parse_rows"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["RowPage", "parse_rows", "read_dicts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +71,22 @@ _SPECS = {tag: _spec(model) for tag, model in RESULT_MODELS.items() if model is 
 
 @dataclass(frozen=True, slots=True)
 class RowPage:
-    """One validated usage page: its buckets' ``(start, end)`` and one tuple per result,
-    ``(bucket_start, *dims, *metrics)`` (an absent or null metric is 0 or None, an absent
-    dimension None)."""
+    """One validated usage page in columns: its buckets' ``(start, end)``, where each
+    bucket's rows begin (and, last, their end), the page's distinct ``dims`` tuples (an
+    absent dimension None), and per row the index of its tuple and its bucket start; per
+    metric of ``metrics`` the endpoint reports, its value in each row (absent or null: 0)."""
 
     bounds: list[tuple[int, int]]
-    rows: list[tuple[Any, ...]]
-    #: where each bucket's rows begin in ``rows`` (and, last, their end)
     offsets: list[int]
+    groups: list[tuple[Any, ...]]
+    gid: np.ndarray
+    starts: np.ndarray
+    metrics: dict[str, np.ndarray]
+
+    @property
+    def size(self) -> int:
+        """The page's rows (results)."""
+        return len(self.gid)
 
 
 def parse_rows(
@@ -72,6 +94,15 @@ def parse_rows(
 ) -> RowPage:
     """Validate a usage page and return its rows; ``ResponseFormatError`` names the first
     fault (``json.JSONDecodeError`` for a body that is not JSON, which callers retry)."""
+    typed = _typed(expected_object, tuple(dims), tuple(metrics))
+    read = None if typed is None else typed.read(body)
+    return read if read is not None else read_dicts(name, expected_object, body, dims, metrics)
+
+
+def read_dicts(
+    name: str, expected_object: str, body: bytes, dims: Sequence[str], metrics: Sequence[str]
+) -> RowPage:
+    """``parse_rows`` by the dict reader alone (what the typed reader must agree with)."""
     page = json.loads(body)
 
     def fail(where: str, what: str) -> ResponseFormatError:
@@ -88,7 +119,6 @@ def parse_rows(
     spec = _SPECS.get(expected_object)
     if spec is None:  # pragma: no cover - every usage endpoint has a model
         raise fail("object", f"no model for {expected_object!r}")
-    fast = _Fast(spec, dims, metrics)
     careful = _Careful(spec, dims, metrics)
     bounds: list[tuple[int, int]] = []
     rows: list[tuple[Any, ...]] = []
@@ -109,11 +139,6 @@ def parse_rows(
         if len(results) > 1 and _repeats(results, spec):
             raise fail(f"data.{b}.results", "two results with the same dimensions")
         for r, result in enumerate(results):
-            if type(result) is dict and result.get("object") == expected_object:
-                row = fast.row(start, result)
-                if row is not None:
-                    rows.append(row)
-                    continue
             where = f"data.{b}.results.{r}"
             if not isinstance(result, dict):
                 raise fail(where, "not an object")
@@ -126,60 +151,151 @@ def parse_rows(
                 )
             rows.append(careful.row(start, result, where, fail))
     offsets.append(len(rows))
-    return RowPage(bounds, rows, offsets)
+    return _columns(bounds, offsets, rows, len(dims), metrics, spec)
+
+
+def _columns(
+    bounds: list[tuple[int, int]],
+    offsets: list[int],
+    rows: list[tuple[Any, ...]],
+    n_dims: int,
+    metrics: Sequence[str],
+    spec: _Spec,
+) -> RowPage:
+    """The ``RowPage`` of the dict reader's ``(start, *dims, *metrics)`` rows."""
+    import numpy as np
+
+    index: dict[tuple[Any, ...], int] = {}
+    gid = [index.setdefault(tuple(r[1 : 1 + n_dims]), len(index)) for r in rows]
+    columns = list(zip(*rows, strict=True)) or [()] * (1 + n_dims + len(metrics))
+    values = {
+        m: np.array([v or 0 for v in columns[1 + n_dims + i]], dtype=np.int64)
+        for i, m in enumerate(metrics)
+        if m in spec.counts
+    }
+    return RowPage(
+        bounds,
+        offsets,
+        list(index),
+        np.array(gid, dtype=np.int64),
+        np.array(columns[0], dtype=np.int64),
+        values,
+    )
+
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Typed:
+    """The dict reader's checks as msgspec structs (one per result, no dict): ``read``
+    returns None for any page the structs refuse, or whose buckets repeat a result."""
+
+    def __init__(
+        self, expected_object: str, spec: _Spec, dims: Sequence[str], metrics: Sequence[str]
+    ):
+        fields: list[tuple[str, Any, Any]] = [
+            ("object", Literal[expected_object], msgspec.NODEFAULT)
+        ]
+        for column, (names, required) in spec.counts.items():
+            count: Any = _Count if required else _Count | None
+            default = msgspec.NODEFAULT if required else None
+            fields.append((column, count, msgspec.field(default=default, name=names[0])))
+        for column, kind in spec.others.items():
+            fields.append((column, kind | None, None))
+        result: Any = msgspec.defstruct("Result", fields, kw_only=True, gc=False)
+        results: Any = list[result] | msgspec.UnsetType
+        bucket: Any = msgspec.defstruct(
+            "Bucket",
+            [
+                ("object", Literal["bucket"]),
+                ("start_time", int),
+                ("end_time", int),
+                # ``results``, else the old name ``result``: neither is no data, never zero
+                ("results", results, msgspec.UNSET),
+                ("result", results, msgspec.UNSET),
+            ],
+            gc=False,
+        )
+        page = msgspec.defstruct(
+            "Page", [("object", Literal["page"]), ("data", list[bucket])], gc=False
+        )
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(page)
+        others = list(spec.others)
+        #: what tells two results of a bucket apart (as ``_repeats``): every str or bool field
+        self.identity: Callable[[Any], tuple[Any, ...]] = (
+            attrgetter(*others) if len(others) > 1 else lambda r: (getattr(r, others[0]),)
+        )
+        self.dims = [others.index(d) if d in spec.others else None for d in dims]
+        self.metrics = [m for m in metrics if m in spec.counts]
+
+    def read(self, body: bytes) -> RowPage | None:
+        import numpy as np
+
+        try:
+            page = self.decoder.decode(body)
+        except msgspec.MsgspecError:
+            return None
+        lists = [b.result if b.results is msgspec.UNSET else b.results for b in page.data]
+        if msgspec.UNSET in lists:
+            return None
+        bounds = [(b.start_time, b.end_time) for b in page.data]
+        sizes = list(map(len, lists))
+        results = list(chain.from_iterable(lists))
+        keys = list(map(self.identity, results))
+        index = dict.fromkeys(keys, 0)
+        for i, key in enumerate(index):
+            index[key] = i
+        ids = list(map(index.__getitem__, keys))
+        offsets = [0]
+        for size in sizes:
+            lo = offsets[-1]
+            offsets.append(lo + size)
+            if size > 1 and len(set(ids[lo : lo + size])) < size:
+                return None  # the dict reader names the bucket
+        # an identity's dims tuple (dims are some of its fields): distinct identities may
+        # share one, so gids index the distinct dims tuples
+        groups: dict[tuple[Any, ...], int] = {}
+        to_group = [
+            groups.setdefault(
+                tuple(None if at is None else key[at] for at in self.dims), len(groups)
+            )
+            for key in index
+        ]
+        values = {}
+        for name in self.metrics:
+            column = list(map(attrgetter(name), results))
+            if None in column:
+                column = [v or 0 for v in column]
+            values[name] = np.array(column, dtype=np.int64)
+        return RowPage(
+            bounds,
+            offsets,
+            list(groups),
+            np.array(to_group, dtype=np.int64)[np.array(ids, dtype=np.int64)],
+            np.repeat(np.array([s for s, _ in bounds], dtype=np.int64), sizes),
+            values,
+        )
+
+
+@cache
+def _typed(expected_object: str, dims: tuple[str, ...], metrics: tuple[str, ...]) -> _Typed | None:
+    spec = _SPECS.get(expected_object)
+    return None if spec is None or not spec.others else _Typed(expected_object, spec, dims, metrics)
 
 
 def _repeats(results: list[Any], spec: _Spec) -> bool:
     """Two results of one bucket with the same dimensions: a page counted twice, which
     would double its usage."""
     keys = spec.others
-    seen = {tuple(r.get(k) for k in keys) if isinstance(r, dict) else id(r) for r in results}
+    try:
+        seen = {tuple(r.get(k) for k in keys) if isinstance(r, dict) else id(r) for r in results}
+    except TypeError:  # a list or object as a dimension: the result's own check names it
+        return False
     return len(seen) < len(results)
 
 
-_ABSENT = "\x00absent"  # a key no result has: reads as None
-_COUNT_TYPES = frozenset({int, type(None)})
-_STR_TYPES = frozenset({str, type(None)})
-_BOOL_TYPES = frozenset({bool, type(None)})
-
-
-class _Fast:
-    """The common case in a few C-level passes per result: every field of the expected
-    type, no alias in play. ``row`` returns None for anything else (``_Careful`` then
-    finds the fault, or reads a lax form the models accept)."""
-
-    def __init__(self, spec: _Spec, dims: Sequence[str], metrics: Sequence[str]) -> None:
-        self.usable = all(len(names) == 1 for names, _ in spec.counts.values())
-        extra = [c for c in spec.counts if c not in metrics]
-        self.count_keys = [m if m in spec.counts else _ABSENT for m in metrics] + extra
-        order = {k: i for i, k in enumerate(self.count_keys)}
-        self.required = [order[c] for c, (_, req) in spec.counts.items() if req]
-        self.n_metrics = len(metrics)
-        self.dim_keys = [d if d in spec.others else _ABSENT for d in dims]
-        self.str_keys = [k for k, kind in spec.others.items() if kind is str]
-        self.bool_keys = [k for k, kind in spec.others.items() if kind is bool]
-
-    def row(self, start: int, result: dict[str, Any]) -> tuple[Any, ...] | None:
-        if not self.usable:
-            return None
-        get = result.get
-        counts = tuple(map(get, self.count_keys))
-        if not _COUNT_TYPES.issuperset(map(type, counts)):
-            return None
-        if min(filter(None, counts), default=1) < 0:
-            return None
-        for i in self.required:
-            if counts[i] is None:
-                return None
-        if not _STR_TYPES.issuperset(map(type, map(get, self.str_keys))):
-            return None
-        if self.bool_keys and not _BOOL_TYPES.issuperset(map(type, map(get, self.bool_keys))):
-            return None
-        return (start, *map(get, self.dim_keys), *counts[: self.n_metrics])
-
-
 class _Careful:
-    """Field by field, naming the first fault: the path of results ``_Fast`` declines."""
+    """The dict reader of one result: field by field, naming the first fault."""
 
     def __init__(self, spec: _Spec, dims: Sequence[str], metrics: Sequence[str]) -> None:
         self.counts = [(i, spec.counts.get(m)) for i, m in enumerate(metrics)]

@@ -125,9 +125,13 @@ def encode_arrays(
     starts: np.ndarray,
     metrics: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    """The block record of one day's rows, given as arrays (rows by bucket start)."""
+    """The block record of one day's rows, given as arrays (rows by bucket start); groups
+    no row names are dropped."""
     import numpy as np
 
+    used, gid = np.unique(gid, return_inverse=True)
+    if len(used) < len(groups):
+        groups = [groups[i] for i in used.tolist()]
     offsets = starts.astype(np.int64) - day_start
     unit = 60 if not np.any(offsets % 60) else 1
     if unit != 1:
@@ -211,12 +215,10 @@ def merge(
         for m in names
     }
     order = np.argsort(starts, kind="stable")
-    used, gid = np.unique(gid[order], return_inverse=True)  # groups no row names are dropped
-    groups = list(index)
     return encode_arrays(
         day_start,
-        [groups[i] for i in used],
-        gid,
+        list(index),
+        gid[order],
         starts[order],
         {m: v[order] for m, v in metrics.items()},
     )
