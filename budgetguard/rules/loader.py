@@ -77,7 +77,7 @@ class Reporter:
         name = key
         if loc and isinstance(loc[-1], int):  # an item of a list: name the list
             name = str(loc[-2]) if len(loc) > 1 else "item"
-            if path in self.positions.values:  # written as a list, not a single value
+            if self.positions.written(path):  # written as a list, not a single value
                 name += f" (item {loc[-1] + 1})"
         value = err.get("input")
         if kind == "extra_forbidden":

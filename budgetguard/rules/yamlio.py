@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -51,6 +51,8 @@ _NULL = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 _TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
+_MERGE = _TAG + "merge"
 _PLAIN = "?plain"  # a plain scalar: resolved by ``_resolve_plain``, as YAML 1.2 core
 _STANDARD_TAGS = frozenset(
     _TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "merge", "value")
@@ -66,23 +68,65 @@ class YamlError(Exception):
         super().__init__(f"{line}:{column}: {message}")
 
 
-@dataclass
 class Positions:
-    """0-based (line, column) of keys and values by their path in the data."""
+    """0-based (line, column) of keys and values by their path in the data.
 
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    Found in the composed nodes when asked, not recorded while building: a position for
+    every key and value cost more than building the data itself, and only mistakes and
+    warnings are ever reported with one. The nodes live as long as this does.
+    """
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        # a document that is one scalar was never given a position: it is reported at 1:1
+        self._root = root if isinstance(root, yaml.CollectionNode) else None
 
     def of_value(self, path: Path) -> tuple[int, int]:
         """Where the value at ``path`` (or the nearest enclosing one) was written."""
-        for cut in range(len(path), -1, -1):
-            found = self.values.get(path[:cut])
-            if found is not None:
-                return found
-        return (0, 0)
+        _, _, node = self._find(path)
+        return (0, 0) if node is None else _at(node)
 
     def of_key(self, path: Path) -> tuple[int, int]:
-        return self.keys.get(path) or self.of_value(path)
+        found, key, node = self._find(path)
+        if found == len(path) and key is not None:
+            return _at(key)
+        return (0, 0) if node is None else _at(node)
+
+    def written(self, path: Path) -> bool:
+        """Whether the data has a value at ``path`` (not only at an enclosing path)."""
+        return self._root is not None and self._find(path)[0] == len(path)
+
+    def _find(self, path: Path) -> tuple[int, yaml.Node | None, yaml.Node | None]:
+        """How many parts of ``path`` the data has, and the key and value nodes of the
+        last of them (no key for a list item or the whole document)."""
+        key, node = None, self._root
+        if node is None:
+            return 0, None, None
+        for depth, part in enumerate(path):
+            entry: tuple[yaml.Node | None, yaml.Node] | None = None
+            if (
+                type(node) is yaml.SequenceNode
+                and type(part) is int
+                and 0 <= part < len(node.value)
+            ):
+                entry = (None, node.value[part])
+            elif type(node) is yaml.MappingNode and type(part) is str:
+                entry = _entry(node, part)
+            if entry is None:
+                return depth, key, node
+            key, node = entry
+        return len(path), key, node
+
+
+def _entry(node: yaml.MappingNode, name: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The key and value nodes that give ``name`` its value, as ``_Builder`` chose them:
+    the mapping's own key, else the first merged one."""
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
+    for key, value in node.value:
+        if _is_merge(key):
+            merged.extend(pair for source in _merge_sources(value) for pair in source.value)
+        elif _name(_scalar(key)) == name:
+            return key, value
+    return next(((k, v) for k, v in merged if _name(_scalar(k)) == name), None)
 
 
 @dataclass
@@ -103,7 +147,7 @@ class _Composer(CParser):  # type: ignore[misc]
 
     def resolve(self, kind: type[yaml.Node], _value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:
-            return _PLAIN if implicit[0] else _TAG + "str"
+            return _PLAIN if implicit[0] else _STR
         return _TAG + ("map" if kind is yaml.MappingNode else "seq")
 
 
@@ -116,11 +160,28 @@ def _fail(node: yaml.Node, message: str) -> YamlError:
     return YamlError(line + 1, col + 1, message)
 
 
-class _Builder:
-    """Plain data from composed nodes, counting what it builds."""
+def _is_merge(key: yaml.Node) -> bool:
+    return bool(key.tag == _MERGE or (key.tag == _PLAIN and key.value == "<<"))
 
-    def __init__(self, positions: Positions) -> None:
-        self.positions = positions
+
+def _merge_sources(value: yaml.Node) -> list[yaml.Node]:
+    """What ``<<:`` merges: one mapping, or a list of them (checked by ``_Builder``)."""
+    return value.value if isinstance(value, yaml.SequenceNode) else [value]
+
+
+def _name(key: Any) -> str:
+    """A key's value as the key it is in the data: text (``true``, ``1``, ``None``...)."""
+    return str(key).lower() if isinstance(key, bool) else str(key)
+
+
+class _Builder:
+    """Plain data from composed nodes, counting what it builds again through aliases.
+
+    The hot path of loading: one call per collection, none per scalar but a look-up of
+    plain scalars already seen (``limit: 100`` resolved once, however often written).
+    """
+
+    def __init__(self) -> None:
         self.seen: set[int] = set()
         self.aliased = 0
         self.plain: dict[str, Any] = {}  # plain scalar text -> its (immutable) value
@@ -131,9 +192,9 @@ class _Builder:
             if found is self:
                 found = self.plain[node.value] = _scalar(node)
             return found
-        return _scalar(node)
+        return node.value if node.tag == _STR else _scalar(node)
 
-    def build(self, node: yaml.Node, path: Path, depth: int, again: bool = False) -> Any:
+    def build(self, node: yaml.Node, depth: int, again: bool = False) -> Any:
         if type(node) is yaml.ScalarNode:
             return self.scalar(node)
         again = again or id(node) in self.seen
@@ -146,67 +207,33 @@ class _Builder:
             raise _fail(node, f"nested too deeply (more than {MAX_DEPTH} levels)")
         if node.tag not in _BASIC:
             raise _fail(node, f"unsupported tag '{node.tag}'")
-        self.positions.values.setdefault(path, _at(node))
-        if isinstance(node, yaml.SequenceNode):
-            items = []
-            values = self.positions.values
-            for index, item in enumerate(node.value):
-                mark = item.start_mark
-                values[(*path, index)] = (mark.line, mark.column)
-                if type(item) is yaml.ScalarNode:
-                    items.append(self.scalar(item))
-                else:
-                    items.append(self.build(item, (*path, index), depth + 1, again))
-            return items
-        return self._mapping(node, path, depth, again)
-
-    def _mapping(
-        self, node: yaml.MappingNode, path: Path, depth: int, again: bool
-    ) -> dict[str, Any]:
+        scalar, inner = yaml.ScalarNode, depth + 1
+        if type(node) is yaml.SequenceNode:
+            return [
+                self.scalar(item) if type(item) is scalar else self.build(item, inner, again)
+                for item in node.value
+            ]
         out: dict[str, Any] = {}
-        explicit: set[str] = set()
         merged: list[tuple[yaml.Node, yaml.Node]] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge" or (
-                key_node.tag == _PLAIN and key_node.value == "<<"
-            ):
-                merged.extend(self._merge_pairs(value_node))
+        for key, value in node.value:
+            if _is_merge(key):
+                merged.extend(self._merge_pairs(value))
                 continue
-            name = self._key(key_node)
-            if name in explicit:
-                raise _fail(
-                    key_node, f"duplicate key '{name}' (each key may appear once per mapping)"
-                )
-            explicit.add(name)
-            self._put(out, (path, name), key_node, value_node, depth, again)
-        for key_node, value_node in merged:  # explicit keys win, then the first merged one
-            name = self._key(key_node)
+            name = self._key(key)
+            if name in out:
+                raise _fail(key, f"duplicate key '{name}' (each key may appear once per mapping)")
+            out[name] = (
+                self.scalar(value) if type(value) is scalar else self.build(value, inner, again)
+            )
+        for key, value in merged:  # explicit keys win, then the first merged one
+            name = self._key(key)
             if name not in out:
-                self._put(out, (path, name), key_node, value_node, depth, True)
+                out[name] = self.build(value, inner, True)
         return out
 
-    def _put(
-        self,
-        out: dict[str, Any],
-        where: tuple[Path, str],
-        key_node: yaml.Node,
-        value_node: yaml.Node,
-        depth: int,
-        again: bool,
-    ) -> None:
-        path, name = where
-        at = (*path, name)
-        self.positions.keys[at] = _at(key_node)
-        self.positions.values[at] = _at(value_node)
-        if type(value_node) is yaml.ScalarNode:
-            out[name] = self.scalar(value_node)
-        else:
-            out[name] = self.build(value_node, at, depth + 1, again)
-
     def _merge_pairs(self, value: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
-        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
         pairs: list[tuple[yaml.Node, yaml.Node]] = []
-        for source in sources:
+        for source in _merge_sources(value):
             if not isinstance(source, yaml.MappingNode):
                 raise _fail(source, "a merge key (<<) takes a mapping or a list of mappings")
             self.aliased += len(source.value)  # merged values are built again, too
@@ -216,10 +243,9 @@ class _Builder:
         return pairs
 
     def _key(self, node: yaml.Node) -> str:
-        if not isinstance(node, yaml.ScalarNode):
+        if type(node) is not yaml.ScalarNode:
             raise _fail(node, "a key must be plain text, not a mapping or a list")
-        value = self.scalar(node)
-        return str(value).lower() if isinstance(value, bool) else str(value)
+        return _name(self.scalar(node))
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -288,8 +314,8 @@ def load_yaml(text: str) -> Located:
     gc.disable()  # many small objects, no cycles to collect: the collector would triple the time
     try:
         node = loader.get_single_node()
-        positions = Positions()
-        data = None if node is None else _Builder(positions).build(node, (), 0)
+        data = None if node is None else _Builder().build(node, 0)
+        return Located(data, Positions(node))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -300,7 +326,6 @@ def load_yaml(text: str) -> Located:
         loader.dispose()
         if collecting:
             gc.enable()
-    return Located(data, positions)
 
 
 def dump_yaml(data: Any) -> str:
