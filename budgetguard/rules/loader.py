@@ -238,6 +238,8 @@ def load_rules_text(
     gc.disable()  # a rules file is many small acyclic objects: collecting them costs a third
     try:
         return _load_rules_text(text, source, env, notifier_types, notifier_warnings)
+    except RulesError as exc:  # without the loading's frames, which hold the whole document
+        raise exc.with_traceback(None) from None
     finally:
         if collecting:
             gc.enable()

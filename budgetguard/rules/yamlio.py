@@ -1,13 +1,19 @@
 """YAML in and out with positions: plain data plus where each key and value was written.
 
-Parsing composes nodes with PyYAML's C loader (libyaml: fast, and every node carries its
-mark) and builds the data with a constructor of our own, which is what makes the loader safe
-on hostile input: aliases are shared nodes, so values built again through an alias are
-counted (a billion-laughs bomb is refused after ``MAX_ALIASED`` of them, in about 0.15 s);
-nesting is bounded at ``MAX_DEPTH``; unknown tags, control characters (with their line:col)
-and numbers too long to be meant are refused. Plain scalars resolve as YAML 1.2 core
-(``on``/``yes`` stay text); numbers load as exact ``Decimal`` (floats) or ``int``; merge keys
-(``<<: *base``) merge, the mapping's own keys winning.
+Parsing uses PyYAML's C parser (libyaml) and builds the data with a constructor of our own,
+which is what makes the loader safe on hostile input: aliases are shared nodes, so values
+built again through an alias are counted (a billion-laughs bomb is refused after
+``MAX_ALIASED`` of them); nesting is bounded at ``MAX_DEPTH``; unknown tags, control
+characters (with their line:col) and numbers too long to be meant are refused. Plain scalars
+resolve as YAML 1.2 core (``on``/``yes`` stay text); numbers load as exact ``Decimal``
+(floats) or ``int``; merge keys (``<<: *base``) merge, the mapping's own keys winning.
+
+Two paths, one meaning. Most files are plain mappings, lists and scalars: those are built
+straight from libyaml's events (``_Events``), with no node objects, which is a third of the
+time of composing nodes and building from them. The first anchor, alias, tag or merge key,
+and every mistake, sends the file down the node path (``_Builder``), which handles all of
+YAML we accept and says what is wrong and where; the event path never reports anything
+itself. Positions are found in composed nodes only when something is reported.
 """
 
 from __future__ import annotations
@@ -17,10 +23,19 @@ import io
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 import yaml
 from yaml._yaml import CParser
+from yaml.events import (
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 
 __all__ = [
     "MAX_ALIASED",
@@ -71,14 +86,19 @@ class YamlError(Exception):
 class Positions:
     """0-based (line, column) of keys and values by their path in the data.
 
-    Found in the composed nodes when asked, not recorded while building: a position for
-    every key and value cost more than building the data itself, and only mistakes and
-    warnings are ever reported with one. The nodes live as long as this does.
+    Found in the document's nodes, composed again the first time one is asked for: recording
+    a position for every key and value cost more than building the data, and only mistakes
+    and warnings are ever reported with one.
     """
 
-    def __init__(self, root: yaml.Node | None) -> None:
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    @cached_property
+    def _root(self) -> yaml.Node | None:
+        root = _compose(self._text)  # it was loaded, so it composes
         # a document that is one scalar was never given a position: it is reported at 1:1
-        self._root = root if isinstance(root, yaml.CollectionNode) else None
+        return root if isinstance(root, yaml.CollectionNode) else None
 
     def of_value(self, path: Path) -> tuple[int, int]:
         """Where the value at ``path`` (or the nearest enclosing one) was written."""
@@ -124,9 +144,9 @@ def _entry(node: yaml.MappingNode, name: str) -> tuple[yaml.Node, yaml.Node] | N
     for key, value in node.value:
         if _is_merge(key):
             merged.extend(pair for source in _merge_sources(value) for pair in source.value)
-        elif _name(_scalar(key)) == name:
+        elif _name(_value(key.value, key.tag)) == name:
             return key, value
-    return next(((k, v) for k, v in merged if _name(_scalar(k)) == name), None)
+    return next(((k, v) for k, v in merged if _name(_value(k.value, k.tag)) == name), None)
 
 
 @dataclass
@@ -149,6 +169,19 @@ class _Composer(CParser):  # type: ignore[misc]
         if kind is yaml.ScalarNode:
             return _PLAIN if implicit[0] else _STR
         return _TAG + ("map" if kind is yaml.MappingNode else "seq")
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's nodes (libyaml's errors raised as they come)."""
+    composer = _Composer(text)
+    collecting = gc.isenabled()
+    gc.disable()  # many small objects, no cycles to collect: the collector would triple the time
+    try:
+        return composer.get_single_node()
+    finally:
+        composer.dispose()
+        if collecting:
+            gc.enable()
 
 
 def _at(node: yaml.Node) -> tuple[int, int]:
@@ -174,25 +207,105 @@ def _name(key: Any) -> str:
     return str(key).lower() if isinstance(key, bool) else str(key)
 
 
+class _Unsupported(Exception):
+    """What the event path leaves to the node path."""
+
+
+class _Events:
+    """Plain data straight from libyaml's events, for documents of plain mappings, lists
+    and scalars only: anything else raises ``_Unsupported`` (see the module's docstring).
+
+    It accepts exactly what ``_Builder`` builds without a word, and builds the same data.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.parser = CParser(text)
+        self.next = self.parser.get_event
+        self.plain: dict[str, Any] = {}  # plain scalar text -> its (immutable) value
+        self.names: dict[str, str] = {}  # plain key text -> the key (never a merge key)
+
+    def load(self) -> Any:
+        try:
+            self.next()  # the stream's start
+            event = self.next()
+            data = None
+            if type(event) is not StreamEndEvent:  # a document (else: none, as when empty)
+                data = self.node(self.next(), 0)
+                self.next()  # the document's end
+                if type(self.next()) is not StreamEndEvent:
+                    raise _Unsupported  # another document: the node path refuses it
+            return data
+        except (_Refused, yaml.YAMLError):
+            raise _Unsupported from None
+        finally:
+            self.parser.dispose()
+
+    def node(self, event: Any, depth: int) -> Any:
+        kind = type(event)
+        if kind is ScalarEvent:
+            return self.scalar(event)
+        if kind not in (MappingStartEvent, SequenceStartEvent) or depth >= MAX_DEPTH:
+            raise _Unsupported  # an alias, or nested too deeply
+        if event.anchor is not None or event.tag is not None:
+            raise _Unsupported
+        if kind is SequenceStartEvent:
+            items = []
+            while type(event := self.next()) is not SequenceEndEvent:
+                items.append(self.node(event, depth + 1))
+            return items
+        out: dict[str, Any] = {}
+        names = self.names
+        while type(event := self.next()) is not MappingEndEvent:
+            plain = type(event) is ScalarEvent and event.implicit[0]
+            name = names.get(event.value) if plain else None
+            if name is None:  # not a plain key seen before
+                if type(event) is not ScalarEvent or (plain and event.value == "<<"):
+                    raise _Unsupported  # a key that is not text, or a merge key
+                name = _name(self.scalar(event))
+                if plain:
+                    names[event.value] = name
+            if name in out:
+                raise _Unsupported  # a duplicate key
+            event = self.next()
+            out[name] = (
+                self.scalar(event) if type(event) is ScalarEvent else self.node(event, depth + 1)
+            )
+        return out
+
+    def scalar(self, event: Any) -> Any:
+        if event.anchor is not None or event.tag is not None:
+            raise _Unsupported
+        if not event.implicit[0]:  # quoted, or a block scalar: text
+            return event.value
+        found = self.plain.get(event.value, self)
+        if found is self:
+            found = self.plain[event.value] = _value(event.value, _PLAIN)
+        return found
+
+
 class _Builder:
     """Plain data from composed nodes, counting what it builds again through aliases.
 
-    The hot path of loading: one call per collection, none per scalar but a look-up of
-    plain scalars already seen (``limit: 100`` resolved once, however often written).
+    One call per collection, none per scalar but a look-up of plain scalars already seen
+    (``limit: 100`` resolved once, however often written).
     """
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
         self.aliased = 0
         self.plain: dict[str, Any] = {}  # plain scalar text -> its (immutable) value
+        self.names: dict[str, str] = {}  # plain key text -> the key (never a merge key)
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
-        if node.tag == _PLAIN:
-            found = self.plain.get(node.value, self)
-            if found is self:
-                found = self.plain[node.value] = _scalar(node)
-            return found
-        return node.value if node.tag == _STR else _scalar(node)
+        try:
+            if node.tag == _PLAIN:
+                found = self.plain.get(node.value, self)
+                if found is self:
+                    found = self.plain[node.value] = _value(node.value, _PLAIN)
+                return found
+            return _value(node.value, node.tag)
+        except _Refused as exc:
+            raise _fail(node, str(exc)) from None
 
     def build(self, node: yaml.Node, depth: int, again: bool = False) -> Any:
         if type(node) is yaml.ScalarNode:
@@ -215,11 +328,14 @@ class _Builder:
             ]
         out: dict[str, Any] = {}
         merged: list[tuple[yaml.Node, yaml.Node]] = []
+        names = self.names
         for key, value in node.value:
-            if _is_merge(key):
-                merged.extend(self._merge_pairs(value))
-                continue
-            name = self._key(key)
+            name = names.get(key.value) if type(key) is scalar and key.tag == _PLAIN else None
+            if name is None:  # not a plain key seen before
+                if _is_merge(key):
+                    merged.extend(self._merge_pairs(value))
+                    continue
+                name = self._key(key)
             if name in out:
                 raise _fail(key, f"duplicate key '{name}' (each key may appear once per mapping)")
             out[name] = (
@@ -245,25 +361,33 @@ class _Builder:
     def _key(self, node: yaml.Node) -> str:
         if type(node) is not yaml.ScalarNode:
             raise _fail(node, "a key must be plain text, not a mapping or a list")
-        return _name(self.scalar(node))
+        name = _name(self.scalar(node))
+        if node.tag == _PLAIN:
+            self.names[node.value] = name
+        return name
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
-    text = node.value
-    tag = node.tag
+class _Refused(Exception):
+    """A scalar we do not accept; the node path reports it at the scalar."""
+
+
+def _value(text: str, tag: str) -> Any:
+    """A scalar's value by its tag (``_PLAIN``: resolved as YAML 1.2 core)."""
     if tag == _PLAIN:
         tag = _resolve_plain(text)
     elif tag not in _STANDARD_TAGS:
-        raise _fail(node, f"unsupported tag '{tag}'")
+        raise _Refused(f"unsupported tag '{tag}'")
+    if tag == _STR:
+        return text
     if tag == _TAG + "null":
         return None
     if tag == _TAG + "bool":
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
-        raise _fail(node, "expected true or false")
+        raise _Refused("expected true or false")
     if tag in (_TAG + "int", _TAG + "float"):
-        return _number(node, text, tag)
-    return text  # text, and dates too: the rules read them as text
+        return _number(text, tag)
+    return text  # dates too: the rules read them as text
 
 
 def _resolve_plain(text: str) -> str:
@@ -275,12 +399,12 @@ def _resolve_plain(text: str) -> str:
         return _TAG + "int"
     if _FLOAT.fullmatch(text):
         return _TAG + "float"
-    return _TAG + "str"
+    return _STR
 
 
-def _number(node: yaml.ScalarNode, text: str, tag: str) -> Any:
+def _number(text: str, tag: str) -> Any:
     if len(text) > _MAX_NUMBER_CHARS:
-        raise _fail(node, f"number too long (more than {_MAX_NUMBER_CHARS} characters)")
+        raise _Refused(f"number too long (more than {_MAX_NUMBER_CHARS} characters)")
     clean = text.replace("_", "")
     if clean.lstrip("+-").lower() in (".inf", ".nan"):
         return text  # left as text, for the checks to refuse
@@ -289,7 +413,7 @@ def _number(node: yaml.ScalarNode, text: str, tag: str) -> Any:
             return int(clean, 0) if clean[:2] in ("0o", "0x") else int(clean)
         value = Decimal(clean)
     except (ValueError, InvalidOperation):
-        raise _fail(node, "not a number") from None
+        raise _Refused("not a number") from None
     return value
 
 
@@ -309,13 +433,16 @@ def load_yaml(text: str) -> Located:
     bad = _control_character(text)
     if bad is not None:
         raise bad
-    loader = _Composer(text)
     collecting = gc.isenabled()
     gc.disable()  # many small objects, no cycles to collect: the collector would triple the time
     try:
-        node = loader.get_single_node()
+        try:
+            return Located(_Events(text).load(), Positions(text))
+        except _Unsupported:
+            pass
+        node = _compose(text)
         data = None if node is None else _Builder().build(node, 0)
-        return Located(data, Positions(node))
+        return Located(data, Positions(text))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -323,7 +450,6 @@ def load_yaml(text: str) -> Located:
     except yaml.YAMLError as exc:  # the reader: what the scan above did not catch
         raise YamlError(1, 1, f"not YAML: {exc}") from None
     finally:
-        loader.dispose()
         if collecting:
             gc.enable()
 
