@@ -21,7 +21,8 @@ def interpolate(
     path: Path = (),
     unset: Callable[[Path, str], bool] | None = None,
 ) -> Any:
-    """``data`` with every placeholder replaced; problems go to ``report(path, message)``.
+    """``data`` with every placeholder replaced (the same objects where none is); problems
+    go to ``report(path, message)``.
 
     An unset variable without a default is first offered to ``unset(path, name)``: when it
     returns true (a notifier setting, resolved only when used) it is not an error, and the

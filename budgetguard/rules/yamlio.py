@@ -9,11 +9,12 @@ resolve as YAML 1.2 core (``on``/``yes`` stay text); numbers load as exact ``Dec
 (floats) or ``int``; merge keys (``<<: *base``) merge, the mapping's own keys winning.
 
 Two paths, one meaning. Most files are plain mappings, lists and scalars: those are built
-straight from libyaml's events (``_Events``), with no node objects, which is a third of the
-time of composing nodes and building from them. The first anchor, alias, tag or merge key,
-and every mistake, sends the file down the node path (``_Builder``), which handles all of
-YAML we accept and says what is wrong and where; the event path never reports anything
-itself. Positions are found in composed nodes only when something is reported.
+straight from libyaml's events (``_Events``), with no node objects, in two thirds of the time
+of composing nodes and building from them (0.2 s against 0.3 s at 10,000 budgets). The first
+anchor, alias, tag or merge key, and every mistake, sends the file down the node path
+(``_Builder``), which handles all of YAML we accept and says what is wrong and where; the
+event path never reports anything itself. Positions are found in composed nodes only when
+something is reported.
 """
 
 from __future__ import annotations
