@@ -77,7 +77,7 @@ class Reporter:
         name = key
         if loc and isinstance(loc[-1], int):  # an item of a list: name the list
             name = str(loc[-2]) if len(loc) > 1 else "item"
-            if path in self.positions.values:  # written as a list, not a single value
+            if self.positions.written(path):  # written as a list, not a single value
                 name += f" (item {loc[-1] + 1})"
         value = err.get("input")
         if kind == "extra_forbidden":
@@ -238,6 +238,8 @@ def load_rules_text(
     gc.disable()  # a rules file is many small acyclic objects: collecting them costs a third
     try:
         return _load_rules_text(text, source, env, notifier_types, notifier_warnings)
+    except RulesError as exc:  # without the loading's frames, which hold the whole document
+        raise exc.with_traceback(None) from None
     finally:
         if collecting:
             gc.enable()
