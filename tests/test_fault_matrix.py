@@ -89,6 +89,12 @@ def negative_tokens(page: Page) -> Page:
     return page
 
 
+def huge_tokens(page: Page) -> Page:
+    for result in _results(page):
+        result["input_tokens"] = 2**63  # past int64, and far past any JSON-exact integer
+    return page
+
+
 def null_optional_metric(page: Page) -> Page:
     for result in _results(page):
         result["input_cached_tokens"] = None
@@ -167,6 +173,7 @@ MODES = [
     Mode("costs results repeated", "costs", "rewrite", 3, rewrite=repeat_results),
     Mode("usage results repeated", "completions", "rewrite", 3, rewrite=repeat_results),
     Mode("negative token counts", "completions", "rewrite", 3, rewrite=negative_tokens),
+    Mode("token counts past 2^53", "completions", "rewrite", 3, rewrite=huge_tokens),
     Mode("null optional metric", "completions", "rewrite", 0, rewrite=null_optional_metric),
     Mode("unknown fields", "completions", "rewrite", 0, rewrite=unknown_fields),
     Mode("string amounts", "costs", "string_amounts", 0),

@@ -130,6 +130,7 @@ def test_costs_start_at_midnight_and_may_lack_today() -> None:
     "result",
     [
         usage(-1),  # a negative count
+        usage(2**53),  # past the last JSON-exact integer: no real usage, and not summable
         usage(input_tokens="5"),  # a count as text
         usage(input_tokens=5.5),
         usage(input_tokens=None),  # a required count null

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_COUNT",
     "RESULT_MODELS",
     "Amount",
     "AudioSpeechesResult",
@@ -46,8 +47,13 @@ __all__ = [
 ]
 
 
+#: The largest count a result may report: 2**53 - 1, the last integer every JSON reader keeps
+#: exact. No bucket of real usage comes near it (a billion tokens an hour is ~2**30), and a
+#: larger one would not sum exactly (or at all, past 2**63): the page fails instead.
+MAX_COUNT = 2**53 - 1
+
 #: A count the API reports: a JSON integer, never negative (strict: no "5", no 5.5, no true).
-Count = Annotated[int, Field(ge=0, strict=True)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
 
 
 class _Model(BaseModel):

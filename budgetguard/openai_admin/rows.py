@@ -30,7 +30,7 @@ import msgspec
 from pydantic import AliasChoices, TypeAdapter, ValidationError
 
 from budgetguard.openai_admin.errors import ResponseFormatError
-from budgetguard.openai_admin.models import RESULT_MODELS, CostsResult
+from budgetguard.openai_admin.models import MAX_COUNT, RESULT_MODELS, CostsResult
 
 if TYPE_CHECKING:
     import numpy as np
@@ -183,7 +183,7 @@ def _columns(
     )
 
 
-_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 
 
 class _Typed:
@@ -346,6 +346,10 @@ def _count(
                 return 0
             if type(value) is not int or value < 0:
                 raise fail(f"{where}.{key}", "a non-negative integer is required")
+            if value > MAX_COUNT:
+                raise fail(
+                    f"{where}.{key}", f"a count of at most 2^53 - 1 ({MAX_COUNT}) is required"
+                )
             return int(value)
     if required:
         raise fail(f"{where}.{names[0]}", "field required")
