@@ -7,13 +7,18 @@ decodes the same blocks. Both run alternately, best of 7; the ratio is of the sa
 
 Targets (issue 16): check <= 1.3x the floor and <= 0.5 s.
 
-    python -m benchmarks.cold_check [--keep DIR]
+Wall times on a shared 2-core machine move by tens of percent; ``--instructions`` also counts
+the instructions each executes under valgrind's callgrind (repeatable to the instruction,
+whatever else runs), and prints that ratio too.
+
+    python -m benchmarks.cold_check [--keep DIR] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,10 +53,22 @@ def best(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - began
 
 
+def instructions(argv: list[str], env: dict[str, str]) -> int:
+    """Instructions ``argv`` executes (callgrind; OpenBLAS on one thread so none spin)."""
+    tool = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    env = {**env, "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run(tool + argv, env=env, capture_output=True, text=True, check=False)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind gave no count: {done.stderr[-300:]}")
+    return int(found.group(1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep", help="a folder for the demo store, reused when there")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true", help="also count (callgrind)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(args.keep or scratch)
@@ -74,6 +91,7 @@ def main() -> None:
         for _ in range(args.runs):
             times["check"].append(best(check, env))
             times["floor"].append(best(floor, env))
+        counts = [instructions(a, env) for a in (check, floor)] if args.instructions else None
     c, f = min(times["check"]), min(times["floor"])
     verdict = "OK" if c <= 1.3 * f and c <= 0.5 else "MISS"
     print(
@@ -81,6 +99,11 @@ def main() -> None:
         f"rules loader, same blocks): {f:.3f} s; ratio {c / f:.2f}x "
         f"({verdict}: <= 1.3x and <= 0.5 s; best of {args.runs}, alternating)"
     )
+    if counts is not None:
+        print(
+            f"instructions (callgrind): check {counts[0] / 1e6:,.0f} M, floor "
+            f"{counts[1] / 1e6:,.0f} M; ratio {counts[0] / counts[1]:.2f}x"
+        )
 
 
 if __name__ == "__main__":
