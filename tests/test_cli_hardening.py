@@ -381,6 +381,9 @@ def test_ci_needs_no_notifier_secrets(cwd: Path, capsys: pytest.CaptureFixture[s
     assert code == 3 and not [e for e in err if "SLACK_WEBHOOK_URL" in e]  # unknown: no data
     code, _, err = bg(["digest", "--offline", "--now", NOW_ISO], capsys)
     assert code == 0, err
+    for argv in (["collect"], ["backtest", "--from", "2d", "--to", "1d"]):  # they send nothing
+        code, _, err = bg([*argv, "--now", NOW_ISO], capsys)
+        assert code != 2 and not [e for e in err if "SLACK_WEBHOOK_URL" in e], (argv, err)
     code, _, err = bg(["notify-test", "stdout"], capsys)
     assert code == 0, err
     code, _, err = bg(["notify-test", "finops"], capsys)

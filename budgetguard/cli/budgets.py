@@ -73,7 +73,7 @@ def collect(
     verbose: Verbose = False,
 ) -> None:
     """Sync usage and costs into the store, incrementally (a progress bar on a terminal)."""
-    settings, loaded, clock = command_context(rules, db, now, verbose)
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     start = None if since is None else parse_when(since, clock, "--since")
     end = clock if until is None else parse_when(until, clock, "--until")
     if start is not None and start >= end:
@@ -134,7 +134,7 @@ def backtest(
     from budgetguard.evaluate import group_label, needed_from
     from budgetguard.rules.vocabulary import parse_duration
 
-    settings, loaded, clock = command_context(rules, db, now, verbose)
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     first, last = parse_when(start, clock, "--from"), parse_when(end, clock, "--to")
     try:
         every = parse_duration(step)
