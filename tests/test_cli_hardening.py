@@ -264,6 +264,69 @@ def test_the_entry_point_itself_never_prints_a_traceback(tmp_path: Path) -> None
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--offline", "-f", "text"],  # the fast path
+        ["check", "--offline", "-ftext"],  # the same through typer
+        ["schema"],  # a typer command with a long output
+    ],
+    ids=["fast", "typer", "schema"],
+)
+def test_a_reader_that_leaves_is_141_never_1_and_no_traceback(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    """`budgetguard check | head`: exit 1 would read as "over budget" under pipefail."""
+    (tmp_path / "rules.yaml").write_text(RULES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETGUARD_")}
+    env["BUDGETGUARD_NOW"] = NOW_ISO
+    child = subprocess.Popen(
+        [sys.executable, "-m", "budgetguard", *argv],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # before the child (still importing) writes its report
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_started_with_stdout_closed_it_still_answers_with_its_code(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETGUARD_")}
+    env["BUDGETGUARD_NOW"] = NOW_ISO
+    out = subprocess.run(
+        [sys.executable, "-m", "budgetguard", "check", "--offline"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.close(1),  # noqa: PLW1509 (the child only closes its stdout)
+    )
+    assert out.returncode == 3, out.stderr  # no data yet: unknown
+    assert "internal error" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_ctrl_c_says_interrupted_on_either_path(
+    cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import budgetguard.cli.check as check_module
+    from budgetguard.cli import run, run_typer
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check_module, "command_context", interrupted)
+    for runner, argv in ((run, ["check", "--offline"]), (run_typer, ["check", "--offline"])):
+        assert runner(argv) == 130
+        assert capsys.readouterr().err.strip().splitlines() == ["budgetguard: interrupted"]
+
+
 def test_run_without_rules_exits_2_and_says_where_it_looked(
     cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

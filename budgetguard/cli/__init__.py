@@ -11,6 +11,8 @@ as one line on stderr with the right code, never a traceback (and never exit 1, 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +29,23 @@ from budgetguard.cli.fast import offline_check
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["app", "main", "run"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "app", "main", "run"]
+
+#: Ctrl-C, and stdout's reader gone (``| head``): 128 + the signal, as a shell reports them
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run(sys.argv[1:]))
+    for name in ("stdout", "stderr"):  # started with a stream closed (``>&-``): write nowhere
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()  # what is still buffered, while a broken pipe can be answered
+    except BrokenPipeError:
+        code = _reader_gone()
+    sys.exit(code)
 
 
 def run(argv: list[str]) -> int:
@@ -47,8 +60,10 @@ def run(argv: list[str]) -> int:
         return 0
     except CommandExit as exc:
         return exc.exit_code
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
-        return _fail("budgetguard: interrupted", 130)
+        return _fail("budgetguard: interrupted", EXIT_INTERRUPTED)
     except Exception as exc:
         return _fail(*_unhandled(exc))
 
@@ -62,8 +77,12 @@ def run_typer(argv: list[str]) -> int:
         code = app(args=argv, prog_name="budgetguard", standalone_mode=False)
     except CommandExit as exc:  # a command ended itself (what it had to say is said)
         return exc.exit_code
+    except SystemExit as exc:  # typer ends a broken pipe itself, with sys.exit(1)
+        if exc.code == 1:
+            return _reader_gone()
+        raise
     except typer.Abort:
-        return _fail("budgetguard: interrupted", 130)
+        return _fail("budgetguard: interrupted", EXIT_INTERRUPTED)
     except typer.TyperException as exc:  # a bad flag or option value: one line, exit 2
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
@@ -71,6 +90,8 @@ def run_typer(argv: list[str]) -> int:
             return EXIT_INPUT
         where = ctx.command_path if ctx is not None else "budgetguard"
         return _fail(f"{where}: {one_line_text(exc.format_message())}", EXIT_INPUT)
+    if code == EXIT_INTERRUPTED:  # typer's silent answer to Ctrl-C, said as run() says it
+        return _fail("budgetguard: interrupted", EXIT_INTERRUPTED)
     return code if isinstance(code, int) else 0
 
 
@@ -112,3 +133,11 @@ def _unhandled(exc: Exception) -> tuple[str, int]:
 def _fail(message: str, code: int) -> int:
     echo(message, err=True)
     return code
+
+
+def _reader_gone() -> int:
+    """stdout's reader left: no traceback and never 1 ("over budget"); what is still
+    buffered goes nowhere."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
