@@ -32,6 +32,7 @@ from budgetguard.metrics import Metrics
 from budgetguard.notify.manager import Plugins, default_plugins
 from budgetguard.report import to_json
 from budgetguard.rules import Rules, RulesError, load_rules
+from budgetguard.rules.needs import plan_queries
 from budgetguard.rules.vocabulary import parse_duration
 from budgetguard.settings import Settings
 from budgetguard.store import Store
@@ -133,9 +134,11 @@ class Service:
                 for endpoint, stamp in latest.items():
                     self.metrics.collected.labels(endpoint).set(stamp)
                 findings = pipeline.evaluate_store(self.store, rules, now)
-                stale = failing_queries(
-                    self.store.sync_marks(), int(now.timestamp()), max_staleness(rules)
-                )
+                # a query no budget plans any more (disabled, removed, regrouped) is no
+                # reason to distrust the guard, however long ago it last failed
+                planned = {q.key for q in plan_queries(rules, now)}
+                marks = [m for m in self.store.sync_marks() if m.query_key in planned]
+                stale = failing_queries(marks, int(now.timestamp()), max_staleness(rules))
                 notifiers = self.plugins.notifiers(rules.notifiers)
                 delivery = pipeline.notify(
                     self.store, findings, now, notifiers, self._count, stop=self.stopping

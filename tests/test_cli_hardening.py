@@ -306,7 +306,7 @@ def test_started_with_stdout_closed_it_still_answers_with_its_code(tmp_path: Pat
         text=True,
         timeout=60,
         check=False,
-        preexec_fn=lambda: os.close(1),  # noqa: PLW1509 (the child only closes its stdout)
+        preexec_fn=lambda: os.close(1),
     )
     assert out.returncode == 3, out.stderr  # no data yet: unknown
     assert "internal error" not in out.stderr and out.stderr.count("\n") == 1, out.stderr

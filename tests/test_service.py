@@ -715,6 +715,24 @@ def test_each_endpoint_may_fail_as_long_as_the_budgets_that_read_it_allow() -> N
     ) == timedelta(hours=6)
 
 
+def test_a_failed_query_no_budget_plans_any_more_does_not_make_healthz_503(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """A budget disabled (or removed, or regrouped) because its endpoint kept failing must
+    not leave the guard unhealthy for ever: only the planned queries' failures count."""
+    service = new_service(world, tmp_path)
+    try:
+        service.tick()
+        assert service.health()[0] == 200, service.health()
+        gone = "images:1h:project_id,model"  # no budget of the world's rules reads images
+        assert gone not in {q.key for q in plan_queries(world["rules"], NOW_DT)}
+        service.store.mark_failure(gone, "images", 3600, "HTTP 500", NOW - 8 * 3600)
+        service.tick()
+        assert service.health() == (200, {"status": "ok", "reasons": []})
+    finally:
+        service.store.close()
+
+
 def test_a_reload_that_crashes_the_loader_turns_healthz_503(
     world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
