@@ -27,6 +27,16 @@ from budgetguard.store import normalise_url
 NOW = 1795342651
 ADMIN_KEY = "sk-admin-test-0123456789abcdef"
 
+#: Rules that must be refused fast: a billion-laughs alias bomb, and one through merge keys
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+MERGE_BOMB = (
+    "big: &big {" + ", ".join(f"k{i}: {i}" for i in range(2000)) + "}\n"
+    "m0: &m0 {<<: *big}\n"
+    + "".join(f"m{i + 1}: &m{i + 1} [{', '.join(['*m' + str(i)] * 9)}]\n" for i in range(6))
+)
+
 
 @pytest.fixture
 def anyio_backend() -> str:

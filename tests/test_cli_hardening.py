@@ -18,7 +18,7 @@ import pytest
 
 from budgetguard.cli import run
 from budgetguard.simulator import SimulatorServer
-from tests.conftest import ADMIN_KEY, NOW
+from tests.conftest import ADMIN_KEY, BOMB, MERGE_BOMB, NOW
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW_ISO = datetime.fromtimestamp(NOW, UTC).isoformat()
@@ -338,14 +338,6 @@ def test_run_without_rules_exits_2_and_says_where_it_looked(
 
 # -- rules that used to crash the loader --------------------------------------------------
 
-BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
-)
-MERGE_BOMB = (
-    "big: &big {" + ", ".join(f"k{i}: {i}" for i in range(2000)) + "}\n"
-    "m0: &m0 {<<: *big}\n"
-    + "".join(f"m{i + 1}: &m{i + 1} [{', '.join(['*m' + str(i)] * 9)}]\n" for i in range(6))
-)
 HOSTILE: list[tuple[str, str, str]] = [
     ("alias-bomb", "version: 1\n" + BOMB, ": aliases expand to more than"),
     ("merge-bomb", "version: 1\n" + MERGE_BOMB, ": aliases expand to more than"),

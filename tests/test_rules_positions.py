@@ -16,6 +16,7 @@ import pytest
 
 from budgetguard.rules import RuleError, RulesError, load_rules_text
 from budgetguard.rules.yamlio import load_yaml
+from tests.conftest import BOMB, MERGE_BOMB
 
 MISTAKES = """\
 version: 1
@@ -333,14 +334,6 @@ WARNINGS = [
     ),
 ]
 
-BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
-)
-MERGE_BOMB = (
-    "big: &big {" + ", ".join(f"k{i}: {i}" for i in range(2000)) + "}\n"
-    "m0: &m0 {<<: *big}\n"
-    + "".join(f"m{i + 1}: &m{i + 1} [{', '.join(['*m' + str(i)] * 9)}]\n" for i in range(6))
-)
 HOSTILE: list[tuple[str, str, str]] = [
     ("alias-bomb", "version: 1\n" + BOMB, "2:4: aliases expand to more than 100,000 values"),
     ("merge-bomb", "version: 1\n" + MERGE_BOMB, "2:6: aliases expand to more than 100,000 values"),
