@@ -538,3 +538,12 @@ def test_an_unknown_budget_still_names_one_of_the_contracts_sources(
     assert code == 3
     (budget,) = json.loads(out)["budgets"]
     assert budget["severity"] == "unknown" and budget["source"] == "mixed"
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    from budgetguard.cli import run
+
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out == f"budgetguard {version('budgetguard-openai')}\n"

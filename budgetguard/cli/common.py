@@ -20,8 +20,23 @@ app = typer.Typer(
 )
 
 
+def _version(wanted: bool) -> None:
+    if wanted:
+        from budgetguard import __version__
+
+        typer.echo(f"budgetguard {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Guards an OpenAI organisation's spend: budgets in YAML, alerts at once, CI gates."""
 
 
