@@ -516,3 +516,15 @@ def test_plain_yaml_loads_as_yaml_1_2_core_with_exact_numbers_and_merge_keys() -
     assert [type(v) for v in (data["c"], data["d"], data["m"])] == [Decimal, int, bool]
     assert list(data["p"]) == ["y", "x"]  # the mapping's own keys first, then merged ones
     assert data["q"]["w"] is not data["base"]  # each alias is built again (and counted)
+
+
+def test_a_merge_key_met_inside_a_merged_mapping_leaves_later_merges_alone() -> None:
+    """A mapping merged in that holds its own ``<<`` (chained merges are not followed: its
+    ``<<`` is one unknown key) must not turn every later ``<<`` of the file into a key."""
+    text = (
+        "version: 1\nbudgets:\n"
+        "  - &t\n    <<: {period: day}\n    name: a\n    limit: 1\n"
+        "  - <<: *t\n    name: b\n"
+        "  - <<: {period: day, limit: 3}\n    name: c\n"
+    )
+    assert reported(text) == ["4:5: unknown key '<<'"]

@@ -363,7 +363,7 @@ class _Builder:
         if type(node) is not yaml.ScalarNode:
             raise _fail(node, "a key must be plain text, not a mapping or a list")
         name = _name(self.scalar(node))
-        if node.tag == _PLAIN:
+        if node.tag == _PLAIN and node.value != "<<":  # a merge key must stay one, later on
             self.names[node.value] = name
         return name
 
