@@ -161,3 +161,27 @@ def test_a_list_as_a_dimension_fails_the_page_not_the_reader() -> None:
     raw = json.dumps({"object": "page", "data": [bucket], "has_more": False}).encode()
     with pytest.raises(ResponseFormatError, match=r"results\.0\.project_id: a str or null"):
         parse_rows("completions", COMPLETIONS, raw, ROLLUP_DIMENSIONS, USAGE_METRICS)
+
+
+def _page(*buckets: dict[str, Any]) -> bytes:
+    return json.dumps({"object": "page", "data": list(buckets), "has_more": False}).encode()
+
+
+@pytest.mark.parametrize("start", [2**63, 2**64, -(2**63) - 1, -1])
+def test_a_bucket_bound_that_is_no_instant_fails_the_page_not_the_reader(start: int) -> None:
+    one = {"object": COMPLETIONS, "input_tokens": 1, "output_tokens": 1, "num_model_requests": 1}
+    for results in ([], [one]):
+        raw = _page({"object": "bucket", "start_time": start, "end_time": T0, "results": results})
+        with pytest.raises(ResponseFormatError, match="start_time and end_time must be within"):
+            parse_rows("completions", COMPLETIONS, raw, ROLLUP_DIMENSIONS, USAGE_METRICS)
+
+
+@pytest.mark.parametrize("lax", ["true", 1, "True"])
+def test_a_result_repeated_with_a_lax_boolean_is_still_a_repeat(lax: Any) -> None:
+    """``batch: "true"`` and ``batch: true`` are read as one batch: counting both would
+    double the bucket's usage."""
+    one = {"object": COMPLETIONS, "input_tokens": 7, "output_tokens": 1, "num_model_requests": 1}
+    twice = [{**one, "batch": True}, {**one, "batch": lax}]
+    raw = _page({"object": "bucket", "start_time": T0, "end_time": T0 + H, "results": twice})
+    with pytest.raises(ResponseFormatError, match="two results with the same dimensions"):
+        parse_rows("completions", COMPLETIONS, raw, ROLLUP_DIMENSIONS, USAGE_METRICS)

@@ -129,6 +129,8 @@ def read_dicts(
         start, end = bucket.get("start_time"), bucket.get("end_time")
         if type(start) is not int or type(end) is not int:
             raise fail(f"data.{b}", "start_time and end_time must be integers")
+        if not (0 <= start <= MAX_COUNT and 0 <= end <= MAX_COUNT):  # no instant is out there
+            raise fail(f"data.{b}", f"start_time and end_time must be within 0..{MAX_COUNT}")
         # an empty bucket still says ``results: []``: a missing or null list is no data,
         # never zero usage
         results = bucket["results"] if "results" in bucket else bucket.get("result")
@@ -184,6 +186,8 @@ def _columns(
 
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+#: a bucket's bound (Unix seconds): past 2^53 it is no instant, and would not fit int64
+_Time = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 
 
 class _Typed:
@@ -208,8 +212,8 @@ class _Typed:
             "Bucket",
             [
                 ("object", Literal["bucket"]),
-                ("start_time", int),
-                ("end_time", int),
+                ("start_time", _Time),
+                ("end_time", _Time),
                 # ``results``, else the old name ``result``: neither is no data, never zero
                 ("results", results, msgspec.UNSET),
                 ("result", results, msgspec.UNSET),
@@ -284,14 +288,27 @@ def _typed(expected_object: str, dims: tuple[str, ...], metrics: tuple[str, ...]
 
 
 def _repeats(results: list[Any], spec: _Spec) -> bool:
-    """Two results of one bucket with the same dimensions: a page counted twice, which
-    would double its usage."""
-    keys = spec.others
+    """Two results of one bucket with the same dimensions, as they will be read (``"true"``
+    and ``true`` are one ``batch``): a page counted twice, which would double its usage."""
+    kinds = list(spec.others.items())
     try:
-        seen = {tuple(r.get(k) for k in keys) if isinstance(r, dict) else id(r) for r in results}
+        seen = {
+            tuple(_as_read(r.get(k), kind) for k, kind in kinds) if isinstance(r, dict) else id(r)
+            for r in results
+        }
     except TypeError:  # a list or object as a dimension: the result's own check names it
         return False
     return len(seen) < len(results)
+
+
+def _as_read(value: Any, kind: type) -> Any:
+    """A dimension as ``_other`` reads it, where it reads it at all (else as it is)."""
+    if kind is bool and value is not None and type(value) is not bool:
+        try:
+            return _LAX_BOOL.validate_python(value)
+        except ValidationError:
+            return value
+    return value
 
 
 class _Careful:
