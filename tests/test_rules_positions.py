@@ -528,3 +528,10 @@ def test_a_merge_key_met_inside_a_merged_mapping_leaves_later_merges_alone() -> 
         "  - <<: {period: day, limit: 3}\n    name: c\n"
     )
     assert reported(text) == ["4:5: unknown key '<<'"]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r", "\x85", "\u2028", "\u2029"])
+def test_a_control_character_is_placed_after_any_yaml_line_break(newline: str) -> None:
+    assert reported(f"version: 1{newline}x: \x01\n") == [
+        "2:4: control character U+0001 is not allowed in YAML"
+    ]

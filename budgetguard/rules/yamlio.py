@@ -418,12 +418,17 @@ def _number(text: str, tag: str) -> Any:
     return value
 
 
+#: the line breaks of YAML (libyaml's marks count these): CRLF, CR, LF, NEL, LS, PS
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _control_character(text: str) -> YamlError | None:
     found = _CONTROL.search(text)
     if found is None:
         return None
-    line = text.count("\n", 0, found.start()) + 1
-    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    breaks = list(_BREAK.finditer(text, 0, found.start()))  # as libyaml counts lines
+    line = len(breaks) + 1
+    column = found.start() - (breaks[-1].end() if breaks else 0) + 1
     return YamlError(
         line, column, f"control character U+{ord(found.group()):04X} is not allowed in YAML"
     )
