@@ -364,8 +364,8 @@ HOSTILE: list[tuple[str, str, str]] = [
     ),
     (
         "c1-control",
-        "version: 1\nbudgets: []\n# caf\x85e \x9b\n",
-        "3:9: control character U+009B is not allowed in YAML",
+        "version: 1\nbudgets: []\n# caf\x85e \x9b\n",  # NEL breaks the line, as libyaml counts
+        "4:3: control character U+009B is not allowed in YAML",
     ),
     (
         "python-tag",
