@@ -518,16 +518,32 @@ def test_plain_yaml_loads_as_yaml_1_2_core_with_exact_numbers_and_merge_keys() -
     assert data["q"]["w"] is not data["base"]  # each alias is built again (and counted)
 
 
-def test_a_merge_key_met_inside_a_merged_mapping_leaves_later_merges_alone() -> None:
-    """A mapping merged in that holds its own ``<<`` (chained merges are not followed: its
-    ``<<`` is one unknown key) must not turn every later ``<<`` of the file into a key."""
+def test_chained_merges_are_followed_and_placed_where_they_were_written() -> None:
+    """A merged mapping's own ``<<`` merges in turn (its own keys first, as YAML says);
+    later merges of the file stay merges; a value that came through two merges is reported
+    where it was written."""
     text = (
         "version: 1\nbudgets:\n"
         "  - &t\n    <<: {period: day}\n    name: a\n    limit: 1\n"
         "  - <<: *t\n    name: b\n"
         "  - <<: {period: day, limit: 3}\n    name: c\n"
     )
-    assert reported(text) == ["4:5: unknown key '<<'"]
+    loaded = load_rules_text(text, env={})
+    assert [(b.name, b.limit, b.period) for b in loaded.budgets] == [
+        ("a", 1, "day"),
+        ("b", 1, "day"),
+        ("c", 3, "day"),
+    ]
+    layered = (
+        "version: 1\nbudgets:\n"
+        "  - &base\n    name: a\n    limit: 1\n    window: 1d\n"
+        "  - &team\n    <<: *base\n    name: b\n    limit: -5\n"
+        "  - <<: *team\n    name: c\n"
+        "  - <<: *team\n    name: d\n    limit: 4\n"
+    )
+    assert reported(layered) == ["10:12: limit: must be greater than 0"]
+    data = load_yaml("a: &a {x: 1, y: 1}\nb: &b {<<: *a, y: 2}\nc: {<<: *b, z: 3}\n").data
+    assert data["c"] == {"x": 1, "y": 2, "z": 3}  # b's own y wins over what b merged
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r", "\x85", "\u2028", "\u2029"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -144,10 +145,32 @@ def _entry(node: yaml.MappingNode, name: str) -> tuple[yaml.Node, yaml.Node] | N
     merged: list[tuple[yaml.Node, yaml.Node]] = []
     for key, value in node.value:
         if _is_merge(key):
-            merged.extend(pair for source in _merge_sources(value) for pair in source.value)
+            merged.extend(_flattened(value))
         elif _name(_value(key.value, key.tag)) == name:
             return key, value
     return next(((k, v) for k, v in merged if _name(_value(k.value, k.tag)) == name), None)
+
+
+def _flattened(
+    value: yaml.Node, check: Callable[[yaml.Node], None] | None = None, depth: int = 0
+) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The pairs ``<<: value`` merges, in the order that decides (the first pair of a name
+    wins): each source's own pairs, then what its own ``<<`` merges (chained merges).
+    ``check`` sees each source first (the builder refuses and counts there)."""
+    if depth >= MAX_DEPTH:
+        raise _fail(value, f"merges nested too deeply (more than {MAX_DEPTH} levels)")
+    pairs: list[tuple[yaml.Node, yaml.Node]] = []
+    for source in _merge_sources(value):
+        if check is not None:
+            check(source)
+        nested: list[tuple[yaml.Node, yaml.Node]] = []
+        for key, item in source.value:
+            if _is_merge(key):
+                nested.extend(_flattened(item, check, depth + 1))
+            else:
+                pairs.append((key, item))
+        pairs.extend(nested)
+    return pairs
 
 
 @dataclass
@@ -349,15 +372,14 @@ class _Builder:
         return out
 
     def _merge_pairs(self, value: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
-        pairs: list[tuple[yaml.Node, yaml.Node]] = []
-        for source in _merge_sources(value):
-            if not isinstance(source, yaml.MappingNode):
-                raise _fail(source, "a merge key (<<) takes a mapping or a list of mappings")
-            self.aliased += len(source.value)  # merged values are built again, too
-            if self.aliased > MAX_ALIASED:
-                raise _fail(source, f"aliases expand to more than {MAX_ALIASED:,} values")
-            pairs.extend(source.value)
-        return pairs
+        return _flattened(value, self._merge_source)
+
+    def _merge_source(self, source: yaml.Node) -> None:
+        if not isinstance(source, yaml.MappingNode):
+            raise _fail(source, "a merge key (<<) takes a mapping or a list of mappings")
+        self.aliased += len(source.value)  # merged values are built again, too
+        if self.aliased > MAX_ALIASED:
+            raise _fail(source, f"aliases expand to more than {MAX_ALIASED:,} values")
 
     def _key(self, node: yaml.Node) -> str:
         if type(node) is not yaml.ScalarNode:
