@@ -125,8 +125,9 @@ class Service:
                         raise RuntimeError(f"no data collected: {problems[0]}")
                 else:
                     problems.append("no admin key: evaluating stored data only")
+                marks = self.store.sync_marks()  # what the collection left: read once
                 latest: dict[str, int] = {}
-                for mark in self.store.sync_marks():
+                for mark in marks:
                     if mark.last_success_at is not None:
                         latest[mark.endpoint] = max(
                             latest.get(mark.endpoint, 0), mark.last_success_at
@@ -137,8 +138,11 @@ class Service:
                 # a query no budget plans any more (disabled, removed, regrouped) is no
                 # reason to distrust the guard, however long ago it last failed
                 planned = {q.key for q in plan_queries(rules, now)}
-                marks = [m for m in self.store.sync_marks() if m.query_key in planned]
-                stale = failing_queries(marks, int(now.timestamp()), max_staleness(rules))
+                stale = failing_queries(
+                    [m for m in marks if m.query_key in planned],
+                    int(now.timestamp()),
+                    max_staleness(rules),
+                )
                 notifiers = self.plugins.notifiers(rules.notifiers)
                 delivery = pipeline.notify(
                     self.store, findings, now, notifiers, self._count, stop=self.stopping
