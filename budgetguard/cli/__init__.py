@@ -17,7 +17,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from budgetguard.cli.context import (
+    EXIT_BROKEN_PIPE,
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_UNAVAILABLE,
     CommandExit,
     echo,
@@ -30,9 +32,6 @@ if TYPE_CHECKING:
     import typer
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "app", "main", "run"]
-
-#: Ctrl-C, and stdout's reader gone (``| head``): 128 + the signal, as a shell reports them
-EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 def main() -> None:

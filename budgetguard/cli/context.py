@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from budgetguard.store import Store
 
 EXIT_OK, EXIT_OVER, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+#: Ctrl-C, and stdout's reader gone (``| head``): 128 + the signal, as a shell reports them
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 class CommandExit(SystemExit):
