@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -17,9 +17,6 @@ from budgetguard.cli.context import (
     open_store,
     parse_when,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @app.command()
