@@ -664,7 +664,7 @@ def test_healthz_is_503_with_reasons_when_budgets_are_unknown_and_livez_stays_20
 
 
 def test_healthz_names_a_query_failing_past_max_staleness(world: dict[str, Any]) -> None:
-    from budgetguard.health import HealthState, Staleness, failing_queries
+    from budgetguard.service.health import HealthState, Staleness, failing_queries
     from budgetguard.store import SyncMark
 
     hour = 3600
@@ -695,8 +695,8 @@ def test_each_endpoint_may_fail_as_long_as_the_budgets_that_read_it_allow() -> N
     """A 1h ``max_staleness`` on a costs budget does not make a completions query that a
     24h budget reads unhealthy after 2 h; usage every budget's costs split relies on takes
     the shortest limit of all."""
-    from budgetguard.health import max_staleness
     from budgetguard.rules import load_rules_text
+    from budgetguard.service.health import max_staleness
 
     rules = load_rules_text(
         "version: 1\nbudgets:\n"
@@ -736,7 +736,7 @@ def test_a_failed_query_no_budget_plans_any_more_does_not_make_healthz_503(
 def test_a_reload_that_crashes_the_loader_turns_healthz_503(
     world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import budgetguard.service as service_module
+    import budgetguard.service.core as service_module
 
     service = new_service(world, tmp_path, (world["tmp"] / "rules.yaml").read_text())
     try:

@@ -53,7 +53,7 @@ def run(
         refuse_future_now(settings)
     open_store(settings).close()  # a bad or unreachable store: its own one line, 2 or 3
     try:
-        service = Service(settings, loaded)
+        service = Service(settings, loaded, isolated=True)
         service.start(port)
     except OSError as exc:
         raise fail(

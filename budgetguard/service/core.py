@@ -1,14 +1,17 @@
 """``budgetguard run``: the scheduled service, its HTTP endpoints and its signals.
 
-Jobs (APScheduler 3, UTC, coalesced, one instance each): a tick every ``schedule.interval``
-(collect -> evaluate -> alerts -> deliver), the digest on ``digest.schedule`` (cron in the
-rules' timezone), and outbox retries every minute. Only the leader (see ``store/leader.py``)
-runs them. HTTP: ``/livez``, ``/healthz`` (see ``health.py``), ``/metrics`` (Prometheus) and
-``/status`` (the last report). SIGHUP reloads the rules (a bad file keeps the old ones and
-turns ``/healthz`` 503). SIGTERM/SIGINT stop within 10 s whatever a job is doing: deliveries
-in flight are abandoned to their leases (sent again later, under the same key), and a job
-that does not end in time (a hung collect) is left behind when the process exits — the
-outbox and the alert state are written in transactions, so nothing queued is lost.
+Jobs (APScheduler 3, UTC, coalesced, one instance each; ``service/jobs.py``): a tick every
+``schedule.interval`` (collect -> evaluate -> alerts -> deliver), the digest on
+``digest.schedule`` (cron in the rules' timezone), and outbox retries every minute. Only the
+leader (see ``store/leader.py``) runs them. ``run`` runs each job in a worker process of its
+own (``isolated``, see ``service/worker.py``), so that the service holds, idle, only what it
+needs between jobs; tests run them in this process. HTTP: ``/livez``, ``/healthz`` (see
+``health.py``), ``/metrics`` (Prometheus) and ``/status`` (the last report). SIGHUP reloads
+the rules (a bad file keeps the old ones and turns ``/healthz`` 503). SIGTERM/SIGINT stop
+within 10 s whatever a job is doing: deliveries in flight are abandoned to their leases (sent
+again later, under the same key), and a job that does not end in time (a hung collect) is
+killed (isolated) or left behind when the process exits — the outbox and the alert state are
+written in transactions, so nothing queued is lost.
 """
 
 from __future__ import annotations
@@ -21,22 +24,22 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from budgetguard import pipeline
-from budgetguard.health import HealthState, failing_queries, max_staleness, unknown_budgets
 from budgetguard.memory import release_memory
-from budgetguard.metrics import Metrics
-from budgetguard.notify.manager import Plugins, default_plugins
-from budgetguard.report import to_json
 from budgetguard.rules import Rules, RulesError, load_rules
-from budgetguard.rules.needs import plan_queries
 from budgetguard.rules.vocabulary import parse_duration
+from budgetguard.service.health import JOB_STUCK_AFTER, HealthState
+from budgetguard.service.metrics import Metrics
+from budgetguard.service.outcomes import JobOutcome, TickOutcome
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 from budgetguard.store.leader import Leadership
+
+if TYPE_CHECKING:
+    from budgetguard.notify.manager import Plugins
 
 __all__ = ["Service"]
 
@@ -53,10 +56,14 @@ class Service:
         *,
         plugins: Plugins | None = None,
         clock: Callable[[], datetime] | None = None,
+        isolated: bool = False,
     ) -> None:
+        """``isolated``: each job in a worker process (``run``), with the notifier plugins
+        installed; else in this process, with ``plugins`` (tests)."""
         self.settings = settings
         self.rules = rules
-        self.plugins = plugins or default_plugins()
+        self.isolated = isolated
+        self._plugins = plugins
         self.store = Store.open(settings.database_url)
         self.leadership = Leadership(self.store.engine)
         self.metrics = Metrics()
@@ -69,6 +76,14 @@ class Service:
         self.stopping = threading.Event()  # set on SIGTERM: deliveries stop claiming rows
         self.clean = True  # False when a job was left running at stop
         self._stop = threading.Event()
+
+    @property
+    def plugins(self) -> Plugins:
+        if self._plugins is None:
+            from budgetguard.notify.manager import default_plugins
+
+            self._plugins = default_plugins()
+        return self._plugins
 
     @property
     def interval(self) -> float:
@@ -88,9 +103,6 @@ class Service:
     )
 
     # -- jobs ----------------------------------------------------------------------------------
-
-    def _count(self, notifier: str, outcome: str) -> None:
-        self.metrics.notifications.labels(notifier, outcome).inc()
 
     def _leader(self) -> bool | None:
         """True: run the job; False: another replica leads; None: the store is unreachable."""
@@ -115,102 +127,72 @@ class Service:
             return
         started = time.monotonic()
         with self.job_lock, self._job():
-            rules, now = self.rules, self.clock()
             try:
-                problems: list[str] = []
-                if self.settings.openai_admin_key is not None:
-                    report = pipeline.collect(self.settings, self.store, rules, now)
-                    problems = [f"{o.query.key}: {o.error}" for o in report.failed]
-                    if report.all_failed:
-                        raise RuntimeError(f"no data collected: {problems[0]}")
-                else:
-                    problems.append("no admin key: evaluating stored data only")
-                marks = self.store.sync_marks()  # what the collection left: read once
-                latest: dict[str, int] = {}
-                for mark in marks:
-                    if mark.last_success_at is not None:
-                        latest[mark.endpoint] = max(
-                            latest.get(mark.endpoint, 0), mark.last_success_at
-                        )
-                for endpoint, stamp in latest.items():
-                    self.metrics.collected.labels(endpoint).set(stamp)
-                findings = pipeline.evaluate_store(self.store, rules, now)
-                # a query no budget plans any more (disabled, removed, regrouped) is no
-                # reason to distrust the guard, however long ago it last failed
-                planned = {q.key for q in plan_queries(rules, now)}
-                stale = failing_queries(
-                    [m for m in marks if m.query_key in planned],
-                    int(now.timestamp()),
-                    max_staleness(rules),
-                )
-                notifiers = self.plugins.notifiers(rules.notifiers)
-                delivery = pipeline.notify(
-                    self.store, findings, now, notifiers, self._count, stop=self.stopping
-                )
-            except Exception as exc:
-                self.last_error = f"tick failed: {exc}"
-                log.error("%s", self.last_error)
-                return
+                outcome = self._run("tick")
             finally:
                 self.metrics.tick_seconds.set(time.monotonic() - started)
-            names = pipeline.display_names(self.store)
-            self.metrics.findings(findings, names)
-            alerts, silences = pipeline.report_alerts(self.store, findings, now)
-            body = to_json(findings, alerts, now, names=names)
-            body["silences"] = silences  # the active ones, listed even when there are none
-            body["collect_problems"] = problems
-            body["notifications"] = {
-                "delivered": delivery.delivered,
-                "retrying": delivery.retrying,
-                "failed": delivery.failed,
-                "outbox": self.store.alerts.counts(),
-            }
-            self.status = body
-            self.state.problems = stale + unknown_budgets(findings)
-            self.last_success = time.time()
-            self.last_error = None
-            self.metrics.tick_ok.set(self.last_success)
-            log.info(
-                "tick: %d findings, %d delivered, %d to retry, %d failed",
-                len(findings),
-                delivery.delivered,
-                delivery.retrying,
-                delivery.failed,
-            )
-        release_memory()
+        assert isinstance(outcome, TickOutcome)
+        for endpoint, stamp in outcome.collected.items():
+            self.metrics.collected.labels(endpoint).set(stamp)
+        if outcome.error is not None or outcome.status is None:
+            self.last_error = outcome.error or "tick failed"
+            return
+        self.metrics.set_findings(outcome.gauges or [])
+        self.status = outcome.status
+        self.state.problems = outcome.problems
+        self.last_success = time.time()
+        self.last_error = None
+        self.metrics.tick_ok.set(self.last_success)
 
     def send_digest(self) -> None:
         if self.rules.digest is None or not self._leader():
             return
         with self.job_lock, self._job():
-            now = self.clock()
-            try:
-                digest = pipeline.make_digest(self.store, self.rules, now)
-                notifiers = self.plugins.notifiers(self.rules.notifiers)
-                queued, _ = pipeline.send_digest(
-                    self.store,
-                    digest,
-                    self.rules.digest.notify,
-                    now,
-                    notifiers,
-                    self._count,
-                    stop=self.stopping,
-                )
-                log.info("digest %s: %d queued", digest.key, queued)
-            except Exception as exc:
-                log.error("digest failed: %s", exc)
+            self._run("digest")
 
     def retry_outbox(self) -> None:
         if not self._leader():
             return
         with self.job_lock, self._job():
-            notifiers = self.plugins.notifiers(self.rules.notifiers)
+            if self.isolated and not self._due():
+                return  # nothing to retry: no worker to start for it
+            self._run("retry")
+
+    def _due(self) -> bool:
+        """Whether the outbox has a notification due (True when the store cannot say: the
+        worker's job then reports why)."""
+        try:
+            return bool(self.store.alerts.outbox.due_notifiers(int(self.clock().timestamp())))
+        except Exception:
+            return True
+
+    def _run(self, job: str) -> JobOutcome:
+        """Run ``job`` (in a worker process when ``isolated``) and count its deliveries."""
+        rules, now = self.rules, self.clock()
+        if self.isolated:
+            from budgetguard.service.worker import WorkerError, run_in_worker
+
+            inputs = (self.settings, rules, now)
+            deadline = JOB_STUCK_AFTER - 60  # killed before /livez would call it stuck
             try:
-                pipeline.deliver_due(
-                    self.store, notifiers, self.clock(), self._count, stop=self.stopping
-                )
-            except Exception as exc:
-                log.error("outbox retry failed: %s", exc)
+                outcome = run_in_worker(job, inputs, deadline=deadline, stop=self.stopping)
+            except WorkerError as exc:
+                outcome = TickOutcome(error=f"{job} failed: {exc}")
+                if self.stopping.is_set():  # what a stop does: said once, not as a fault
+                    log.warning("%s stopped with the service: %s", job, exc)
+                else:
+                    log.error("%s", outcome.error)
+        else:
+            from budgetguard.service.jobs import JOBS
+
+            run = JOBS[job]
+            outcome = run(
+                self.settings, rules, now, self.stopping, store=self.store, plugins=self.plugins
+            )
+            release_memory()
+        for notifier, result in outcome.attempts:
+            self.metrics.notifications.labels(notifier, result).inc()
+        return outcome
 
     @contextlib.contextmanager
     def _job(self) -> Iterator[None]:

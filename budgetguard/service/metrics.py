@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from budgetguard.evaluate.evaluator import Finding
-from budgetguard.notify.alert_text import group_text
+from budgetguard.service.outcomes import Gauge as FindingGauge
 
 __all__ = ["Metrics"]
 
@@ -50,16 +49,15 @@ class Metrics:
             "budgetguard_leader", "1 when this replica runs the jobs", registry=self.registry
         )
 
-    def findings(self, findings: list[Finding], names: Mapping[str, str] | None = None) -> None:
+    def set_findings(self, found: Iterable[FindingGauge]) -> None:
+        """The last tick's findings (``service/jobs.gauges``), replacing the previous ones."""
         self.spend.clear()
         self.limit.clear()
         self.ratio.clear()
-        for f in findings:
-            group = ",".join(f"{k}={v}" for k, v in f.group.items())
-            shown = group_text(f.group, names or {})
+        for f in found:
             if f.spend is not None:
-                self.spend.labels(f.budget.name, group, shown).set(float(f.spend))
+                self.spend.labels(f.budget, f.group, f.shown).set(f.spend)
             if f.limit is not None:
-                self.limit.labels(f.budget.name, group, shown).set(float(f.limit))
+                self.limit.labels(f.budget, f.group, f.shown).set(f.limit)
             if f.ratio is not None:
-                self.ratio.labels(f.budget.name, group, shown).set(float(f.ratio))
+                self.ratio.labels(f.budget, f.group, f.shown).set(f.ratio)

@@ -14,11 +14,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from budgetguard.evaluate.evaluator import Finding, group_label
 from budgetguard.rules import Rules
 from budgetguard.rules.needs import endpoints_of
 from budgetguard.store import SyncMark
+
+if TYPE_CHECKING:
+    from budgetguard.evaluate.evaluator import Finding
 
 __all__ = [
     "JOB_STUCK_AFTER",
@@ -78,6 +81,8 @@ def failing_queries(marks: list[SyncMark], now: int, limits: Staleness) -> list[
 
 
 def unknown_budgets(findings: list[Finding]) -> list[str]:
+    from budgetguard.evaluate.evaluator import group_label  # the jobs' side: loaded there
+
     out = []
     for f in findings:
         if f.severity == "unknown":

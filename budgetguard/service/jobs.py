@@ -1,0 +1,195 @@
+"""The service's three jobs (tick, digest, outbox retry) as plain functions of their inputs.
+
+Each returns an outcome (``service/outcomes.py``) that the service applies to its metrics,
+health and ``/status``: so a job runs the same in the service's process or in a worker
+process of its own (``service/worker.py``), which gives the job's memory back to the system
+when it ends. A job never raises: what went wrong is the outcome's ``error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from budgetguard import pipeline
+from budgetguard.evaluate.evaluator import Finding
+from budgetguard.notify.alert_text import group_text
+from budgetguard.notify.manager import Plugins, default_plugins
+from budgetguard.report import to_json
+from budgetguard.rules import Rules
+from budgetguard.rules.needs import plan_queries
+from budgetguard.service.health import failing_queries, max_staleness, unknown_budgets
+from budgetguard.service.outcomes import Gauge, JobOutcome, TickOutcome
+from budgetguard.settings import Settings
+from budgetguard.store import Store
+
+__all__ = ["JOBS", "digest", "gauges", "retry", "tick"]
+
+log = logging.getLogger("budgetguard.service")
+
+
+def gauges(findings: Sequence[Finding], names: Mapping[str, str]) -> list[Gauge]:
+    def number(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    return [
+        Gauge(
+            f.budget.name,
+            ",".join(f"{k}={v}" for k, v in f.group.items()),
+            group_text(f.group, names),
+            number(f.spend),
+            number(f.limit),
+            number(f.ratio),
+        )
+        for f in findings
+    ]
+
+
+def tick(
+    settings: Settings,
+    rules: Rules,
+    now: datetime,
+    stop: threading.Event,
+    *,
+    store: Store | None = None,
+    plugins: Plugins | None = None,
+) -> TickOutcome:
+    """Collect what is new, evaluate, record alert transitions, deliver."""
+    outcome = TickOutcome()
+    try:
+        with _opened(settings, store) as opened:
+            _tick(outcome, settings, opened, rules, now, stop, plugins or default_plugins())
+    except Exception as exc:
+        outcome.error = f"tick failed: {exc}"
+        log.error("%s", outcome.error)
+    return outcome
+
+
+def _tick(
+    outcome: TickOutcome,
+    settings: Settings,
+    store: Store,
+    rules: Rules,
+    now: datetime,
+    stop: threading.Event,
+    plugins: Plugins,
+) -> None:
+    problems: list[str] = []
+    if settings.openai_admin_key is not None:
+        report = pipeline.collect(settings, store, rules, now)
+        problems = [f"{o.query.key}: {o.error}" for o in report.failed]
+        if report.all_failed:
+            raise RuntimeError(f"no data collected: {problems[0]}")
+    else:
+        problems.append("no admin key: evaluating stored data only")
+    marks = store.sync_marks()  # what the collection left: read once
+    for mark in marks:
+        if mark.last_success_at is not None:
+            seen = outcome.collected.get(mark.endpoint, 0)
+            outcome.collected[mark.endpoint] = max(seen, mark.last_success_at)
+    findings = pipeline.evaluate_store(store, rules, now)
+    # a query no budget plans any more (disabled, removed, regrouped) is no reason to
+    # distrust the guard, however long ago it last failed
+    planned = {q.key for q in plan_queries(rules, now)}
+    stale = failing_queries(
+        [m for m in marks if m.query_key in planned], int(now.timestamp()), max_staleness(rules)
+    )
+    notifiers = plugins.notifiers(rules.notifiers)
+    delivery = pipeline.notify(store, findings, now, notifiers, _record(outcome), stop=stop)
+    names = pipeline.display_names(store)
+    outcome.gauges = gauges(findings, names)
+    alerts, silences = pipeline.report_alerts(store, findings, now)
+    body = to_json(findings, alerts, now, names=names)
+    body["silences"] = silences  # the active ones, listed even when there are none
+    body["collect_problems"] = problems
+    body["notifications"] = {
+        "delivered": delivery.delivered,
+        "retrying": delivery.retrying,
+        "failed": delivery.failed,
+        "outbox": store.alerts.counts(),
+    }
+    outcome.status = body
+    outcome.problems = stale + unknown_budgets(list(findings))
+    log.info(
+        "tick: %d findings, %d delivered, %d to retry, %d failed",
+        len(findings),
+        delivery.delivered,
+        delivery.retrying,
+        delivery.failed,
+    )
+
+
+def digest(
+    settings: Settings,
+    rules: Rules,
+    now: datetime,
+    stop: threading.Event,
+    *,
+    store: Store | None = None,
+    plugins: Plugins | None = None,
+) -> JobOutcome:
+    """Build the digest of the last complete period, queue it (once: its key) and deliver."""
+    outcome = JobOutcome()
+    if rules.digest is None:
+        return outcome
+    try:
+        with _opened(settings, store) as opened:
+            made = pipeline.make_digest(opened, rules, now)
+            notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
+            queued, _ = pipeline.send_digest(
+                opened, made, rules.digest.notify, now, notifiers, _record(outcome), stop=stop
+            )
+            log.info("digest %s: %d queued", made.key, queued)
+    except Exception as exc:
+        outcome.error = f"digest failed: {exc}"
+        log.error("%s", outcome.error)
+    return outcome
+
+
+def retry(
+    settings: Settings,
+    rules: Rules,
+    now: datetime,
+    stop: threading.Event,
+    *,
+    store: Store | None = None,
+    plugins: Plugins | None = None,
+) -> JobOutcome:
+    """Deliver what is due in the outbox (retries between ticks)."""
+    outcome = JobOutcome()
+    try:
+        with _opened(settings, store) as opened:
+            notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
+            pipeline.deliver_due(opened, notifiers, now, _record(outcome), stop=stop)
+    except Exception as exc:
+        outcome.error = f"outbox retry failed: {exc}"
+        log.error("%s", outcome.error)
+    return outcome
+
+
+#: The jobs by name, as the worker is told which one to run.
+JOBS = {"tick": tick, "digest": digest, "retry": retry}
+
+
+def _record(outcome: JobOutcome) -> Any:
+    def record(notifier: str, result: str) -> None:
+        outcome.attempts.append((notifier, result))
+
+    return record
+
+
+@contextlib.contextmanager
+def _opened(settings: Settings, store: Store | None) -> Iterator[Store]:
+    """The given store, or one opened for the job and closed after it."""
+    if store is not None:
+        yield store
+        return
+    opened = Store.open(settings.database_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
