@@ -78,13 +78,27 @@ _VARIABLES = {
 }
 
 
+#: Settings an empty value leaves unset: an empty ``OPENAI_ADMIN_KEY=`` (a compose file's
+#: ``${KEY:-}``) does not hide the key ``.env`` sets.
+_EMPTY_IS_UNSET = frozenset({"openai_admin_key", "now"})
+
+
 def _from_environment(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> dict[str, str]:
     """Each setting's value from the environment, else from ``.env`` (names in any case)."""
     sources = [{k.lower(): v for k, v in source.items()} for source in (environ, dotenv)]
     found: dict[str, str] = {}
     for name in Settings.model_fields:
         variables = _VARIABLES.get(name, (f"budgetguard_{name}",))
-        value = next((s[v] for s in sources for v in variables if v in s), None)
+        skip_empty = name in _EMPTY_IS_UNSET
+        value = next(
+            (
+                s[v]
+                for s in sources
+                for v in variables
+                if v in s and not (skip_empty and not s[v].strip())
+            ),
+            None,
+        )
         if value is not None:
             found[name] = value
     return found

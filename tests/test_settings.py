@@ -100,6 +100,24 @@ def test_names_in_any_case_and_the_environment_before_dotenv(
     assert s.database_url == "sqlite:///lower.db"
 
 
+def test_an_empty_key_in_the_environment_does_not_hide_the_dotenv_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        f"OPENAI_ADMIN_KEY={SECRET}\nBUDGETGUARD_NOW=2026-01-02T00:00:00Z\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "")  # a compose file's ${OPENAI_ADMIN_KEY:-}
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_ADMIN_KEY", "  ")
+    monkeypatch.setenv("BUDGETGUARD_NOW", "")
+    s = Settings()
+    assert s.openai_admin_key is not None
+    assert s.openai_admin_key.get_secret_value() == SECRET
+    assert s.now is not None and s.now.year == 2026
+    (tmp_path / ".env").unlink()
+    assert Settings().openai_admin_key is None  # empty and nothing else: unset, as before
+
+
 def test_values_given_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUDGETGUARD_DATABASE_URL", "sqlite:///env.db")
     monkeypatch.setenv("BUDGETGUARD_HTTP_PORT", "not-a-port")
