@@ -327,6 +327,25 @@ def test_ctrl_c_says_interrupted_on_either_path(
         assert capsys.readouterr().err.strip().splitlines() == ["budgetguard: interrupted"]
 
 
+def test_ctrl_c_while_the_cli_loads_is_one_line_not_a_traceback() -> None:
+    """The console script's first import (budgetguard.cli) interrupted, as a Ctrl-C in the
+    first milliseconds does: the same line and code as later."""
+    script = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, *_):\n"
+        "        if name == 'budgetguard.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from budgetguard.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stderr) == (130, "budgetguard: interrupted\n")
+
+
 def test_run_without_rules_exits_2_and_says_where_it_looked(
     cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,7 +78,7 @@ def test_compose_passes_only_set_secrets_and_mounts_the_rules_as_a_read_only_fil
 def test_the_distribution_is_budgetguard_openai_and_nothing_installs_the_bare_name() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == "budgetguard-openai"
-    assert project["scripts"] == {"budgetguard": "budgetguard.cli:main"}
+    assert project["scripts"] == {"budgetguard": "budgetguard.__main__:main"}
     assert "pytest" in " ".join(project["optional-dependencies"]["test"])
     bare = re.compile(r"pip install(?:\s+-\S+)*\s+[\"']?budgetguard(?:[=<>~!\[\"'\s`]|$)")
     for name in ("README.md", "action.yml", "Dockerfile", "docker-compose.yml", ".ci/run"):

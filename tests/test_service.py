@@ -506,7 +506,7 @@ def test_the_wheel_holds_the_package_plugins_example_and_entry_points(wheel: Pat
     assert not [n for n in names if n.startswith("tests/")]
     (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "budgetguard = budgetguard.cli:main" in text
+    assert "budgetguard = budgetguard.__main__:main" in text
     for name in ("console", "webhook", "slack", "email"):
         assert f"{name} = budgetguard_{name}" in text
 
