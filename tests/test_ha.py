@@ -13,11 +13,10 @@ from budgetguard.simulator import SimulatorServer, build_api
 from tests.conftest import NOW, Receiver, needs_postgres
 
 #: One replica: ticks its own Service with a clock one simulated hour apart per tick, and
-#: prints "tick <i> leader=<0|1>" after each.
+#: prints "tick <i> leader=<0|1>" after each, until it has led the number of ticks asked.
 REPLICA = r"""
 import sys, time
 from datetime import UTC, datetime, timedelta
-from budgetguard.notify.manager import load_plugins
 from budgetguard.rules import load_rules
 from budgetguard.service import Service
 from budgetguard.settings import Settings
@@ -27,11 +26,15 @@ start = datetime.fromtimestamp(int(start), UTC)
 moment = [start]
 settings = Settings(openai_admin_key="sk-admin-test", openai_base_url=base, database_url=db,
                     rules=rules_path)
-service = Service(settings, load_rules(rules_path), plugins=load_plugins(),
-                  clock=lambda: moment[0])
-for i in range(int(ticks)):
-    moment[0] = start + timedelta(hours=i)
+# as `run` does: each job in a worker process, on its own connections to the store
+service = Service(settings, load_rules(rules_path), clock=lambda: moment[0], isolated=True)
+led = 0
+for i in range(1000):  # until it has led `ticks` ticks: a standby waits as long as it takes
+    if led >= int(ticks):
+        break
+    moment[0] = start + timedelta(hours=min(i, 29))  # never past the simulated now
     service.tick()
+    led += int(service.metrics.leader._value.get())
     print(f"tick {i} leader={int(service.metrics.leader._value.get())} "
           f"error={service.last_error}", flush=True)
     time.sleep(0.1)
@@ -63,7 +66,7 @@ def test_two_replicas_one_leader_takeover_and_no_duplicates(tmp_path: Path, pg_u
         assert first.stdout is not None
         line = first.stdout.readline()
         assert line.startswith("tick 0 leader=1"), line
-        second = subprocess.Popen([*argv, "30"], stdout=subprocess.PIPE, text=True, env=env)
+        second = subprocess.Popen([*argv, "8"], stdout=subprocess.PIPE, text=True, env=env)
         try:
             assert second.stdout is not None
             for _ in range(6):

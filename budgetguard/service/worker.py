@@ -162,8 +162,11 @@ def main(argv: list[str]) -> int:
     from budgetguard.service.jobs import JOBS
 
     outcome = JOBS[job](settings, rules, now, stop)
-    with open(int(argv[0]), "wb", closefd=True) as pipe:
-        pipe.write(to_json(outcome))
+    try:
+        with open(int(argv[0]), "wb", closefd=True) as pipe:
+            pipe.write(to_json(outcome))
+    except OSError:  # the service went away: nobody is left to tell
+        return 1
     return 0
 
 
