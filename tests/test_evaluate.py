@@ -378,7 +378,7 @@ def test_sparse_sums_equal_a_scan_of_the_rows() -> None:
     ]
     times = [1795305600 + 3600 * h for h in range(30)]
     rows = [
-        (t, rng.randrange(len(groups)), rng.choice([0, 1, 7, 10**6, 2**40]))
+        (t, rng.randrange(len(groups)), rng.choice([0, 1, 7, 10**6, 2**40] * 20 + [2**53 - 1]))
         for t in times
         for _ in range(rng.randrange(0, 40))
     ]

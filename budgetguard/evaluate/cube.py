@@ -190,7 +190,11 @@ class UsageCube:
             cum = self.cum.get(metric)
             if cum is None:
                 continue
-            sums[metric] = np.bincount(slots, weights=cum[p1] - cum[p0], minlength=size)
+            # integers, summed as integers: a float64 bincount loses units past 2**53; each
+            # group's rows are its own, so no sum exceeds the column's total (``cum[-1]``)
+            found = np.zeros(size, dtype=np.int64)
+            np.add.at(found, slots, cum[p1] - cum[p0])
+            sums[metric] = found
         return sums, labels
 
     def amounts(
@@ -207,8 +211,8 @@ class UsageCube:
         if not sums:
             return out, notes, False
         prices = len(self.rates)
-        zero = np.zeros(len(labels) * prices)
-        table = np.rint(np.vstack([sums.get(m, zero) for m in self.metrics])).astype(np.int64)
+        zero = np.zeros(len(labels) * prices, dtype=np.int64)
+        table: Any = np.vstack([sums.get(m, zero) for m in self.metrics])
         used = table.any(axis=0)
         slot_rates = np.arange(table.shape[1]) % prices
         priced = np.fromiter((r.per_unit is not None for r in self.rates), bool, prices)
@@ -257,5 +261,5 @@ class UsageCube:
         sums, labels = self._sums(budget, columns, h0, h1, by_price=False)
         if not sums:
             return {}
-        totals = np.rint(np.sum(list(sums.values()), axis=0)).astype(np.int64).tolist()
+        totals = [sum(column) for column in zip(*(v.tolist() for v in sums.values()), strict=True)]
         return {label: Decimal(t) for label, t in zip(labels, totals, strict=True) if t}
