@@ -199,7 +199,7 @@ def notify(
     changed, events = transitions(findings, states, now)
     names = display_names(store)
     held = {
-        i: Held(i, key, "fire" if event == "fire" else "remind")
+        i: Held.stored(i, key, event)
         for i, (key, event) in silenced.holds().items()
     }
     outcome = apply_silences(

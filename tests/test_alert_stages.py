@@ -136,6 +136,39 @@ def test_a_silence_holds_a_fire_and_releases_it_when_it_ends() -> None:
     assert report[0]["silenced"] is True
 
 
+def test_a_resolution_held_by_a_silence_is_sent_when_it_ends() -> None:
+    """Fired and told; silenced; resolved while silenced; the silence ends: the resolution
+    goes out then, once, naming the fire it closes. If it fires again before the silence
+    ends, the new fire is what is sent, and no resolution."""
+    silence = Silence(
+        "s", (("budget", "api-day"),), T0 + timedelta(hours=1), T0 + timedelta(hours=5)
+    )
+    for spends, expected in (
+        ((95, 95, 10, 10, 10, 10, 10), [(0, "fire"), (5, "resolve")]),
+        ((95, 95, 10, 95, 95, 95, 95), [(0, "fire"), (5, "fire")]),
+    ):
+        states: dict[str, AlertState] = {}
+        held: dict[str, Held] = {}
+        sent: list[tuple[int, str, str]] = []
+        fire_key = ""
+        for hour, spend in enumerate(spends):
+            now = T0 + timedelta(hours=hour)
+            findings = [finding(DAY, {}, spend, now)]
+            changed, events = transitions(findings, states, now)
+            states.update(changed)
+            out = apply_silences(events, findings, states, [silence], held, now)
+            held = out.held
+            for note in group_events(out.send):
+                sent.append((hour, note.lead.event, note.notifier))
+                if note.lead.event == "fire":
+                    fire_key = fire_key or note.lead.key
+                else:  # the resolution closes the fire that was sent
+                    assert note.lead.fire_key == fire_key
+        assert sorted({(h, e) for h, e, _ in sent}) == expected, spends
+        assert len(sent) == len(set(sent))  # once per notifier
+        assert not held
+
+
 def test_matchers_say_what_is_wrong() -> None:
     assert parse_matcher("project=Chat*") == ("project", "Chat*")
     for bad in ("project", "colour=red", "budget="):
@@ -238,6 +271,19 @@ def test_grouping_and_silences_properties(
                     sev = severity_of(state.kind, threshold)
                     labels = alert_labels(f.budget.name, f.group, sev, (state.kind,), NAMES)
                     assert any(s.matches(labels) for s in active), "still firing, never sent"
+                # and whatever was told it fires, and no longer does, is told it resolved,
+                # unless a silence holds that back right now
+                told_episode = told.get(state.identity) == state.episode
+                if state.state != "firing" and told_episode:
+                    if (state.identity, state.episode) in resolved:
+                        continue
+                    threshold = next(
+                        (t for t in f.budget.thresholds if t.key == state.threshold), None
+                    )
+                    sev = severity_of(state.kind, threshold)
+                    kinds = (state.kind, "resolved")
+                    labels = alert_labels(f.budget.name, f.group, sev, kinds, NAMES)
+                    assert any(s.matches(labels) for s in active), "resolved, never told"
 
 
 def test_a_resolution_after_a_silence_is_sent_when_the_firing_was() -> None:

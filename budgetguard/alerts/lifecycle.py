@@ -24,6 +24,7 @@ __all__ = [
     "active_alerts",
     "conditions",
     "decide",
+    "fire_key",
     "routes",
     "transitions",
 ]
@@ -121,6 +122,11 @@ def decide(
 def _key(identity: str, episode: int, event: str, sequence: int = 0) -> str:
     raw = json.dumps([identity, episode, event, sequence])
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def fire_key(identity: str, episode: int) -> str:
+    """The key of the fire of an alert's ``episode``: what its resolution closes."""
+    return _key(identity, episode, "fire")
 
 
 def conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool, str]]:

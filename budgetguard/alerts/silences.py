@@ -3,8 +3,11 @@
 Pure, after Alertmanager's silencer. A silenced alert still changes state; only its
 notification is held. A fire (or reminder) held while silenced is remembered by its alert
 identity with its key; when no silence matches it any more and it still fires, it is sent
-then, with the key it would have had. A resolution of an alert whose fire was never sent is
-dropped: nobody was told it fired.
+then, with the key it would have had. A resolution is owed the same way when the fire was
+sent: when no silence matches any more and the alert has not fired again, the resolution is
+sent (so the incident its fire opened is closed); if it fires again first, the new fire is
+what is owed. A resolution of an alert whose fire was never sent is dropped: nobody was told
+it fired.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from budgetguard.alerts.lifecycle import AlertEvent, AlertState, conditions, routes
+from budgetguard.alerts.lifecycle import AlertEvent, AlertState, conditions, fire_key, routes
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.rules.model import Threshold, alert_identity
 
@@ -70,11 +73,19 @@ class Silence:
 
 @dataclass(frozen=True)
 class Held:
-    """A notification owed: the alert fired (or was due a reminder) while silenced."""
+    """A notification owed: the alert fired (or was due a reminder, or resolved after a fire
+    that was sent) while silenced."""
 
     identity: str
     key: str
-    event: Literal["fire", "remind"]
+    event: Literal["fire", "remind", "resolve"]
+
+    @classmethod
+    def stored(cls, identity: str, key: str, event: str) -> Held:
+        """A hold as the store keeps it (``event`` as text)."""
+        if event == "fire":
+            return cls(identity, key, "fire")
+        return cls(identity, key, "resolve" if event == "resolve" else "remind")
 
 
 @dataclass(frozen=True)
@@ -145,9 +156,10 @@ def apply_silences(
             silenced.append(event)
         elif any(s.matches(_labels(event, names)) for s in active):
             silenced.append(event)
-            if event.event != "resolve":
-                prior = owed.get(identity)
-                owed[identity] = prior or Held(identity, event.key, event.event)
+            if event.event == "resolve":  # its fire was sent (or only a reminder is owed)
+                owed[identity] = Held(identity, event.key, "resolve")
+            elif debt is None or debt.event == "resolve":  # a fire again: that is owed now
+                owed[identity] = Held(identity, event.key, event.event)
         else:
             owed.pop(identity, None)
             send.append(event)
@@ -179,6 +191,18 @@ def _released(
             debt = owed.get(identity)
             state = states.get(identity)
             if debt is None or state is None:
+                continue
+            if debt.event == "resolve":
+                if state.state == "firing":
+                    del owed[identity]  # firing again: its incident is open, as it should be
+                    continue
+                resolved = AlertEvent(
+                    "resolve", kind, "ok", finding, threshold, debt.key, now,
+                    routes(finding, threshold), None, fire_key(identity, state.episode),
+                )  # fmt: skip
+                if not any(s.matches(_labels(resolved, names)) for s in active):
+                    del owed[identity]
+                    out.append(resolved)
                 continue
             if not holds or state.state != "firing":
                 del owed[identity]  # no longer firing: nothing to tell

@@ -42,7 +42,7 @@ silence_holds = Table(
     metadata,
     Column("identity", String(64), primary_key=True),
     Column("idempotency_key", String(100), nullable=False),
-    Column("event", String(10), nullable=False),  # fire | remind
+    Column("event", String(10), nullable=False),  # fire | remind | resolve
 )
 
 
