@@ -198,10 +198,7 @@ def notify(
     states = load_states(alerts)
     changed, events = transitions(findings, states, now)
     names = display_names(store)
-    held = {
-        i: Held.stored(i, key, event)
-        for i, (key, event) in silenced.holds().items()
-    }
+    held = {i: Held.stored(i, key, event) for i, (key, event) in silenced.holds().items()}
     outcome = apply_silences(
         events, findings, {**states, **changed}, active_silences(silenced, now), held, now, names
     )
