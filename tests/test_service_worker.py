@@ -4,8 +4,10 @@ the worker, and the service itself never loads what the jobs use."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +21,15 @@ import pytest
 
 from budgetguard.rules import load_rules
 from budgetguard.service import Service, jobs
-from budgetguard.service.outcomes import Gauge, JobOutcome, TickOutcome, from_json, to_json
+from budgetguard.service.outcomes import (
+    Gauge,
+    JobOutcome,
+    TickOutcome,
+    attempt_line,
+    collected_line,
+    outcome_line,
+    read_line,
+)
 from budgetguard.service.worker import STOP_GRACE, WorkerError, run_in_worker
 from budgetguard.settings import Settings
 from budgetguard.simulator import SimulatorServer, build_api
@@ -53,12 +63,23 @@ def _setup(tmp_path: Path, base_url: str, name: str) -> tuple[Settings, Any, Rec
     return settings, load_rules(rules_file), receiver
 
 
-def _plain(outcome: TickOutcome) -> dict[str, Any]:
-    """The outcome as the service would serve it (``/status`` is JSON with default=str);
-    the collection's wall-clock stamps by endpoint only."""
-    found = json.loads(to_json(outcome))
-    found["collected"] = sorted(found["collected"])
-    return dict(found)
+class Heard:
+    """A ``Progress`` that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, str]] = []
+        self.stamps: dict[str, int] = {}
+
+    def attempt(self, notifier: str, outcome: str) -> None:
+        self.attempts.append((notifier, outcome))
+
+    def collected(self, endpoint: str, stamp: int) -> None:
+        self.stamps[endpoint] = stamp
+
+
+def _plain(outcome: JobOutcome) -> dict[str, Any]:
+    """The outcome as the service would serve it (``/status`` is JSON with default=str)."""
+    return dict(json.loads(outcome_line(outcome)))
 
 
 def test_a_job_in_a_worker_reports_what_it_reports_in_the_services_process(
@@ -68,20 +89,28 @@ def test_a_job_in_a_worker_reports_what_it_reports_in_the_services_process(
         settings, rules, receiver = _setup(tmp_path, sim.base_url, "here.db")
         store = Store.open(settings.database_url)
         try:
-            here = jobs.tick(settings, rules, NOW_DT, threading.Event(), store=store)
+            heard_here = Heard()
+            here = jobs.tick(settings, rules, NOW_DT, threading.Event(), heard_here, store=store)
         finally:
             store.close()
         there_settings = settings.model_copy(
             update={"database_url": f"sqlite:///{tmp_path / 'there.db'}"}
         )
+        heard_there = Heard()
         there = run_in_worker(
-            "tick", (there_settings, rules, NOW_DT), deadline=120, stop=threading.Event()
+            "tick",
+            (there_settings, rules, NOW_DT),
+            deadline=120,
+            stop=threading.Event(),
+            progress=heard_there,
         )
     receiver.shutdown()
-    assert isinstance(there, TickOutcome)
+    assert isinstance(here, TickOutcome) and isinstance(there, TickOutcome)
     assert here.error is None and here.status is not None and here.gauges
-    assert ("hook", "delivered") in here.attempts
+    assert ("hook", "delivered") in heard_here.attempts
     assert _plain(there) == _plain(here)
+    assert sorted(heard_there.attempts) == sorted(heard_here.attempts)
+    assert sorted(heard_there.stamps) == sorted(heard_here.stamps) != []
 
 
 def _children() -> list[int]:
@@ -148,7 +177,13 @@ def test_a_worker_past_its_deadline_is_killed(tmp_path: Path) -> None:
         settings, rules, receiver = _setup(tmp_path, sim.base_url, "late.db")
         began = time.monotonic()
         with pytest.raises(WorkerError, match="was killed: it did not end within 1s"):
-            run_in_worker("tick", (settings, rules, NOW_DT), deadline=1.0, stop=threading.Event())
+            run_in_worker(
+                "tick",
+                (settings, rules, NOW_DT),
+                deadline=1.0,
+                stop=threading.Event(),
+                progress=Heard(),
+            )
         assert time.monotonic() - began < 5
     receiver.shutdown()
 
@@ -161,7 +196,7 @@ def test_a_stop_reaches_the_worker_at_once(tmp_path: Path) -> None:
         began = time.monotonic()
         try:
             outcome: JobOutcome | None = run_in_worker(
-                "tick", (settings, rules, NOW_DT), deadline=120, stop=stop
+                "tick", (settings, rules, NOW_DT), deadline=120, stop=stop, progress=Heard()
             )
         except WorkerError as exc:  # killed after its grace: also a bounded stop
             assert "did not stop within" in str(exc)
@@ -209,19 +244,171 @@ service.stop()
     assert found["status"] != "starting"
 
 
-def test_outcomes_cross_as_json_and_anything_else_is_refused() -> None:
+def test_progress_and_outcomes_cross_as_json_lines_and_anything_else_is_refused() -> None:
     tick = TickOutcome(
-        attempts=[("hook", "delivered")],
-        collected={"costs": 5},
         gauges=[Gauge("b", "project=p", "project=P (p)", 1.5, None, None)],
         status={"status": "ok", "at": "2026-12-01 00:00:00+00:00"},
         problems=["query x failing"],
     )
-    assert from_json(to_json(tick)) == tick
-    assert from_json(to_json(JobOutcome(error="digest failed: x"))) == JobOutcome(
-        error="digest failed: x"
+    heard = Heard()
+    assert read_line(attempt_line("hook", "delivered"), heard) is None
+    assert read_line(collected_line("costs", 5), heard) is None
+    assert (heard.attempts, heard.stamps) == ([("hook", "delivered")], {"costs": 5})
+    assert read_line(outcome_line(tick), heard) == tick
+    failed = JobOutcome(error="digest failed: x")
+    assert read_line(outcome_line(failed), heard) == failed
+    assert read_line(outcome_line(replace(tick, gauges=None, status=None)), heard) == (
+        TickOutcome(problems=["query x failing"])
     )
-    assert from_json(to_json(replace(tick, gauges=None, status=None))).status is None
-    for bad in (b"[]", b'{"kind": "other"}', b"{"):
+    for bad in (b"[]", b'{"outcome": {"kind": "other"}}', b"{", b'{"a": 1, "b": 2}'):
         with pytest.raises(ValueError):
-            from_json(bad)
+            read_line(bad, heard)
+
+
+def test_a_worker_that_cannot_be_given_its_job_is_a_failed_job() -> None:
+    """Inputs that do not pickle (a plugin's settings model made on the fly): WorkerError,
+    so the service records the failure, and no worker is started."""
+    with pytest.raises(WorkerError, match="could not be given its job"):
+        run_in_worker(
+            "tick",
+            (lambda: None, None, NOW_DT),  # type: ignore[arg-type]
+            deadline=5,
+            stop=threading.Event(),
+            progress=Heard(),
+        )
+    assert _workers() == []
+
+
+def _run_service(
+    tmp_path: Path, base_url: str, **popen: Any
+) -> tuple[subprocess.Popen[str], Receiver]:
+    """``budgetguard run`` through its console script (nothing of the working directory on
+    its path, as installed), with ``tmp_path`` as its working directory; started once its
+    start-up line is out."""
+    receiver = Receiver()
+    (tmp_path / "rules.yaml").write_text(RULES.format(url=receiver.url))
+    env = dict(
+        os.environ,
+        OPENAI_ADMIN_KEY=ADMIN_KEY,
+        BUDGETGUARD_OPENAI_BASE_URL=base_url,
+        BUDGETGUARD_DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
+        BUDGETGUARD_RULES=str(tmp_path / "rules.yaml"),
+        BUDGETGUARD_NOW=NOW_DT.isoformat(),
+    )
+    script = Path(sys.executable).with_name("budgetguard")
+    service = subprocess.Popen(
+        [str(script), "run", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        **popen,
+    )
+    assert service.stderr is not None
+    for line in service.stderr:
+        if "/healthz" in line:
+            return service, receiver
+    raise AssertionError(f"budgetguard run did not start (exit {service.wait()})")
+
+
+def _workers_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found.append(int(child))
+    return found
+
+
+def _wait_for_worker_of(pid: int, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := _workers_of(pid):
+            return found[0]
+        time.sleep(0.01)
+    raise AssertionError("the service started no worker")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_worker_dies_with_its_service_and_never_imports_from_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the service takes its worker with it (no job runs on beside the next
+    leader); a module in the working directory (the image's data volume) is never imported
+    by a worker, which holds the admin key."""
+    marker = tmp_path / "imported"
+    (tmp_path / "msgspec.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    with SimulatorServer(build_api(now=NOW, days=12, latency_ms=300)) as sim:
+        service, receiver = _run_service(tmp_path, sim.base_url)
+        try:
+            worker = _wait_for_worker_of(service.pid)
+            time.sleep(1.0)  # well into its job: its imports are done
+            service.kill()
+            service.wait(timeout=10)
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+                status = Path(f"/proc/{worker}/status").read_text()
+                if "State:\tZ" in status:
+                    break  # ended, waiting for init to reap it
+                time.sleep(0.05)
+            alive = Path(f"/proc/{worker}/status")
+            assert not alive.exists() or "State:\tZ" in alive.read_text()
+        finally:
+            if service.poll() is None:
+                service.kill()
+            receiver.shutdown()
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_ctrl_c_while_a_worker_starts_stops_the_service_in_one_line(tmp_path: Path) -> None:
+    """The terminal's Ctrl-C reaches the service's process group; the worker is in its own,
+    so it is asked to stop by the service, and nothing prints a traceback."""
+    with SimulatorServer(build_api(now=NOW, days=12, latency_ms=100)) as sim:
+        service, receiver = _run_service(tmp_path, sim.base_url, start_new_session=True)
+        try:
+            _wait_for_worker_of(service.pid)
+            os.killpg(service.pid, signal.SIGINT)  # what the terminal does
+            assert service.wait(timeout=15) == 0
+            assert service.stderr is not None
+            rest = service.stderr.read()
+        finally:
+            if service.poll() is None:
+                service.kill()
+            receiver.shutdown()
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
+
+
+def test_a_failed_digest_is_counted_and_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from budgetguard.notify.manager import load_plugins
+
+    with SimulatorServer(build_api(now=NOW, days=12)) as sim:
+        settings, _, receiver = _setup(tmp_path, sim.base_url, "digest.db")
+        rules_file = tmp_path / "rules.yaml"
+        rules_file.write_text(
+            rules_file.read_text().replace(
+                "budgets:", 'digest: {schedule: "0 9 * * mon", notify: [hook]}\nbudgets:'
+            )
+        )
+        rules = load_rules(rules_file)
+        service = Service(settings, rules, plugins=load_plugins(), clock=lambda: NOW_DT)
+        service.start(port=0)
+        try:
+
+            def broken(*_: object, **__: object) -> Any:
+                raise RuntimeError("the store is away")
+
+            monkeypatch.setattr(jobs.pipeline, "make_digest", broken)
+            service.send_digest()
+            failures = service.metrics.job_failures.labels("digest")._value.get()
+            assert failures == 1
+            assert service.scheduler.get_job("digest-retry") is not None
+            monkeypatch.undo()
+            service.send_digest()  # the retry, when it comes: it goes out
+            assert service.metrics.job_failures.labels("digest")._value.get() == 1
+            assert any(body.get("type") == "budgetguard.digest" for body in receiver.bodies)
+        finally:
+            service.stop()
+            receiver.shutdown()

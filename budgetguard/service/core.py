@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,23 @@ __all__ = ["Service"]
 
 log = logging.getLogger("budgetguard.service")
 
+#: A failed digest is tried again this much later, this many times at most.
+DIGEST_RETRY = timedelta(minutes=5)
+DIGEST_RETRIES = 12
+
+
+class _MetricsProgress:
+    """What a job reports as it runs, into the service's metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def attempt(self, notifier: str, outcome: str) -> None:
+        self._metrics.notifications.labels(notifier, outcome).inc()
+
+    def collected(self, endpoint: str, stamp: int) -> None:
+        self._metrics.collected.labels(endpoint).set(stamp)
+
 
 class Service:
     """The state of one ``run`` process; each job is a method the scheduler calls."""
@@ -62,8 +79,11 @@ class Service:
         installed; else in this process, with ``plugins`` (tests)."""
         self.settings = settings
         self.rules = rules
+        if isolated and plugins is not None:
+            raise ValueError("an isolated service's workers load the installed plugins")
         self.isolated = isolated
         self._plugins = plugins
+        self._digest_retries = 0
         self.store = Store.open(settings.database_url)
         self.leadership = Leadership(self.store.engine)
         self.metrics = Metrics()
@@ -127,13 +147,13 @@ class Service:
             return
         started = time.monotonic()
         with self.job_lock, self._job():
+            if self.stopping.is_set():
+                return
             try:
                 outcome = self._run("tick")
             finally:
                 self.metrics.tick_seconds.set(time.monotonic() - started)
         assert isinstance(outcome, TickOutcome)
-        for endpoint, stamp in outcome.collected.items():
-            self.metrics.collected.labels(endpoint).set(stamp)
         if outcome.error is not None or outcome.status is None:
             self.last_error = outcome.error or "tick failed"
             return
@@ -148,12 +168,39 @@ class Service:
         if self.rules.digest is None or not self._leader():
             return
         with self.job_lock, self._job():
-            self._run("digest")
+            if self.stopping.is_set():
+                return
+            failed = self._run("digest").error is not None
+        if failed:
+            self._retry_digest()
+        else:
+            self._digest_retries = 0
+
+    def _retry_digest(self) -> None:
+        """Try a failed digest again in DIGEST_RETRY, up to DIGEST_RETRIES times: its key
+        makes a second queueing a no-op, and a weekly digest lost to one bad minute would
+        otherwise wait a week."""
+        if self.scheduler is None or self.stopping.is_set():
+            return
+        if self._digest_retries >= DIGEST_RETRIES:
+            log.error("digest: gave up after %d retries", self._digest_retries)
+            self._digest_retries = 0
+            return
+        from apscheduler.triggers.date import DateTrigger
+
+        self._digest_retries += 1
+        at = datetime.now(UTC) + DIGEST_RETRY
+        self.scheduler.add_job(
+            self.send_digest, DateTrigger(run_date=at), id="digest-retry", replace_existing=True
+        )
+        log.warning("digest: retry %d of %d at %s", self._digest_retries, DIGEST_RETRIES, at)
 
     def retry_outbox(self) -> None:
         if not self._leader():
             return
         with self.job_lock, self._job():
+            if self.stopping.is_set():
+                return
             if self.isolated and not self._due():
                 return  # nothing to retry: no worker to start for it
             self._run("retry")
@@ -167,15 +214,19 @@ class Service:
             return True
 
     def _run(self, job: str) -> JobOutcome:
-        """Run ``job`` (in a worker process when ``isolated``) and count its deliveries."""
+        """Run ``job`` (in a worker process when ``isolated``); its deliveries and
+        collections reach the metrics as they happen, and a failure is counted."""
         rules, now = self.rules, self.clock()
+        progress = _MetricsProgress(self.metrics)
         if self.isolated:
             from budgetguard.service.worker import WorkerError, run_in_worker
 
             inputs = (self.settings, rules, now)
             deadline = JOB_STUCK_AFTER - 60  # killed before /livez would call it stuck
             try:
-                outcome = run_in_worker(job, inputs, deadline=deadline, stop=self.stopping)
+                outcome: JobOutcome = run_in_worker(
+                    job, inputs, deadline=deadline, stop=self.stopping, progress=progress
+                )
             except WorkerError as exc:
                 outcome = TickOutcome(error=f"{job} failed: {exc}")
                 if self.stopping.is_set():  # what a stop does: said once, not as a fault
@@ -187,11 +238,17 @@ class Service:
 
             run = JOBS[job]
             outcome = run(
-                self.settings, rules, now, self.stopping, store=self.store, plugins=self.plugins
+                self.settings,
+                rules,
+                now,
+                self.stopping,
+                progress,
+                store=self.store,
+                plugins=self.plugins,
             )
             release_memory()
-        for notifier, result in outcome.attempts:
-            self.metrics.notifications.labels(notifier, result).inc()
+        if outcome.error is not None and not self.stopping.is_set():
+            self.metrics.job_failures.labels(job).inc()
         return outcome
 
     @contextlib.contextmanager

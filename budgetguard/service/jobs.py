@@ -23,7 +23,7 @@ from budgetguard.report import to_json
 from budgetguard.rules import Rules
 from budgetguard.rules.needs import plan_queries
 from budgetguard.service.health import failing_queries, max_staleness, unknown_budgets
-from budgetguard.service.outcomes import Gauge, JobOutcome, TickOutcome
+from budgetguard.service.outcomes import Gauge, JobOutcome, Progress, TickOutcome
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 
@@ -54,6 +54,7 @@ def tick(
     rules: Rules,
     now: datetime,
     stop: threading.Event,
+    progress: Progress,
     *,
     store: Store | None = None,
     plugins: Plugins | None = None,
@@ -62,7 +63,8 @@ def tick(
     outcome = TickOutcome()
     try:
         with _opened(settings, store) as opened:
-            _tick(outcome, settings, opened, rules, now, stop, plugins or default_plugins())
+            chosen = plugins or default_plugins()
+            _tick(outcome, settings, opened, rules, now, stop, progress, chosen)
     except Exception as exc:
         outcome.error = f"tick failed: {exc}"
         log.error("%s", outcome.error)
@@ -76,6 +78,7 @@ def _tick(
     rules: Rules,
     now: datetime,
     stop: threading.Event,
+    progress: Progress,
     plugins: Plugins,
 ) -> None:
     problems: list[str] = []
@@ -87,10 +90,12 @@ def _tick(
     else:
         problems.append("no admin key: evaluating stored data only")
     marks = store.sync_marks()  # what the collection left: read once
+    latest: dict[str, int] = {}
     for mark in marks:
         if mark.last_success_at is not None:
-            seen = outcome.collected.get(mark.endpoint, 0)
-            outcome.collected[mark.endpoint] = max(seen, mark.last_success_at)
+            latest[mark.endpoint] = max(latest.get(mark.endpoint, 0), mark.last_success_at)
+    for endpoint, stamp in latest.items():
+        progress.collected(endpoint, stamp)
     findings = pipeline.evaluate_store(store, rules, now)
     # a query no budget plans any more (disabled, removed, regrouped) is no reason to
     # distrust the guard, however long ago it last failed
@@ -99,7 +104,7 @@ def _tick(
         [m for m in marks if m.query_key in planned], int(now.timestamp()), max_staleness(rules)
     )
     notifiers = plugins.notifiers(rules.notifiers)
-    delivery = pipeline.notify(store, findings, now, notifiers, _record(outcome), stop=stop)
+    delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
     alerts, silences = pipeline.report_alerts(store, findings, now)
@@ -128,6 +133,7 @@ def digest(
     rules: Rules,
     now: datetime,
     stop: threading.Event,
+    progress: Progress,
     *,
     store: Store | None = None,
     plugins: Plugins | None = None,
@@ -141,7 +147,7 @@ def digest(
             made = pipeline.make_digest(opened, rules, now)
             notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
             queued, _ = pipeline.send_digest(
-                opened, made, rules.digest.notify, now, notifiers, _record(outcome), stop=stop
+                opened, made, rules.digest.notify, now, notifiers, progress.attempt, stop=stop
             )
             log.info("digest %s: %d queued", made.key, queued)
     except Exception as exc:
@@ -155,6 +161,7 @@ def retry(
     rules: Rules,
     now: datetime,
     stop: threading.Event,
+    progress: Progress,
     *,
     store: Store | None = None,
     plugins: Plugins | None = None,
@@ -164,7 +171,7 @@ def retry(
     try:
         with _opened(settings, store) as opened:
             notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
-            pipeline.deliver_due(opened, notifiers, now, _record(outcome), stop=stop)
+            pipeline.deliver_due(opened, notifiers, now, progress.attempt, stop=stop)
     except Exception as exc:
         outcome.error = f"outbox retry failed: {exc}"
         log.error("%s", outcome.error)
@@ -173,13 +180,6 @@ def retry(
 
 #: The jobs by name, as the worker is told which one to run.
 JOBS = {"tick": tick, "digest": digest, "retry": retry}
-
-
-def _record(outcome: JobOutcome) -> Any:
-    def record(notifier: str, result: str) -> None:
-        outcome.attempts.append((notifier, result))
-
-    return record
 
 
 @contextlib.contextmanager

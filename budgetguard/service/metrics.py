@@ -37,6 +37,12 @@ class Metrics:
             ["notifier", "outcome"],
             registry=self.registry,
         )
+        self.job_failures = Counter(
+            "budgetguard_job_failures",
+            "Jobs (tick, digest, retry) that failed, by job",
+            ["job"],
+            registry=self.registry,
+        )
         self.tick_seconds = Gauge(
             "budgetguard_tick_duration_seconds", "Duration of the last tick", registry=self.registry
         )

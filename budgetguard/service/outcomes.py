@@ -1,17 +1,39 @@
-"""What a job did, in a form that crosses from a worker process to the service as JSON.
+"""What a job tells the service, as it happens and when it ends, in a form that crosses from
+a worker process to the service as JSON lines.
 
-Only the standard library here: the service reads outcomes without importing what made
-them. The ``/status`` body goes as the JSON ``/status`` serves (``default=str``), so it
-reads back as it would have been served.
+A job reports each delivery attempt and each endpoint's last successful collection while it
+runs (``Progress``), so the metrics count what was done even when the job is then killed;
+and its outcome when it ends. Only the standard library here: the service reads them
+without importing what made them. The ``/status`` body goes as the JSON ``/status`` serves
+(``default=str``), so it reads back as it would have been served.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Gauge", "JobOutcome", "TickOutcome", "from_json", "to_json"]
+__all__ = [
+    "Gauge",
+    "JobOutcome",
+    "Progress",
+    "TickOutcome",
+    "attempt_line",
+    "collected_line",
+    "outcome_line",
+    "read_line",
+]
+
+
+class Progress(Protocol):
+    """Hears what a job did while it runs (the service's metrics)."""
+
+    def attempt(self, notifier: str, outcome: str) -> None:
+        """A delivery attempt: ``delivered``, ``retrying`` or ``failed``."""
+
+    def collected(self, endpoint: str, stamp: int) -> None:
+        """When ``endpoint``'s data was last collected successfully (Unix seconds)."""
 
 
 @dataclass(frozen=True)
@@ -28,9 +50,8 @@ class Gauge:
 
 @dataclass
 class JobOutcome:
-    """What a job did: each delivery attempt's (notifier, outcome), and its error if any."""
+    """How a job ended: its error, if any."""
 
-    attempts: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
 
 
@@ -38,32 +59,51 @@ class JobOutcome:
 class TickOutcome(JobOutcome):
     """A tick's results; ``status`` is None when the tick failed (``error`` says why)."""
 
-    collected: dict[str, int] = field(default_factory=dict)  # endpoint -> last success
     gauges: list[Gauge] | None = None
     status: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)  # why /healthz distrusts the data
 
 
-def to_json(outcome: JobOutcome) -> bytes:
+def attempt_line(notifier: str, outcome: str) -> bytes:
+    return _line({"attempt": [notifier, outcome]})
+
+
+def collected_line(endpoint: str, stamp: int) -> bytes:
+    return _line({"collected": [endpoint, stamp]})
+
+
+def outcome_line(outcome: JobOutcome) -> bytes:
     kind = "tick" if isinstance(outcome, TickOutcome) else "job"
-    return json.dumps({"kind": kind, **asdict(outcome)}, default=str).encode()
+    return _line({"outcome": {"kind": kind, **asdict(outcome)}})
 
 
-def from_json(data: bytes) -> JobOutcome:
-    """The outcome ``to_json`` wrote (ValueError when ``data`` is not one)."""
-    found = json.loads(data)
-    if not isinstance(found, dict) or found.get("kind") not in ("tick", "job"):
-        raise ValueError("not a job outcome")
-    attempts = [(str(n), str(o)) for n, o in found.get("attempts") or ()]
-    error = found.get("error")
-    if found["kind"] == "job":
-        return JobOutcome(attempts, error)
-    gauges = found.get("gauges")
+def _line(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, default=str).encode() + b"\n"
+
+
+def read_line(line: bytes, progress: Progress) -> JobOutcome | None:
+    """Pass a progress line on to ``progress``, or the outcome a final line carries;
+    ValueError when ``line`` is neither."""
+    found = json.loads(line)
+    if not isinstance(found, dict) or len(found) != 1:
+        raise ValueError("not a job's line")
+    if "attempt" in found:
+        notifier, outcome = found["attempt"]
+        progress.attempt(str(notifier), str(outcome))
+        return None
+    if "collected" in found:
+        endpoint, stamp = found["collected"]
+        progress.collected(str(endpoint), int(stamp))
+        return None
+    body = found.get("outcome")
+    if not isinstance(body, dict) or body.get("kind") not in ("tick", "job"):
+        raise ValueError("not a job's line")
+    if body["kind"] == "job":
+        return JobOutcome(body.get("error"))
+    gauges = body.get("gauges")
     return TickOutcome(
-        attempts,
-        error,
-        collected={str(k): int(v) for k, v in (found.get("collected") or {}).items()},
+        body.get("error"),
         gauges=None if gauges is None else [Gauge(**g) for g in gauges],
-        status=found.get("status"),
-        problems=[str(p) for p in found.get("problems") or ()],
+        status=body.get("status"),
+        problems=[str(p) for p in body.get("problems") or ()],
     )

@@ -1,20 +1,24 @@
 """A job in a process of its own: the service stays small while idle, whatever a job used.
 
-The service (``run``) starts ``python -m budgetguard.service.worker FD`` for each job and
-hands it the job's name and inputs (settings, the rules in force, the instant) pickled on
-its stdin; the worker runs the job (``service/jobs.py``) and writes its outcome as JSON to
-the pipe ``FD``, while its log lines and a console notifier's output go to the service's own
-stderr and stdout. When the job ends its process ends, and every page it touched (the
-evaluation's arrays, the collector's pages, the price tables, the heap they fragmented) goes
-back to the system: idle, the service holds only its scheduler, its endpoints and the store
+The service (``run``) starts ``python -P -m budgetguard.service.worker FD PID`` for each job
+(in its own process group: a terminal's Ctrl-C is the service's to handle) and hands it the
+job's name and inputs (settings, the rules in force, the instant) pickled on its stdin,
+never on its command line. The worker runs the job (``service/jobs.py``) and writes JSON
+lines to the pipe ``FD``: each delivery attempt and collection as it happens, then the
+outcome; its log lines and a console notifier's output go to the service's own stderr and
+stdout. When the job ends its process ends, and every page it touched (the evaluation's
+arrays, the collector's pages, the price tables, the heap they fragmented) goes back to the
+system: idle, the service holds only its scheduler, its endpoints, the rules and the store
 it asks for the leader lock.
 
 Every wait is bounded: a worker that outlives ``deadline`` is killed (a hung job no longer
 waits for the liveness probe to restart the whole service); on stop it is asked to stop
 (SIGTERM: deliveries stop claiming, as in the service itself) and killed after
-``STOP_GRACE``. A worker killed mid-delivery loses nothing: the outbox and the alert state
-are written in transactions, and a leased notification is sent again later under its key.
-A worker that dies without an outcome is a failed job, with the reason.
+``STOP_GRACE``; if the service itself dies, the worker is killed with it (Linux), so no job
+runs on beside the next leader. A worker killed mid-delivery loses nothing: the outbox and
+the alert state are written in transactions, and a leased notification is sent again later
+under its key. A worker that fails to start, dies or writes no outcome is a failed job,
+with the reason (``WorkerError``).
 """
 
 from __future__ import annotations
@@ -29,9 +33,16 @@ import sys
 import threading
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
-from budgetguard.service.outcomes import JobOutcome, from_json, to_json
+from budgetguard.service.outcomes import (
+    JobOutcome,
+    Progress,
+    attempt_line,
+    collected_line,
+    outcome_line,
+    read_line,
+)
 
 if TYPE_CHECKING:
     from budgetguard.rules import Rules
@@ -44,6 +55,7 @@ log = logging.getLogger("budgetguard.service")
 #: How long a worker asked to stop may take before it is killed.
 STOP_GRACE = 3.0
 _PR_SET_PDEATHSIG = 1
+MODULE = "budgetguard.service.worker"
 
 
 class WorkerError(RuntimeError):
@@ -51,40 +63,59 @@ class WorkerError(RuntimeError):
 
 
 def run_in_worker(
-    job: str, inputs: tuple[Settings, Rules, datetime], *, deadline: float, stop: threading.Event
+    job: str,
+    inputs: tuple[Settings, Rules, datetime],
+    *,
+    deadline: float,
+    stop: threading.Event,
+    progress: Progress,
 ) -> JobOutcome:
-    """Run ``jobs.JOBS[job](settings, rules, now, stop)`` in a worker process; its outcome."""
-    read_end, write_end = os.pipe()
+    """Run ``jobs.JOBS[job](settings, rules, now, stop, progress)`` in a worker process; its
+    outcome. ``progress`` hears the worker's attempts and collections as they happen.
+    ``WorkerError`` for any way the worker failed, starting it included."""
+    try:
+        payload = pickle.dumps((job, inputs, _log_setup()))
+    except Exception as exc:  # e.g. a plugin's settings model that cannot be pickled
+        raise WorkerError(f"could not be given its job: {type(exc).__name__}: {exc}") from None
+    try:
+        read_end, write_end = os.pipe()
+    except OSError as exc:
+        raise WorkerError(f"could not be started: {exc}") from None
     try:
         worker = subprocess.Popen(  # noqa: S603 - our own module, with this interpreter
-            [sys.executable, "-m", "budgetguard.service.worker", str(write_end), str(os.getpid())],
+            # -P: never import from the working directory (in the image, the data volume)
+            [sys.executable, "-P", "-m", MODULE, str(write_end), str(os.getpid())],
             stdin=subprocess.PIPE,
             pass_fds=(write_end,),
+            process_group=0,  # a terminal's Ctrl-C or hangup is the service's to handle
         )
-    except BaseException:
+    except OSError as exc:
         os.close(read_end)
-        raise
+        raise WorkerError(f"could not be started: {exc}") from None
     finally:
         os.close(write_end)
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=_read_all, args=(read_end, chunks), daemon=True)
-    reader.start()
-    payload = pickle.dumps((job, inputs, _log_setup()))
-    writer = threading.Thread(target=_write_all, args=(worker, payload), daemon=True)
-    writer.start()  # a worker that never reads is bounded by the deadline, not by a write
+    found: list[JobOutcome] = []
+    faults: list[str] = []
+    threads = [
+        threading.Thread(target=_read, args=(read_end, progress, found, faults), daemon=True),
+        threading.Thread(target=_write_all, args=(worker, payload), daemon=True),
+    ]  # a worker that never reads is bounded by the deadline, not by a write
     try:
+        for thread in threads:
+            thread.start()
         why = _wait(worker, deadline, stop)
+    except Exception as exc:  # a thread that cannot start: the worker must not outlive us
+        why = f"could not be watched: {type(exc).__name__}: {exc}"
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    reader.join(timeout=5.0)
-    data = b"".join(chunks)
-    if why is None and worker.returncode == 0 and data:
-        try:
-            return from_json(data)
-        except ValueError:
-            why = "wrote no outcome"
+    if threads[0].is_alive() or threads[0].ident is not None:
+        threads[0].join(timeout=5.0)
+    if why is None and worker.returncode == 0 and found and not faults:
+        return found[-1]
+    if why is None and worker.returncode == 0:
+        why = "wrote no outcome" + (f" ({faults[0]})" if faults else "")
     raise WorkerError(f"its worker process {why or _ended(worker.returncode)}")
 
 
@@ -125,10 +156,37 @@ def _write_all(worker: subprocess.Popen[bytes], payload: bytes) -> None:
         worker.stdin.close()
 
 
-def _read_all(fd: int, chunks: list[bytes]) -> None:
+def _read(fd: int, progress: Progress, found: list[JobOutcome], faults: list[str]) -> None:
+    """The worker's lines as they come: progress passed on, the outcome kept."""
     with open(fd, "rb", closefd=True) as pipe:
-        while chunk := pipe.read(65536):
-            chunks.append(chunk)
+        for line in pipe:
+            try:
+                outcome = read_line(line, progress)
+            except (ValueError, TypeError, KeyError) as exc:
+                faults.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if outcome is not None:
+                found.append(outcome)
+
+
+class _PipeProgress:
+    """The worker's side of ``Progress``: a line on the pipe per event (deliveries report
+    from their own threads, so one writer at a time)."""
+
+    def __init__(self, pipe: BinaryIO) -> None:
+        self._pipe = pipe
+        self._lock = threading.Lock()
+
+    def write(self, line: bytes) -> None:
+        with self._lock:
+            self._pipe.write(line)
+            self._pipe.flush()
+
+    def attempt(self, notifier: str, outcome: str) -> None:
+        self.write(attempt_line(notifier, outcome))
+
+    def collected(self, endpoint: str, stamp: int) -> None:
+        self.write(collected_line(endpoint, stamp))
 
 
 def _log_setup() -> tuple[int, int, str | None]:
@@ -139,15 +197,15 @@ def _log_setup() -> tuple[int, int, str | None]:
 
 
 def main(argv: list[str]) -> int:
-    """The worker: run the job read from stdin, write its outcome to the pipe ``argv[0]``;
-    ``argv[1]`` is the service's process id."""
+    """The worker: run the job read from stdin, its progress and outcome on the pipe
+    ``argv[0]``; ``argv[1]`` is the service's process id."""
     stop = threading.Event()
 
     def ask_to_stop(_signum: int, _frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, ask_to_stop)
-    signal.signal(signal.SIGINT, ask_to_stop)  # a Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGTERM, ask_to_stop)  # the service's stop: deliveries stop claiming
+    signal.signal(signal.SIGINT, ask_to_stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the service's
     _die_with_the_service(int(argv[1]))
     try:
@@ -161,24 +219,27 @@ def main(argv: list[str]) -> int:
     logging.getLogger("httpx").setLevel(httpx_level)
     from budgetguard.service.jobs import JOBS
 
-    outcome = JOBS[job](settings, rules, now, stop)
     try:
         with open(int(argv[0]), "wb", closefd=True) as pipe:
-            pipe.write(to_json(outcome))
+            progress = _PipeProgress(pipe)
+            outcome = JOBS[job](settings, rules, now, stop, progress)
+            progress.write(outcome_line(outcome))
     except OSError:  # the service went away: nobody is left to tell
         return 1
     return 0
 
 
 def _die_with_the_service(service: int) -> None:
-    """Linux: be asked to stop (SIGTERM) when the service's process goes away."""
+    """Linux: be killed when the service goes away (its job would otherwise run on beside
+    the next leader; whatever it wrote is in transactions, and a leased notification is sent
+    again later under its key)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
 
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != service:  # it went away before we asked
-        os.kill(os.getpid(), signal.SIGTERM)
+        os._exit(1)
 
 
 if __name__ == "__main__":
