@@ -171,3 +171,24 @@ def test_advisory_lock_keys_are_per_database_and_namespace(
     assert key(pg_url, "schema") != ours
     monkeypatch.setenv(LOCK_NAMESPACE_ENV, "team-b")
     assert key(pg_url) != ours
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_queueing_says_how_many_rows_were_new(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """What `digest --send` and the logs report: PostgreSQL's rowcount of an
+    ON CONFLICT DO NOTHING insert is not a count (-1), so the new rows are counted."""
+    url = (
+        f"sqlite:///{tmp_path / 'queue.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    store = Store.open(url)
+    try:
+        outbox = store.alerts.outbox
+        assert outbox.queue([("k1", "hook", "{}"), ("k2", "hook", "{}")], 1) == 2
+        assert outbox.queue([("k1", "hook", "{}"), ("k1", "mail", "{}")], 2) == 1
+        assert outbox.queue([("k2", "hook", "{}")], 3) == 0
+    finally:
+        store.close()

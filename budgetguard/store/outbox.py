@@ -67,8 +67,9 @@ def insert_rows(conn: Connection, rows: Iterable[tuple[str, str, str]], now: int
                 created_at=now,
             )
             .on_conflict_do_nothing(index_elements=["idempotency_key", "notifier"])
+            .returning(outbox.c.id)  # a row back when it was new (PostgreSQL's rowcount: -1)
         )
-        queued += conn.execute(statement).rowcount or 0
+        queued += len(conn.execute(statement).all())
     return queued
 
 
