@@ -150,10 +150,12 @@ class Receiver(ThreadingHTTPServer):
 
 
 def start_run(
-    tmp_path: Path, base_url: str, rules_text: str
+    tmp_path: Path, base_url: str, rules_text: str, *, installed: bool = False, **popen: Any
 ) -> tuple[subprocess.Popen[str], int, Path]:
     """``budgetguard run`` as a real process on a fresh SQLite store at ``NOW``, against
-    ``base_url``: the process, its HTTP port (read from its start-up line), the rules file."""
+    ``base_url``: the process, its HTTP port (read from its start-up line), the rules file.
+    ``installed``: through the console script (nothing of the working directory on its
+    path), not ``python -m``; ``popen``: more ``Popen`` arguments."""
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(rules_text)
     env = dict(
@@ -164,12 +166,18 @@ def start_run(
         BUDGETGUARD_RULES=str(rules_file),
         BUDGETGUARD_NOW=datetime.fromtimestamp(NOW, UTC).isoformat(),
     )
+    command = (
+        [str(Path(sys.executable).with_name("budgetguard"))]
+        if installed
+        else [sys.executable, "-m", "budgetguard"]
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "budgetguard", "run", "--port", "0"],
+        [*command, "run", "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=tmp_path,
+        **popen,
     )
     assert process.stderr is not None
     for line in process.stderr:

@@ -9,6 +9,7 @@ resolved at most once, and only when its fire was sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -27,6 +28,7 @@ from budgetguard.alerts import (
     parse_matcher,
     transitions,
 )
+from budgetguard.alerts.silences import SilenceOutcome
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.evaluate.windows import budget_window
 from budgetguard.rules import Budget, load_rules_text
@@ -136,6 +138,25 @@ def test_a_silence_holds_a_fire_and_releases_it_when_it_ends() -> None:
     assert report[0]["silenced"] is True
 
 
+def _through_a_silence(
+    silence: Silence, spends: Iterable[tuple[int, int]]
+) -> tuple[list[tuple[int, SilenceOutcome]], dict[str, Held]]:
+    """The DAY budget evaluated at each (hour, spend) under ``silence``: each hour's silence
+    outcome, and what is owed at the end."""
+    states: dict[str, AlertState] = {}
+    held: dict[str, Held] = {}
+    outs = []
+    for hour, spend in spends:
+        now = T0 + timedelta(hours=hour)
+        findings = [finding(DAY, {}, spend, now)]
+        changed, events = transitions(findings, states, now)
+        states.update(changed)
+        out = apply_silences(events, findings, states, [silence], held, now)
+        held = out.held
+        outs.append((hour, out))
+    return outs, held
+
+
 def test_a_resolution_held_by_a_silence_is_sent_when_it_ends() -> None:
     """Fired and told; silenced; resolved while silenced; the silence ends: the resolution
     goes out then, once, naming the fire it closes. If it fires again before the silence
@@ -147,17 +168,10 @@ def test_a_resolution_held_by_a_silence_is_sent_when_it_ends() -> None:
         ((95, 95, 10, 10, 10, 10, 10), [(0, "fire"), (5, "resolve")]),
         ((95, 95, 10, 95, 95, 95, 95), [(0, "fire"), (5, "fire")]),
     ):
-        states: dict[str, AlertState] = {}
-        held: dict[str, Held] = {}
         sent: list[tuple[int, str, str]] = []
         fire_key = ""
-        for hour, spend in enumerate(spends):
-            now = T0 + timedelta(hours=hour)
-            findings = [finding(DAY, {}, spend, now)]
-            changed, events = transitions(findings, states, now)
-            states.update(changed)
-            out = apply_silences(events, findings, states, [silence], held, now)
-            held = out.held
+        outs, held = _through_a_silence(silence, enumerate(spends))
+        for hour, out in outs:
             for note in group_events(out.send):
                 sent.append((hour, note.lead.event, note.notifier))
                 if note.lead.event == "fire":
@@ -292,16 +306,9 @@ def test_a_resolution_after_a_silence_is_sent_when_the_firing_was() -> None:
     silence = Silence(
         "s", (("budget", "api-day"),), T0 + timedelta(hours=1), T0 + timedelta(hours=8)
     )
-    states: dict[str, AlertState] = {}
-    held: dict[str, Held] = {}
     log: list[tuple[int, str]] = []
-    for hour, spend in ((0, 95), (7, 95), (9, 10), (10, 10)):
-        now = T0 + timedelta(hours=hour)
-        findings = [finding(DAY, {}, spend, now)]
-        changed, events = transitions(findings, states, now)
-        states.update(changed)
-        out = apply_silences(events, findings, states, [silence], held, now)
-        held = out.held
+    outs, _ = _through_a_silence(silence, ((0, 95), (7, 95), (9, 10), (10, 10)))
+    for hour, out in outs:
         log += [(hour, e.event) for e in out.send]
         if hour == 7:
             assert [e.event for e in out.silenced] == ["remind", "remind"]

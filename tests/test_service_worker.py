@@ -34,7 +34,7 @@ from budgetguard.service.worker import STOP_GRACE, WorkerError, run_in_worker
 from budgetguard.settings import Settings
 from budgetguard.simulator import SimulatorServer, build_api
 from budgetguard.store import Store
-from tests.conftest import ADMIN_KEY, NOW, Receiver
+from tests.conftest import ADMIN_KEY, NOW, Receiver, start_run
 
 NOW_DT = datetime.fromtimestamp(NOW, UTC)
 RULES = """
@@ -282,33 +282,12 @@ def test_a_worker_that_cannot_be_given_its_job_is_a_failed_job() -> None:
 def _run_service(
     tmp_path: Path, base_url: str, **popen: Any
 ) -> tuple[subprocess.Popen[str], Receiver]:
-    """``budgetguard run`` through its console script (nothing of the working directory on
-    its path, as installed), with ``tmp_path`` as its working directory; started once its
-    start-up line is out."""
+    """``budgetguard run``, installed, with ``tmp_path`` as its working directory."""
     receiver = Receiver()
-    (tmp_path / "rules.yaml").write_text(RULES.format(url=receiver.url))
-    env = dict(
-        os.environ,
-        OPENAI_ADMIN_KEY=ADMIN_KEY,
-        BUDGETGUARD_OPENAI_BASE_URL=base_url,
-        BUDGETGUARD_DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
-        BUDGETGUARD_RULES=str(tmp_path / "rules.yaml"),
-        BUDGETGUARD_NOW=NOW_DT.isoformat(),
+    service, _, _ = start_run(
+        tmp_path, base_url, RULES.format(url=receiver.url), installed=True, **popen
     )
-    script = Path(sys.executable).with_name("budgetguard")
-    service = subprocess.Popen(
-        [str(script), "run", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        **popen,
-    )
-    assert service.stderr is not None
-    for line in service.stderr:
-        if "/healthz" in line:
-            return service, receiver
-    raise AssertionError(f"budgetguard run did not start (exit {service.wait()})")
+    return service, receiver
 
 
 def _workers_of(pid: int) -> list[int]:

@@ -61,13 +61,8 @@ def tick(
 ) -> TickOutcome:
     """Collect what is new, evaluate, record alert transitions, deliver."""
     outcome = TickOutcome()
-    try:
-        with _opened(settings, store) as opened:
-            chosen = plugins or default_plugins()
-            _tick(outcome, settings, opened, rules, now, stop, progress, chosen)
-    except Exception as exc:
-        outcome.error = f"tick failed: {exc}"
-        log.error("%s", outcome.error)
+    with _guarded(outcome, "tick", settings, store) as opened:
+        _tick(outcome, settings, opened, rules, now, stop, progress, plugins or default_plugins())
     return outcome
 
 
@@ -142,17 +137,13 @@ def digest(
     outcome = JobOutcome()
     if rules.digest is None:
         return outcome
-    try:
-        with _opened(settings, store) as opened:
-            made = pipeline.make_digest(opened, rules, now)
-            notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
-            queued, _ = pipeline.send_digest(
-                opened, made, rules.digest.notify, now, notifiers, progress.attempt, stop=stop
-            )
-            log.info("digest %s: %d queued", made.key, queued)
-    except Exception as exc:
-        outcome.error = f"digest failed: {exc}"
-        log.error("%s", outcome.error)
+    with _guarded(outcome, "digest", settings, store) as opened:
+        made = pipeline.make_digest(opened, rules, now)
+        notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
+        queued, _ = pipeline.send_digest(
+            opened, made, rules.digest.notify, now, notifiers, progress.attempt, stop=stop
+        )
+        log.info("digest %s: %d queued", made.key, queued)
     return outcome
 
 
@@ -168,13 +159,9 @@ def retry(
 ) -> JobOutcome:
     """Deliver what is due in the outbox (retries between ticks)."""
     outcome = JobOutcome()
-    try:
-        with _opened(settings, store) as opened:
-            notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
-            pipeline.deliver_due(opened, notifiers, now, progress.attempt, stop=stop)
-    except Exception as exc:
-        outcome.error = f"outbox retry failed: {exc}"
-        log.error("%s", outcome.error)
+    with _guarded(outcome, "outbox retry", settings, store) as opened:
+        notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
+        pipeline.deliver_due(opened, notifiers, now, progress.attempt, stop=stop)
     return outcome
 
 
@@ -183,13 +170,20 @@ JOBS = {"tick": tick, "digest": digest, "retry": retry}
 
 
 @contextlib.contextmanager
-def _opened(settings: Settings, store: Store | None) -> Iterator[Store]:
-    """The given store, or one opened for the job and closed after it."""
-    if store is not None:
-        yield store
-        return
-    opened = Store.open(settings.database_url)
+def _guarded(
+    outcome: JobOutcome, job: str, settings: Settings, store: Store | None
+) -> Iterator[Store]:
+    """The given store, or one opened for the job and closed after it; whatever the job
+    raises is its outcome's error (logged), never the caller's exception."""
     try:
-        yield opened
-    finally:
-        opened.close()
+        if store is not None:
+            yield store
+            return
+        opened = Store.open(settings.database_url)
+        try:
+            yield opened
+        finally:
+            opened.close()
+    except Exception as exc:
+        outcome.error = f"{job} failed: {exc}"
+        log.error("%s", outcome.error)
