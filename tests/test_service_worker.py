@@ -383,7 +383,9 @@ def test_a_failed_digest_is_counted_and_tried_again(
             service.send_digest()
             failures = service.metrics.job_failures.labels("digest")._value.get()
             assert failures == 1
-            assert service.scheduler.get_job("digest-retry") is not None
+            retry = service.scheduler.get_job("digest-retry")
+            assert retry is not None and retry.misfire_grace_time == 300
+            assert list(retry.args) == [NOW_DT]  # the digest that was due, not a later one
             monkeypatch.undo()
             service.send_digest()  # the retry, when it comes: it goes out
             assert service.metrics.job_failures.labels("digest")._value.get() == 1
@@ -391,3 +393,41 @@ def test_a_failed_digest_is_counted_and_tried_again(
         finally:
             service.stop()
             receiver.shutdown()
+
+
+def test_a_new_leader_sends_the_digest_its_predecessor_may_not_have_once(
+    tmp_path: Path,
+) -> None:
+    """Becoming the leader, a service sends the digest whose cron time passed in the last day
+    (the previous leader may have died over it), as of that time; a second start finds it
+    queued under its key and sends nothing again."""
+    from budgetguard.notify.manager import load_plugins
+
+    receiver = Receiver()
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(
+        RULES.format(url=receiver.url).replace(
+            "budgets:", 'digest: {schedule: "0 */6 * * *", period: day, notify: [hook]}\nbudgets:'
+        )
+    )
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'lead.db'}", rules=rules_file)
+    assert settings.now is None and settings.openai_admin_key is None
+    try:
+        for _ in range(2):
+            service = Service(settings, load_rules(rules_file), plugins=load_plugins())
+            service.start(port=0)
+            try:
+                deadline = time.monotonic() + 30
+                while service.last_success is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                deadline = time.monotonic() + 30
+                while service.scheduler.get_job("digest-catch-up") is not None:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                time.sleep(0.3)
+            finally:
+                service.stop()
+        digests = [b for b in receiver.bodies if b.get("type") == "budgetguard.digest"]
+        assert len(digests) == 1, digests
+    finally:
+        receiver.shutdown()

@@ -52,6 +52,9 @@ def run(
     else:
         refuse_future_now(settings)
     open_store(settings).close()  # a bad or unreachable store: its own one line, 2 or 3
+    # the workers run in a process group of their own: on a terminal with `stty tostop`
+    # their output would stop them (SIGTTOU); ignored here, it stays ignored in them
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         service = Service(settings, loaded, isolated=True)
         service.start(port)

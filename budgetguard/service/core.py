@@ -48,6 +48,9 @@ log = logging.getLogger("budgetguard.service")
 #: A failed digest is tried again this much later, this many times at most.
 DIGEST_RETRY = timedelta(minutes=5)
 DIGEST_RETRIES = 12
+#: How far back a new leader looks for a digest the previous one may not have sent.
+DIGEST_CATCH_UP = timedelta(hours=24)
+_MINUTE = timedelta(minutes=1)
 
 
 class _MetricsProgress:
@@ -84,6 +87,7 @@ class Service:
         self.isolated = isolated
         self._plugins = plugins
         self._digest_retries = 0
+        self._led: bool | None = False  # whether the last ask found this replica leading
         self.store = Store.open(settings.database_url)
         self.leadership = Leadership(self.store.engine)
         self.metrics = Metrics()
@@ -133,12 +137,16 @@ class Service:
             log.error("%s", self.last_error)
             return None
         self.metrics.leader.set(1 if leader else 0)
+        if leader and not self._led:
+            self._catch_up_digest()  # a digest the previous leader may not have sent
+        self._led = leader
         return leader
 
     def tick(self) -> None:
         """Collect what is new, evaluate, record alert transitions, deliver."""
         leader = self._leader()
         if leader is None:
+            self.metrics.job_failures.labels("tick").inc()
             return  # /healthz says why (last_error) until a tick succeeds
         if not leader:
             self.last_success = time.time()  # a standby is healthy while it can ask
@@ -164,23 +172,34 @@ class Service:
         self.last_error = None
         self.metrics.tick_ok.set(self.last_success)
 
-    def send_digest(self) -> None:
-        if self.rules.digest is None or not self._leader():
+    def send_digest(self, at: datetime | None = None) -> None:
+        """The digest as of ``at`` (a retry's or a catch-up's: the instant it was due), else
+        now; a failure, an unreachable store included, is tried again (``_retry_digest``)."""
+        if self.rules.digest is None:
             return
-        with self.job_lock, self._job():
-            if self.stopping.is_set():
-                return
-            failed = self._run("digest").error is not None
+        now = at or self.clock()
+        leader = self._leader()
+        if leader is False:
+            return
+        failed = leader is None
+        if leader:
+            with self.job_lock, self._job():
+                if self.stopping.is_set():
+                    return
+                failed = self._run("digest", now).error is not None
+        else:
+            self.metrics.job_failures.labels("digest").inc()
         if failed:
-            self._retry_digest()
+            self._retry_digest(now)
         else:
             self._digest_retries = 0
 
-    def _retry_digest(self) -> None:
-        """Try a failed digest again in DIGEST_RETRY, up to DIGEST_RETRIES times: its key
-        makes a second queueing a no-op, and a weekly digest lost to one bad minute would
-        otherwise wait a week."""
-        if self.scheduler is None or self.stopping.is_set():
+    def _retry_digest(self, now: datetime) -> None:
+        """Try a failed digest (the one due at ``now``) again in DIGEST_RETRY, up to
+        DIGEST_RETRIES times: its key makes a second queueing a no-op, and a weekly digest
+        lost to one bad minute would otherwise wait a week."""
+        scheduler = self.scheduler
+        if scheduler is None or self.stopping.is_set():
             return
         if self._digest_retries >= DIGEST_RETRIES:
             log.error("digest: gave up after %d retries", self._digest_retries)
@@ -190,10 +209,44 @@ class Service:
 
         self._digest_retries += 1
         at = datetime.now(UTC) + DIGEST_RETRY
-        self.scheduler.add_job(
-            self.send_digest, DateTrigger(run_date=at), id="digest-retry", replace_existing=True
+        scheduler.add_job(
+            self.send_digest,
+            DateTrigger(run_date=at),
+            args=[now],
+            id="digest-retry",
+            replace_existing=True,
+            misfire_grace_time=int(DIGEST_RETRY.total_seconds()),
         )
         log.warning("digest: retry %d of %d at %s", self._digest_retries, DIGEST_RETRIES, at)
+
+    def _catch_up_digest(self) -> None:
+        """On becoming the leader (a start, a restart, a failover): the digest whose cron
+        time passed in the last DIGEST_CATCH_UP, as of that time. Had it been sent, its key
+        makes this a no-op; if the previous leader died or stopped over it, it goes now.
+        Not with a fixed ``--now`` (trials: the cron runs on the wall clock)."""
+        digest, scheduler = self.rules.digest, self.scheduler
+        if digest is None or scheduler is None or self.settings.now is not None:
+            return
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.date import DateTrigger
+
+        trigger = CronTrigger.from_crontab(digest.schedule, timezone=self.rules.timezone)
+        now = datetime.now(UTC)
+        due, moment = None, trigger.get_next_fire_time(None, now - DIGEST_CATCH_UP)
+        for _ in range(10_000):  # a cron every minute has 1,440 times a day
+            if moment is None or moment > now:
+                break
+            due, moment = moment, trigger.get_next_fire_time(moment, moment + _MINUTE)
+        if due is None:
+            return
+        scheduler.add_job(
+            self.send_digest,
+            DateTrigger(run_date=now),
+            args=[due.astimezone(UTC)],
+            id="digest-catch-up",
+            replace_existing=True,
+            misfire_grace_time=3600,
+        )
 
     def retry_outbox(self) -> None:
         if not self._leader():
@@ -213,10 +266,11 @@ class Service:
         except Exception:
             return True
 
-    def _run(self, job: str) -> JobOutcome:
-        """Run ``job`` (in a worker process when ``isolated``); its deliveries and
-        collections reach the metrics as they happen, and a failure is counted."""
-        rules, now = self.rules, self.clock()
+    def _run(self, job: str, now: datetime | None = None) -> JobOutcome:
+        """Run ``job`` as of ``now`` (default: the clock), in a worker process when
+        ``isolated``; its deliveries and collections reach the metrics as they happen, and
+        a failure is counted."""
+        rules, now = self.rules, now or self.clock()
         progress = _MetricsProgress(self.metrics)
         if self.isolated:
             from budgetguard.service.worker import WorkerError, run_in_worker

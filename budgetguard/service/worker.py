@@ -220,6 +220,7 @@ def main(argv: list[str]) -> int:
     from budgetguard.service.jobs import JOBS
 
     try:
+        os.set_inheritable(int(argv[0]), False)  # a plugin's own child must not hold it open
         with open(int(argv[0]), "wb", closefd=True) as pipe:
             progress = _PipeProgress(pipe)
             outcome = JOBS[job](settings, rules, now, stop, progress)
