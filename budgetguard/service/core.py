@@ -227,10 +227,9 @@ class Service:
         digest, scheduler = self.rules.digest, self.scheduler
         if digest is None or scheduler is None or self.settings.now is not None:
             return
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.date import DateTrigger
 
-        trigger = CronTrigger.from_crontab(digest.schedule, timezone=self.rules.timezone)
+        trigger = self._digest_trigger(digest.schedule)
         now = datetime.now(UTC)
         due, moment = None, trigger.get_next_fire_time(None, now - DIGEST_CATCH_UP)
         for _ in range(10_000):  # a cron every minute has 1,440 times a day
@@ -355,8 +354,13 @@ class Service:
         log.info("rules reloaded from %s", self.settings.rules)
         return True
 
-    def _schedule(self) -> None:
+    def _digest_trigger(self, schedule: str) -> Any:
+        """The digest's cron, in the rules' timezone (the job's, and a catch-up's)."""
         from apscheduler.triggers.cron import CronTrigger
+
+        return CronTrigger.from_crontab(schedule, timezone=self.rules.timezone)
+
+    def _schedule(self) -> None:
         from apscheduler.triggers.interval import IntervalTrigger
 
         interval = self.interval
@@ -377,12 +381,9 @@ class Service:
             misfire_grace_time=60,
         )
         if self.rules.digest is not None:
-            trigger = CronTrigger.from_crontab(
-                self.rules.digest.schedule, timezone=self.rules.timezone
-            )
             self.scheduler.add_job(
                 self.send_digest,
-                trigger,
+                self._digest_trigger(self.rules.digest.schedule),
                 id="digest",
                 replace_existing=True,
                 misfire_grace_time=3600,

@@ -107,11 +107,13 @@ def run_in_worker(
     except Exception as exc:  # a thread that cannot start: the worker must not outlive us
         why = f"could not be watched: {type(exc).__name__}: {exc}"
     finally:
-        if worker.poll() is None:
+        if worker.poll() is None:  # overstayed, or we could not watch it
             worker.kill()
             worker.wait()
-    if threads[0].is_alive() or threads[0].ident is not None:
+    if threads[0].ident is not None:
         threads[0].join(timeout=5.0)
+    else:  # the reader never started: its end of the pipe is still ours
+        os.close(read_end)
     if why is None and worker.returncode == 0 and found and not faults:
         return found[-1]
     if why is None and worker.returncode == 0:
@@ -120,8 +122,8 @@ def run_in_worker(
 
 
 def _wait(worker: subprocess.Popen[bytes], deadline: float, stop: threading.Event) -> str | None:
-    """Wait for the worker, asking it to stop on ``stop`` and killing it when it overstays;
-    why it was killed, or None when it ended by itself."""
+    """Wait for the worker, asking it to stop on ``stop``; None when it ended by itself, else
+    why it must be killed (the caller kills it)."""
     until = time.monotonic() + deadline
     asked: float | None = None
     while True:
@@ -133,12 +135,8 @@ def _wait(worker: subprocess.Popen[bytes], deadline: float, stop: threading.Even
             worker.terminate()
             asked = now
         if asked is not None and now - asked > STOP_GRACE:
-            worker.kill()
-            worker.wait()
             return f"was killed: it did not stop within {STOP_GRACE:g}s of being asked"
         if now > until:
-            worker.kill()
-            worker.wait()
             return f"was killed: it did not end within {deadline:.0f}s"
 
 
