@@ -27,7 +27,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 
-from budgetguard.openai_admin import ENDPOINTS, AdminClient, Query
+from budgetguard.providers.openai import ENDPOINTS, AdminClient, Query
 
 NOW = int(datetime(2026, 11, 22, 10, 0, tzinfo=UTC).timestamp())
 KEY = "sk-admin-benchmark"

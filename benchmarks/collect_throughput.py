@@ -130,7 +130,7 @@ def main() -> None:
         return
 
     from budgetguard.collect import Collector
-    from budgetguard.openai_admin import AdminClient
+    from budgetguard.providers.openai import AdminClient
     from budgetguard.rules.needs import PlannedQuery
     from budgetguard.store import Store
 

@@ -1,6 +1,7 @@
 """budgetguard: guards an OpenAI organisation's spend.
 
-The pipeline is visible in the sub-packages: ``openai_admin`` (read usage and costs),
+The pipeline is visible in the sub-packages: ``providers`` (each provider's admin
+API: OpenAI's, to read usage and costs and to act on its controls),
 ``simulator`` (a faithful stand-in for that API), and the stages built on top of them.
 """
 

@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     import threading
 
     from budgetguard.collect import CollectReport
-    from budgetguard.openai_admin import AdminClient
     from budgetguard.progress import PageProgress
+    from budgetguard.providers.openai import AdminClient
     from budgetguard.settings import Settings
 
 log = logging.getLogger("budgetguard.pipeline")
@@ -115,7 +115,7 @@ def collect(
 
 def _admin_client(settings: Settings) -> AdminClient:
     """The client of one collection: each request and its retries bounded by the deadline."""
-    from budgetguard.openai_admin import AdminClient, RetryPolicy
+    from budgetguard.providers.openai import AdminClient, RetryPolicy
 
     assert settings.openai_admin_key is not None
     deadline = settings.collect_deadline
@@ -142,8 +142,8 @@ async def _refresh_names(client: AdminClient, store: Store, now: datetime, withi
     not name, within ``within`` seconds (what is left of the collection's deadline). A
     failure is logged at INFO, never fatal nor a warning (names are for people). True if
     refreshed."""
-    from budgetguard.openai_admin import AdminAPIError
-    from budgetguard.openai_admin.directory import DirectoryClient
+    from budgetguard.providers.openai import AdminAPIError
+    from budgetguard.providers.openai.directory import DirectoryClient
 
     names = DirectoryStore(store.engine)
     at = int(now.timestamp())

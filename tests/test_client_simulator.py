@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from budgetguard.openai_admin import (
+from budgetguard.providers.openai import (
     ENDPOINTS,
     AdminClient,
     AuthError,
@@ -16,7 +16,7 @@ from budgetguard.openai_admin import (
     RetryPolicy,
     UnavailableError,
 )
-from budgetguard.openai_admin.models import CompletionsResult, CostsResult, ImagesResult
+from budgetguard.providers.openai.models import CompletionsResult, CostsResult, ImagesResult
 from budgetguard.simulator import SimulatorServer
 from tests.conftest import ADMIN_KEY, NOW
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from budgetguard.openai_admin import (
+from budgetguard.providers.openai import (
     AdminClient,
     AuthError,
     BadRequestError,

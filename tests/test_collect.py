@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from budgetguard.cli import app
 from budgetguard.collect import Collector, fetch_ranges
-from budgetguard.openai_admin import AdminClient, RetryPolicy
+from budgetguard.providers.openai import AdminClient, RetryPolicy
 from budgetguard.rules import Rules, load_rules_text
 from budgetguard.rules.needs import PlannedQuery, plan_queries
 from budgetguard.simulator import SimulatedAPI, SimulatorServer

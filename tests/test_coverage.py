@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from budgetguard.cli import app
 from budgetguard.collect import Collector
-from budgetguard.openai_admin import AdminClient
+from budgetguard.providers.openai import AdminClient
 from budgetguard.rules import load_rules_text
 from budgetguard.rules.needs import plan_queries
 from budgetguard.simulator import SimulatedAPI, SimulatorServer

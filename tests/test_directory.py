@@ -13,9 +13,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from budgetguard.openai_admin import AuthError, PaginationError
-from budgetguard.openai_admin import directory as client_module
-from budgetguard.openai_admin.directory import DirectoryClient
+from budgetguard.providers.openai import AuthError, PaginationError
+from budgetguard.providers.openai import directory as client_module
+from budgetguard.providers.openai.directory import DirectoryClient
 from budgetguard.rules import RulesError, load_rules_text
 from budgetguard.rules.model import NotifyEntry
 from budgetguard.simulator import SimulatorServer

@@ -19,7 +19,7 @@ from budgetguard.collect import Collector
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate, group_label
 from budgetguard.evaluate.pricing import Pricer
-from budgetguard.openai_admin import AdminClient
+from budgetguard.providers.openai import AdminClient
 from budgetguard.rules import Rules, RulesError, load_rules_text
 from budgetguard.rules.needs import plan_queries
 from budgetguard.simulator import SimulatorServer, build_api

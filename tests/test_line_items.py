@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from budgetguard.collect.line_items import parse_line_item
+from budgetguard.providers.openai.line_items import parse_line_item
 
 CASES = [
     # raw, model, kind, product, tier, detail

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from budgetguard.openai_admin import ENDPOINTS, InvalidQueryError, Page, Query, parse_result
-from budgetguard.openai_admin.models import (
+from budgetguard.providers.openai import ENDPOINTS, InvalidQueryError, Page, Query, parse_result
+from budgetguard.providers.openai.models import (
     CodeInterpreterSessionsResult,
     CompletionsResult,
     CostsResult,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from budgetguard.openai_admin import ENDPOINTS
+from budgetguard.providers.openai import ENDPOINTS
 from budgetguard.simulator import SimulatorServer
 from tests.conftest import ADMIN_KEY, NOW
 

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from budgetguard.openai_admin import (
+from budgetguard.providers.openai import (
     PageCheck,
     PaginationError,
     Query,
     ResponseFormatError,
     max_pages,
 )
-from budgetguard.openai_admin.models import Page
+from budgetguard.providers.openai.models import Page
 
 H = 3600
 T0 = 1_795_334_400  # 2026-11-22T08:00:00Z, on an hour and 8 hours after a midnight

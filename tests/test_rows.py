@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetguard.openai_admin.errors import ResponseFormatError
-from budgetguard.openai_admin.models import RESULT_MODELS
-from budgetguard.openai_admin.rows import RowPage, _typed, parse_rows, read_dicts
+from budgetguard.providers.openai.errors import ResponseFormatError
+from budgetguard.providers.openai.models import RESULT_MODELS
+from budgetguard.providers.openai.rows import RowPage, _typed, parse_rows, read_dicts
 from budgetguard.store import USAGE_METRICS
 from budgetguard.store.rollups import ROLLUP_DIMENSIONS
 

@@ -29,7 +29,7 @@ from budgetguard import pipeline
 from budgetguard.collect import Collector
 from budgetguard.notify import Digest
 from budgetguard.notify.manager import load_plugins
-from budgetguard.openai_admin import AdminClient
+from budgetguard.providers.openai import AdminClient
 from budgetguard.rules import load_rules
 from budgetguard.rules.needs import plan_queries
 from budgetguard.rules.periods import last_complete_period

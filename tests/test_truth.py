@@ -28,7 +28,7 @@ from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import evaluate
 from budgetguard.evaluate.pricing import Pricer
 from budgetguard.evaluate.spend import collect_spend, cost_parts
-from budgetguard.openai_admin import AdminClient
+from budgetguard.providers.openai import AdminClient
 from budgetguard.rules import Rules, load_rules_text
 from budgetguard.rules.needs import plan_queries
 from budgetguard.simulator import SimulatorServer, build_api

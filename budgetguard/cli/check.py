@@ -57,7 +57,7 @@ def run_collect(
 ) -> CollectReport:
     """Plan, fetch and store; exit 3 with a plain message when no data can be had."""
     from budgetguard import pipeline
-    from budgetguard.openai_admin import AUTH_HELP
+    from budgetguard.providers.openai import AUTH_HELP
 
     if settings.openai_admin_key is None:
         raise fail(f"no admin key: {AUTH_HELP}", EXIT_UNAVAILABLE)
@@ -84,7 +84,7 @@ def collect_new(settings: Settings, rules: Rules, now: datetime) -> bool:
     failed endpoint is reported and its budgets turn unknown, the rest goes on. True when
     what was reported covers everything (a refused key, or every query failed)."""
     if settings.openai_admin_key is None:
-        from budgetguard.openai_admin import AUTH_HELP
+        from budgetguard.providers.openai import AUTH_HELP
 
         raise fail(
             f"no admin key ({AUTH_HELP}); or use --offline to evaluate the stored data",

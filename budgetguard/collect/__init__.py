@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from budgetguard.collect.line_items import LineItem, parse_line_item
-
 if TYPE_CHECKING:
     from budgetguard.collect.collector import (
         Collector,
@@ -22,10 +20,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CollectReport",
     "Collector",
-    "LineItem",
     "QueryOutcome",
     "fetch_ranges",
-    "parse_line_item",
     "widen",
 ]
 

@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from budgetguard.collect.line_items import parse_line_item
-from budgetguard.openai_admin import (
+from budgetguard.providers.openai import (
     AdminAPIError,
     AdminClient,
     AuthError,
@@ -28,8 +27,9 @@ from budgetguard.openai_admin import (
     Query,
     UnavailableError,
 )
-from budgetguard.openai_admin.models import Bucket, CostsResult
-from budgetguard.openai_admin.rows import RowPage
+from budgetguard.providers.openai.line_items import parse_line_item
+from budgetguard.providers.openai.models import Bucket, CostsResult
+from budgetguard.providers.openai.rows import RowPage
 from budgetguard.rules.needs import PlannedQuery
 from budgetguard.store import USAGE_METRICS, Store
 from budgetguard.store.coverage import Interval, holes
@@ -380,7 +380,7 @@ class _Held:
 
 
 def _pages(query: PlannedQuery, lo: int, hi: int) -> int:
-    from budgetguard.openai_admin import endpoint
+    from budgetguard.providers.openai import endpoint
 
     width = query.width_seconds
     buckets = -(-(hi - (lo - lo % width)) // width)

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from budgetguard.openai_admin.client import AdminClient
-from budgetguard.openai_admin.errors import PaginationError, ResponseFormatError
+from budgetguard.providers.openai.client import AdminClient
+from budgetguard.providers.openai.errors import PaginationError, ResponseFormatError
 
 __all__ = ["Directory", "DirectoryClient"]
 

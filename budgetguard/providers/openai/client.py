@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from budgetguard.openai_admin.errors import (
+from budgetguard.providers.openai.errors import (
     AdminAPIError,
     AuthError,
     BadRequestError,
@@ -31,15 +31,15 @@ from budgetguard.openai_admin.errors import (
     ResponseFormatError,
     UnavailableError,
 )
-from budgetguard.openai_admin.models import Bucket, Page
-from budgetguard.openai_admin.pages import PageCheck, max_pages
-from budgetguard.openai_admin.query import Query
-from budgetguard.openai_admin.retry import RetryPolicy, parse_retry_after
-from budgetguard.openai_admin.rows import RowPage, parse_rows
+from budgetguard.providers.openai.models import Bucket, Page
+from budgetguard.providers.openai.pages import PageCheck, max_pages
+from budgetguard.providers.openai.query import Query
+from budgetguard.providers.openai.retry import RetryPolicy, parse_retry_after
+from budgetguard.providers.openai.rows import RowPage, parse_rows
 
 __all__ = ["AUTH_HELP", "AdminClient", "ClientStats"]
 
-log = logging.getLogger("budgetguard.openai_admin")
+log = logging.getLogger("budgetguard.providers.openai")
 
 AUTH_HELP = (
     "the OpenAI usage API needs an organization admin key (sk-admin-...) with the "

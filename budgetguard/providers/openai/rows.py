@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 import msgspec
 from pydantic import AliasChoices, TypeAdapter, ValidationError
 
-from budgetguard.openai_admin.errors import ResponseFormatError
-from budgetguard.openai_admin.models import MAX_COUNT, RESULT_MODELS, CostsResult
+from budgetguard.providers.openai.errors import ResponseFormatError
+from budgetguard.providers.openai.models import MAX_COUNT, RESULT_MODELS, CostsResult
 
 if TYPE_CHECKING:
     import numpy as np

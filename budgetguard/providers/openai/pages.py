@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from budgetguard.openai_admin.endpoints import WIDTH_SECONDS
-from budgetguard.openai_admin.errors import PaginationError, ResponseFormatError
-from budgetguard.openai_admin.models import Page
-from budgetguard.openai_admin.query import Query
+from budgetguard.providers.openai.endpoints import WIDTH_SECONDS
+from budgetguard.providers.openai.errors import PaginationError, ResponseFormatError
+from budgetguard.providers.openai.models import Page
+from budgetguard.providers.openai.query import Query
 
 __all__ = ["PageCheck", "max_pages"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from budgetguard.openai_admin.endpoints import FILTER_VALUES, Endpoint, endpoint
-from budgetguard.openai_admin.errors import InvalidQueryError
+from budgetguard.providers.openai.endpoints import FILTER_VALUES, Endpoint, endpoint
+from budgetguard.providers.openai.errors import InvalidQueryError
 
 __all__ = ["Query", "to_unix"]
 

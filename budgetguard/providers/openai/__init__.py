@@ -1,8 +1,8 @@
 """The OpenAI admin usage and costs API, and nothing budget-specific."""
 
-from budgetguard.openai_admin.client import AUTH_HELP, AdminClient, ClientStats
-from budgetguard.openai_admin.endpoints import ENDPOINTS, Endpoint, endpoint
-from budgetguard.openai_admin.errors import (
+from budgetguard.providers.openai.client import AUTH_HELP, AdminClient, ClientStats
+from budgetguard.providers.openai.endpoints import ENDPOINTS, Endpoint, endpoint
+from budgetguard.providers.openai.errors import (
     AdminAPIError,
     AuthError,
     BadRequestError,
@@ -11,10 +11,10 @@ from budgetguard.openai_admin.errors import (
     ResponseFormatError,
     UnavailableError,
 )
-from budgetguard.openai_admin.models import Bucket, Page, parse_result
-from budgetguard.openai_admin.pages import PageCheck, max_pages
-from budgetguard.openai_admin.query import Query
-from budgetguard.openai_admin.retry import RetryPolicy
+from budgetguard.providers.openai.models import Bucket, Page, parse_result
+from budgetguard.providers.openai.pages import PageCheck, max_pages
+from budgetguard.providers.openai.query import Query
+from budgetguard.providers.openai.retry import RetryPolicy
 
 __all__ = [
     "AUTH_HELP",
