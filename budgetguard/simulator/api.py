@@ -2,9 +2,11 @@
 
 It behaves as the reference describes the real API: bearer auth (401 without a key, 403 for a
 project key), parameters checked against the spec (400 with the API's error shape), buckets
-aligned to UTC (the first usage bucket starts at ``start_time``, costs buckets at midnight),
-``end_time`` exclusive, page limits with defaults and maxima, opaque cursors, dimensions null
-unless grouped by, empty buckets with ``results: []``, and ``group_by[]=`` accepted too.
+aligned to UTC, a usage query's ends cut (the first bucket starts at ``start_time``, the last
+ends at ``end_time`` or at the moment of the request), costs buckets whole UTC days (today's
+ends in the future), ``end_time`` exclusive, page limits with defaults and maxima, opaque
+cursors, dimensions null unless grouped by, empty buckets with ``results: []``, and
+``group_by[]=`` and comma-separated ``group_by`` accepted too.
 """
 
 from __future__ import annotations
@@ -345,7 +347,10 @@ class SimulatedAPI:
                 {
                     "object": "bucket",
                     "start_time": position,
-                    "end_time": bucket_end,
+                    # the real API cuts a usage query's last bucket at end_time or at the
+                    # moment of the request (the cookbook's [1739145600, 1739208663)); a
+                    # costs bucket is a whole UTC day, today's ending in the future
+                    "end_time": bucket_end if route.is_costs else stop,
                     "results": results,
                 }
             )

@@ -419,10 +419,26 @@ class Organisation:
             out.append(("num_requests", round(requests * m["_per"])))
         return tuple(out)
 
+    def minute_weights(self, index: int, hour: int) -> list[float]:
+        """How the hour's usage falls over its minutes. Real traffic is bursty inside the
+        hour (cron jobs, batch drains), so a share of hours holds it all in a 5-minute
+        burst, in one minute, or in the first half; the rest spread it unevenly. An
+        interval cut inside an hour is only right when split by these minutes."""
+        pick = _unit(self.seed, index, hour, 7)
+        at = int(60 * _unit(self.seed, index, hour, 11))
+        if self.streams[index].shape == "night" or pick < 0.15:  # a drain: the first half
+            return [1.0 + _unit(self.seed, index, hour, m) if m < 30 else 0.0 for m in range(60)]
+        if pick < 0.35:  # a 5-minute burst
+            first = min(at, 55)
+            return [1.0 if first <= m < first + 5 else 0.0 for m in range(60)]
+        if pick < 0.45:  # one minute
+            return [1.0 if m == at else 0.0 for m in range(60)]
+        return [0.3 + _unit(self.seed, index, hour, minute) for minute in range(60)]
+
     def _minutes_uncached(self, index: int, hour: int) -> tuple[dict[str, int], ...]:
         """The hour's values split over its 60 minutes (largest remainder, sums exact)."""
         totals = dict(self._hour(index, hour))
-        weights = [0.3 + _unit(self.seed, index, hour, minute) for minute in range(60)]
+        weights = self.minute_weights(index, hour)
         scale = sum(weights)
         minutes: list[dict[str, int]] = [{} for _ in range(60)]
         for metric, total in totals.items():
@@ -491,13 +507,16 @@ class Organisation:
         return price_usage(stream, usage)
 
     def _storage_lines(self, index: int, t0: int, t1: int, now: int) -> list[CostLine]:
+        """Storage accrues by the second: each hour's level, for the part of the hour
+        inside ``[t0, t1)``."""
         hours = 0
         gib_hours = 0.0
         for t in range(t0 - t0 % HOUR, t1, HOUR):
             value = self.gauge(index, t, now)
-            if value is not None and t >= t0:
+            inside = min(t + HOUR, t1, now) - max(t, t0)
+            if value is not None and inside > 0:
                 hours += 1
-                gib_hours += value / _GB
+                gib_hours += value / _GB * inside / HOUR
         if not hours:
             return []
         return [
