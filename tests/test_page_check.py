@@ -162,3 +162,53 @@ def test_the_page_bound_follows_the_range() -> None:
     assert max_pages(hourly(), int(CLOCK)) == 4  # 3 hours: 3 pages at most, plus one
     week = Query.build("completions", start_time=T0 - 7 * 86400, end_time=T0, bucket_width="1h")
     assert max_pages(week, int(CLOCK)) == 7 * 24 + 1
+
+
+def cut(start: int, end: int) -> dict[str, Any]:
+    """A usage bucket as the real API cuts it at a query's end (or its start)."""
+    return {"object": "bucket", "start_time": start, "end_time": end, "results": [usage()]}
+
+
+def test_the_last_bucket_may_end_at_the_moment_of_the_request() -> None:
+    """OpenAI's cookbook output: a query without ``end_time`` ends with the current bucket
+    cut at the request; it counts for what it covers, and coverage stops at the cut."""
+    q = hourly(end=None)
+    moment = T0 + 10 * H + 17
+    buckets = [bucket(T0 + h * H) for h in range(10)]
+    assert check(q, page(*buckets, cut(T0 + 10 * H, moment))) == (T0, moment)
+
+
+def test_the_last_bucket_may_end_at_the_asked_end() -> None:
+    q = hourly(end=T0 + 2 * H + 600)
+    assert check(q, page(bucket(T0), bucket(T0 + H), cut(T0 + 2 * H, T0 + 2 * H + 600))) == (
+        T0,
+        T0 + 2 * H + 600,
+    )
+    # one bucket cut at both ends: the whole query inside one hour
+    inside = hourly(start=T0 + 60, end=T0 + 600)
+    assert check(inside, page(cut(T0 + 60, T0 + 600))) == (T0 + 60, T0 + 600)
+
+
+def test_a_bucket_cut_anywhere_else_is_malformed() -> None:
+    q = hourly(end=None)
+    with pytest.raises(ResponseFormatError, match="follows a bucket cut"):
+        check(q, page(cut(T0, T0 + 600), bucket(T0 + H)))
+    with pytest.raises(ResponseFormatError, match="not the query's last"):
+        check(q, page(cut(T0, T0 + 600), has_more=True), page(bucket(T0 + H)))
+    with pytest.raises(ResponseFormatError, match="not the query's last"):
+        check(q, page(bucket(T0), cut(T0 + H, T0 + H + 60), has_more=True))
+    with pytest.raises(ResponseFormatError, match="not aligned"):  # past the asked end
+        check(hourly(end=T0 + H + 600), page(bucket(T0), cut(T0 + H, T0 + H + 900)))
+    with pytest.raises(ResponseFormatError, match="stop at"):  # short of the asked end
+        check(hourly(end=T0 + 2 * H + 600), page(bucket(T0), cut(T0 + H, T0 + H + 900)))
+    with pytest.raises(ResponseFormatError, match="not aligned"):  # in the future
+        check(q, page(cut(T0, T0 + 10 * H)), clock=T0 + 5)
+
+
+def test_costs_buckets_are_whole_days_never_cut() -> None:
+    q = Query.build("costs", start_time=T0 - 8 * H, bucket_width="1d")
+    day = T0 - 8 * H
+    whole = {"object": "bucket", "start_time": day, "end_time": day + 24 * H, "results": []}
+    assert check(q, page(whole)) == (T0 - 8 * H, int(CLOCK))  # today's ends in the future
+    with pytest.raises(ResponseFormatError, match="not aligned"):
+        check(q, page({**whole, "end_time": int(CLOCK)}))

@@ -2,6 +2,13 @@
 contiguous, aligned to their width, inside the asked range, none twice, each result of the
 endpoint's ``object``, and together cover the range asked (up to the API's current bucket).
 
+The API cuts a usage query at its ends (the reference notes, from OpenAI's cookbook output):
+the first bucket may start at ``start_time`` and the last end at the asked ``end_time`` or at
+the moment of the request, mid-bucket. Those are whole answers: the cut bucket counts for
+what it covers, and coverage stops at the cut. A bucket cut anywhere else (one that another
+bucket follows, a page that says ``has_more`` after it), or a cut costs bucket (costs are
+whole UTC days at both ends), is malformed.
+
 Missing data must never read as zero spend, so anything else fails the query: the caller
 stores nothing of it.
 """
@@ -45,6 +52,8 @@ class PageCheck:
     _next: int = field(init=False)
     _last_end: int | None = field(init=False, default=None)
     _first: int = field(init=False, default=0)
+    #: where the query's last bucket was cut (mid-bucket), if it was
+    _cut: int | None = field(init=False, default=None)
     #: set by ``finish``: the range the pages cover
     covered: tuple[int, int] | None = field(init=False, default=None)
 
@@ -88,15 +97,19 @@ class PageCheck:
             )
         horizon = self.clock() + width
         for start, end in bounds:
+            if self._cut is not None:
+                raise self._fail(f"bucket {start} follows a bucket cut at {self._cut}")
             if start != self._next:
                 if self._last_end is not None and start < self._next:
                     raise self._fail(f"bucket {start} repeats or overlaps an earlier bucket")
                 raise self._fail(f"bucket starts at {start}, expected {self._next}")
             boundary = (start // width + 1) * width
             if end != boundary:
-                raise self._fail(
-                    f"bucket [{start}, {end}) is not aligned to its width {q.bucket_width}"
-                )
+                if not self._may_cut(start, end, horizon):
+                    raise self._fail(
+                        f"bucket [{start}, {end}) is not aligned to its width {q.bucket_width}"
+                    )
+                self._cut = end
             if q.end_time is not None and start >= q.end_time:
                 raise self._fail(f"bucket {start} lies outside the asked range")
             if start > horizon:
@@ -104,6 +117,18 @@ class PageCheck:
             if self._last_end is None:
                 self._first = start
             self._next, self._last_end = end, end
+        if has_more and self._cut is not None:
+            raise self._fail(f"a bucket cut at {self._cut} is not the query's last")
+
+    def _may_cut(self, start: int, end: int, horizon: float) -> bool:
+        """A usage bucket may end mid-width only at the query's end: at the asked
+        ``end_time``, or at the moment of the request (never past our clock's horizon)."""
+        q = self.query
+        if q.endpoint.is_costs or not start < end:
+            return False
+        if q.end_time is not None:
+            return end == q.end_time or (end < q.end_time and end <= horizon)
+        return end <= horizon
 
     def finish(self) -> tuple[int, int]:
         """The range the query's pages cover, ``[start, end)``, capped at the real clock;
