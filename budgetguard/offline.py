@@ -32,13 +32,18 @@ __all__ = [
 
 
 def spend_data(
-    store: Reads, rules: Rules, now: datetime, *, since: datetime | None = None
+    store: Reads,
+    rules: Rules,
+    now: datetime,
+    *,
+    since: datetime | None = None,
+    replayed: Sequence[datetime] = (),
 ) -> SpendData:
-    """The plan's data, priced; only from ``since`` on when given (see ``needed_from``)."""
+    """The plan's data, priced; only from ``since`` on when given (see ``needed_from``);
+    with the minutes of the hours each ``replayed`` instant cuts (a backtest's steps)."""
     start = None if since is None else int(since.timestamp())
-    return SpendData.load(
-        store, plan_queries(rules, now), Pricer(rules.pricing.models), start=start
-    )
+    plan = plan_queries(rules, now, replayed=replayed)
+    return SpendData.load(store, plan, Pricer(rules.pricing.models), start=start)
 
 
 def evaluate_store(

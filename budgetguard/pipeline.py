@@ -85,16 +85,20 @@ def collect(
     *,
     since: datetime | None = None,
     progress: PageProgress | None = None,
+    replayed: Sequence[datetime] = (),
 ) -> CollectReport:
     """Fetch what the rules need and the store lacks (the caller checked the key is set):
     from ``since`` when given, and every hole in what the budgets need whatever ``since`` is;
     within ``settings.collect_deadline`` seconds, the names refresh included (after the
     collection, in what is left of it, at most a quarter of the deadline or 5 s; skipped
-    when the key was refused or nothing came)."""
+    when the key was refused or nothing came). With ``replayed`` instants (a backtest's
+    steps), only the minutes of the hours they cut, which a replay splits by."""
     from budgetguard.collect import Collector, widen
 
-    queries = plan_queries(rules, end)
-    if since is not None:
+    queries = plan_queries(rules, end, replayed=replayed)
+    if replayed:
+        queries = [q for q in queries if q.spans]
+    elif since is not None:
         queries = widen(plan_queries(rules, end, since=since), queries)
     deadline = settings.collect_deadline
 
@@ -104,7 +108,7 @@ def collect(
             collector = Collector(client, store, deadline=deadline)
             report = await collector.collect(queries, end, progress=progress)
             # a refused key or a dead API: the command's one line already says so
-            if not report.auth_failed and not report.all_failed:
+            if not report.auth_failed and not report.all_failed and not replayed:
                 # names are for people: a slow directory costs at most a quarter of it
                 within = min(until - time.monotonic(), max(NAMES_SHARE_MIN, deadline / 4))
                 await _refresh_names(client, store, end, within)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from budgetguard.cli.check import collect_new, run_collect, say_delivery
+from budgetguard.cli.check import collect_new, collect_replayed, run_collect, say_delivery
 from budgetguard.cli.common import Database, Now, RulesPath, Verbose, app
 from budgetguard.cli.context import (
     EXIT_INPUT,
@@ -121,6 +121,9 @@ def backtest(
     start: Annotated[str, typer.Option("--from", help="First instant (date or ISO time).")],
     end: Annotated[str, typer.Option("--to", help="Last instant (date or ISO time).")],
     step: Annotated[str, typer.Option("--step", help="Evaluate every (Nm, Nh, Nd).")] = "1h",
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Fetch nothing: not the minutes steps cut either.")
+    ] = False,
     rules: RulesPath = None,
     db: Database = None,
     now: Now = None,
@@ -143,11 +146,15 @@ def backtest(
         raise fail("--from must be before --to", EXIT_INPUT)
     if (last - first) / every > 20_000:
         raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
+    steps = [first + every * n for n in range(int((last - first) / every) + 1)]
+    if not offline and settings.openai_admin_key is not None:
+        collect_replayed(settings, loaded, min(last, clock), steps)
     store = open_store(settings)
     try:
         loaded = pipeline.named_rules(store, loaded)  # match globs on names, as check does
         # what the budgets look at from the first instant replayed, up to the last
-        data = pipeline.spend_data(store, loaded, last, since=needed_from(loaded, first))
+        since = needed_from(loaded, first)
+        data = pipeline.spend_data(store, loaded, last, since=since, replayed=steps)
     finally:
         store.close()
     fired = resolved = 0
@@ -171,9 +178,8 @@ def backtest(
                 f"{moment.isoformat().replace('+00:00', 'Z')}  {event.event:<7}  "
                 f"{label}  {what}  {event.severity}  spend {spend}"
             )
-    steps = int((last - first) / every) + 1
     typer.echo(
-        f"backtest: {steps} steps of {step} from {first.isoformat()} to "
+        f"backtest: {len(steps)} steps of {step} from {first.isoformat()} to "
         f"{last.isoformat()}: {fired} fired, {resolved} resolved",
         err=True,
     )

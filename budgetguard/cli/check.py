@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +78,31 @@ def run_collect(
         first = report.failed[0].error
         raise fail(f"no data collected: {first}", EXIT_UNAVAILABLE)
     return report
+
+
+def collect_replayed(
+    settings: Settings, rules: Rules, end: datetime, steps: Sequence[datetime]
+) -> None:
+    """What ``backtest`` fetches first: the minutes of the hours its steps cut (a replay
+    splits them by their minutes). Best effort: what cannot be fetched is split by time,
+    and its notes say so."""
+    from budgetguard import pipeline
+
+    refuse_future_now(settings)
+    store = open_store(settings)
+    try:
+        with page_progress() as progress:
+            report = pipeline.collect(
+                settings, store, rules, end, progress=progress, replayed=steps
+            )
+    finally:
+        store.close()
+    for outcome in report.failed[:1]:
+        echo(
+            f"budgetguard: the minutes of the hours the steps cut could not be fetched "
+            f"({outcome.error}); those hours are split by time",
+            err=True,
+        )
 
 
 def collect_new(settings: Settings, rules: Rules, now: datetime) -> bool:

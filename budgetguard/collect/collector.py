@@ -96,23 +96,35 @@ class CollectReport:
 def fetch_ranges(
     query: PlannedQuery, covered: Sequence[Interval], end: int, reread: timedelta
 ) -> list[tuple[int, int]]:
-    """The ranges to fetch so ``[query.start, end)`` is covered with a fresh tail: every hole
-    in ``covered`` (widened to whole buckets) and the re-read span before ``end``."""
+    """The ranges to fetch so ``[query.start, end)`` (or each of the query's ``spans``) is
+    covered with a fresh tail: every hole in ``covered`` (widened to whole buckets) and the
+    re-read span before ``end``. A minute query's ranges of one UTC day are fetched as one
+    (one request holds a day's 1440 buckets)."""
     width = query.width_seconds
-    start = int(query.start.timestamp())
-    start -= start % width
-    if start >= end:
-        return []
 
     def whole(lo: int, hi: int) -> Interval:
         return lo - lo % width, min(end, -(-hi // width) * width)
 
-    wanted = [whole(lo, hi) for lo, hi in holes(covered, start, end)]
-    if covered and covered[-1][1] > start:
-        tail = max(start, min(end, covered[-1][1]) - int(reread.total_seconds()))
-        if tail < end:
-            wanted.append(whole(tail, end))
-    return merge_intervals(wanted)
+    recent = None  # the API may still change what lies after this
+    if covered:  # a span's hours are re-read only while they are recent
+        recent = (end if query.spans else min(end, covered[-1][1])) - int(reread.total_seconds())
+    wanted: list[Interval] = []
+    for first, last in query.spans or ((int(query.start.timestamp()), end),):
+        lo, hi = first - first % width, min(last, end)
+        if lo >= hi:
+            continue
+        wanted += [whole(a, b) for a, b in holes(covered, lo, hi)]
+        if recent is not None and covered[-1][1] > lo and max(lo, recent) < hi:
+            wanted.append(whole(max(lo, recent), hi))
+    ranges = merge_intervals(wanted)
+    if not query.spans:
+        return ranges
+    days: dict[int, Interval] = {}
+    for lo, hi in ranges:
+        day = lo - lo % _DAY
+        first, last = days.get(day, (lo, hi))
+        days[day] = (min(first, lo), max(last, hi))
+    return list(days.values())
 
 
 def widen(queries: Sequence[PlannedQuery], needed: Sequence[PlannedQuery]) -> list[PlannedQuery]:

@@ -20,7 +20,14 @@ from budgetguard.rules.model import Budget
 if TYPE_CHECKING:
     from budgetguard.evaluate.data import CostRow, SpendData
 
-__all__ = ["attribute", "billed_endpoint", "cost_extent", "cost_share", "scope_estimates"]
+__all__ = [
+    "attribute",
+    "billed_endpoint",
+    "cost_extent",
+    "cost_share",
+    "scope_estimates",
+    "split_by_time",
+]
 
 _DAY = 86400
 #: A fetch this soon after the end asked is taken as ending there: a collection's own
@@ -53,13 +60,16 @@ def billed_endpoint(line_item: str | None) -> str | None:
 def scope_estimates(
     data: SpendData, endpoint: str, start: int, end: int
 ) -> dict[tuple[str, str], Decimal]:
-    """Estimated USD of ``endpoint`` per (project, model) in ``[start, end)`` (memoised)."""
+    """Estimated USD of ``endpoint`` per (project, model) in ``[start, end)`` (memoised;
+    ``split_by_time`` says whether a bucket in it was split by time)."""
     key = ("scope", endpoint, start, end)
     found = data.memo.get(key)
     if found is not None:
         return found  # type: ignore[no-any-return]
     out: dict[tuple[str, str], Decimal] = defaultdict(lambda: _ZERO)
+    by_time = False
     for piece in pieces(data, endpoint, start, end):
+        by_time |= piece.by_time
         series = piece.series
         assert series.cube is not None  # every usage series is a cube
         if not series.cube.groups:
@@ -70,18 +80,26 @@ def scope_estimates(
             for (project, model), amount in amounts.items():
                 out[(project, model)] += piece.scale(amount)
     data.memo[key] = dict(out)
+    data.memo[("scope-by-time", endpoint, start, end)] = by_time
     return data.memo[key]  # type: ignore[no-any-return]
+
+
+def split_by_time(data: SpendData, endpoint: str, start: int, end: int) -> bool:
+    """Whether ``scope_estimates`` of ``[start, end)`` split a bucket by time."""
+    scope_estimates(data, endpoint, start, end)
+    return bool(data.memo[("scope-by-time", endpoint, start, end)])
+
+
+def _endpoints(data: SpendData, row: CostRow) -> list[str]:
+    # a line that names a model bills tokens, characters or seconds, never what the
+    # model-less line items bill (images, search calls, sessions, storage)
+    return [row.endpoint] if row.endpoint else [e for e in data.endpoints() if e not in _BILLED]
 
 
 def _usage_of(data: SpendData, row: CostRow, start: int, end: int, by_model: bool) -> Decimal:
     project = row.project or _NONE
-    # a line that names a model bills tokens, characters or seconds, never what the
-    # model-less line items bill (images, search calls, sessions, storage)
-    endpoints = (
-        [row.endpoint] if row.endpoint else [e for e in data.endpoints() if e not in _BILLED]
-    )
     total = _ZERO
-    for endpoint in endpoints:
+    for endpoint in _endpoints(data, row):
         for (p, m), amount in scope_estimates(data, endpoint, start, end).items():
             if p == project and (not by_model or m == row.model):
                 total += amount
@@ -120,9 +138,11 @@ def cost_share(data: SpendData, row: CostRow, lo: int, hi: int) -> tuple[Decimal
     for by_model in (True, False) if row.model else (False,):
         whole = _usage_of(data, row, day, used, by_model) if used > day else _ZERO
         if whole > 0:
-            inside = _usage_of(data, row, max(lo, day), min(hi, used), by_model)
+            inside_lo, inside_hi = max(lo, day), min(hi, used)
+            inside = _usage_of(data, row, inside_lo, inside_hi, by_model)
             ratio = min(Decimal(1), max(_ZERO, inside / whole))
-            result = (ratio * Decimal(used - day) / span + after, used >= extent)
+            timed = any(split_by_time(data, e, inside_lo, inside_hi) for e in _endpoints(data, row))
+            result = (ratio * Decimal(used - day) / span + after, used >= extent and not timed)
             break
     if result is None:
         part = max(0, min(hi, extent) - max(lo, day))

@@ -254,6 +254,12 @@ class UsageCube:
             out[label] = out.get(label, _ZERO) + self.rates[slot % prices].apply(usage)
         return out, notes, unpriced
 
+    def totals(self, h0: int, h1: int) -> dict[str, int]:
+        """Each metric's sum over every group in buckets ``[h0, h1)``."""
+        p0, p1 = self._positions(h0), self._positions(h1)
+        sums = {m: int((cum[p1] - cum[p0]).sum()) for m, cum in self.cum.items()}
+        return {m: v for m, v in sums.items() if v}
+
     def values(
         self, budget: Budget, columns: Sequence[str], h0: int, h1: int
     ) -> dict[tuple[str, ...], Decimal]:

@@ -2,7 +2,9 @@
 
 Loaded once per check (or once per backtest), then asked for many windows. Each endpoint's
 rows come from its finest query that covers a window: minutes, else hours, else days for the
-part before the hourly data begins (``intervals`` splits the buckets that straddle a bound).
+part before the hourly data begins (``intervals`` splits the buckets that straddle a bound,
+by the minutes of an hour where the store holds them). What a series covers is its coverage
+intervals: the minute series holds scattered hours (those bounds cut), not a span.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from budgetguard.evaluate.cube import UsageCube
 from budgetguard.evaluate.pricing import Pricer
 from budgetguard.rules.needs import PlannedQuery
 from budgetguard.store.columns import USAGE_METRICS, SyncMark
+from budgetguard.store.spans import holes
 
 if TYPE_CHECKING:
     from budgetguard.store.reads import Reads
@@ -112,9 +115,25 @@ def _load_usage(
         hi = np.searchsorted(starts, end) if end is not None else n
         gid, starts = gid[lo:hi], starts[lo:hi]
         metrics = {m: v[lo:hi] for m, v in metrics.items()}
+    if query.spans and len(starts):  # only the hours the plan cuts (older ones may be kept)
+        keep = np.zeros(len(starts), dtype=bool)
+        for span_lo, span_hi in query.spans:
+            keep[np.searchsorted(starts, span_lo) : np.searchsorted(starts, span_hi)] = True
+        if not keep.all():
+            gid, starts = gid[keep], starts[keep]
+            metrics = {m: v[keep] for m, v in metrics.items()}
     series.cube = UsageCube(
         query.endpoint, query.width_seconds, starts, gid, list(index), metrics, pricer
     )
+
+
+def _within(
+    spans: Sequence[tuple[int, int]], limits: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The parts of ``spans`` inside ``limits`` (both sorted and disjoint)."""
+    return [
+        (max(a, lo), min(b, hi)) for a, b in spans for lo, hi in limits if max(a, lo) < min(b, hi)
+    ]
 
 
 def _width(series: _Series) -> int:
@@ -146,7 +165,8 @@ class SpendData:
     ) -> SpendData:
         marks = {m.query_key: m for m in store.sync_marks()}
         series: dict[str, _Series] = {}
-        for query in queries:
+        queries_ = list(queries)
+        for query in queries_:
             s = _Series(query, marks.get(query.key))
             if query.endpoint == "costs":
                 for raw in store.cost_rows(query_keys=[query.key], start=start, end=end):
@@ -168,6 +188,10 @@ class SpendData:
             series[query.key] = s
         data = cls(series)
         data.coverage = store.coverage()
+        for query in queries_:
+            if query.spans:  # the rows loaded are the spans' only: so is what they cover
+                held = data.coverage.get(query.key, [])
+                data.coverage[query.key] = _within(held, query.spans)
         from budgetguard.evaluate.attribution import attribute
 
         for s in series.values():  # usage is loaded: model-less line items get their models
@@ -179,9 +203,10 @@ class SpendData:
     # -- what the data covers -------------------------------------------------------------------
 
     def status(self, sources: Iterable[str], start: int, now: int, stale_after: int) -> str | None:
-        """None when every source covers ``[start, now)`` and is fresh; else the reason."""
+        """None when every source covers ``[start, now)`` and is fresh; else the reason. The
+        minute series is no source of its own: it refines hours (where it holds them)."""
         for source in sorted(sources):
-            widths = self._by_endpoint.get(source)
+            widths = {w: s for w, s in self._by_endpoint.get(source, {}).items() if w != "1m"}
             if not widths:
                 return f"{source}: never collected"
             for s in widths.values():
@@ -205,14 +230,24 @@ class SpendData:
 
     # -- rows of a window -----------------------------------------------------------------------
 
+    def holds(self, series: _Series, start: int, end: int) -> bool:
+        """``series`` covers ``[start, end)`` from its bucket's start, up to where its
+        endpoint's data ends (the current bucket holds data up to its fetch)."""
+        spans = self.coverage.get(series.query.key, [])
+        lo = start - start % _width(series)
+        hi = min(end, self.latest(series.query.endpoint))
+        return bool(spans) and lo < hi and not holes(spans, lo, hi)
+
     def usage_parts(self, endpoint: str, start: int, end: int) -> list[tuple[_Series, int, int]]:
         """The series and sub-ranges that hold ``endpoint``'s buckets starting in
-        ``[start, end)``: the finest that covers the start, else days then hours."""
+        ``[start, end)``: the finest that covers it, else days then hours."""
         widths = self._by_endpoint.get(endpoint, {})
-        for width in ("1m", "1h"):
-            s = widths.get(width)
-            if s is not None and s.covered is not None and s.covered[0] <= start:
-                return [(s, start, end)]
+        minutes = widths.get("1m")
+        if minutes is not None and self.holds(minutes, start, end):
+            return [(minutes, start, end)]
+        s = widths.get("1h")
+        if s is not None and s.covered is not None and s.covered[0] <= start:
+            return [(s, start, end)]
         hourly, daily = widths.get("1h"), widths.get("1d")
         if hourly is None or hourly.covered is None:
             return [(daily, start, end)] if daily is not None else []
@@ -220,15 +255,44 @@ class SpendData:
         parts = [(daily, start, boundary)] if daily is not None and start < boundary else []
         return [*parts, (hourly, max(start, boundary), end)]
 
-    def finer(self, endpoint: str, width: int, start: int, end: int) -> _Series | None:
-        """A series of ``endpoint`` finer than ``width`` that covers ``[start, end)``."""
+    def finer(
+        self, endpoint: str, coarse: _Series, bucket: int, start: int, end: int
+    ) -> _Series | None:
+        """A series of ``endpoint`` finer than ``coarse`` that covers the whole of
+        ``coarse``'s ``bucket`` (both sides of any cut are split by the same data, so parts
+        add up) and agrees with it: the finer buckets add up to it where both hold it whole
+        (an API that keeps no minutes that old answers with empty ones, which must not read
+        as a bucket with nothing in it)."""
+        width = _width(coarse)
         for s in sorted(self._by_endpoint.get(endpoint, {}).values(), key=_width):
-            if _width(s) >= width or s.covered is None:
+            if _width(s) >= width or not self.holds(s, bucket, bucket + width):
                 continue
-            lo, hi = s.covered
-            if lo <= start - start % _width(s) and (hi >= end or hi >= self.latest(endpoint)):
+            key = ("agrees", s.query.key, coarse.query.key, bucket)
+            agrees = self.memo.get(key)
+            if agrees is None:
+                agrees = self._agrees(s, coarse, bucket)
+                self.memo[key] = agrees
+            if agrees:
                 return s
         return None
+
+    def _agrees(self, fine: _Series, coarse: _Series, bucket: int) -> bool:
+        """Every metric of ``fine`` over ``coarse``'s ``bucket`` equals ``coarse``'s, where
+        both hold the bucket whole; True where either holds only part of it."""
+        end = bucket + _width(coarse)
+        if not (self.holds(fine, bucket, end) and self.holds(coarse, bucket, end)):
+            return True
+        if min(self.latest_of(fine), self.latest_of(coarse)) < end:
+            return True  # the current bucket: still filling in
+        assert fine.cube is not None and coarse.cube is not None
+        return fine.cube.totals(*fine.span(bucket, end)) == coarse.cube.totals(
+            *coarse.span(bucket, end)
+        )
+
+    def latest_of(self, series: _Series) -> int:
+        """Up to when ``series``' data was fetched (0 if never)."""
+        spans = self.coverage.get(series.query.key, [])
+        return spans[-1][1] if spans else 0
 
     def latest(self, endpoint: str) -> int:
         """Up to when ``endpoint``'s data was fetched (0 if never)."""

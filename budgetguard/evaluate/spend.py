@@ -169,6 +169,7 @@ def collect_spend(
         columns = _columns(budget.metric, endpoint)
         for piece in found:
             spend.apportioned |= piece.share is not None
+            spend.by_time |= piece.by_time
             series = piece.series
             assert series.cube is not None  # every usage series is a cube
             h0, h1 = series.span(piece.lo, piece.hi)
@@ -226,6 +227,7 @@ def _estimate(
     for piece in pieces(data, endpoint, start, end):
         series = piece.series
         spend.apportioned |= piece.share is not None
+        spend.by_time |= piece.by_time
         day = max(piece.lo, start)
         assert series.cube is not None  # every usage series is a cube
         if not series.cube.groups:  # nothing collected in this series

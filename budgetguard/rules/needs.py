@@ -11,13 +11,18 @@
   window is under an hour.
 - Hourly usage, however old, from the first UTC day a bound cuts (a local period start, a
   rolling window's start, the digest's local days): a costs day is split by its usage.
+- ``1m`` buckets of every hour a bound cuts (a window that starts at :37, a local midnight
+  at a half- or quarter-hour offset, a replayed instant): an hour is split by its minutes,
+  never evenly, because real traffic is bursty inside the hour. Those hours are few and
+  scattered, so the minute query names them (``PlannedQuery.spans``): one span per UTC day,
+  from its first cut hour to its last, which one request of up to 1440 buckets fetches.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -26,11 +31,16 @@ from budgetguard.rules.periods import last_complete_period, period_start
 from budgetguard.rules.vocabulary import ENDPOINTS, METRIC_ENDPOINTS
 
 __all__ = [
+    "ATTRIBUTED",
+    "GAUGES",
     "HOURLY_DAYS",
     "PlannedQuery",
     "bounds",
+    "cut_hours",
     "endpoints_of",
+    "local_midnights",
     "look_back",
+    "minute_spans",
     "needed_from",
     "plan_queries",
 ]
@@ -69,12 +79,15 @@ _HAS_KEY = _HAS_USER | {"costs"}
 
 @dataclass(frozen=True)
 class PlannedQuery:
-    """One query to keep in sync: ``[start, now)`` at ``width`` grouped by ``group_by``."""
+    """One query to keep in sync: ``[start, now)`` at ``width`` grouped by ``group_by``, or
+    only the ``spans`` (Unix ``[start, end)`` pairs, sorted and disjoint) when it names any:
+    the minute query fetches the hours that bounds cut, not every minute since ``start``."""
 
     endpoint: str
     width: str
     group_by: tuple[str, ...]
     start: datetime
+    spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def key(self) -> str:
@@ -86,9 +99,22 @@ class PlannedQuery:
         return _WIDTH_SECONDS[self.width]
 
 
-def endpoints_of(budget: Budget) -> set[str]:
-    """The data sources a budget reads: usage endpoint names and/or ``costs``."""
-    return set(_sources(budget.match.endpoint or ("*",), budget.metric, budget.cost_source))
+#: Usage endpoints whose figure is a level (bytes stored), not a flow: their minutes add
+#: nothing to a split.
+GAUGES = frozenset({"vector_stores"})
+#: The usage endpoints whose line items name no model but bill models (images, web
+#: search calls): a budget by model on costs attributes them by this usage.
+ATTRIBUTED = frozenset({"images", "web_search_calls"})
+
+
+def endpoints_of(budget: Budget, *, attribution: bool = False) -> set[str]:
+    """The data sources a budget reads: usage endpoint names and/or ``costs``; with
+    ``attribution``, also the usage that attributes its model-less costs to models (what
+    its figure needs whole: a hole there is a hole in the figure, never $0)."""
+    found = set(_sources(budget.match.endpoint or ("*",), budget.metric, budget.cost_source))
+    if attribution and "costs" in found and (budget.match.model or "model" in budget.each):
+        found |= ATTRIBUTED
+    return found
 
 
 @lru_cache(maxsize=1024)
@@ -145,73 +171,152 @@ def _straddled(moments: Iterable[datetime]) -> datetime | None:
     return min(cut) if cut else None
 
 
+def cut_hours(moments: Iterable[datetime]) -> set[int]:
+    """The starts of the hours (Unix seconds) that ``moments`` fall inside of, not on."""
+    stamps = (int(m.timestamp()) for m in moments)
+    return {s - s % 3600 for s in stamps if s % 3600}
+
+
+def local_midnights(first: datetime, last: datetime, timezone: str) -> list[datetime]:
+    """Every local midnight in ``[first, last]``, in UTC: the bounds of the digest's days."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    day = first.astimezone(zone).date()
+    out: list[datetime] = []
+    while True:
+        moment = datetime.combine(day, datetime.min.time(), tzinfo=zone).astimezone(UTC)
+        if moment > last:
+            return out
+        if moment >= first:
+            out.append(moment)
+        day += timedelta(days=1)
+
+
+def minute_spans(
+    hours: Iterable[int], tail: tuple[int, int] | None, now: datetime
+) -> tuple[tuple[int, int], ...]:
+    """The minute query's spans: the cut ``hours`` of each UTC day as one span (from the
+    day's first to its last: one request), and ``tail`` (the recent minutes a window under an
+    hour reads); none that starts after ``now``. A span is whole hours: what the store holds
+    of them may reach past ``now`` (a replay of an earlier instant), and the collector
+    never fetches past the clock."""
+    end = int(now.timestamp())
+    spans: list[tuple[int, int]] = []
+    by_day: dict[int, list[int]] = {}
+    for hour in hours:
+        if hour < end:
+            by_day.setdefault(hour - hour % 86400, []).append(hour)
+    spans = [(min(h), max(h) + 3600) for _, h in sorted(by_day.items())]
+    if tail is not None and tail[0] < end:
+        spans.append(tail)
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
+
+
+@dataclass
+class _Needs:
+    """What the budgets need of each source, gathered budget by budget, then turned into
+    queries."""
+
+    now: datetime
+    instants: list[datetime]
+    #: each source's earliest instant read
+    earliest: dict[str, datetime] = field(default_factory=dict)
+    #: hourly usage from here: each UTC day a bound cuts, to split its costs by usage
+    hourly_from: dict[str, datetime] = field(default_factory=dict)
+    #: the longest window under an hour: its minutes are read
+    minute_span: dict[str, timedelta] = field(default_factory=dict)
+    #: the hours a bound cuts: split by their minutes
+    minute_hours: dict[str, set[int]] = field(default_factory=dict)
+    by_user: set[str] = field(default_factory=set)
+    by_key: set[str] = field(default_factory=set)
+
+    def cut(self, sources: Iterable[str], moments: Sequence[datetime]) -> None:
+        """``moments`` bound what ``sources`` are summed over: the days and hours they cut
+        are split by their hours and minutes."""
+        day = _straddled(moments)
+        hours = cut_hours(moments)
+        for source in sources:
+            if day is not None:
+                self.hourly_from[source] = min(self.hourly_from.get(source, day), day)
+            if hours and source not in GAUGES:  # a gauge has no shape inside its hour
+                self.minute_hours.setdefault(source, set()).update(hours)
+
+    def budget(self, budget: Budget, timezone: str) -> None:
+        start = look_back(budget, self.now, timezone)
+        shortest = budget.shortest_window
+        used = endpoints_of(budget, attribution=True)
+        cuts = [m for t in self.instants for m in bounds(budget, t, timezone)]
+        cuts += self.instants[1:]  # a replayed instant cuts its hour
+        # a costs day a bound cuts is split by every endpoint's usage
+        self.cut(ENDPOINTS if "costs" in used else used - {"costs"}, cuts)
+        for source in used:
+            self.earliest[source] = min(self.earliest.get(source, start), start)
+            if budget.match.user is not None or "user" in budget.each:
+                self.by_user.add(source)
+            if budget.match.api_key is not None or "api_key" in budget.each:
+                self.by_key.add(source)
+            if shortest is not None and shortest < timedelta(hours=1):
+                self.minute_span[source] = max(self.minute_span.get(source, shortest), shortest)
+
+    def digest(self, period: str, timezone: str) -> None:
+        """The digest compares the last complete period with the one before, from costs,
+        by local days: each one that is not a UTC day is split by usage."""
+        before, _, end = last_complete_period(period, self.now, timezone)
+        self.earliest["costs"] = min(self.earliest.get("costs", before), before)
+        self.cut(ENDPOINTS, local_midnights(before, end, timezone))
+
+    def queries(self, source: str, since: datetime | None) -> list[PlannedQuery]:
+        group_by = _group_by(source, self.by_user, self.by_key)
+        start = since if since is not None else self.earliest.get(source)
+        out: list[PlannedQuery] = []
+        if start is None:  # only to split costs days: hours, from the first cut
+            hourly = self.hourly_from[source]
+            out.append(PlannedQuery(source, "1h", group_by, min(hourly, since or hourly)))
+        elif source == "costs":
+            return [PlannedQuery(source, "1d", group_by, _floor(start, 86400))]
+        else:
+            floor = _floor(self.now, 86400) - timedelta(days=HOURLY_DAYS)
+            hourly = max(_floor(start, 86400), floor)
+            hourly = min(hourly, self.hourly_from.get(source, hourly))
+            out.append(PlannedQuery(source, "1h", group_by, hourly))
+            if start < hourly:
+                out.append(PlannedQuery(source, "1d", group_by, _floor(start, 86400)))
+        tail = None
+        if source in self.minute_span:  # a window under an hour reads minutes: the last ones
+            begin = _floor(self.now - self.minute_span[source] - timedelta(hours=1), 3600)
+            tail = (int(begin.timestamp()), int(self.now.timestamp()))
+        spans = minute_spans(self.minute_hours.get(source, ()), tail, max(self.instants))
+        if spans:
+            first = datetime.fromtimestamp(spans[0][0], UTC)
+            out.append(PlannedQuery(source, "1m", group_by, first, spans))
+        return out
+
+
 def plan_queries(
     rules: Rules,
     now: datetime,
     *,
     since: datetime | None = None,
     budgets: Iterable[Budget] | None = None,
+    replayed: Iterable[datetime] = (),
 ) -> list[PlannedQuery]:
-    """The queries that keep the store ready to evaluate ``rules`` at ``now``."""
-    chosen = [b for b in (rules.budgets if budgets is None else budgets) if b.enabled]
-    earliest: dict[str, datetime] = {}
-    # hourly usage from here: each UTC day a bound cuts, to split its costs by usage
-    hourly_from: dict[str, datetime] = {}
-    minute_span: dict[str, timedelta] = {}
-    by_user: set[str] = set()
-    by_key: set[str] = set()
-
-    def split_days(sources: Iterable[str], moment: datetime | None) -> None:
-        for source in sources:
-            if moment is not None:
-                hourly_from[source] = min(hourly_from.get(source, moment), moment)
-
-    for budget in chosen:
-        starts = bounds(budget, now, rules.timezone)
-        start = look_back(budget, now, rules.timezone)
-        shortest = budget.shortest_window
-        used = endpoints_of(budget)
-        if "costs" in used:  # a costs day a bound cuts is split by every endpoint's usage
-            split_days(ENDPOINTS, _straddled(starts))
-            if budget.match.model is not None or "model" in budget.each:
-                # model-less line items are attributed by the day's usage of what they bill
-                used = used | {"images", "web_search_calls"}
-        split_days(used - {"costs"}, _straddled(starts))
-        for source in used:
-            earliest[source] = min(earliest.get(source, start), start)
-            if budget.match.user is not None or "user" in budget.each:
-                by_user.add(source)
-            if budget.match.api_key is not None or "api_key" in budget.each:
-                by_key.add(source)
-            if shortest is not None and shortest < timedelta(hours=1):
-                minute_span[source] = max(minute_span.get(source, shortest), shortest)
+    """The queries that keep the store ready to evaluate ``rules`` at ``now`` (and at each
+    ``replayed`` instant of a backtest, whose minutes the hours they cut need too)."""
+    needs = _Needs(now, [now, *replayed])
+    for budget in rules.budgets if budgets is None else budgets:
+        if budget.enabled:
+            needs.budget(budget, rules.timezone)
     if rules.digest is not None and budgets is None:
-        # the digest compares the last complete period with the one before, from costs,
-        # by local days: each one that is not a UTC day is split by hourly usage
-        before, first, end = last_complete_period(rules.digest.period, now, rules.timezone)
-        earliest["costs"] = min(earliest.get("costs", before), before)
-        split_days(ENDPOINTS, _straddled((before, first, end)) and _floor(before, 86400))
-    hourly_floor = _floor(now, 86400) - timedelta(days=HOURLY_DAYS)
-    queries = []
-    for source in sorted(set(earliest) | set(hourly_from)):
-        if source not in earliest:  # only to split costs days: hours, from the first cut
-            hourly = hourly_from[source] if since is None else min(hourly_from[source], since)
-            queries.append(PlannedQuery(source, "1h", _group_by(source, by_user, by_key), hourly))
-            continue
-        start = since if since is not None else earliest[source]
-        group_by = _group_by(source, by_user, by_key)
-        if source == "costs":
-            queries.append(PlannedQuery(source, "1d", group_by, _floor(start, 86400)))
-            continue
-        hourly = max(_floor(start, 86400), hourly_floor)
-        hourly = min(hourly, hourly_from.get(source, hourly))
-        queries.append(PlannedQuery(source, "1h", group_by, hourly))
-        if start < hourly:
-            queries.append(PlannedQuery(source, "1d", group_by, _floor(start, 86400)))
-        if source in minute_span:
-            span = minute_span[source] + timedelta(hours=1)
-            queries.append(PlannedQuery(source, "1m", group_by, _floor(now - span, 60)))
-    return queries
+        needs.digest(rules.digest.period, rules.timezone)
+    sources = sorted(set(needs.earliest) | set(needs.hourly_from))
+    return [q for source in sources for q in needs.queries(source, since)]
 
 
 def _group_by(source: str, by_user: set[str], by_key: set[str]) -> tuple[str, ...]:
