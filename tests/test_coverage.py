@@ -165,3 +165,28 @@ def test_an_old_store_marked_into_the_future_is_pulled_back(tmp_path: Path) -> N
         assert mark is not None and mark.covered_end == end
     finally:
         store.close()
+
+
+def test_attribution_needs_its_usage_whole(tmp_path: Path) -> None:
+    """ "Image models" costs name no model: a dall-e-3 budget on costs attributes them by the
+    images usage. With the images endpoint down, that figure is unknown, never $0 ok."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nbudgets:\n"
+        "  - {name: dalle, limit: 100000, period: month, cost_source: costs,"
+        " match: {model: dall-e-3}}\n"
+        "  - {name: everything, limit: 100000, period: month, cost_source: costs}\n"
+    )
+    db = tmp_path / "spend.db"
+    with SimulatorServer(SimulatedAPI(Organisation.create(7, NOW, 40), clock=lambda: NOW)) as sim:
+        sim.faults.down.add("images")
+        result = cli(sim, rules, db, LATER, "check", "--format", "json")
+        assert result.exit_code == 3, result.stdout
+        budgets = {b["name"]: b for b in json.loads(result.stdout)["budgets"]}
+        assert budgets["dalle"]["severity"] == "unknown" and budgets["dalle"]["spend"] is None
+        assert "images" in budgets["dalle"]["data"]["note"]
+        assert budgets["everything"]["severity"] == "ok"  # it needs no attribution
+        sim.faults.down.clear()
+        healed = cli(sim, rules, db, LATER, "check", "--format", "json")
+        dalle = next(b for b in json.loads(healed.stdout)["budgets"] if b["name"] == "dalle")
+        assert healed.exit_code == 0 and dalle["severity"] == "ok" and dalle["spend"] > 100

@@ -21,6 +21,24 @@ budgets:
 """  # budgets start on line 6
 
 CASES: list[tuple[str, str, str]] = [
+    (  # line items exist only in costs: each of these could only ever read $0
+        "line-item-estimate",
+        "  - name: a\n    limit: 5\n    period: day\n    cost_source: estimate\n"
+        "    match: {line_item: 'gpt-4o*'}\n",
+        "10:13: line_item with cost_source: estimate: line items exist only in the costs",
+    ),
+    (
+        "line-item-endpoint",
+        "  - name: a\n    limit: 5\n    period: day\n"
+        "    match: {line_item: 'gpt-4o*', endpoint: completions}\n",
+        "9:13: line_item with endpoint: line items exist only in the costs data",
+    ),
+    (
+        "line-item-user",
+        "  - name: a\n    limit: 5\n    period: day\n    each: line_item\n"
+        "    match: {user: user-erin}\n",
+        "9:11: line_item with user: line items exist only in the costs data",
+    ),
     (
         "sub-day-costs-window",
         "  - name: a\n    limit: 5\n    window: 6h\n    cost_source: costs\n",

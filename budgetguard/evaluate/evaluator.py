@@ -132,7 +132,9 @@ def _evaluate_budget(
     window = budget_window(budget, now, rules.timezone)
     start, end = int(window.start.timestamp()), int(now.timestamp())
     source = budget.source
-    sources = endpoints_of(budget)
+    # what the figure needs whole: the attribution's usage too (a hole there is a hole in
+    # the figure, never $0 of a model)
+    sources = endpoints_of(budget, attribution=True)
     if source == "estimate":
         sources -= {"costs"}
     needed = start
@@ -222,7 +224,9 @@ class _Forecast:
         self.now = int(now.timestamp())
         today = self.now - self.now % _DAY
         start = today - 7 * _DAY
-        sources = endpoints_of(budget) - ({"costs"} if source == "estimate" else set())
+        sources = endpoints_of(budget, attribution=True) - (
+            {"costs"} if source == "estimate" else set()
+        )
         if (
             data.status(sources, start, today, 10**9) is not None
             or coverage_problem(data, sources, start, today, 0) is not None

@@ -253,6 +253,7 @@ def _budget(
     cost_source = _cost_source(raw, given, path, defaults, report)
     _daily_costs(raw, cost_source, path, report)
     _metric(raw, path, report)
+    _line_items(raw, cost_source, path, report)
     if len(set(raw.each)) != len(raw.each):
         report.at((*path, "each"), "each: lists a key twice")
     if len(report.errors) > errors_before:
@@ -409,6 +410,43 @@ def _daily_costs(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) 
             (*path, "window"),
             f"window: {raw.window} is not a whole number of days, and costs are daily: "
             "use cost_source: auto or estimate (usage x prices, per minute)",
+        )
+
+
+def _line_items(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:
+    """Line items exist only in the costs data, which has no endpoint and no user: a budget
+    on line items that reads the estimate, or also matches an endpoint or a user, could
+    only ever read $0, which must never pass for a figure."""
+    if raw.metric != "cost":
+        return  # _metric says that line items need metric cost
+    if raw.match.line_item is not None:
+        where: Loc = (*path, "match", "line_item")
+    elif "line_item" in raw.each:
+        where = (*path, "each")
+    else:
+        return
+    by_user = raw.match.user is not None or "user" in raw.each
+    if raw.match.endpoint is not None:
+        report.at(
+            where,
+            "line_item with endpoint: line items exist only in the costs data, which has "
+            "no endpoint (and usage has no line items): together they match nothing",
+            key=where[-1] == "line_item",
+        )
+    elif by_user:
+        report.at(
+            where,
+            "line_item with user: line items exist only in the costs data, which has no "
+            "user (and usage has no line items): together they match nothing",
+            key=where[-1] == "line_item",
+        )
+    elif cost_source == "estimate":
+        report.at(
+            where,
+            "line_item with cost_source: estimate: line items exist only in the costs "
+            "data, and the estimate prices usage, which has none; use cost_source: costs "
+            "or auto",
+            key=where[-1] == "line_item",
         )
 
 
