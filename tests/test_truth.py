@@ -3,8 +3,10 @@ spend of any interval is known. Calendar periods in four zones (a half-hour one 
 every cost_source, model and ``each`` budgets, rolling windows that start mid-hour and
 mid-day, anomaly windows, and the digest's local days.
 
-Exact to the cent where the bounds fall on whole hours (the costs day is split by hourly
-usage); within a fraction of a percent where a bound cuts an hour (split by time).
+The simulator's traffic is bursty inside the hour (whole hours in one minute, in 5 minutes,
+in the first half), so a cut hour split by time would be far off: it is split by its minutes.
+Exact to the cent wherever the bounds fall on whole minutes; where a bound cuts a minute (the
+conftest's ``NOW`` is 10:17:31), between the truth without that minute and with it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from budgetguard.store import Store
 from tests.conftest import ADMIN_KEY, NOW
 
 NOW_DT = datetime.fromtimestamp(NOW, UTC)  # 10:17:31 UTC: windows start mid-hour
+#: a backtest's instant (03:40, two days back): its own cut hour needs minutes too
+THEN = NOW_DT.replace(hour=3, minute=40, second=0) - timedelta(days=2)
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Europe/Berlin")
 _KEYS = {"input": "input", "cached input": "cached_input", "output": "output"}
 _KEYS |= {"audio input": "audio_input", "audio output": "audio_output"}
@@ -77,6 +81,20 @@ def rules_for(zone: str) -> Rules:
     )
 
 
+#: Prices a tenth of what the costs bill (the sub-day ``auto`` test)
+_CHEAP_PRICES = "\n".join(
+    f"    {model}: {{{', '.join(f'{_KEYS[k]}: {v / 10}' for k, v in prices.items())}"
+    + (", output: 0}" if "output" not in prices else "}")
+    for model, prices in TOKEN_PRICES.items()
+)
+CHEAP = load_rules_text(
+    f"version: 1\npricing:\n  models:\n{_CHEAP_PRICES}\nbudgets:\n"
+    "  - {name: w90m-auto, limit: 100000, window: 90m}\n"
+    "  - {name: w6h-auto, limit: 100000, window: 6h, match: {project: proj_chatbot}}\n"
+    "  - {name: w6h-estimate, limit: 100000, window: 6h, cost_source: estimate}\n"
+)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One store holding what the rules of every zone need (costs without delay, so that
@@ -87,9 +105,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
         async def run() -> None:
             async with AdminClient(ADMIN_KEY, sim.base_url) as client:
-                for zone in ZONES:
+                for rules in [*(rules_for(zone) for zone in ZONES), CHEAP]:
                     await Collector(client, store).collect(
-                        plan_queries(rules_for(zone), NOW_DT), NOW_DT
+                        plan_queries(rules, NOW_DT, replayed=[THEN]), NOW_DT
                     )
 
         asyncio.run(run())
@@ -98,7 +116,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def load(world: dict[str, Any], rules: Rules) -> SpendData:
-    return SpendData.load(world["store"], plan_queries(rules, NOW_DT), Pricer(rules.pricing.models))
+    plan = plan_queries(rules, NOW_DT, replayed=[THEN])
+    return SpendData.load(world["store"], plan, Pricer(rules.pricing.models))
 
 
 def truth(
@@ -122,6 +141,19 @@ def truth(
     return total
 
 
+def minute_bounds(start: int) -> tuple[int, int]:
+    """The whole minutes around ``start``: the truth without the minute it cuts, and with."""
+    return -(-start // 60) * 60, start - start % 60
+
+
+def assert_between(got: float, org: Organisation, start: int, **scope: Any) -> None:
+    """``got`` is the truth of ``[start, NOW)`` to the cent, the minute ``start`` cuts
+    counted anywhere from none of it to all of it (the API's finest bucket is a minute)."""
+    late, early = minute_bounds(start)
+    low, high = truth(org, late, **scope), truth(org, early, **scope)
+    assert low - 0.005 <= got <= high + 0.005, (got, low, high)
+
+
 def tokens(org: Organisation, start: int) -> int:
     return sum(
         sum(org.total(i, start, NOW, NOW).get(m, 0) for m in ("input_tokens", "output_tokens"))
@@ -130,7 +162,6 @@ def tokens(org: Organisation, start: int) -> int:
 
 
 _MODELS = {"dalle-month": "dall-e-3", "gpt4o-week": "gpt-4o*"}
-_SUB_HOUR = ("w7d-costs", "w2d-costs", "w36h-auto", "w24h-estimate", "w6h-auto")
 
 
 @pytest.mark.parametrize("zone", ZONES)
@@ -145,30 +176,23 @@ def test_every_budget_is_the_true_spend_of_its_interval(world: dict[str, Any], z
         name = f.budget.name
         seen.add(name)
         if name == "tokens-day":
-            assert f.spend == pytest.approx(tokens(org, start), rel=Decimal("1e-3"))
+            assert f.spend == tokens(org, start)
             continue
         group = f.group
-        expected = truth(
-            org,
-            start,
-            project=group.get("project", "proj_chatbot" if name == "w6h-auto" else None),
-            model=group.get("model", _MODELS.get(name)),
-        )
+        got = float(f.spend)
         if group.get("model") == "(none)":  # lines that name no model and bill no model
             expected = truth(org, start) - truth(org, start, model="?*")
+            assert abs(got - expected) < 0.01, (name, group, got, expected)
             assert f"${f.spend:.2f} of line items that name no model left unattributed" in (
                 f.note or ""
             ), f.note
-        got = float(f.spend)
-        cut_hour = name in _SUB_HOUR or (zone == "Asia/Kolkata" and name != "w7d-costs")
-        if cut_hour and not (zone == "Asia/Kolkata" and f.budget.period in ("quarter", "month")):
-            assert got == pytest.approx(expected, rel=5e-3), (name, group)
-        elif cut_hour:
-            assert got == pytest.approx(expected, rel=1e-2), (name, group)
-        else:  # bounds on whole hours: to the cent
-            assert abs(got - expected) < 0.01, (name, group, got, expected)
+        else:
+            project = group.get("project", "proj_chatbot" if name == "w6h-auto" else None)
+            model = group.get("model", _MODELS.get(name))
+            assert_between(got, org, start, project=project, model=model)
+        assert "by time" not in (f.note or ""), (name, f.note)  # minutes, not a guess
         if zone != "UTC" and f.budget.period and f.budget.source in ("costs", "auto"):
-            assert "apportioned" in (f.note or ""), name
+            assert "apportioned by usage" in (f.note or ""), name
             if f.budget.cost_source == "costs":  # split by usage, but no estimate in it
                 assert f.source == "costs"
     assert seen == {b.name for b in rules.budgets}
@@ -217,11 +241,10 @@ def test_a_replay_splits_the_bucket_open_at_the_instant(world: dict[str, Any]) -
     before it and the open hour's share, never the later spend the store also holds."""
     rules = rules_for("UTC")
     data = load(world, rules)
-    then = NOW_DT.replace(hour=3, minute=40, second=0) - timedelta(days=2)
-    (f,) = [x for x in evaluate(rules, data, then) if x.budget.name == "day-auto"]
+    (f,) = [x for x in evaluate(rules, data, THEN) if x.budget.name == "day-auto"]
     start = int(f.window.start.timestamp())
-    expected = truth(world["org"], start, int(then.timestamp()))
-    assert float(f.spend or 0) == pytest.approx(expected, rel=2e-2)
+    expected = truth(world["org"], start, int(THEN.timestamp()))
+    assert abs(float(f.spend or 0) - expected) < 0.01  # the open hour: by its minutes
 
 
 _ZONES = sorted(available_timezones() - {"Factory", "localtime"})
@@ -296,17 +319,7 @@ def test_auto_under_a_day_takes_costs_where_they_exceed_the_estimate(
 ) -> None:
     """Prices a tenth of what the costs bill: a sub-day ``auto`` window counts the costs
     apportioned into it by usage (the larger), never the estimate alone."""
-    cheap = "\n".join(
-        f"    {model}: {{{', '.join(f'{_KEYS[k]}: {v / 10}' for k, v in prices.items())}"
-        + (", output: 0}" if "output" not in prices else "}")
-        for model, prices in TOKEN_PRICES.items()
-    )
-    rules = load_rules_text(
-        f"version: 1\npricing:\n  models:\n{cheap}\nbudgets:\n"
-        "  - {name: w90m-auto, limit: 100000, window: 90m}\n"
-        "  - {name: w6h-auto, limit: 100000, window: 6h, match: {project: proj_chatbot}}\n"
-        "  - {name: w6h-estimate, limit: 100000, window: 6h, cost_source: estimate}\n"
-    )
+    rules = CHEAP
     findings = {f.budget.name: f for f in evaluate(rules, load(world, rules), NOW_DT)}
     for name, project in (("w90m-auto", None), ("w6h-auto", "proj_chatbot")):
         f = findings[name]
@@ -323,21 +336,22 @@ def test_a_check_earlier_today_counts_only_its_share_of_the_day(tmp_path: Any) -
     """Collected at ``--now`` 10:17 while the clock (and the API) say 15:17: today's costs
     bucket holds the spend up to 15:17, the usage only up to 10:17. The share before 10:17 is
     of the bucket's whole extent, by time for the part no usage covers (never the whole
-    bucket, never less than the truth); collected up to the clock, it is exact by usage."""
+    bucket, never less than the truth); collected up to the clock (with the minutes of the
+    hour 10:17 cuts, as a backtest of that instant collects them), it is exact by usage."""
     later = NOW + 5 * 3600
     rules = load_rules_text(
         "version: 1\nbudgets:\n  - {name: day-costs, limit: 100000, period: day, "
         "cost_source: costs}\n  - {name: w90m, limit: 100000, window: 90m}\n"
     )
-    plan = plan_queries(rules, NOW_DT)
     found = []
     for asked in (NOW_DT, datetime.fromtimestamp(later, UTC)):
+        plan = plan_queries(rules, asked, replayed=[NOW_DT] if asked > NOW_DT else [])
         store = Store.open(f"sqlite:///{tmp_path / f'{int(asked.timestamp())}.db'}")
         with SimulatorServer(build_api(now=later, days=3, costs_delay_hours=0)) as sim:
 
-            async def run(asked: datetime = asked, store: Store = store) -> None:
+            async def run(asked: datetime = asked, store: Store = store, plan: Any = plan) -> None:
                 async with AdminClient(ADMIN_KEY, sim.base_url, clock=lambda: later) as client:
-                    await Collector(client, store).collect(plan_queries(rules, asked), asked)
+                    await Collector(client, store).collect(plan, asked)
 
             asyncio.run(run())
             data = SpendData.load(store, plan, Pricer(rules.pricing.models))
@@ -352,7 +366,10 @@ def test_a_check_earlier_today_counts_only_its_share_of_the_day(tmp_path: Any) -
     assert bucket > expected * 2  # the bucket does hold much later spend
     assert expected * 0.999 < online < bucket * 0.8
     assert "by time where no usage covers them" in (found[0].note or "")
-    assert offline == pytest.approx(expected, rel=5e-3)  # the hour open at 10:17: by time
+    # the hour open at 10:17: by its minutes, the minute 10:17:31 cuts by time
+    low, high = (truth(sim.api.org, start, NOW - 31 + m, at=later) for m in (0, 60))
+    assert low - 0.005 <= offline <= high + 0.005, (offline, low, high)
+    assert "by time" not in (found[1].note or "")
 
 
 def test_nothing_is_covered_past_the_clock(world: dict[str, Any]) -> None:
@@ -371,3 +388,81 @@ def test_nothing_is_covered_past_the_clock(world: dict[str, Any]) -> None:
     assert next_day.severity == "unknown" and "2026-11-23T00:00:00Z to" in (next_day.note or "")
     now = evaluate(rules, data, NOW_DT, clock=lambda: NOW + 120)
     assert all(f.severity != "unknown" for f in now)
+
+
+#: Zones whose days start at a half or quarter hour: every day's start cuts an hour in two
+CUT_ZONES = ("Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham")
+#: a minute-aligned instant inside an hour: rolling windows start at 10:17:00
+ON_MINUTE = NOW_DT.replace(second=0)
+CUT_BUDGETS = """
+  - {name: day-costs, limit: 100000, period: day, cost_source: costs}
+  - {name: day-estimate, limit: 100000, period: day, cost_source: estimate}
+  - {name: day-auto, limit: 100000, period: day}
+  - {name: week-costs, limit: 100000, period: week, cost_source: costs}
+  - {name: month-auto, limit: 100000, period: month, match: {project: proj_chatbot}}
+  - {name: w1h-estimate, limit: 100000, window: 1h, cost_source: estimate}
+  - {name: w45m-chat, limit: 100000, window: 45m, cost_source: estimate,
+     match: {project: proj_chatbot}}
+  - {name: w24h-auto, limit: 100000, window: 24h}
+  - {name: w7d-costs, limit: 100000, window: 7d, cost_source: costs}
+  - {name: w90m-tokens, limit: 100000000000, window: 90m, metric: tokens}
+"""
+
+
+def cut_rules(zone: str) -> Rules:
+    return load_rules_text(
+        f"version: 1\ntimezone: {zone}\npricing:\n  models:\n{PRICING}\n"
+        f"budgets:{CUT_BUDGETS}digest: {{period: week}}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def cut_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A store collected for every cut zone's rules at ``ON_MINUTE``."""
+    db = f"sqlite:///{tmp_path_factory.mktemp('cut') / 'cut.db'}"
+    with SimulatorServer(build_api(now=NOW, days=60, costs_delay_hours=0)) as sim:
+        store = Store.open(db)
+
+        async def run() -> None:
+            async with AdminClient(ADMIN_KEY, sim.base_url) as client:
+                for zone in CUT_ZONES:
+                    plan = plan_queries(cut_rules(zone), ON_MINUTE, replayed=[ON_MINUTE])
+                    await Collector(client, store).collect(plan, NOW_DT)
+
+        asyncio.run(run())
+        yield {"org": sim.api.org, "store": store}
+        store.close()
+
+
+@pytest.mark.parametrize("zone", CUT_ZONES)
+def test_cut_hours_are_split_by_their_minutes_to_the_cent(
+    cut_world: dict[str, Any], zone: str
+) -> None:
+    """Days that start at :30 or :45 (Kolkata, Kathmandu, St John's, Chatham) and rolling
+    windows that start at 10:17 cut hours whose traffic comes in bursts: split by their
+    minutes, every figure is the truth to the cent, the digest's local days too."""
+    org, rules = cut_world["org"], cut_rules(zone)
+    plan = plan_queries(rules, ON_MINUTE, replayed=[ON_MINUTE])
+    data = SpendData.load(cut_world["store"], plan, Pricer(rules.pricing.models))
+    end = int(ON_MINUTE.timestamp())
+    for f in evaluate(rules, data, ON_MINUTE):
+        assert f.spend is not None, (f.budget.name, f.note)
+        start = int(f.window.start.timestamp())
+        assert start % 60 == 0 and (start % 3600 or f.budget.window)  # it cuts an hour
+        assert "by time" not in (f.note or ""), (f.budget.name, f.note)
+        if f.budget.metric == "tokens":
+            expected_tokens = sum(
+                org.total(i, start, end, end).get(m, 0)
+                for i, _ in enumerate(org.streams)
+                for m in ("input_tokens", "output_tokens")
+            )
+            assert f.spend == expected_tokens, f.budget.name
+            continue
+        project = "proj_chatbot" if f.budget.match.project else None
+        expected = truth(org, start, end, project=project, at=end)
+        assert abs(float(f.spend) - expected) < 0.01, (zone, f.budget.name, f.spend, expected)
+    digest = build_digest(rules, data, [], [], ON_MINUTE, period="week")
+    week = _local_days(zone, digest.daily[0][0], 7)
+    for (day, value), (_, lo, hi) in zip(digest.daily, week, strict=True):
+        assert lo % 3600  # the local day cuts an hour
+        assert value is not None and abs(float(value) - truth(org, lo, hi)) < 0.01, (zone, day)
