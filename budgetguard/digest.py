@@ -20,13 +20,25 @@ from zoneinfo import ZoneInfo
 
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.evaluator import Finding
+from budgetguard.evaluate.series import spend_series
 from budgetguard.evaluate.spend import cost_parts
 from budgetguard.notify.alert_text import display
-from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money, signed_percent
+from budgetguard.notify.alert_text import group_text as display_group
+from budgetguard.notify.messages import (
+    Digest,
+    DigestBudget,
+    DigestBurnup,
+    DigestLine,
+    money,
+    signed_percent,
+)
 from budgetguard.rules.model import Rules
 from budgetguard.rules.periods import last_complete_period, local_days
 
-__all__ = ["build_digest", "digest_period"]
+__all__ = ["BURNUP_TOP", "build_digest", "burnups", "digest_period"]
+
+#: How many budgets the digest draws a burn-up for (the highest percent of their limit).
+BURNUP_TOP = 3
 
 _DAY = 86400
 _NAMES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
@@ -160,8 +172,53 @@ def build_digest(
         budgets=budgets,
         alerts=tuple(alerts),
         notes=tuple(notes),
+        burnup=burnups(rules, data, findings, now, known_names),
     )
     return digest.with_payload()
+
+
+def burnups(
+    rules: Rules,
+    data: SpendData,
+    findings: Sequence[Finding],
+    now: datetime,
+    names: Mapping[str, str],
+) -> tuple[DigestBurnup, ...]:
+    """The current period's burn-up of the cost budgets highest against their limit (one
+    group of an ``each`` budget at most), cumulative at each local day's end so far."""
+    candidates = [
+        f
+        for f in findings
+        if f.budget.metric == "cost" and f.budget.period and f.limit and f.spend is not None
+    ]
+    best: dict[str, Finding] = {}
+    for f in sorted(candidates, key=lambda f: -(f.ratio or 0)):
+        best.setdefault(f.budget.name, f)
+    chosen = list(best.values())[:BURNUP_TOP]
+    zone = ZoneInfo(rules.timezone)
+    out = []
+    for series in spend_series(rules, data, chosen, now, top=1):
+        f = series.finding
+        assert f.limit is not None and f.spend is not None
+        total, points = Decimal(0), []
+        for step in series.steps:
+            if step.start >= now:
+                break
+            total += step.total
+            points.append((step.start.astimezone(zone).date(), total))
+        group = display_group(f.group, names)
+        out.append(
+            DigestBurnup(
+                f.budget.name + (f" [{group}]" if group else ""),
+                f.limit,
+                f.spend,
+                series.start.astimezone(zone).date(),
+                series.end.astimezone(zone).date(),
+                tuple(points),
+                f.severity,
+            )
+        )
+    return tuple(out)
 
 
 def _label(period: str, first: date, last: date) -> str:

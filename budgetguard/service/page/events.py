@@ -140,7 +140,8 @@ def health(status: Mapping[str, Any], healthz: tuple[int, Mapping[str, Any]]) ->
         + "</tbody></table>"
         + (f'<h2>Collection problems</h2><ul id="problems">{problems}</ul>' if problems else "")
         + f'<p class="note">Settled: costs final (before {_settled(status)}); estimated: '
-        "costs not final yet, or today's usage; missing: not collected (inside a budget's window, a hole that makes it unknown until the next collection fills it).</p>"
+        "costs not final yet, or today's usage; missing: not collected (inside a budget's "
+        "window, a hole: the budget is unknown until the next collection fills it).</p>"
     )
 
 
