@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from budgetguard.charts import bar_chart, bar_lines, burn_line, burn_up, to_png
+from budgetguard.charts import bar_chart, bar_lines, burn_line, burn_up
 from budgetguard.charts.figure import COLOURS, Figure
 from budgetguard.notify.messages import Digest, money
 
@@ -23,6 +23,8 @@ class Chart:
     figure: Figure
 
     def png(self) -> bytes:
+        from budgetguard.charts import to_png  # numpy: only when an image is made
+
         return to_png(self.figure)
 
 
