@@ -57,7 +57,7 @@ def _markers(
                     f"{event.get('event')} {when(event['at'])}: {event.get('text', '')}",
                 )
             )
-        elif kind == "silence" and _silences(event, name):
+        elif kind == "silence" and _silences(event, name, group):
             out.append(
                 (
                     fraction,
@@ -70,10 +70,17 @@ def _markers(
     return out
 
 
-def _silences(event: Mapping[str, Any], name: str) -> bool:
-    """A silence marks a budget its ``budget=`` matcher covers (or one without it)."""
-    globs = [m.split("=", 1)[1] for m in event.get("matchers") or () if m.startswith("budget=")]
-    return all(fnmatch.fnmatchcase(name, g) for g in globs)
+def _silences(event: Mapping[str, Any], name: str, group: Mapping[str, str]) -> bool:
+    """A silence marks the budget (and group) its ``budget=`` and group-key matchers cover;
+    one that names a key the budget is not split by is not drawn on it."""
+    values = {"budget": name, **group}
+    for matcher in event.get("matchers") or ():
+        key, _, glob = str(matcher).partition("=")
+        if key in ("severity", "kind"):
+            continue
+        if key not in values or not fnmatch.fnmatchcase(values[key], glob):
+            return False
+    return True
 
 
 def _label(value: str, unit: str, timezone: str) -> str:
