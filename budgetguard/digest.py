@@ -13,20 +13,32 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.evaluator import Finding
+from budgetguard.evaluate.series import spend_series
 from budgetguard.evaluate.spend import cost_parts
 from budgetguard.notify.alert_text import display
-from budgetguard.notify.messages import Digest, DigestBudget, DigestLine, money, signed_percent
+from budgetguard.notify.alert_text import group_text as display_group
+from budgetguard.notify.messages import (
+    Digest,
+    DigestBudget,
+    DigestBurnup,
+    DigestLine,
+    money,
+    signed_percent,
+)
 from budgetguard.rules.model import Rules
-from budgetguard.rules.periods import last_complete_period
+from budgetguard.rules.periods import last_complete_period, local_days
 
-__all__ = ["build_digest", "digest_period"]
+__all__ = ["BURNUP_TOP", "build_digest", "burnups", "digest_period"]
+
+#: How many budgets the digest draws a burn-up for (the highest percent of their limit).
+BURNUP_TOP = 3
 
 _DAY = 86400
 _NAMES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
@@ -35,20 +47,6 @@ _NAMES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
 def digest_period(rules: Rules, period: str | None = None) -> str:
     """``period`` if given, else the rules' ``digest.period``, else a week."""
     return period or (rules.digest.period if rules.digest else "week")
-
-
-def _days(start: datetime, end: datetime, timezone: str) -> list[tuple[date, int, int]]:
-    """The local days of ``[start, end)`` (local midnights): (date, UTC start, UTC end)."""
-    zone = ZoneInfo(timezone)
-    day = start.astimezone(zone).date()
-    out: list[tuple[date, int, int]] = []
-    while True:
-        lo = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-        if lo >= end:
-            return out
-        day += timedelta(days=1)
-        hi = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-        out.append((day - timedelta(days=1), int(lo.timestamp()), int(hi.timestamp())))
 
 
 _Rows = list[tuple[CostRow, Decimal]]
@@ -100,7 +98,7 @@ def build_digest(
 
     rows, by_time = _rows(data, start, end)
     earlier, earlier_by_time = _rows(data, before, start)
-    days = _days(start, end, rules.timezone)
+    days = local_days(start, end, rules.timezone)
     per_day: dict[date, Decimal] = defaultdict(Decimal)
     for local, lo, hi in days:
         for row, amount, _ in cost_parts(data, lo, hi):
@@ -119,7 +117,7 @@ def build_digest(
         )
     if by_time or earlier_by_time:
         notes.append("costs days across a local midnight without usage were split by time")
-    known_before = all(known(lo, hi) for _, lo, hi in _days(before, start, rules.timezone))
+    known_before = all(known(lo, hi) for _, lo, hi in local_days(before, start, rules.timezone))
     total = None if len(missing) == len(days) else sum((v for _, v in daily if v), Decimal(0))
     previous = sum((a for _, a in earlier), Decimal(0)) if known_before else None
     if previous is None and covered is not None:
@@ -174,8 +172,53 @@ def build_digest(
         budgets=budgets,
         alerts=tuple(alerts),
         notes=tuple(notes),
+        burnup=burnups(rules, data, findings, now, known_names),
     )
     return digest.with_payload()
+
+
+def burnups(
+    rules: Rules,
+    data: SpendData,
+    findings: Sequence[Finding],
+    now: datetime,
+    names: Mapping[str, str],
+) -> tuple[DigestBurnup, ...]:
+    """The current period's burn-up of the cost budgets highest against their limit (one
+    group of an ``each`` budget at most), cumulative at each local day's end so far."""
+    candidates = [
+        f
+        for f in findings
+        if f.budget.metric == "cost" and f.budget.period and f.limit and f.spend is not None
+    ]
+    best: dict[str, Finding] = {}
+    for f in sorted(candidates, key=lambda f: -(f.ratio or 0)):
+        best.setdefault(f.budget.name, f)
+    chosen = list(best.values())[:BURNUP_TOP]
+    zone = ZoneInfo(rules.timezone)
+    out = []
+    for series in spend_series(rules, data, chosen, now, top=1):
+        f = series.finding
+        assert f.limit is not None and f.spend is not None
+        total, points = Decimal(0), []
+        for step in series.steps:
+            if step.start >= now:
+                break
+            total += step.total
+            points.append((step.start.astimezone(zone).date(), total))
+        group = display_group(f.group, names)
+        out.append(
+            DigestBurnup(
+                f.budget.name + (f" [{group}]" if group else ""),
+                f.limit,
+                f.spend,
+                series.start.astimezone(zone).date(),
+                series.end.astimezone(zone).date(),
+                tuple(points),
+                f.severity,
+            )
+        )
+    return tuple(out)
 
 
 def _label(period: str, first: date, last: date) -> str:

@@ -24,6 +24,7 @@ from budgetguard.store.reads import Reads
 __all__ = [
     "display_names",
     "evaluate_store",
+    "evaluate_with_data",
     "named_rules",
     "report_alerts",
     "running_silences",
@@ -52,9 +53,20 @@ def evaluate_store(
     now: datetime,
     expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
 ) -> list[Finding]:
+    return evaluate_with_data(store, rules, now, expectations)[2]
+
+
+def evaluate_with_data(
+    store: Reads,
+    rules: Rules,
+    now: datetime,
+    expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
+) -> tuple[Rules, SpendData, list[Finding]]:
+    """``evaluate_store``, with the named rules and the data it evaluated (the status page
+    draws its series from the same data)."""
     rules = named_rules(store, rules)
     data = spend_data(store, rules, now, since=needed_from(rules, now))
-    return evaluate(rules, data, now, named_expectations(store, expectations))
+    return rules, data, evaluate(rules, data, now, named_expectations(store, expectations))
 
 
 def named_expectations(

@@ -97,6 +97,7 @@ def _budget(f: Finding) -> dict[str, Any]:
         "limit": _number(f.limit, f.budget.metric),
         "ratio": None if ratio is None else round(float(ratio), 4),
         "forecast": _number(f.forecast, f.budget.metric),
+        "planned": _number(f.planned, f.budget.metric),
         "severity": f.severity,
         "source": f.source,
         "data": {"complete": f.complete and f.severity != "unknown", "note": f.note},
@@ -160,6 +161,8 @@ def _budget_line(f: Finding, cache: dict[tuple[int, int], tuple[str, str, str]])
             "null" if ratio is None else repr(round(float(ratio), 4)),
             ', "forecast": ',
             _number_text(f.forecast, metric),
+            ', "planned": ',
+            _number_text(f.planned, metric),
             ', "severity": ',
             _STRINGS.get(f.severity) or json.dumps(f.severity),
             ', "source": ',
@@ -323,20 +326,73 @@ def to_text(
 
 
 def to_markdown(
-    findings: Sequence[Finding], now: datetime, names: Mapping[str, str] | None = None
+    findings: Sequence[Finding],
+    now: datetime,
+    names: Mapping[str, str] | None = None,
+    *,
+    previous: Mapping[str, Any] | None = None,
+    alerts: Sequence[Mapping[str, Any]] = (),
 ) -> str:
+    """A short summary (what changed since ``previous``, a JSON report; what ``--expect``
+    adds; the budgets at risk), then every budget in a table folded under ``<details>``."""
+    from budgetguard.report_changes import changes, md_text
+
     status = overall_status(findings)
-    lines = [
-        f"### budgetguard: {_ICON[status]} {status} ({_iso(now)})",
+    lines = [f"### budgetguard: {_ICON[status]} {status} ({_iso(now)})", ""]
+    rows = _rows(findings, names)
+
+    def label(b: Mapping[str, Any]) -> str:
+        group = group_text(b.get("group") or {}, names or {})
+        return f"`{md_text(str(b.get('name')))}`" + (f" [{md_text(group)}]" if group else "")
+
+    def shown(value: Any, metric: str) -> str:
+        return _fmt(None if value is None else Decimal(str(value)), metric)
+
+    if previous is not None:
+        lines += [*changes([_budget(f) for f in findings], previous, label, shown), ""]
+    planned = [f for f in findings if f.planned]
+    if planned:
+        lines.append("**What the plan adds** (`--expect`):")
+        for f in planned:
+            m = f.budget.metric
+            ratio = "" if f.ratio is None else f" ({f.ratio:.0%})"
+            lines.append(
+                f"- {label(_budget(f))}: +{_fmt(f.planned, m)} → {_fmt(f.spend, m)} of "
+                f"{_fmt(f.limit, m)}{ratio}, {_ICON[f.severity]} {f.severity}"
+            )
+        lines.append("")
+    risky = [(f, row) for f, row in zip(findings, rows, strict=True) if f.severity != "ok"]
+    silenced = {
+        (a.get("budget"), json.dumps(a.get("group") or {}, sort_keys=True))
+        for a in alerts
+        if a.get("silenced")
+    }
+    if risky:
+        lines += [
+            "**At risk:**",
+            "",
+            "| | budget | group | spend | limit | % | forecast |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for f, row in risky:
+            mute = " 🔕" if (f.budget.name, json.dumps(f.group, sort_keys=True)) in silenced else ""
+            cells = [f"{_ICON[f.severity]} {f.severity}{mute}", *row[:2], *row[3:7]]
+            lines.append("| " + " | ".join(md_text(c) for c in cells) + " |")
+        lines.append("")
+    else:
+        lines += ["No budget at risk.", ""]
+    lines += [
+        f"<details><summary>All {len(findings)} budgets</summary>",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
     ]
-    for f, row in zip(findings, _rows(findings, names), strict=True):
+    for f, row in zip(findings, rows, strict=True):
         row[7] = f"{_ICON[f.severity]} {row[7]}"
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-    notes = [f"- **{name}**: {text}" for name, text in _notes(findings)]
-    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+        lines.append("| " + " | ".join(md_text(c) for c in row) + " |")
+    notes = [f"- **{md_text(name)}**: {md_text(text)}" for name, text in _notes(findings)]
+    lines += ["", *notes, "", "</details>"] if notes else ["", "</details>"]
+    return "\n".join(lines) + "\n"
 
 
 def to_github(findings: Sequence[Finding], names: Mapping[str, str] | None = None) -> str:

@@ -122,6 +122,11 @@ class Settings(BaseModel):
         default="sqlite:///budgetguard.db", description="SQLAlchemy URL of the store."
     )
     http_port: int = Field(default=9464, ge=0, le=65535, description="Port of /healthz, /metrics.")
+    http_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - probes and scrapers reach it from outside
+        min_length=1,
+        description="Address the HTTP port listens on (127.0.0.1: this host only).",
+    )
     now: datetime | None = Field(default=None, description="Fixed 'now' (ISO 8601) for replays.")
     collect_deadline: float = Field(
         default=120.0,

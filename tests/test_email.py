@@ -265,3 +265,70 @@ def test_starttls_settings_are_checked() -> None:
     assert EmailSettings.model_validate({**base, "ssl": True}).port == 465
     with pytest.raises(ValueError, match="choose one"):
         EmailSettings.model_validate({**base, "ssl": True, "starttls": True})
+
+
+def test_a_digest_carries_its_charts_as_inline_images_beside_the_text(
+    plain: tuple[Inbox, int],
+) -> None:
+    """The MIME structure a mail client gets: text and HTML alternatives, the HTML with its
+    charts as related PNG parts referenced by Content-ID, each a real image."""
+    from datetime import date
+    from decimal import Decimal
+    from io import BytesIO
+
+    from PIL import Image
+
+    from budgetguard.notify import Digest, DigestBurnup
+
+    days = [date(2026, 11, 9 + i) for i in range(7)]
+    digest = Digest(
+        key="digest-week-2026-11-09",
+        title="Weekly spend digest · 2026-11-09 – 2026-11-15",
+        summary="$1,405.38 spent 2026-11-09 – 2026-11-15",
+        period="week",
+        start=days[0],
+        end=date(2026, 11, 16),
+        total=Decimal("1405.38"),
+        previous_total=Decimal("1300"),
+        daily=tuple((d, None if i == 3 else Decimal(100 + 20 * i)) for i, d in enumerate(days)),
+        burnup=(
+            DigestBurnup(
+                "org-month",
+                Decimal(6000),
+                Decimal("4270.66"),
+                date(2026, 11, 1),
+                date(2026, 12, 1),
+                tuple((date(2026, 11, 1 + i), Decimal(195 * (i + 1))) for i in range(22)),
+            ),
+            DigestBurnup(
+                "<b>team</b>",
+                Decimal(500),
+                Decimal(250),
+                date(2026, 11, 1),
+                date(2026, 12, 1),
+                ((date(2026, 11, 1), Decimal(250)),),
+            ),
+        ),
+    ).with_payload()
+    inbox, port = plain
+    sender(port).send(Digest.from_payload(digest.payload))  # as the outbox hands it over
+    (message,) = inbox.messages
+    assert message.get_content_type() == "multipart/alternative"
+    text, related = message.get_payload()
+    assert text.get_content_type() == "text/plain"
+    assert related.get_content_type() == "multipart/related"
+    html_part, *images = related.get_payload()
+    assert html_part.get_content_type() == "text/html" and len(images) == 3
+    html = html_part.get_payload(decode=True).decode()
+    for image in images:
+        assert image.get_content_type() == "image/png"
+        assert image["Content-Disposition"].startswith("inline")
+        cid = image["Content-ID"].strip("<>")
+        assert f'src="cid:{cid}"' in html  # each image is shown, with its caption beside
+        with Image.open(BytesIO(image.get_payload(decode=True))) as png:
+            assert png.format == "PNG" and png.size[0] == 520
+            assert len(png.convert("RGB").getcolors(1 << 16) or ()) > 3  # drawn, not blank
+    assert "org-month: $4,270.66 of $6,000.00 this period" in html
+    assert "&lt;b&gt;team&lt;/b&gt;" in html and "<b>team" not in html
+    plain_text = text.get_payload(decode=True).decode()
+    assert "Daily spend" in plain_text and "no data" in plain_text and "█" in plain_text

@@ -297,6 +297,7 @@ def test_json_report_shape(world: dict[str, Any]) -> None:
             "limit",
             "ratio",
             "forecast",
+            "planned",
             "severity",
             "source",
             "data",

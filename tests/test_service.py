@@ -157,6 +157,41 @@ def test_the_digest_payload_round_trips_and_renders_everywhere(world: dict[str, 
     assert facts[0]["title"] == "Total" and len(facts) > len(digest.budgets)
 
 
+def test_the_digest_draws_the_week_and_the_top_budgets_burn_up_everywhere(
+    world: dict[str, Any],
+) -> None:
+    """The same figures as images (email) and as text rows (Slack, Teams): the week's days,
+    and the burn-up of the budget highest against its limit, ending at its reported spend."""
+    from io import BytesIO
+
+    from budgetguard_slack import digest_blocks
+    from budgetguard_teams import card
+    from PIL import Image
+
+    from budgetguard.notify import digest_chart_text, digest_charts
+
+    digest = pipeline.make_digest(world["store"], world["rules"], NOW_DT)
+    findings = pipeline.evaluate_store(world["store"], world["rules"], NOW_DT)
+    (burn,) = digest.burnup  # org-week: the one cost budget with a calendar period
+    week = next(f for f in findings if f.budget.name == "org-week")
+    assert burn.label == "org-week" and burn.limit == 100
+    assert burn.points[-1][1] == pytest.approx(week.spend) and burn.spend == week.spend
+    assert burn.points[0][0].isoformat() == "2026-11-16"  # Monday, local days
+    charts = digest_charts(Digest.from_payload(json.loads(json.dumps(digest.payload))))
+    assert [c.name for c in charts] == ["daily", "burnup-1"]
+    for chart in charts:
+        with Image.open(BytesIO(chart.png())) as png:
+            assert png.size == (chart.figure.width, chart.figure.height)
+    rows = digest_chart_text(digest)
+    assert rows[0] == "Daily spend" and len(rows) == 1 + len(digest.daily) + 1
+    assert rows[-1].startswith("org-week: ") and "of $100.00" in rows[-1]
+    _, (attachment,) = digest_blocks(digest)
+    code = [b for b in attachment["blocks"] if "```" in b.get("text", {}).get("text", "")]
+    assert len(code) == 1 and "Daily spend" in code[0]["text"]["text"]
+    mono = [b for b in card(digest)["body"] if b.get("fontType") == "Monospace"]
+    assert len(mono) == 1 and "org-week" in mono[0]["text"]
+
+
 def test_a_digest_with_missing_days_says_so_and_never_shows_zero(tmp_path: Path) -> None:
     rules = load_rules(ROOT / "rules.example.yaml", env={})
     store = Store.open(f"sqlite:///{tmp_path / 'empty.db'}")

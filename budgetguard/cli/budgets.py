@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -109,11 +110,20 @@ def check(
     db: Database = None,
     now: Now = None,
     verbose: Verbose = False,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            help="With --format markdown: what changed since a previous JSON report (a file).",
+        ),
+    ] = None,
 ) -> None:
     """Collect what is new, evaluate every budget, print the report; exit 0/1/2/3."""
     from budgetguard.cli.check import CheckOptions, run_check
 
-    run_check(CheckOptions(offline, output, fail_on, notify, expect, rules, db, now, verbose))
+    run_check(
+        CheckOptions(offline, output, fail_on, notify, expect, rules, db, now, verbose, compare)
+    )
 
 
 @app.command()

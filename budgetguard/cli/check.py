@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from budgetguard.cli.context import (
     EXIT_INPUT,
@@ -173,6 +173,7 @@ class CheckOptions:
     db: str | None = None
     now: str | None = None
     verbose: bool = False
+    compare: Path | None = None
 
 
 def run_check(options: CheckOptions) -> None:
@@ -189,6 +190,7 @@ def run_check(options: CheckOptions) -> None:
     if fail_on not in ("warning", "critical", "never"):
         raise fail(f"--fail-on {fail_on!r}: use warning, critical or never", EXIT_INPUT)
     planned = expectations(options.expect)
+    previous = _previous_report(options.compare, output)
     settings, loaded, clock = command_context(
         options.rules, options.db, options.now, options.verbose, sends=notify
     )
@@ -208,7 +210,7 @@ def run_check(options: CheckOptions) -> None:
     if output == "json":
         write_json(sys.stdout, findings, alerts, clock, silences, names)
     elif output == "markdown":
-        text = to_markdown(findings, clock, names)
+        text = to_markdown(findings, clock, names, previous=previous, alerts=alerts)
         echo(text, nl=False)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
@@ -222,6 +224,30 @@ def run_check(options: CheckOptions) -> None:
     if code == EXIT_UNAVAILABLE and not said:  # unless the collection's lines say it all
         echo(f"budgetguard: {_unknown_line(findings)}", err=True)
     raise CommandExit(code)
+
+
+def _previous_report(path: Path | None, output: str) -> dict[str, Any] | None:
+    """The JSON report ``--compare`` names, checked to be one (exit 2 otherwise)."""
+    if path is None:
+        return None
+    if output != "markdown":
+        raise fail("--compare needs --format markdown", EXIT_INPUT)
+    import json
+
+    try:
+        if not path.is_file() or path.stat().st_size > 64 * 1024 * 1024:
+            raise fail(f"--compare {path}: not a regular file under 64 MiB", EXIT_INPUT)
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise fail(
+            f"--compare {path}: not a JSON report ({one_line_text(str(exc))})", EXIT_INPUT
+        ) from None
+    budgets = report.get("budgets") if isinstance(report, dict) else None
+    if not isinstance(budgets, list) or not all(
+        isinstance(b, dict) and isinstance(b.get("name"), str) for b in budgets
+    ):
+        raise fail(f"--compare {path}: not a budgetguard JSON report (no budgets list)", EXIT_INPUT)
+    return dict(report)
 
 
 def _unknown_line(findings: list[Finding]) -> str:

@@ -30,6 +30,7 @@ VALUES = {
     "-r": "rules",
     "--db": "db",
     "--now": "now",
+    "--compare": "compare",
 }
 
 
@@ -56,7 +57,7 @@ def offline_check(argv: list[str]) -> CheckOptions | None:
         if field == "expect":
             found.setdefault("expect", []).append(value)
         else:
-            found[field] = Path(value) if field == "rules" else value
+            found[field] = Path(value) if field in ("rules", "compare") else value
     if not found.get("offline") or found.get("notify"):
         return None
     from budgetguard.cli.check import CheckOptions

@@ -49,6 +49,11 @@ class Finding:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def planned(self) -> Decimal:
+        """What ``--expect`` added to the spend (part of ``spend``)."""
+        return Decimal(self.extra.get("planned", _ZERO))
+
+    @property
     def ratio(self) -> Decimal | None:
         if self.spend is None or not self.limit:
             return None
@@ -204,6 +209,7 @@ def _evaluate_budget(
                 forecast_crossed,
                 anomaly,
                 baseline,
+                {"planned": expected[key]} if key in expected else {},
             )
         )
     return findings

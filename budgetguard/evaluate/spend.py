@@ -22,7 +22,7 @@ from budgetguard.evaluate.windows import Window
 from budgetguard.rules.model import Budget
 from budgetguard.rules.needs import endpoints_of
 
-__all__ = ["NONE_VALUE", "Spend", "collect_spend", "cost_parts", "total_of"]
+__all__ = ["NONE_VALUE", "Spend", "collect_spend", "cost_parts", "day_parts", "total_of"]
 
 _DAY = 86400
 _ZERO = Decimal(0)
@@ -286,17 +286,22 @@ def total_of(
     if window.sub_day:
         c, e = sum(costs.values(), _ZERO), sum(estimate.values(), _ZERO)
         return (c, "costs") if c >= e else (e, "estimate")
-    settled_before = _settled_before(now)
     total, used = _ZERO, set()
+    for _, amount, kind in day_parts(costs, estimate, now):
+        total += amount
+        used.add(kind)
+    return total, (used.pop() if len(used) == 1 else "mixed" if used else "costs")
+
+
+def day_parts(
+    costs: dict[int, Decimal], estimate: dict[int, Decimal], now: int
+) -> Iterator[tuple[int, Decimal, str]]:
+    """``auto``'s choice for each UTC day: (day, amount, "costs" or "estimate") — the costs
+    of a settled day, else the larger of the two (late costs never hide spend)."""
+    settled_before = _settled_before(now)
     for day in sorted(set(costs) | set(estimate)):
         c, e = costs.get(day, _ZERO), estimate.get(day, _ZERO)
-        if day < settled_before:
-            total += c
-            used.add("costs")
-        elif e > c:
-            total += e
-            used.add("estimate")
+        if day >= settled_before and e > c:
+            yield day, e, "estimate"
         else:
-            total += c
-            used.add("costs")
-    return total, (used.pop() if len(used) == 1 else "mixed" if used else "costs")
+            yield day, c, "costs"

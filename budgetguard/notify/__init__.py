@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from budgetguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from budgetguard.notify.charts import digest_chart_text, digest_charts
     from budgetguard.notify.errors import DeliveryError, parse_retry_after
     from budgetguard.notify.hookspecs import Notifier, NotifierType, hookimpl
     from budgetguard.notify.http_status import check_status, post
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         Alert,
         Digest,
         DigestBudget,
+        DigestBurnup,
         DigestLine,
         Message,
         money,
@@ -36,12 +38,15 @@ __all__ = [
     "DeliveryError",
     "Digest",
     "DigestBudget",
+    "DigestBurnup",
     "DigestLine",
     "Message",
     "Notifier",
     "NotifierSettings",
     "NotifierType",
     "check_status",
+    "digest_chart_text",
+    "digest_charts",
     "hookimpl",
     "http_url",
     "money",
@@ -62,6 +67,9 @@ _HOME = {
     "Alert": "messages",
     "Digest": "messages",
     "DigestBudget": "messages",
+    "DigestBurnup": "messages",
+    "digest_charts": "charts",
+    "digest_chart_text": "charts",
     "DigestLine": "messages",
     "Message": "messages",
     "money": "messages",

@@ -20,6 +20,7 @@ __all__ = [
     "Alert",
     "Digest",
     "DigestBudget",
+    "DigestBurnup",
     "DigestLine",
     "Message",
     "message_from_payload",
@@ -218,6 +219,52 @@ class DigestBudget:
 
 
 @dataclass(frozen=True)
+class DigestBurnup:
+    """One budget's burn-up over its current period (the digest's top budgets): cumulative
+    spend at the end of each local day so far, against its limit and the pace."""
+
+    label: str
+    limit: Decimal
+    spend: Decimal
+    start: date
+    end: date  # exclusive: the period's end
+    points: tuple[tuple[date, Decimal], ...]  # (local day, cumulative spend at its end)
+    severity: str = "ok"
+
+    @property
+    def pace(self) -> Decimal:
+        """What spending the limit evenly would have spent by the last point."""
+        if not self.points:
+            return Decimal(0)
+        days = Decimal((self.end - self.start).days or 1)
+        done = Decimal((self.points[-1][0] - self.start).days + 1)
+        return self.limit * min(done / days, Decimal(1))
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "limit": float(self.limit),
+            "spend": float(self.spend),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "points": [[d.isoformat(), float(v)] for d, v in self.points],
+            "severity": self.severity,
+        }
+
+    @classmethod
+    def from_payload(cls, body: Mapping[str, Any]) -> DigestBurnup:
+        return cls(
+            str(body["label"]),
+            _decimal(body["limit"]) or Decimal(0),
+            _decimal(body["spend"]) or Decimal(0),
+            date.fromisoformat(body["start"]),
+            date.fromisoformat(body["end"]),
+            tuple((date.fromisoformat(d), _decimal(v) or Decimal(0)) for d, v in body["points"]),
+            str(body.get("severity") or "ok"),
+        )
+
+
+@dataclass(frozen=True)
 class Digest:
     """A periodic summary: the period's spend against the one before, the daily series, top
     projects and models, every budget's standing, the alerts of the period and data notes."""
@@ -238,6 +285,7 @@ class Digest:
     notes: tuple[str, ...] = ()
     link: str = USAGE_DASHBOARD
     payload: Mapping[str, Any] = field(default_factory=dict)
+    burnup: tuple[DigestBurnup, ...] = ()  # the top budgets' current periods
 
     @property
     def change(self) -> Decimal | None:
@@ -297,6 +345,7 @@ class Digest:
             ],
             "alerts": list(self.alerts),
             "notes": list(self.notes),
+            "burnup": [b.payload() for b in self.burnup],
         }
         return replace(self, payload=body)
 
@@ -346,6 +395,7 @@ class Digest:
             alerts=tuple(str(a) for a in payload.get("alerts") or ()),
             notes=tuple(str(n) for n in payload.get("notes") or ()),
             payload=dict(payload),
+            burnup=tuple(DigestBurnup.from_payload(b) for b in payload.get("burnup") or ()),
         )
 
 

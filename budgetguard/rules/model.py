@@ -68,6 +68,11 @@ class FrozenDict(dict[str, Any]):
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
 
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
+        """Pickled whole (``run`` hands the rules to its workers): unpickling item by item
+        would go through the refused ``__setitem__``."""
+        return FrozenDict, (dict(self),)
+
 
 def _as_tuple(value: Any) -> Any:
     """A single string where a list is allowed becomes a one-item list."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["period_bounds", "period_start"]
+__all__ = ["local_days", "period_bounds", "period_start"]
 
 
 def _first_day(period: str, day: date) -> date:
@@ -62,3 +62,17 @@ def last_complete_period(
     last_start, _ = period_bounds(period, start - timedelta(seconds=1), timezone)
     before, _ = period_bounds(period, last_start - timedelta(seconds=1), timezone)
     return before, last_start, start
+
+
+def local_days(start: datetime, end: datetime, timezone: str) -> list[tuple[date, int, int]]:
+    """The local days of ``[start, end)`` (local midnights): (date, UTC start, UTC end), the
+    last one cut at ``end``'s day's end (digests and the status page's daily bars)."""
+    zone = ZoneInfo(timezone)
+    day = start.astimezone(zone).date()
+    out: list[tuple[date, int, int]] = []
+    while True:
+        lo = _utc(day, zone)
+        if lo >= end:
+            return out
+        day += timedelta(days=1)
+        out.append((day - timedelta(days=1), int(lo.timestamp()), int(_utc(day, zone).timestamp())))

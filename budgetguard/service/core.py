@@ -6,7 +6,8 @@ Jobs (APScheduler 3, UTC, coalesced, one instance each; ``service/jobs.py``): a 
 leader (see ``store/leader.py``) runs them. ``run`` runs each job in a worker process of its
 own (``isolated``, see ``service/worker.py``), so that the service holds, idle, only what it
 needs between jobs; tests run them in this process. HTTP: ``/livez``, ``/healthz`` (see
-``health.py``), ``/metrics`` (Prometheus) and ``/status`` (the last report). SIGHUP reloads
+``health.py``), ``/metrics`` (Prometheus), ``/status`` (the last report) and the status page
+at ``/`` and ``/ui/...`` (``page/``, rendered from that report). SIGHUP reloads
 the rules (a bad file keeps the old ones and turns ``/healthz`` 503). SIGTERM/SIGINT stop
 within 10 s whatever a job is doing: deliveries in flight are abandoned to their leases (sent
 again later, under the same key), and a job that does not end in time (a hung collect) is
@@ -34,6 +35,7 @@ from budgetguard.rules.vocabulary import parse_duration
 from budgetguard.service.health import JOB_STUCK_AFTER, HealthState
 from budgetguard.service.metrics import Metrics
 from budgetguard.service.outcomes import JobOutcome, TickOutcome
+from budgetguard.service.page import CSP, PATHS, render
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 from budgetguard.store.leader import Leadership
@@ -444,6 +446,9 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
+            self._send_body(body, content_type)
+
+        def _send_body(self, body: bytes, content_type: str) -> None:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -459,9 +464,16 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
             elif path == "/status":
                 body = json.dumps(service.status, indent=2, default=str).encode()
                 self._send(200, body, "application/json")
+            elif path in PATHS:
+                query = self.path.split("?", 1)[1] if "?" in self.path else ""
+                status, html = render(path, query, service.status, service.health())
+                self.send_response(status)
+                self.send_header("Content-Security-Policy", CSP)
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self._send_body(html.encode(), "text/html; charset=utf-8")
             else:
                 self._send(
-                    404, b"not found: try /livez, /healthz, /metrics or /status\n", "text/plain"
+                    404, b"not found: try /, /livez, /healthz, /metrics or /status\n", "text/plain"
                 )
 
     return Handler

@@ -19,11 +19,13 @@ from budgetguard import pipeline
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.notify.alert_text import group_text
 from budgetguard.notify.manager import Plugins, default_plugins
+from budgetguard.offline import evaluate_with_data
 from budgetguard.report import to_json
 from budgetguard.rules import Rules
 from budgetguard.rules.needs import plan_queries
 from budgetguard.service.health import failing_queries, max_staleness, unknown_budgets
 from budgetguard.service.outcomes import Gauge, JobOutcome, Progress, TickOutcome
+from budgetguard.service.page_data import page_data
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 
@@ -91,7 +93,7 @@ def _tick(
             latest[mark.endpoint] = max(latest.get(mark.endpoint, 0), mark.last_success_at)
     for endpoint, stamp in latest.items():
         progress.collected(endpoint, stamp)
-    findings = pipeline.evaluate_store(store, rules, now)
+    named, data, findings = evaluate_with_data(store, rules, now)
     # a query no budget plans any more (disabled, removed, regrouped) is no reason to
     # distrust the guard, however long ago it last failed
     planned = {q.key for q in plan_queries(rules, now)}
@@ -112,6 +114,7 @@ def _tick(
         "failed": delivery.failed,
         "outbox": store.alerts.counts(),
     }
+    body.update(page_data(store, named, data, findings, now, marks, planned))
     outcome.status = body
     outcome.problems = stale + unknown_budgets(list(findings))
     log.info(

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, func, select, update
 from budgetguard.store.dialects import upsert_insert
 from budgetguard.store.schema import outbox
 
-__all__ = ["Outbox", "OutboxRow", "PendingRow", "insert_rows", "new_owner"]
+__all__ = ["Outbox", "OutboxRow", "PendingRow", "RecentRow", "insert_rows", "new_owner"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,21 @@ class PendingRow:
 
     notifier: str
     attempts: int
+    next_attempt_at: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class RecentRow:
+    """A notification as the status page's timeline shows it."""
+
+    idempotency_key: str
+    notifier: str
+    payload: str
+    status: str
+    attempts: int
+    created_at: int
+    delivered_at: int | None
     next_attempt_at: int
     last_error: str | None
 
@@ -191,6 +206,17 @@ class Outbox:
                 if key not in seen and body.get("type") == "budgetguard.alert":
                     seen[key] = str(body.get("message") or key)
         return list(seen.values())
+
+    def recent(self, since: int, limit: int = 500) -> list[RecentRow]:
+        """The newest ``limit`` notifications queued since ``since``, oldest first."""
+        query = (
+            select(*(outbox.c[name] for name in RecentRow.__dataclass_fields__))
+            .where(outbox.c.created_at >= since)
+            .order_by(outbox.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [RecentRow(**r) for r in conn.execute(query).mappings()][::-1]
 
     def keys(self) -> list[tuple[str, str, str]]:
         """(key, notifier, status) of every notification, for tests and audits."""

@@ -1,4 +1,6 @@
-"""The ``email`` notifier: SMTP (STARTTLS, implicit TLS, AUTH), multipart text and HTML.
+"""The ``email`` notifier: SMTP (STARTTLS, implicit TLS, AUTH), multipart text and HTML; a
+digest's charts (daily bars, top budgets' burn-up) ride along as inline PNG images
+(``multipart/related``, referenced by Content-ID), their words beside them.
 
 Subject: ``[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)``. ``starttls: auto``
 (the default) upgrades when the server offers it and requires it when a username is set (a
@@ -29,6 +31,8 @@ from budgetguard.notify import (
     Message,
     NotifierSettings,
     NotifierType,
+    digest_chart_text,
+    digest_charts,
     hookimpl,
     money,
     signed_percent,
@@ -144,8 +148,21 @@ def render_email(alert: Alert) -> tuple[str, str]:
     return text, _html(colour, alert.summary, [_table(rows)], alert.link, alert.runbook_url)
 
 
-def render_digest(digest: Digest) -> tuple[str, str]:
-    """(plain text, HTML) bodies of a digest."""
+def _charts_html(charts: list[tuple[str, str]]) -> str:
+    """Each chart (Content-ID, caption) as an inline image with its words beside it."""
+    rows = "".join(
+        f'<tr><td style="padding:4px 12px 4px 0"><img src="cid:{html.escape(cid)}" '
+        f'alt="{html.escape(caption)}" width="520" style="display:block;max-width:100%"></td>'
+        f'<td style="padding:4px 0;color:#475467;vertical-align:middle">{html.escape(caption)}'
+        "</td></tr>"
+        for cid, caption in charts
+    )
+    return f'<table style="border-collapse:collapse">{rows}</table>' if rows else ""
+
+
+def render_digest(digest: Digest, charts: list[tuple[str, str]] | None = None) -> tuple[str, str]:
+    """(plain text, HTML) bodies of a digest; ``charts`` (Content-ID, caption) are shown
+    inline beside their words (the text part has them as text rows)."""
     head = [
         ("Total", money(digest.total)),
         ("Previous period", money(digest.previous_total)),
@@ -177,8 +194,8 @@ def render_digest(digest: Digest) -> tuple[str, str]:
         ("Alerts", [("•", a) for a in digest.alerts]),
         ("Data notes", [("•", n) for n in digest.notes]),
     ]
-    text_lines = [digest.summary, ""]
-    sections = []
+    text_lines = [digest.summary, "", *digest_chart_text(digest), ""]
+    sections = [_charts_html(charts or [])]
     for title, rows in parts:
         if not rows:
             continue
@@ -219,12 +236,30 @@ class EmailNotifier:
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = make_msgid(domain="budgetguard")
         mail["X-BudgetGuard-Key"] = message.key
+        images: list[tuple[str, bytes]] = []
         if isinstance(message, Alert):
             text, body = render_email(message)
         else:
-            text, body = render_digest(message)
+            charts = digest_charts(message)
+            cids = [make_msgid(idstring=c.name, domain="budgetguard") for c in charts]
+            images = [(cid, c.png()) for cid, c in zip(cids, charts, strict=True)]
+            text, body = render_digest(
+                message, [(cid[1:-1], c.caption) for cid, c in zip(cids, charts, strict=True)]
+            )
         mail.set_content(text)
         mail.add_alternative(body, subtype="html")
+        # the HTML alternative: it becomes multipart/related with its images
+        html_part = next(p for p in mail.iter_parts() if p.get_content_type() == "text/html")
+        assert isinstance(html_part, EmailMessage)
+        for cid, png in images:
+            html_part.add_related(
+                png,
+                "image",
+                "png",
+                cid=cid,
+                disposition="inline",
+                filename=f"{cid[1:].split('@')[0]}.png",
+            )
         try:
             refused = self._deliver(mail)
         except DeliveryError:

@@ -24,6 +24,7 @@ from budgetguard.notify import (
     NotifierSettings,
     NotifierType,
     check_status,
+    digest_chart_text,
     hookimpl,
     http_url,
     money,
@@ -184,6 +185,9 @@ def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
             ],
         ),
     ]
+    chart = digest_chart_text(digest)
+    if chart:  # the email's charts as text: no image hosting needed
+        blocks.append(_section("```" + escape("\n".join(chart)) + "```"))
     for heading, lines in (
         ("Top projects", digest.top_projects),
         ("Top models", digest.top_models),

@@ -19,6 +19,7 @@ from budgetguard.notify import (
     Message,
     NotifierSettings,
     NotifierType,
+    digest_chart_text,
     hookimpl,
     http_url,
     money,
@@ -71,6 +72,11 @@ def card(message: Message) -> dict[str, Any]:
         body = [
             _text(message.title, size="Large", weight="Bolder"),
             _text(message.summary),
+            *(
+                [_text("\n\n".join(chart), fontType="Monospace", size="Small")]
+                if (chart := digest_chart_text(message))
+                else []
+            ),
             _facts(_digest_rows(message)),
             *(_text(f"Note: {n}", isSubtle=True) for n in message.notes),
         ]
