@@ -3,16 +3,21 @@ console script, against the simulator and against a second fake written from the
 notes (``fake_admin_api``): pages whose last usage bucket is cut at the moment of the request,
 traffic bursty inside the hour. ``check`` runs twice, a minute apart, on one store (the cut
 bucket is read again and replaced, never added twice): no budget unknown, no exit 3, every
-figure the fake's truth. The digest of the last complete week runs against both.
+figure the fake's truth. ``run`` (its jobs in worker processes) reaches ``/healthz`` 200
+against both, and the digest of the last complete week runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -188,6 +193,57 @@ def test_check_at_the_real_clock_twice_a_minute_apart(worlds: list[World], tmp_p
         again = check(world, tmp_path)
         assert _stamp(again["evaluated_at"]) // 60 >= minute
         assert_true(world, again)
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("which", ["simulator", "notes-fake"])
+def test_run_becomes_healthy_at_the_real_clock(
+    worlds: list[World], which: str, tmp_path: Path
+) -> None:
+    """``budgetguard run`` as users start it (the installed command, its jobs in worker
+    processes, no --now): /healthz answers 200 once the first tick has collected, and
+    /status holds every budget, known and true."""
+    world = next(w for w in worlds if w.name == which)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(world.rules)
+    env = _env(world, tmp_path / "run.db") | {"BUDGETGUARD_RULES": str(rules)}
+    process = subprocess.Popen(
+        [BUDGETGUARD, "run", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stderr is not None
+        port = None
+        for line in process.stderr:
+            found = re.search(r"http://localhost:(\d+)/healthz", line)
+            if found:
+                port = int(found.group(1))
+                break
+        assert port is not None, f"run did not start (exit {process.poll()})"
+        # keep reading its log, or a full pipe would stop the service
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        deadline = time.monotonic() + 300  # a first tick on a loaded 2-core machine
+        status, body = _get(f"http://127.0.0.1:{port}/healthz")
+        while status != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+            status, body = _get(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200, body
+        _, report = _get(f"http://127.0.0.1:{port}/status")
+        assert_true(world, report)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.mark.parametrize("which", ["simulator", "notes-fake"])
