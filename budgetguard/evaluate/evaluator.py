@@ -146,9 +146,11 @@ def _evaluate_budget(
     if budget.baseline_delta is not None:  # the baseline before the window must be there too
         needed -= int(budget.baseline_delta.total_seconds())
     stale_after = int(budget.staleness_delta.total_seconds())
-    problem = coverage_problem(data, sources, needed, end, stale_after, clock) or (
-        data.status(sources, needed, end, stale_after)
+    problem = (
+        coverage_problem(data, sources, needed, end, stale_after, clock)
+        or data.status(sources, needed, end, stale_after)
         or coverage_problem(data, sources, needed, end, stale_after)
+        or _names_unmatched(budget, data)
     )
     if problem is not None:
         return [
@@ -181,7 +183,8 @@ def _evaluate_budget(
         total += expected.get(key, _ZERO)
         if used == "costs" and by_usage and source == "auto":  # costs split by the estimate
             used = "mixed"  # (a costs budget stays costs: its note says it was apportioned)
-        note = "; ".join([*sorted(spend.summary(key)), *expect_notes]) or None
+        name_notes = budget.names.notes if budget.names is not None else ()
+        note = "; ".join([*sorted(spend.summary(key)), *expect_notes, *name_notes]) or None
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
@@ -277,6 +280,43 @@ class _Anomaly:
         history, _ = total_of(self.base, group, self.source, self.base_window, self.end)
         mean = history / self.windows_in_baseline
         return spent > anomaly.factor * mean and spent >= anomaly.min, mean
+
+
+#: Where a ``match`` key's ids are in a usage group (``store.blocks.ROLLUP_DIMENSIONS``) and in
+#: a costs row.
+_GROUP_INDEX = {"project": 0, "user": 1, "api_key": 2}
+
+
+def _names_unmatched(budget: Budget, data: SpendData) -> str | None:
+    """A note when a glob meant for names (``project: "Support chat*"``) matches no name the
+    store knows and no id in the data: names are for people, never for matching safety, so
+    that is not $0 ``ok`` but ``unknown`` (the names may not be read yet, or be gone)."""
+    if budget.names is None or not budget.names.unresolved:
+        return None
+    for key, pattern in budget.names.unresolved:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in _ids_in(data, key)):
+            return (
+                f"{key} '{pattern}' matches no {key.replace('_', ' ')} the store knows by "
+                "name or id (the admin API's directory of names not read yet, or the "
+                f"{key.replace('_', ' ')} is gone): this budget cannot be counted"
+            )
+    return None
+
+
+def _ids_in(data: SpendData, key: str) -> set[str]:
+    """Every ``key`` id the loaded usage groups and costs rows name."""
+    found = data.memo.get(("ids", key))
+    if found is None:
+        at = _GROUP_INDEX[key]
+        found = set()
+        for endpoint in data.endpoints():
+            for series, _, _ in data.usage_parts(endpoint, 0, 2**62):
+                if series is not None and series.cube is not None:
+                    found.update(str(g[at]) for g in series.cube.groups if g[at])
+        if key != "user":
+            found.update(str(v) for r in data.costs(0, 2**62) if (v := getattr(r, key)))
+        data.memo[("ids", key)] = found
+    return found
 
 
 def _shown(source: str) -> str:

@@ -75,6 +75,12 @@ def _blocks_only(conn: Connection) -> None:
     conn.execute(delete(usage_buckets))
 
 
+def _add_former_names(conn: Connection) -> None:
+    """Version 8: the names a renamed project, user or key had, so a ``match`` glob that
+    matched it by name keeps matching its id."""
+    directory.former_names.create(conn, checkfirst=True)
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_usage_rollups,
@@ -83,6 +89,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _add_token_kinds,
     5: _add_outbox_owner,
     6: _blocks_only,
+    7: _add_former_names,
 }
 
 

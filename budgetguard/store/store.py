@@ -423,6 +423,12 @@ class Store:
 
         return DirectoryStore(self.engine).names_by_kind()
 
+    def former_names(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """kind -> id -> the names a renamed entry had before (for ``match`` globs)."""
+        from budgetguard.store.directory import DirectoryStore
+
+        return DirectoryStore(self.engine).former_by_kind()
+
     def silences_at(self, moment: datetime) -> list[SilenceRow]:
         """The silences running at ``moment``, oldest first."""
         from budgetguard.store.silences import SilenceStore
