@@ -214,6 +214,19 @@ class Collector:
             outcomes.append(QueryOutcome(query, fetch_ranges(query, covered, until, reread)))
         return outcomes
 
+    def _settle_idle(self, outcomes: Sequence[QueryOutcome], at: int) -> None:
+        """A query with nothing to fetch is done before the run starts: its data is whole,
+        so a run that fails elsewhere (a refused key, the deadline) does not fail it, and a
+        failure an earlier run recorded for it is over (else it stayed ``unknown`` until
+        the next UTC midnight gave it a range to fetch)."""
+        failed = {m.query_key for m in self.store.sync_marks() if m.last_error}
+        for outcome in outcomes:
+            if outcome.ranges:
+                continue
+            outcome.done = True
+            if outcome.query.key in failed:
+                self.store.clear_failure(outcome.query.key, at)
+
     async def collect(
         self, queries: Sequence[PlannedQuery], now: datetime, *, progress: Progress | None = None
     ) -> CollectReport:
@@ -221,6 +234,7 @@ class Collector:
         requests_before = self.client.stats.requests
         end = min(int(now.timestamp()), int(self.client.clock()))  # never past the clock
         outcomes = self.plan_ranges(queries, end)
+        self._settle_idle(outcomes, int(self.client.clock()))
         gate = asyncio.Semaphore(self.concurrency)
         refused: list[AuthError] = []
         tasks: list[asyncio.Future[None]] = []

@@ -193,6 +193,16 @@ class Store:
                 },
             )
 
+    def clear_failure(self, query_key: str, at: int) -> None:
+        """The query's data is whole (nothing was left to fetch): its recorded failure is
+        over."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sync_marks.update()
+                .where(sync_marks.c.query_key == query_key)
+                .values(last_error=None, last_attempt_at=at)
+            )
+
     # -- writes ---------------------------------------------------------------------------------
 
     def replace_usage(
