@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from budgetguard.evaluate.consistency import mismatches
 from budgetguard.evaluate.coverage import coverage_problem
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.spend import Spend, collect_spend, total_of
@@ -176,15 +177,21 @@ def _evaluate_budget(
     by_usage = spend.apportioned and not spend.by_time
     limit = budget.limit
     at_amounts = [] if limit is None else [(t, t.ratio * limit) for t in budget.thresholds]
+    mismatched = mismatches(budget, data, spend, start, end)
     findings = []
     for key in sorted(groups):
         group = dict(zip(budget.each, key, strict=True)) if key else {}
+        if foreign := spend.foreign(key):  # never a silent drop, never a sum of currencies
+            findings.append(_foreign(budget, group, window, foreign))
+            continue
         total, used = total_of(spend, key, source, window, end)
         total += expected.get(key, _ZERO)
         if used == "costs" and by_usage and source == "auto":  # costs split by the estimate
             used = "mixed"  # (a costs budget stays costs: its note says it was apportioned)
         name_notes = budget.names.notes if budget.names is not None else ()
-        note = "; ".join([*sorted(spend.summary(key)), *expect_notes, *name_notes]) or None
+        mismatch = mismatched.get(key)
+        notes = [*sorted(spend.summary(key)), *expect_notes, *name_notes, mismatch]
+        note = "; ".join(n for n in notes if n) or None
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
@@ -194,7 +201,7 @@ def _evaluate_budget(
         )
         anomaly, baseline = anomalies.of(key)
         severity = max((t.severity for t in crossed), key=SEVERITY_ORDER.__getitem__, default="ok")
-        if anomaly and severity == "ok":
+        if (anomaly or mismatch) and severity == "ok":  # costs that do not add up are not ok
             severity = "warning"
         findings.append(
             Finding(
@@ -212,10 +219,24 @@ def _evaluate_budget(
                 forecast_crossed,
                 anomaly,
                 baseline,
-                {"planned": expected[key]} if key in expected else {},
+                {
+                    **({"planned": expected[key]} if key in expected else {}),
+                    **({"mismatch": mismatch} if mismatch else {}),
+                },
             )
         )
     return findings
+
+
+def _foreign(
+    budget: Budget, group: dict[str, str], window: Window, currencies: list[str]
+) -> Finding:
+    """A figure whose costs are (partly) in a currency other than USD: unknown."""
+    note = (
+        f"costs in {', '.join(c.upper() for c in currencies)}: budgetguard counts USD "
+        "only, so this figure is unknown (never converted, never left out)"
+    )
+    return Finding(budget, group, window, None, budget.limit, None, "unknown", "costs", False, note)
 
 
 class _Forecast:

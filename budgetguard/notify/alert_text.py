@@ -90,11 +90,15 @@ def alert_summary(p: Mapping[str, Any]) -> str:
     if kind == "resolved":
         was = p.get("fired_spend")
         then = f", was {show(was, metric)}{_pct(was, limit)} at firing" if was is not None else ""
-        what = "data is back" if p.get("resolved_kind") == "no_data" else "back under"
+        what = {"no_data": "data is back", "data": "the costs add up again"}.get(
+            str(p.get("resolved_kind")), "back under"
+        )
         text = (
             f"RESOLVED {label}: {what}; {show(spend, metric)} of {show(limit, metric)}"
             f"{_pct(spend, limit)} {window} now{then}{tail}"
         )
+    elif kind == "no_data" and p.get("data_problem"):
+        text = f"DATA {label}: {p['data_problem']}"
     elif kind == "no_data":
         queries = ", ".join(p.get("queries") or ()) or "its queries"
         text = (

@@ -205,12 +205,18 @@ class Anomaly(_Frozen):
     min: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] = Decimal(0)
 
 
+#: How far settled costs and the usage estimate may disagree before a budget's costs are
+#: said not to add up (a warning and a note): ``3`` means within 3x either way.
+MismatchFactor = Annotated[Decimal, Field(gt=1, le=Decimal(1000), allow_inf_nan=False)]
+
+
 class Defaults(_Frozen):
     thresholds: tuple[Any, ...] | None = None
     notify: Routes | None = None
     cost_source: CostSource | None = None
     repeat: Duration | None = None
     max_staleness: Duration | None = None
+    mismatch_factor: MismatchFactor | None = None
 
 
 #: Free-form labels for people and routing: ``{team: search, tier: prod}``.
@@ -241,6 +247,7 @@ class RawBudget(_Frozen):
     notify: Routes | None = None
     cost_source: CostSource | None = None
     max_staleness: Duration | None = None
+    mismatch_factor: MismatchFactor | None = None
     enabled: bool = True
 
 
@@ -324,6 +331,7 @@ class Budget(_Frozen):
     notify: tuple[str | NotifyEntry, ...] = ()
     cost_source: CostSource = "auto"
     max_staleness: Duration = "6h"
+    mismatch_factor: Decimal = Decimal(3)
     enabled: bool = True
     #: set by ``Rules.with_names`` only (never in a rules file)
     names: NameMatches | None = None

@@ -8,7 +8,7 @@ is kept as per-day blocks (``rollups``) only; costs as rows (few, and exact deci
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from itertools import groupby
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, s
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from budgetguard.store import coverage, rollups
+from budgetguard.store import cost_reads, coverage, rollups
 from budgetguard.store.alerts import AlertStore
 from budgetguard.store.columns import SyncMark
 from budgetguard.store.migrations import migrate
@@ -285,8 +285,21 @@ class Store:
             for row in rows
         ]
         self._replace(
-            cost_buckets.c.day_start, query_key, "costs", 86400, start, end, records, fetched_at
+            cost_buckets.c.day_start,
+            query_key,
+            "costs",
+            86400,
+            start,
+            end,
+            records,
+            fetched_at,
+            also=lambda conn: cost_reads.record(conn, query_key, start, end, records, end),
         )
+
+    def cost_days_due(self, query_key: str, end: int, settled: int) -> list[int]:
+        """The settled costs days (before ``settled``) to read again at a collection ending
+        at ``end`` (see ``cost_reads``)."""
+        return cost_reads.days_due(self.engine, query_key, end, settled)
 
     def _replace(
         self,
@@ -298,8 +311,10 @@ class Store:
         end: int,
         records: list[dict[str, Any]],
         fetched_at: int,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Delete the range, insert the new rows and move the sync mark: one transaction."""
+        """Delete the range, insert the new rows and move the sync mark: one transaction
+        (with ``also``)."""
         table = start_column.table
         with self.engine.begin() as conn:
             conn.execute(
@@ -309,6 +324,8 @@ class Store:
             )
             if records:
                 conn.execute(table.insert(), records)
+            if also is not None:
+                also(conn)
             self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
 
     def _succeeded(
