@@ -232,9 +232,14 @@ def _label(period: str, first: date, last: date) -> str:
 def digest_panel(digest: Digest) -> Any:
     """A rich panel of the digest, for a terminal."""
     from rich.console import Group
-    from rich.markup import escape
+    from rich.markup import escape as markup
     from rich.panel import Panel
     from rich.table import Table
+
+    from budgetguard.notify.escape import plain_text
+
+    def escape(text: str) -> str:  # names and notes: no markup, no control character
+        return markup(plain_text(text))
 
     head = Table.grid(padding=(0, 2))
     head.add_row(

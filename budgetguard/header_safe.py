@@ -15,11 +15,12 @@ import unicodedata
 __all__ = ["header_problem"]
 
 
-def header_problem(value: str) -> str | None:
-    """None when ``value`` is printable ASCII without spaces (what a key, token or URL is);
-    else what is wrong, naming the first bad character but never the value."""
+def header_problem(value: str, *, spaces: bool = False) -> str | None:
+    """None when ``value`` is printable ASCII without spaces (what a key, token or URL is;
+    ``spaces``: inner spaces allowed, as in a password); else what is wrong, naming the
+    first bad character but never the value."""
     for index, char in enumerate(value):
-        if "!" <= char <= "~":
+        if "!" <= char <= "~" or (spaces and char == " " and 0 < index < len(value) - 1):
             continue
         where = "at its start" if index == 0 else "at its end" if index == len(value) - 1 else ""
         where = where or "inside it"

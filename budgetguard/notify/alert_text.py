@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from budgetguard.notify.escape import plain_text
+
 __all__ = ["alert_fields", "alert_summary", "display", "group_text", "moment", "show"]
 
 
@@ -126,7 +128,7 @@ def alert_summary(p: Mapping[str, Any]) -> str:
         )
     if event == "remind":
         text = f"REMINDER {text}; firing since {moment(p.get('since'))}"
-    return " ".join(text.split())
+    return plain_text(text)  # one line, no control character, whatever the names hold
 
 
 def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -169,4 +171,4 @@ def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
     if p.get("runbook_url"):
         rows.append(("Runbook", str(p["runbook_url"])))
-    return rows
+    return [(label, plain_text(value)) for label, value in rows]
