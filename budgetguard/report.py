@@ -223,16 +223,17 @@ def _lower_bound(f: Finding) -> bool:
     return not f.complete and f.severity != "unknown" and f.spend is not None
 
 
-def _notes(findings: Sequence[Finding]) -> list[tuple[str, str]]:
-    """(budget, text) of each budget's description and runbook (once per budget), and of
-    each finding's note (once per distinct note of a budget)."""
-    out: list[tuple[str, str]] = []
+def _notes(findings: Sequence[Finding]) -> list[tuple[str, str, bool]]:
+    """(budget, text, from the data) of each budget's description and runbook (once per
+    budget: the rules' own words) and of each finding's note (once per distinct note of a
+    budget: it may quote names from the data)."""
+    out: list[tuple[str, str, bool]] = []
     seen: set[tuple[str, str]] = set()
     for f in findings:
-        for text in (f.budget.about, f.note):
+        for text, data in ((f.budget.about, False), (f.note, True)):
             if text and (f.budget.name, text) not in seen:
                 seen.add((f.budget.name, text))
-                out.append((f.budget.name, text))
+                out.append((f.budget.name, text, data))
     return out
 
 
@@ -333,7 +334,7 @@ def to_text(
     out = io.StringIO()
     Console(file=out, width=width or 160, force_terminal=False).print(table)
     return out.getvalue() + "".join(
-        f"note: {plain_text(name)}: {plain_text(text)}\n" for name, text in _notes(findings)
+        f"note: {plain_text(name)}: {plain_text(text)}\n" for name, text, _ in _notes(findings)
     )
 
 
@@ -402,7 +403,10 @@ def to_markdown(
     for f, row in zip(findings, rows, strict=True):
         row[7] = f"{_ICON[f.severity]} {row[7]}"
         lines.append("| " + " | ".join(md_text(c) for c in row) + " |")
-    notes = [f"- **{md_text(name)}**: {md_text(text)}" for name, text in _notes(findings)]
+    notes = [  # the budget's own words as the rules wrote them; notes from the data escaped
+        f"- **{name}**: {md_text(text) if data else plain_text(text)}"
+        for name, text, data in _notes(findings)
+    ]
     lines += ["", *notes, "", "</details>"] if notes else ["", "</details>"]
     return "\n".join(lines) + "\n"
 
