@@ -189,7 +189,7 @@ def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
     ]
     chart = digest_chart_text(digest)
     if chart:  # the email's charts as text: no image hosting needed
-        blocks.append(_section("```" + escape("\n".join(chart)) + "```"))
+        blocks.append(_section("```" + "\n".join(escape(line) for line in chart) + "```"))
     for heading, lines in (
         ("Top projects", digest.top_projects),
         ("Top models", digest.top_models),

@@ -49,8 +49,9 @@ class TeamsSettings(NotifierSettings):
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
-    """A TextBlock of ``text`` (from the data: its Markdown made inert)."""
-    return {"type": "TextBlock", "text": escape_teams(text), "wrap": True, **style}
+    """A TextBlock of ``text`` (from the data: its Markdown made inert, line by line)."""
+    inert = "\n".join(escape_teams(line) for line in text.split("\n"))
+    return {"type": "TextBlock", "text": inert, "wrap": True, **style}
 
 
 def _facts(rows: list[tuple[str, str]]) -> dict[str, Any]:
