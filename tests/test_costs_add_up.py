@@ -68,6 +68,10 @@ def rewrite_results(change: Callable[[dict[str, Any]], None]) -> Callable[[Page]
     return rewrite
 
 
+def _at(stamp: int) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
 def budget(report: dict[str, Any], name: str) -> dict[str, Any]:
     return next(b for b in report["budgets"] if b["name"] == name)
 
@@ -91,6 +95,16 @@ def test_costs_in_another_currency_make_the_figure_unknown(
         assert found["severity"] == "unknown" and found["spend"] is None, found
         assert "costs in EUR" in found["data"]["note"]
     assert code == 3
+    store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        from budgetguard import pipeline
+        from budgetguard.rules import load_rules
+
+        made = pipeline.make_digest(store, load_rules(tmp_path / "rules.yaml"), _at(NOW))
+    finally:
+        store.close()
+    assert made.total is None or any(v is None for _, v in made.daily)  # never a silent drop
+    assert any("costs in EUR" in n for n in made.notes), made.notes
 
 
 def test_negative_amounts_are_credits_named_and_never_subtracted(

@@ -199,7 +199,9 @@ def test_check_against_a_gzip_bomb_exits_3_in_bounded_memory(bomb: _Raw, tmp_pat
     peak_mb = usage.ru_maxrss / 1024
     assert process.returncode == 3, stderr
     assert "compression bomb" in stderr and "Traceback" not in stderr
-    assert peak_mb < 400, f"peak RSS {peak_mb:.0f} MB"
+    # 238 MB measured alone (105 MB for the same check against 2 MB of junk), up to 442 MB
+    # beside the whole suite; the bomb inflates to 2 GB, and took a check to 6.4 GB before
+    assert peak_mb < 800, f"peak RSS {peak_mb:.0f} MB"
     assert time.monotonic() - began < 60
 
 
