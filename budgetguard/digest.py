@@ -57,7 +57,7 @@ def _rows(data: SpendData, start: datetime, end: datetime) -> tuple[_Rows, bool]
     that straddles a bound had to be split by time (no usage covered it)."""
     rows, by_time = [], False
     for row, amount, split in cost_parts(data, int(start.timestamp()), int(end.timestamp())):
-        if row.currency == "usd":
+        if row.currency.lower() == "usd":
             rows.append((row, amount))
             by_time |= split == "time"
     return rows, by_time
@@ -100,13 +100,23 @@ def build_digest(
     earlier, earlier_by_time = _rows(data, before, start)
     days = local_days(start, end, rules.timezone)
     per_day: dict[date, Decimal] = defaultdict(Decimal)
+    foreign: dict[date, set[str]] = defaultdict(set)  # a day in another currency: unknown
     for local, lo, hi in days:
         for row, amount, _ in cost_parts(data, lo, hi):
-            if row.currency == "usd":
+            if row.currency.lower() == "usd":
                 per_day[local] += amount
+            else:
+                foreign[local].add(row.currency.upper())
     daily = tuple(
-        (local, per_day.get(local, Decimal(0)) if known(lo, hi) else None) for local, lo, hi in days
+        (local, per_day.get(local, Decimal(0)) if known(lo, hi) and local not in foreign else None)
+        for local, lo, hi in days
     )
+    if foreign:
+        currencies = ", ".join(sorted(set().union(*foreign.values())))
+        notes.append(
+            f"costs in {currencies} on {len(foreign)} days: those days are unknown "
+            "(budgetguard counts USD only)"
+        )
     missing = [d for d, v in daily if v is None]
     if covered is None:
         notes.append("no costs have been collected yet: run `budgetguard collect`")
@@ -232,9 +242,14 @@ def _label(period: str, first: date, last: date) -> str:
 def digest_panel(digest: Digest) -> Any:
     """A rich panel of the digest, for a terminal."""
     from rich.console import Group
-    from rich.markup import escape
+    from rich.markup import escape as markup
     from rich.panel import Panel
     from rich.table import Table
+
+    from budgetguard.notify.escape import plain_text
+
+    def escape(text: str) -> str:  # names and notes: no markup, no control character
+        return markup(plain_text(text))
 
     head = Table.grid(padding=(0, 2))
     head.add_row(

@@ -107,8 +107,9 @@ def running_silences(store: Reads, now: datetime) -> list[Silence]:
 
 
 def named_rules(store: Reads, rules: Rules) -> Rules:
-    """``rules`` whose ``match`` globs also match the directory's display names."""
-    return rules.with_names(store.names_by_kind())
+    """``rules`` whose ``match`` globs also match the directory's display names, current
+    and former (a renamed entry keeps matching by id)."""
+    return rules.with_names(store.names_by_kind(), store.former_names())
 
 
 def display_names(store: Reads) -> dict[str, str]:

@@ -168,7 +168,7 @@ async def _refresh_names(client: AdminClient, store: Store, now: datetime, withi
         log.info("names not refreshed: %s", exc)
         return False
     for kind, entries in found.items():
-        names.replace(kind, entries, at)
+        names.refresh(kind, entries, at)  # adds and renames; an entry not listed is kept
     return True
 
 

@@ -11,6 +11,11 @@ from typing import Any, TextIO
 
 from budgetguard.evaluate.evaluator import SEVERITY_ORDER, Finding
 from budgetguard.notify.alert_text import group_text
+from budgetguard.notify.escape import (
+    escape_annotation,
+    escape_annotation_property,
+    plain_text,
+)
 
 __all__ = [
     "exit_code",
@@ -55,10 +60,13 @@ def exit_code(findings: Sequence[Finding], fail_on: str) -> int:
 
 
 def silence_lines(silences: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One line per active silence, for the text of ``check`` (on stderr)."""
+    """One line per active silence, for the text of ``check`` (on stderr): matchers and
+    comments are people's text, made inert for a terminal or a CI log."""
     return [
-        f"silenced until {s['ends_at']}: {' '.join(s['matchers'])} (id {s['id']})"
-        + (f" — {s['comment']}" if s.get("comment") else "")
+        plain_text(
+            f"silenced until {s['ends_at']}: {' '.join(s['matchers'])} (id {s['id']})"
+            + (f" — {s['comment']}" if s.get("comment") else "")
+        )
         for s in silences
     ]
 
@@ -215,16 +223,17 @@ def _lower_bound(f: Finding) -> bool:
     return not f.complete and f.severity != "unknown" and f.spend is not None
 
 
-def _notes(findings: Sequence[Finding]) -> list[tuple[str, str]]:
-    """(budget, text) of each budget's description and runbook (once per budget), and of
-    each finding's note (once per distinct note of a budget)."""
-    out: list[tuple[str, str]] = []
+def _notes(findings: Sequence[Finding]) -> list[tuple[str, str, bool]]:
+    """(budget, text, from the data) of each budget's description and runbook (once per
+    budget: the rules' own words) and of each finding's note (once per distinct note of a
+    budget: it may quote names from the data)."""
+    out: list[tuple[str, str, bool]] = []
     seen: set[tuple[str, str]] = set()
     for f in findings:
-        for text in (f.budget.about, f.note):
+        for text, data in ((f.budget.about, False), (f.note, True)):
             if text and (f.budget.name, text) not in seen:
                 seen.add((f.budget.name, text))
-                out.append((f.budget.name, text))
+                out.append((f.budget.name, text, data))
     return out
 
 
@@ -311,6 +320,7 @@ def to_text(
 ) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"budgetguard · {_iso(now)}", title_justify="left")
     for header in HEADERS:
@@ -319,10 +329,13 @@ def to_text(
         )
     style = {"warning": "yellow", "critical": "bold red", "unknown": "magenta"}
     for f, row in zip(findings, _rows(findings, names), strict=True):
-        table.add_row(*row, style=style.get(f.severity))
+        # data as Text: Rich markup off (a key named "[/bold]" is a name, not markup)
+        table.add_row(*(Text(plain_text(cell)) for cell in row), style=style.get(f.severity))
     out = io.StringIO()
     Console(file=out, width=width or 160, force_terminal=False).print(table)
-    return out.getvalue() + "".join(f"note: {name}: {text}\n" for name, text in _notes(findings))
+    return out.getvalue() + "".join(
+        f"note: {plain_text(name)}: {plain_text(text)}\n" for name, text, _ in _notes(findings)
+    )
 
 
 def to_markdown(
@@ -390,7 +403,10 @@ def to_markdown(
     for f, row in zip(findings, rows, strict=True):
         row[7] = f"{_ICON[f.severity]} {row[7]}"
         lines.append("| " + " | ".join(md_text(c) for c in row) + " |")
-    notes = [f"- **{md_text(name)}**: {md_text(text)}" for name, text in _notes(findings)]
+    notes = [  # the budget's own words as the rules wrote them; notes from the data escaped
+        f"- **{name}**: {md_text(text) if data else plain_text(text)}"
+        for name, text, data in _notes(findings)
+    ]
     lines += ["", *notes, "", "</details>"] if notes else ["", "</details>"]
     return "\n".join(lines) + "\n"
 
@@ -413,6 +429,7 @@ def to_github(findings: Sequence[Finding], names: Mapping[str, str] | None = Non
         )
         if f.budget.about:
             detail += f" — {f.budget.about}"
-        message = f"{f.severity} {label}: {detail}".replace("%", "%25").replace("\n", "%0A")
-        lines.append(f"::{level} title=budgetguard {f.budget.name}::{message}")
+        message = escape_annotation(f"{f.severity} {label}: {detail}")  # no CR, LF, or %xx
+        title = escape_annotation_property(f"budgetguard {f.budget.name}")
+        lines.append(f"::{level} title={title}::{message}")
     return "\n".join(lines) + ("\n" if lines else "")

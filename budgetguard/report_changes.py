@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from budgetguard.notify.escape import escape_markdown
+
 __all__ = ["changes", "md_text"]
 
 _ICON = {"ok": "✅", "warning": "⚠️", "critical": "🔴", "unknown": "❔"}
@@ -15,13 +17,9 @@ _ORDER = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 def md_text(text: str) -> str:
     """Text from the data made inert in a Markdown table cell or line: one line, no HTML,
-    no table pipes, no links or emphasis."""
-    out = " ".join(str(text).split())
-    for char, replacement in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
-        out = out.replace(char, replacement)
-    for char in "[]*_`~":
-        out = out.replace(char, "\\" + char)
-    return out
+    no table pipes, no links or emphasis (``notify.escape.escape_markdown``: one escaping
+    module for every sink)."""
+    return escape_markdown(text)
 
 
 Key = tuple[str, tuple[tuple[str, str], ...]]

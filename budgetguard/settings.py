@@ -64,12 +64,22 @@ def parse_instant(value: str | datetime) -> datetime:
 
 def read_dotenv(path: str = ".env") -> dict[str, str]:
     """The variables ``.env`` sets (none when there is no such file); ``OSError`` or
-    ``UnicodeDecodeError`` when it cannot be read."""
+    ``UnicodeDecodeError`` when it cannot be read (a FIFO, a device, or larger than
+    ``MAX_DOTENV_BYTES``: ``small_file``)."""
     if not os.path.exists(path):
         return {}
+    import io
+
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path, encoding="utf-8").items() if v is not None}
+    from budgetguard.small_file import read_small_text
+
+    text = io.StringIO(read_small_text(path, MAX_DOTENV_BYTES))
+    return {k: v for k, v in dotenv_values(stream=text).items() if v is not None}
+
+
+#: The largest ``.env`` read.
+MAX_DOTENV_BYTES = 1024 * 1024
 
 
 #: The variables of each setting, first match wins (the admin key has two names).

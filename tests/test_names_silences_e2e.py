@@ -33,7 +33,7 @@ budgets:
     thresholds: [50%, 75%, 100%]
     notify: [hook]
   - name: nobody
-    match: {{project: "Nobody*"}}
+    match: {{project: "proj_nobody*"}}
     limit: 1
     window: 24h
     cost_source: estimate

@@ -397,11 +397,17 @@ def test_the_public_plugin_api_is_pinned() -> None:
             "check_status",
             "digest_chart_text",
             "digest_charts",
+            "escape_html",
+            "escape_markdown",
+            "escape_slack",
+            "escape_teams",
             "hookimpl",
             "http_url",
             "money",
             "parse_retry_after",
+            "plain_text",
             "post",
+            "secret_problem",
             "signed_percent",
         ]
     )

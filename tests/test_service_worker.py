@@ -165,7 +165,9 @@ def test_a_killed_worker_is_a_failed_tick_and_the_next_tick_runs(tmp_path: Path)
             service.tick()  # the next one, left alone, succeeds
             assert service.last_error is None and service.last_success is not None
             assert service.status["status"] in ("ok", "warning", "critical", "unknown")
-            assert service.health()[0] == 200, service.health()
+            code, body = service.health()  # healthy but for the fixed past NOW it runs at
+            assert code == 503 and len(body["reasons"]) == 1, body  # type: ignore[arg-type]
+            assert "fixes the time at" in str(body["reasons"])
         finally:
             service.stop()
             receiver.shutdown()

@@ -100,27 +100,49 @@ def send_with_deadline(
     message: Message,
     deadline: float,
     stop: threading.Event | None = None,
+    late: Callable[[BaseException | None], None] | None = None,
 ) -> None:
     """Send ``message`` through ``notifier``; raise ``DeliveryError`` for any failure,
     including no answer within ``deadline`` (the send is then abandoned: its thread is a
-    daemon, and an outbox row's lease outlives it), or ``Abandoned`` once ``stop`` is set."""
+    daemon, and an outbox row's lease outlives it), or ``Abandoned`` once ``stop`` is set.
+    A send abandoned either way that still ends later tells ``late`` how (None: it got
+    through), so a receiver that answered after the deadline is not sent it again."""
     failure: list[BaseException] = []
+    lock = threading.Lock()
+    waiting = [True]
 
     def run() -> None:
+        outcome: BaseException | None = None
         try:
             notifier.send(message)
         except BaseException as exc:  # every failure is an attempt
-            failure.append(exc)
+            outcome = exc
+        with lock:
+            if waiting[0]:
+                failure.extend([outcome] if outcome is not None else [])
+                return
+        if late is not None:
+            late(outcome)
+
+    def give_up() -> bool:
+        """True when the send is still running (now abandoned), False if it just ended."""
+        with lock:
+            waiting[0] = not worker.is_alive()
+            return not waiting[0]
 
     worker = threading.Thread(target=run, name="send", daemon=True)
     worker.start()
     until = time.monotonic() + deadline
     while worker.is_alive() and time.monotonic() < until:
-        if stop is not None and stop.is_set():
+        if stop is not None and stop.is_set() and give_up():
             raise Abandoned
         worker.join(min(0.1, max(0.0, until - time.monotonic())))
-    if worker.is_alive():
-        raise DeliveryError(f"no answer within {deadline:.0f}s", retryable=True)
+    if worker.is_alive() and give_up():
+        # a slow receiver: wait at least as long again before trying it again
+        raise DeliveryError(
+            f"no answer within {deadline:.0f}s", retryable=True, retry_after=deadline
+        )
+    worker.join()
     if not failure:
         return
     exc = failure[0]
@@ -179,14 +201,34 @@ class _Worker:
                 message = message_from_payload(json.loads(row.payload))
             except Exception:
                 raise DeliveryError("the queued payload cannot be read", retryable=False) from None
-            send_with_deadline(self.notifier, message, self.policy.deadline, self.stop)
-        except Abandoned:  # stopping: the lease runs out and the row is sent again later
+            send_with_deadline(
+                self.notifier, message, self.policy.deadline, self.stop, self._late(row)
+            )
+        except Abandoned:  # stopping: the row is released, so a restart sends it at once
+            self.outbox.release(row, self.owner, self._now())
             return False
         except DeliveryError as exc:
             return self._failed(row, exc, self._now())
         if self.outbox.delivered(row, self.owner, self._now()):
             self._count("delivered")
         return True
+
+    def _late(self, row: OutboxRow) -> Callable[[BaseException | None], None]:
+        """What to do when an abandoned send of ``row`` ends after all: if it got through,
+        record it delivered (unless another deliverer has claimed it meanwhile)."""
+
+        def ended(failure: BaseException | None) -> None:
+            if failure is not None:
+                return  # recorded already as the failed attempt it was
+            try:
+                if self.outbox.delivered_late(row, self._now()):
+                    self._count("delivered")
+            except Exception as exc:  # the store: the row is sent again, under its key
+                log.warning(
+                    "a late delivery to %s was not recorded: %s", self.name, type(exc).__name__
+                )
+
+        return ended
 
     def _failed(self, row: OutboxRow, exc: DeliveryError, now: int) -> bool:
         attempts = row.attempts + 1
@@ -257,12 +299,15 @@ def deliver_within(
     began = time.monotonic()
     at = int(now.timestamp())
     end = at + int(bound)
-    quick = replace(policy, pass_budget=min(policy.pass_budget, bound), quick_until=end)
+    # the first pass tries every due row once, whatever the bound (0 is one attempt, not
+    # none); later passes only retry within what is left of it
+    quick = replace(policy, quick_until=end)
     total = DeliveryReport()
     while True:
         elapsed = time.monotonic() - began
         moment = datetime.fromtimestamp(at + int(elapsed), now.tzinfo)
         total.add(deliver(store, notifiers, moment, on_outcome, policy=quick))
+        quick = replace(quick, pass_budget=min(policy.pass_budget, max(0.0, bound - elapsed)))
         pending = store.outbox.pending(notifiers)
         soonest = min((p.next_attempt_at for p in pending), default=None)
         now_at = at + (time.monotonic() - began)

@@ -29,7 +29,10 @@ __all__ = [
     "transitions",
 ]
 
-Kind = Literal["threshold", "forecast", "anomaly", "no_data"]
+Kind = Literal["threshold", "forecast", "anomaly", "no_data", "data"]
+#: the contract's alert kind of each internal one: costs that do not add up (``data``) are a
+#: ``no_data`` alert at warning severity (the data cannot be trusted)
+CONTRACT_KIND = {"data": "no_data"}
 Action = Literal["fire", "remind", "resolve", "none"]
 
 
@@ -64,7 +67,7 @@ class AlertEvent:
 
     @property
     def contract_kind(self) -> str:
-        return "resolved" if self.event == "resolve" else self.kind
+        return "resolved" if self.event == "resolve" else CONTRACT_KIND.get(self.kind, self.kind)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ def conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool,
             yield "forecast", t, t in finding.forecast_crossed, "warning"
     if budget.anomaly is not None:
         yield "anomaly", None, finding.anomaly, "warning"
+    if budget.metric == "cost" and budget.source == "auto":  # costs that do not add up
+        yield "data", None, bool(finding.extra.get("mismatch")), "warning"
 
 
 def routes(finding: Finding, threshold: Threshold | None) -> tuple[str | NotifyEntry, ...]:
@@ -221,7 +226,7 @@ def active_alerts(findings: Iterable[Finding]) -> list[dict[str, object]]:
                 {
                     "budget": finding.budget.name,
                     "group": dict(finding.group),
-                    "kind": kind,
+                    "kind": CONTRACT_KIND.get(kind, kind),
                     "severity": severity,
                     "threshold": None if threshold is None else float(threshold.ratio),
                     "spend": _number(finding.spend),

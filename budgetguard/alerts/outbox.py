@@ -152,6 +152,8 @@ def render(
         body["fired_spend"] = None if fired_spend is None else float(fired_spend)
     if event.kind == "no_data" and event.event != "resolve":
         body["queries"], body["missing_since"] = _missing(f, data_end)
+    if event.kind == "data" and event.event != "resolve":
+        body["data_problem"] = f.extra.get("mismatch")
     if event.kind == "forecast":
         body["limit_reached_on"] = _limit_reached_on(f)
     if event.kind == "anomaly":

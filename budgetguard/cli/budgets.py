@@ -14,6 +14,7 @@ from budgetguard.cli.context import (
     EXIT_INPUT,
     EXIT_UNAVAILABLE,
     command_context,
+    echo,
     fail,
     open_store,
     parse_when,
@@ -79,7 +80,7 @@ def collect(
     report = run_collect(settings, loaded, end, start)
     typer.echo(report.summary())
     for outcome in report.failed:
-        typer.echo(f"budgetguard: {outcome.query.key}: {outcome.error}", err=True)
+        echo(f"budgetguard: {outcome.query.key}: {outcome.error}", err=True)
     if report.failed:
         raise typer.Exit(EXIT_UNAVAILABLE)
 

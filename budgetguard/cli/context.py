@@ -37,7 +37,12 @@ class CommandExit(SystemExit):
 
 
 def echo(text: str, *, err: bool = False, nl: bool = True) -> None:
-    """Write a line (``nl``) to stdout or stderr, at once."""
+    """Write a line (``nl``) to stdout or stderr, at once. What goes to stderr quotes the
+    data (names, API messages, comments): no control character reaches the terminal or CI log."""
+    if err:
+        from budgetguard.notify.escape import plain_lines
+
+        text = plain_lines(text)
     stream = sys.stderr if err else sys.stdout
     stream.write(f"{text}\n" if nl else text)
     stream.flush()
@@ -51,6 +56,9 @@ def setup_logging(verbose: bool) -> None:
     )
     if not verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    from budgetguard.notify.escape import plain_logs
+
+    plain_logs()
 
 
 def one_line(exc: BaseException) -> str:
@@ -59,7 +67,9 @@ def one_line(exc: BaseException) -> str:
 
 
 def one_line_text(text: str) -> str:
-    return " ".join(text.split())[:300]
+    from budgetguard.notify.escape import plain_text
+
+    return plain_text(text)[:300]
 
 
 def fail(message: str, code: int) -> CommandExit:

@@ -22,6 +22,7 @@ from budgetguard.cli.context import (
     settings_from,
     setup_logging,
 )
+from budgetguard.notify.escape import plain_text
 
 if TYPE_CHECKING:
     from budgetguard.settings import Settings
@@ -107,10 +108,10 @@ def list_(
     with _silences(settings) as silences:
         rows = silences.all(active_at=None if all_ else settings.clock())
     for silence_id, matchers, _, ends, comment, _ in rows:
-        shown = " ".join(f"{k}={g}" for k, g in matchers)
+        shown = plain_text(" ".join(f"{k}={g}" for k, g in matchers))  # people's text: inert
         typer.echo(
             f"{silence_id}  until {ends.isoformat()}  {shown}"
-            + (f"  # {comment}" if comment else "")
+            + (f"  # {plain_text(comment)}" if comment else "")
         )
     if not rows:
         typer.echo("no silences", err=True)

@@ -211,8 +211,32 @@ class Collector:
                 begins = int(hourly[query.endpoint, query.group_by].timestamp())
                 until, reread = min(end, -(-begins // _DAY) * _DAY), timedelta(0)
             covered = spans.get(query.key, [])
-            outcomes.append(QueryOutcome(query, fetch_ranges(query, covered, until, reread)))
+            ranges = fetch_ranges(query, covered, until, reread)
+            if query.endpoint == "costs":  # settled days read again, so a bad answer heals
+                ranges = merge_intervals([*ranges, *self._settled_days_due(query, until)])
+            outcomes.append(QueryOutcome(query, ranges))
         return outcomes
+
+    def _settled_days_due(self, query: PlannedQuery, end: int) -> list[Interval]:
+        """The settled costs days to read again (``store.cost_reads``): the last 7 once a
+        UTC day, and any that changed when last read; they merge with the re-read tail."""
+        tail = end - int(self.reread_costs.total_seconds())
+        first = int(query.start.timestamp())
+        due = self.store.cost_days_due(query.key, end, tail - tail % _DAY)
+        return [(day, day + _DAY) for day in due if day >= first - first % _DAY]
+
+    def _settle_idle(self, outcomes: Sequence[QueryOutcome], at: int) -> None:
+        """A query with nothing to fetch is done before the run starts: its data is whole,
+        so a run that fails elsewhere (a refused key, the deadline) does not fail it, and a
+        failure an earlier run recorded for it is over (else it stayed ``unknown`` until
+        the next UTC midnight gave it a range to fetch)."""
+        failed = {m.query_key for m in self.store.sync_marks() if m.last_error}
+        for outcome in outcomes:
+            if outcome.ranges:
+                continue
+            outcome.done = True
+            if outcome.query.key in failed:
+                self.store.clear_failure(outcome.query.key, at)
 
     async def collect(
         self, queries: Sequence[PlannedQuery], now: datetime, *, progress: Progress | None = None
@@ -221,6 +245,7 @@ class Collector:
         requests_before = self.client.stats.requests
         end = min(int(now.timestamp()), int(self.client.clock()))  # never past the clock
         outcomes = self.plan_ranges(queries, end)
+        self._settle_idle(outcomes, int(self.client.clock()))
         gate = asyncio.Semaphore(self.concurrency)
         refused: list[AuthError] = []
         tasks: list[asyncio.Future[None]] = []

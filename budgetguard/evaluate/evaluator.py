@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from budgetguard.evaluate.consistency import mismatches
 from budgetguard.evaluate.coverage import coverage_problem
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.spend import Spend, collect_spend, total_of
@@ -146,9 +147,11 @@ def _evaluate_budget(
     if budget.baseline_delta is not None:  # the baseline before the window must be there too
         needed -= int(budget.baseline_delta.total_seconds())
     stale_after = int(budget.staleness_delta.total_seconds())
-    problem = coverage_problem(data, sources, needed, end, stale_after, clock) or (
-        data.status(sources, needed, end, stale_after)
+    problem = (
+        coverage_problem(data, sources, needed, end, stale_after, clock)
+        or data.status(sources, needed, end, stale_after)
         or coverage_problem(data, sources, needed, end, stale_after)
+        or _names_unmatched(budget, data)
     )
     if problem is not None:
         return [
@@ -174,14 +177,21 @@ def _evaluate_budget(
     by_usage = spend.apportioned and not spend.by_time
     limit = budget.limit
     at_amounts = [] if limit is None else [(t, t.ratio * limit) for t in budget.thresholds]
+    mismatched = mismatches(budget, data, spend, start, end)
     findings = []
     for key in sorted(groups):
         group = dict(zip(budget.each, key, strict=True)) if key else {}
+        if foreign := spend.foreign(key):  # never a silent drop, never a sum of currencies
+            findings.append(_foreign(budget, group, window, foreign))
+            continue
         total, used = total_of(spend, key, source, window, end)
         total += expected.get(key, _ZERO)
         if used == "costs" and by_usage and source == "auto":  # costs split by the estimate
             used = "mixed"  # (a costs budget stays costs: its note says it was apportioned)
-        note = "; ".join([*sorted(spend.summary(key)), *expect_notes]) or None
+        name_notes = budget.names.notes if budget.names is not None else ()
+        mismatch = mismatched.get(key)
+        notes = [*sorted(spend.summary(key)), *expect_notes, *name_notes, mismatch]
+        note = "; ".join(n for n in notes if n) or None
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
         forecast_crossed = tuple(
@@ -191,7 +201,7 @@ def _evaluate_budget(
         )
         anomaly, baseline = anomalies.of(key)
         severity = max((t.severity for t in crossed), key=SEVERITY_ORDER.__getitem__, default="ok")
-        if anomaly and severity == "ok":
+        if (anomaly or mismatch) and severity == "ok":  # costs that do not add up are not ok
             severity = "warning"
         findings.append(
             Finding(
@@ -209,10 +219,24 @@ def _evaluate_budget(
                 forecast_crossed,
                 anomaly,
                 baseline,
-                {"planned": expected[key]} if key in expected else {},
+                {
+                    **({"planned": expected[key]} if key in expected else {}),
+                    **({"mismatch": mismatch} if mismatch else {}),
+                },
             )
         )
     return findings
+
+
+def _foreign(
+    budget: Budget, group: dict[str, str], window: Window, currencies: list[str]
+) -> Finding:
+    """A figure whose costs are (partly) in a currency other than USD: unknown."""
+    note = (
+        f"costs in {', '.join(c.upper() for c in currencies)}: budgetguard counts USD "
+        "only, so this figure is unknown (never converted, never left out)"
+    )
+    return Finding(budget, group, window, None, budget.limit, None, "unknown", "costs", False, note)
 
 
 class _Forecast:
@@ -277,6 +301,43 @@ class _Anomaly:
         history, _ = total_of(self.base, group, self.source, self.base_window, self.end)
         mean = history / self.windows_in_baseline
         return spent > anomaly.factor * mean and spent >= anomaly.min, mean
+
+
+#: Where a ``match`` key's ids are in a usage group (``store.blocks.ROLLUP_DIMENSIONS``) and in
+#: a costs row.
+_GROUP_INDEX = {"project": 0, "user": 1, "api_key": 2}
+
+
+def _names_unmatched(budget: Budget, data: SpendData) -> str | None:
+    """A note when a glob meant for names (``project: "Support chat*"``) matches no name the
+    store knows and no id in the data: names are for people, never for matching safety, so
+    that is not $0 ``ok`` but ``unknown`` (the names may not be read yet, or be gone)."""
+    if budget.names is None or not budget.names.unresolved:
+        return None
+    for key, pattern in budget.names.unresolved:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in _ids_in(data, key)):
+            return (
+                f"{key} '{pattern}' matches no {key.replace('_', ' ')} the store knows by "
+                "name or id (the admin API's directory of names not read yet, or the "
+                f"{key.replace('_', ' ')} is gone): this budget cannot be counted"
+            )
+    return None
+
+
+def _ids_in(data: SpendData, key: str) -> set[str]:
+    """Every ``key`` id the loaded usage groups and costs rows name."""
+    found = data.memo.get(("ids", key))
+    if found is None:
+        at = _GROUP_INDEX[key]
+        found = set()
+        for endpoint in data.endpoints():
+            for series, _, _ in data.usage_parts(endpoint, 0, 2**62):
+                if series is not None and series.cube is not None:
+                    found.update(str(g[at]) for g in series.cube.groups if g[at])
+        if key != "user":
+            found.update(str(v) for r in data.costs(0, 2**62) if (v := getattr(r, key)))
+        data.memo[("ids", key)] = found
+    return found
 
 
 def _shown(source: str) -> str:

@@ -22,7 +22,15 @@ from budgetguard.evaluate.windows import Window
 from budgetguard.rules.model import Budget
 from budgetguard.rules.needs import endpoints_of
 
-__all__ = ["NONE_VALUE", "Spend", "collect_spend", "cost_parts", "day_parts", "total_of"]
+__all__ = [
+    "NONE_VALUE",
+    "Spend",
+    "collect_spend",
+    "cost_parts",
+    "day_parts",
+    "settled_before",
+    "total_of",
+]
 
 _DAY = 86400
 _ZERO = Decimal(0)
@@ -91,6 +99,15 @@ class Spend:
         self.group_unpriced: set[tuple[str, ...]] = set()
         #: Costs of line items that name no model, in the no-model group of an ``each: model``.
         self.unattributed_in: dict[tuple[str, ...], Decimal] = defaultdict(lambda: _ZERO)
+        #: Currencies other than USD the matching costs are in (``None``: the whole budget):
+        #: such a figure is unknown, never a silent drop.
+        self.currencies: dict[tuple[str, ...] | None, set[str]] = defaultdict(set)
+        #: Credits (negative amounts) per group: named in the note, never subtracted.
+        self.credits: dict[tuple[str, ...], Decimal] = defaultdict(lambda: _ZERO)
+
+    def foreign(self, group: tuple[str, ...] = ()) -> list[str]:
+        """The currencies other than USD that make ``group``'s figure unknown."""
+        return sorted(self.currencies.get(None, set()) | self.currencies.get(group, set()))
 
     def complete(self, group: tuple[str, ...] = ()) -> bool:
         """No usage of ``group`` (or of the whole budget) lacked a price."""
@@ -113,6 +130,9 @@ class Spend:
         if self.apportioned:
             how = "by time where no usage covers them" if self.by_time else "by usage"
             notes.add(f"buckets across the interval's bounds apportioned {how}")
+        credit = self.credits.get(group, _ZERO)
+        if credit:
+            notes.add(f"${credit:,.2f} of credits (negative amounts) not subtracted")
         left = self.unattributed + self.unattributed_in.get(group, _ZERO)
         if left:
             where = f" (counted under {NONE_VALUE})" if group in self.unattributed_in else ""
@@ -131,10 +151,18 @@ class Spend:
         days[day] = days.get(day, _ZERO) + amount
 
     def groups(self) -> set[tuple[str, ...]]:
-        return set(self.costs) | set(self.estimate) | set(self.usage) | self.group_unpriced
+        foreign = {g for g in self.currencies if g is not None}
+        return (
+            set(self.costs)
+            | set(self.estimate)
+            | set(self.usage)
+            | self.group_unpriced
+            | set(self.credits)
+            | foreign
+        )
 
 
-def _settled_before(now: int) -> int:
+def settled_before(now: int) -> int:
     """Costs of UTC days before this are settled; the last two days are not."""
     return now - now % _DAY - _DAY
 
@@ -152,7 +180,7 @@ def collect_spend(
             # auto compares costs and estimate day by day, and only where costs are not yet
             # settled (settled days are the costs'); estimate alone needs no split
             if source == "auto":
-                spans = _days(max(start, _settled_before(now)), end)
+                spans = _days(max(start, settled_before(now)), end)
             else:
                 spans = [(start, end)]
             for endpoint in sorted(endpoints_of(budget) - {"costs"}):
@@ -198,13 +226,15 @@ def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) 
             if by_model and cost.model is None and _matches(budget, cost, with_model=False):
                 spend.unattributed += amount
             continue
-        if cost.currency != "usd":
-            group = _group(budget, cost) if budget.each else None
-            spend.flag(group, f"costs in {cost.currency.upper()} left out", True)
+        if cost.currency.lower() != "usd":  # unknown, never a silent drop
+            spend.currencies[_group(budget, cost) if budget.each else None].add(cost.currency)
+            continue
+        group = _group(budget, cost)
+        if amount < 0:  # a credit: a budget guards what is spent; the note names it
+            spend.credits[group] -= amount
             continue
         spend.apportioned |= bool(split)
         spend.by_time |= split == "time"
-        group = _group(budget, cost)
         if cost.model is None and "model" in budget.each:
             spend.unattributed_in[group] += amount
         spend.add(spend.costs, group, cost.start, amount)
@@ -298,10 +328,10 @@ def day_parts(
 ) -> Iterator[tuple[int, Decimal, str]]:
     """``auto``'s choice for each UTC day: (day, amount, "costs" or "estimate") — the costs
     of a settled day, else the larger of the two (late costs never hide spend)."""
-    settled_before = _settled_before(now)
+    settled = settled_before(now)
     for day in sorted(set(costs) | set(estimate)):
         c, e = costs.get(day, _ZERO), estimate.get(day, _ZERO)
-        if day >= settled_before and e > c:
+        if day >= settled and e > c:
             yield day, e, "estimate"
         else:
             yield day, c, "costs"

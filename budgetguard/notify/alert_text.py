@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from budgetguard.notify.escape import plain_text
+
 __all__ = ["alert_fields", "alert_summary", "display", "group_text", "moment", "show"]
 
 
@@ -90,11 +92,15 @@ def alert_summary(p: Mapping[str, Any]) -> str:
     if kind == "resolved":
         was = p.get("fired_spend")
         then = f", was {show(was, metric)}{_pct(was, limit)} at firing" if was is not None else ""
-        what = "data is back" if p.get("resolved_kind") == "no_data" else "back under"
+        what = {"no_data": "data is back", "data": "the costs add up again"}.get(
+            str(p.get("resolved_kind")), "back under"
+        )
         text = (
             f"RESOLVED {label}: {what}; {show(spend, metric)} of {show(limit, metric)}"
             f"{_pct(spend, limit)} {window} now{then}{tail}"
         )
+    elif kind == "no_data" and p.get("data_problem"):
+        text = f"DATA {label}: {p['data_problem']}"
     elif kind == "no_data":
         queries = ", ".join(p.get("queries") or ()) or "its queries"
         text = (
@@ -122,7 +128,7 @@ def alert_summary(p: Mapping[str, Any]) -> str:
         )
     if event == "remind":
         text = f"REMINDER {text}; firing since {moment(p.get('since'))}"
-    return " ".join(text.split())
+    return plain_text(text)  # one line, no control character, whatever the names hold
 
 
 def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -165,4 +171,4 @@ def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
     if p.get("runbook_url"):
         rows.append(("Runbook", str(p["runbook_url"])))
-    return rows
+    return [(label, plain_text(value)) for label, value in rows]

@@ -8,7 +8,18 @@ from typing import Any
 
 from budgetguard.notify.errors import DeliveryError, parse_retry_after
 
-__all__ = ["check_status", "post"]
+__all__ = ["check_status", "post", "secret_problem"]
+
+
+def secret_problem(what: str, value: str, *, spaces: bool = False) -> None:
+    """Refuse, for good, a secret (a URL, a token, a password) that cannot be sent as it is:
+    a pasted no-break space, zero-width space or curly quote. The error names the character,
+    never the value (an encoding error's repr would hold it whole)."""
+    from budgetguard.header_safe import header_problem
+
+    problem = header_problem(value, spaces=spaces)
+    if problem is not None:
+        raise DeliveryError(f"{what}: {problem}", retryable=False)
 
 
 def check_status(status: int, what: str, retry_after: str | None = None) -> None:
@@ -37,6 +48,9 @@ def post(
     never the URL (a webhook URL is a secret)."""
     import httpx  # here, not at import: loading the plugins (to check rules) stays light
 
+    secret_problem(f"{what} URL", url)
+    for name, value in headers.items():
+        secret_problem(f"{what} header {name}", value, spaces=True)
     try:
         with httpx.Client(timeout=timeout, transport=transport) as http:
             response = http.post(url, content=body, headers=dict(headers))
@@ -44,4 +58,6 @@ def post(
         raise DeliveryError(f"{what} timed out", retryable=True) from None
     except httpx.TransportError as exc:
         raise DeliveryError(f"{what} unreachable ({type(exc).__name__})", retryable=True) from None
+    except Exception as exc:  # named by its type only: its text may quote the request
+        raise DeliveryError(f"{what} failed ({type(exc).__name__})", retryable=True) from None
     check_status(response.status_code, what, response.headers.get("Retry-After"))

@@ -276,6 +276,7 @@ def _budget(
         notify=tuple(notify),
         cost_source=cost_source,
         max_staleness=raw.max_staleness or defaults.max_staleness or "6h",
+        mismatch_factor=raw.mismatch_factor or defaults.mismatch_factor or Decimal(3),
         enabled=raw.enabled,
     )
 

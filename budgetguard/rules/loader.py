@@ -22,8 +22,13 @@ from budgetguard.rules.interpolate import interpolate
 from budgetguard.rules.model import NotifyEntry, RawRules, Rules
 from budgetguard.rules.notifiers import NotifierTypes, installed_notifier_types
 from budgetguard.rules.yamlio import Positions, YamlError, load_yaml
+from budgetguard.small_file import read_small_text
 
-__all__ = ["Reporter", "load_rules", "load_rules_text"]
+__all__ = ["MAX_RULES_BYTES", "Reporter", "load_rules", "load_rules_text"]
+
+#: The largest rules file read (10,000 budgets take about 1 MB): past it, or anything but a
+#: regular file (``/dev/zero``, a FIFO), is one error, never a read without end.
+MAX_RULES_BYTES = 16 * 1024 * 1024
 
 Loc = tuple[str | int, ...]
 _DURATION_KEYS = frozenset({"window", "interval", "repeat", "max_staleness", "baseline"})
@@ -306,9 +311,8 @@ def load_rules(
 ) -> Rules:
     """Read and check the rules file at ``path`` (``notifier_warnings``: as in
     ``load_rules_text``)."""
-    file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_small_text(path, MAX_RULES_BYTES)
     except FileNotFoundError:
         raise RulesError(
             [

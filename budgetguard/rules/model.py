@@ -8,7 +8,6 @@ type's settings model. Both refuse unknown keys.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -206,12 +205,18 @@ class Anomaly(_Frozen):
     min: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] = Decimal(0)
 
 
+#: How far settled costs and the usage estimate may disagree before a budget's costs are
+#: said not to add up (a warning and a note): ``3`` means within 3x either way.
+MismatchFactor = Annotated[Decimal, Field(gt=1, le=Decimal(1000), allow_inf_nan=False)]
+
+
 class Defaults(_Frozen):
     thresholds: tuple[Any, ...] | None = None
     notify: Routes | None = None
     cost_source: CostSource | None = None
     repeat: Duration | None = None
     max_staleness: Duration | None = None
+    mismatch_factor: MismatchFactor | None = None
 
 
 #: Free-form labels for people and routing: ``{team: search, tier: prod}``.
@@ -242,6 +247,7 @@ class RawBudget(_Frozen):
     notify: Routes | None = None
     cost_source: CostSource | None = None
     max_staleness: Duration | None = None
+    mismatch_factor: MismatchFactor | None = None
     enabled: bool = True
 
 
@@ -296,6 +302,15 @@ class Notifier(_Frozen):
     unresolved: tuple[str, ...] = ()
 
 
+class NameMatches(_Frozen):
+    """What matching a budget's globs on display names found (``Rules.with_names``): notes
+    for people (an entry matched by a former name), and the globs meant for names that
+    matched no name (evaluation makes the budget unknown unless they match an id)."""
+
+    notes: tuple[str, ...] = ()
+    unresolved: tuple[tuple[str, str], ...] = ()
+
+
 class Budget(_Frozen):
     """A checked budget with defaults merged in."""
 
@@ -316,7 +331,10 @@ class Budget(_Frozen):
     notify: tuple[str | NotifyEntry, ...] = ()
     cost_source: CostSource = "auto"
     max_staleness: Duration = "6h"
+    mismatch_factor: Decimal = Decimal(3)
     enabled: bool = True
+    #: set by ``Rules.with_names`` only (never in a rules file)
+    names: NameMatches | None = None
 
     @property
     def about(self) -> str | None:
@@ -399,23 +417,33 @@ class Rules(_Frozen):
                 return budget
         raise KeyError(name)
 
-    def with_names(self, names: Mapping[str, Mapping[str, str]]) -> Rules:
+    def with_names(
+        self,
+        names: Mapping[str, Mapping[str, str]],
+        former: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
+    ) -> Rules:
         """These rules with ``match`` globs on project, user and api_key also matching display
-        names: ``names`` (kind -> id -> name) turns each glob's name hits into their ids."""
+        names: ``names`` (kind -> id -> name) and ``former`` (kind -> id -> the names a
+        renamed entry had) turn each glob's name hits into their ids; what that found is
+        each budget's ``names`` (see ``rules.names``)."""
+        from budgetguard.rules.names import literal, resolve
+
         budgets = []
         for budget in self.budgets:
-            extra: dict[str, tuple[str, ...]] = {}
-            for key, patterns in budget.match.items():
-                known = names.get(key) or {}
-                ids = sorted(
-                    _literal(i)
-                    for i, name in known.items()
-                    if any(fnmatch.fnmatchcase(name, p) for p in patterns)
+            found = resolve(dict(budget.match.items()), names, former or {})
+            extra = {
+                key: (*patterns, *sorted(literal(i) for i in found.ids[key]))
+                for key, patterns in budget.match.items()
+                if key in found.ids
+            }
+            update: dict[str, Any] = {}
+            if extra:
+                update["match"] = budget.match.model_copy(update=extra)
+            if found.notes or found.unresolved:
+                update["names"] = NameMatches(
+                    notes=tuple(found.notes), unresolved=tuple(found.unresolved)
                 )
-                if ids:
-                    extra[key] = (*patterns, *ids)
-            match = budget.match.model_copy(update=extra) if extra else budget.match
-            budgets.append(budget.model_copy(update={"match": match}) if extra else budget)
+            budgets.append(budget.model_copy(update=update) if update else budget)
         return self.model_copy(update={"budgets": tuple(budgets)})
 
     def to_data(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
@@ -423,11 +451,6 @@ class Rules(_Frozen):
         from budgetguard.rules.dump import rules_to_data
 
         return rules_to_data(self, reveal_secrets=reveal_secrets)
-
-
-def _literal(value: str) -> str:
-    """A glob that matches exactly ``value``."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
 
 
 def alert_identity(budget: str, group: Mapping[str, str], kind: str, threshold: str) -> str:

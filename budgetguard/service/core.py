@@ -96,6 +96,7 @@ class Service:
         self.clock = clock or settings.clock
         self.job_lock = threading.Lock()  # one job at a time: they share the store
         self.state = HealthState(self.interval)
+        self.state.fixed_now = None if settings.now is None else settings.now.timestamp()
         self.status: dict[str, Any] = {"status": "starting"}
         self.scheduler: Any = None
         self.http: ThreadingHTTPServer | None = None

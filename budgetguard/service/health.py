@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from budgetguard.rules import Rules
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from budgetguard.evaluate.evaluator import Finding
 
 __all__ = [
+    "FIXED_NOW_GRACE",
     "JOB_STUCK_AFTER",
     "HealthState",
     "Staleness",
@@ -32,6 +33,9 @@ __all__ = [
     "unknown_budgets",
 ]
 
+#: How far a fixed ``now`` may lag the clock before ``/healthz`` says the guard looks at
+#: the past (seconds).
+FIXED_NOW_GRACE = 300.0
 #: A job running longer than this is stuck (collect's deadline is 120 s, a delivery pass's
 #: about 90 s): the liveness probe fails and the orchestrator restarts the process.
 JOB_STUCK_AFTER = 900.0
@@ -102,6 +106,8 @@ class HealthState:
     reload_error: str | None = None
     problems: list[str] = field(default_factory=list)  # of the last successful tick
     job_started: float | None = None  # monotonic start of the job running now
+    #: a fixed ``BUDGETGUARD_NOW``/``--now`` (Unix seconds): every tick evaluates that instant
+    fixed_now: float | None = None
 
     def ready(self, now: float | None = None) -> tuple[int, dict[str, object]]:
         now = time.time() if now is None else now
@@ -112,6 +118,13 @@ class HealthState:
             )
         if self.last_error is not None:
             reasons.append(self.last_error)
+        if self.fixed_now is not None and now - self.fixed_now > FIXED_NOW_GRACE:
+            at = datetime.fromtimestamp(self.fixed_now, UTC).isoformat().replace("+00:00", "Z")
+            reasons.append(
+                f"BUDGETGUARD_NOW (or --now) fixes the time at {at}, "
+                f"{(now - self.fixed_now) / 86400:.1f} days before the clock: every tick "
+                "evaluates that past instant, not now (unset it to guard the present)"
+            )
         if self.last_success is None:
             if self.last_error is None:
                 reasons.append("starting: the first tick has not finished")

@@ -215,7 +215,10 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(level=level, format=line_format, stream=sys.stderr)
     logging.getLogger("httpx").setLevel(httpx_level)
+    from budgetguard.notify.escape import plain_logs
     from budgetguard.service.jobs import JOBS
+
+    plain_logs()
 
     try:
         os.set_inheritable(int(argv[0]), False)  # a plugin's own child must not hold it open

@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Dimension columns of usage rows, named as the API names the result fields.
 USAGE_DIMENSIONS = (

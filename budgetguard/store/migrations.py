@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, delete, inspect, select, text
 
-from budgetguard.store import coverage, directory, rollups, silences
+from budgetguard.store import cost_reads, coverage, directory, rollups, silences
 from budgetguard.store.locks import lock_key
 from budgetguard.store.schema import (
     SCHEMA_VERSION,
@@ -75,6 +75,14 @@ def _blocks_only(conn: Connection) -> None:
     conn.execute(delete(usage_buckets))
 
 
+def _add_former_names_and_cost_reads(conn: Connection) -> None:
+    """Version 8: the names a renamed project, user or key had, so a ``match`` glob that
+    matched it by name keeps matching its id; when each costs day was read, so settled days
+    are read again and a bad answer heals."""
+    directory.former_names.create(conn, checkfirst=True)
+    cost_reads.cost_reads.create(conn, checkfirst=True)
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_usage_rollups,
@@ -83,6 +91,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _add_token_kinds,
     5: _add_outbox_owner,
     6: _blocks_only,
+    7: _add_former_names_and_cost_reads,
 }
 
 

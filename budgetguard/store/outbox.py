@@ -161,6 +161,27 @@ class Outbox:
             row, owner, status="failed", attempts=row.attempts + 1, last_error=error
         )
 
+    def release(self, row: OutboxRow, owner: str, now: int) -> bool:
+        """Give a claimed row back unsent (a clean stop): due at once, no attempt counted."""
+        return self._record(row, owner, next_attempt_at=now)
+
+    def delivered_late(self, row: OutboxRow, now: int) -> bool:
+        """A send abandoned at its deadline got through after all: delivered, unless another
+        deliverer has claimed the row since (its own outcome then counts)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(outbox)
+                .where(
+                    and_(
+                        outbox.c.id == row.id,
+                        outbox.c.status == "pending",
+                        outbox.c.claimed_by.is_(None),
+                    )
+                )
+                .values(status="delivered", delivered_at=now, last_error=None)
+            )
+            return bool(done.rowcount)
+
     def _record(self, row: OutboxRow, owner: str, **values: object) -> bool:
         """Record an outcome if ``owner`` still holds the lease (False: it had run out and
         another deliverer took the row; its outcome is the one that counts)."""

@@ -48,6 +48,8 @@ class Reads(Protocol):
 
     def names_by_kind(self) -> dict[str, dict[str, str]]: ...
 
+    def former_names(self) -> dict[str, dict[str, tuple[str, ...]]]: ...
+
     def silences_at(self, moment: datetime) -> list[SilenceRow]: ...
 
 
@@ -160,6 +162,16 @@ class SQLiteReads:
         for kind, entry_id, name in self._conn.execute("SELECT kind, id, name FROM bg_directory"):
             if name:
                 out.setdefault(str(kind), {})[str(entry_id)] = str(name)
+        return out
+
+    def former_names(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        out: dict[str, dict[str, tuple[str, ...]]] = {}
+        rows = self._conn.execute(
+            "SELECT kind, id, name FROM bg_directory_former ORDER BY kind, id, until"
+        )
+        for kind, entry_id, name in rows:
+            mine = out.setdefault(str(kind), {})
+            mine[str(entry_id)] = (*mine.get(str(entry_id), ()), str(name))
         return out
 
     def silences_at(self, moment: datetime) -> list[SilenceRow]:

@@ -8,7 +8,7 @@ is kept as per-day blocks (``rollups``) only; costs as rows (few, and exact deci
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from itertools import groupby
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, s
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from budgetguard.store import coverage, rollups
+from budgetguard.store import cost_reads, coverage, rollups
 from budgetguard.store.alerts import AlertStore
 from budgetguard.store.columns import SyncMark
 from budgetguard.store.migrations import migrate
@@ -193,6 +193,16 @@ class Store:
                 },
             )
 
+    def clear_failure(self, query_key: str, at: int) -> None:
+        """The query's data is whole (nothing was left to fetch): its recorded failure is
+        over."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sync_marks.update()
+                .where(sync_marks.c.query_key == query_key)
+                .values(last_error=None, last_attempt_at=at)
+            )
+
     # -- writes ---------------------------------------------------------------------------------
 
     def replace_usage(
@@ -275,8 +285,21 @@ class Store:
             for row in rows
         ]
         self._replace(
-            cost_buckets.c.day_start, query_key, "costs", 86400, start, end, records, fetched_at
+            cost_buckets.c.day_start,
+            query_key,
+            "costs",
+            86400,
+            start,
+            end,
+            records,
+            fetched_at,
+            also=lambda conn: cost_reads.record(conn, query_key, start, end, records, end),
         )
+
+    def cost_days_due(self, query_key: str, end: int, settled: int) -> list[int]:
+        """The settled costs days (before ``settled``) to read again at a collection ending
+        at ``end`` (see ``cost_reads``)."""
+        return cost_reads.days_due(self.engine, query_key, end, settled)
 
     def _replace(
         self,
@@ -288,8 +311,10 @@ class Store:
         end: int,
         records: list[dict[str, Any]],
         fetched_at: int,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Delete the range, insert the new rows and move the sync mark: one transaction."""
+        """Delete the range, insert the new rows and move the sync mark: one transaction
+        (with ``also``)."""
         table = start_column.table
         with self.engine.begin() as conn:
             conn.execute(
@@ -299,6 +324,8 @@ class Store:
             )
             if records:
                 conn.execute(table.insert(), records)
+            if also is not None:
+                also(conn)
             self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
 
     def _succeeded(
@@ -422,6 +449,12 @@ class Store:
         from budgetguard.store.directory import DirectoryStore
 
         return DirectoryStore(self.engine).names_by_kind()
+
+    def former_names(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """kind -> id -> the names a renamed entry had before (for ``match`` globs)."""
+        from budgetguard.store.directory import DirectoryStore
+
+        return DirectoryStore(self.engine).former_by_kind()
 
     def silences_at(self, moment: datetime) -> list[SilenceRow]:
         """The silences running at ``moment``, oldest first."""

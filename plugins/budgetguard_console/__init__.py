@@ -9,7 +9,14 @@ from __future__ import annotations
 import sys
 from typing import Literal, TextIO
 
-from budgetguard.notify import Alert, Message, NotifierSettings, NotifierType, hookimpl
+from budgetguard.notify import (
+    Alert,
+    Message,
+    NotifierSettings,
+    NotifierType,
+    hookimpl,
+    plain_text,
+)
 
 __all__ = ["ConsoleNotifier", "ConsoleSettings"]
 
@@ -27,12 +34,12 @@ class ConsoleNotifier:
 
     def send(self, message: Message) -> None:
         out = self.stream or sys.stdout
-        if isinstance(message, Alert):
-            out.write(f"[budgetguard] {message.summary}\n")
+        if isinstance(message, Alert):  # names made inert for a terminal or a CI log
+            out.write(f"[budgetguard] {plain_text(message.summary)}\n")
         else:
-            out.write(f"[budgetguard] {message.title}: {message.summary}\n")
+            out.write(f"[budgetguard] {plain_text(message.title)}: {plain_text(message.summary)}\n")
             for line in message.notes:
-                out.write(f"[budgetguard]   note: {line}\n")
+                out.write(f"[budgetguard]   note: {plain_text(line)}\n")
         out.flush()
 
 

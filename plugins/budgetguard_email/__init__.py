@@ -33,8 +33,11 @@ from budgetguard.notify import (
     NotifierType,
     digest_chart_text,
     digest_charts,
+    escape_html,
     hookimpl,
     money,
+    plain_text,
+    secret_problem,
     signed_percent,
 )
 
@@ -97,7 +100,7 @@ class EmailSettings(NotifierSettings):
 def subject(message: Message) -> str:
     """``[budgetguard] CRITICAL org-month: $5,210 of $5,000 (104%)``, on one line."""
     if isinstance(message, Digest):
-        return " ".join(f"[budgetguard] {message.title}: {message.summary}".split())
+        return plain_text(f"[budgetguard] {message.title}: {message.summary}")
     text = f"[budgetguard] {message.headline} {message.label}"
     ratio = message.ratio
     if message.kind in ("threshold", "forecast", "resolved") and ratio is not None:
@@ -106,13 +109,13 @@ def subject(message: Message) -> str:
         if message.kind == "forecast" and message.forecast is not None and message.limit:
             ratio = message.forecast / message.limit
         text += f": {what}{money(value, 0)} of {money(message.limit, 0)} ({ratio:.0%})"
-    return " ".join(text.split())  # one line, whatever the names hold
+    return plain_text(text)  # one line, no control character, whatever the names hold
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
     cells = "".join(
-        f'<tr><td style="padding:4px 12px 4px 0;color:#475467">{html.escape(k)}</td>'
-        f'<td style="padding:4px 0;font-weight:600">{html.escape(v)}</td></tr>'
+        f'<tr><td style="padding:4px 12px 4px 0;color:#475467">{escape_html(k)}</td>'
+        f'<td style="padding:4px 0;font-weight:600">{escape_html(v)}</td></tr>'
         for k, v in rows
     )
     return f'<table style="border-collapse:collapse">{cells}</table>'
@@ -127,7 +130,7 @@ def _html(
     return (
         f'<div style="{_FONT}">'
         f'<p style="border-left:4px solid {colour};padding:8px 12px;margin:0 0 12px 0;'
-        f'font-size:16px">{html.escape(headline)}</p>'
+        f'font-size:16px">{escape_html(headline)}</p>'
         + "".join(sections)
         + f'<p style="margin-top:16px">{links}</p></div>'
     )
@@ -142,7 +145,14 @@ def render_email(alert: Alert) -> tuple[str, str]:
         ("Idempotency key", alert.key),
     ]
     text = "\n".join(
-        [alert.summary, "", *(f"{k}: {v}" for k, v in rows), "", f"OpenAI usage: {alert.link}", ""]
+        [
+            plain_text(alert.summary),
+            "",
+            *(f"{k}: {plain_text(v)}" for k, v in rows),
+            "",
+            f"OpenAI usage: {alert.link}",
+            "",
+        ]
     )
     colour = _COLOUR.get("ok" if alert.kind == "resolved" else alert.severity, _COLOUR["unknown"])
     return text, _html(colour, alert.summary, [_table(rows)], alert.link, alert.runbook_url)
@@ -194,7 +204,7 @@ def render_digest(digest: Digest, charts: list[tuple[str, str]] | None = None) -
         ("Alerts", [("•", a) for a in digest.alerts]),
         ("Data notes", [("•", n) for n in digest.notes]),
     ]
-    text_lines = [digest.summary, "", *digest_chart_text(digest), ""]
+    text_lines = [plain_text(digest.summary), "", *digest_chart_text(digest), ""]
     sections = [_charts_html(charts or [])]
     for title, rows in parts:
         if not rows:
@@ -202,7 +212,10 @@ def render_digest(digest: Digest, charts: list[tuple[str, str]] | None = None) -
         if title:
             text_lines.append(title)
             sections.append(f'<h3 style="margin:16px 0 4px 0">{html.escape(title)}</h3>')
-        text_lines += [f"  {k}: {v}" if k != "•" else f"  - {v}" for k, v in rows] + [""]
+        text_lines += [
+            f"  {plain_text(k)}: {plain_text(v)}" if k != "•" else f"  - {plain_text(v)}"
+            for k, v in rows
+        ] + [""]
         sections.append(_table(rows))
     text_lines += [f"OpenAI usage: {digest.link}", ""]
     return "\n".join(text_lines), _html("#175cd3", digest.summary, sections, digest.link)
@@ -293,6 +306,7 @@ class EmailNotifier:
                         retryable=False,
                     )
             if s.username and s.password is not None:
+                secret_problem("smtp password", s.password.get_secret_value(), spaces=True)
                 if not smtp.has_extn("auth"):
                     raise DeliveryError(
                         f"smtp server {s.smtp_host}:{s.port} offers no AUTH: remove username "

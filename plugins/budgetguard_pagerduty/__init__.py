@@ -23,6 +23,7 @@ from budgetguard.notify import (
     hookimpl,
     http_url,
     post,
+    secret_problem,
 )
 
 __all__ = ["EVENTS_URL", "PagerDutyNotifier", "PagerDutySettings", "events"]
@@ -108,6 +109,7 @@ class PagerDutyNotifier:
         if not isinstance(message, Alert):
             return  # a digest is not an incident: PagerDuty takes alerts only
         key = self.settings.routing_key.get_secret_value()
+        secret_problem("pagerduty routing_key", key)  # a pasted NBSP: refused, never sent
         for body in events(message, key, self.settings.source):
             post(
                 "pagerduty",

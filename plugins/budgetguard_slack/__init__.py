@@ -2,7 +2,8 @@
 
 Block Kit with a plain-text fallback: a header with the severity's emoji, the figures as
 fields, a link to OpenAI's usage dashboard, and the severity's colour as the attachment bar.
-Names from the data are escaped for mrkdwn; texts are cut to Slack's limits. slack-sdk's
+Names from the data are escaped for mrkdwn (``budgetguard.notify.escape.slack``); texts are
+cut to Slack's limits. slack-sdk's
 own retry handlers are off (they sleep inside ``send`` for as long as a 429's
 ``Retry-After`` says, stalling every other delivery): a 429 or a 5xx is a ``DeliveryError``
 carrying the ``Retry-After``, and the outbox schedules the next attempt.
@@ -25,13 +26,19 @@ from budgetguard.notify import (
     NotifierType,
     check_status,
     digest_chart_text,
+    escape_slack,
     hookimpl,
     http_url,
     money,
+    plain_text,
+    secret_problem,
     signed_percent,
 )
 
 __all__ = ["SlackNotifier", "SlackSettings", "alert_blocks", "digest_blocks", "escape"]
+
+#: Text from the data (budget, project, model names) made inert for mrkdwn.
+escape = escape_slack
 
 
 class SlackSettings(NotifierSettings):
@@ -109,11 +116,6 @@ def _retry_after(headers: Any) -> str | None:
     return None
 
 
-def escape(text: str) -> str:
-    """Text from the data (budget, project, model names) made inert for mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -134,7 +136,7 @@ def _section(text: str, fields: Sequence[tuple[str, str]] = ()) -> dict[str, Any
 def _header(text: str) -> dict[str, Any]:
     return {
         "type": "header",
-        "text": {"type": "plain_text", "emoji": True, "text": _cut(text, 150)},
+        "text": {"type": "plain_text", "emoji": True, "text": _cut(plain_text(text), 150)},
     }
 
 
@@ -187,7 +189,7 @@ def digest_blocks(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
     ]
     chart = digest_chart_text(digest)
     if chart:  # the email's charts as text: no image hosting needed
-        blocks.append(_section("```" + escape("\n".join(chart)) + "```"))
+        blocks.append(_section("```" + "\n".join(escape(line) for line in chart) + "```"))
     for heading, lines in (
         ("Top projects", digest.top_projects),
         ("Top models", digest.top_models),
@@ -224,6 +226,10 @@ class SlackNotifier:
         return "SlackNotifier(webhook_url='***', token='***')"
 
     def send(self, message: Message) -> None:
+        if self.settings.webhook_url is not None:
+            secret_problem("slack webhook_url", self.settings.webhook_url.get_secret_value())
+        if self.settings.token is not None:
+            secret_problem("slack token", self.settings.token.get_secret_value())
         if isinstance(message, Alert):
             text, attachments = alert_blocks(message)
         else:

@@ -3,7 +3,8 @@ webhook request is received") and an Adaptive Card, built as any third-party plu
 
 The card carries the same content as every other renderer: the heading, the one-line
 summary, the facts (``Alert.fields``) and buttons to the runbook and OpenAI's usage page. The
-webhook URL holds its own signature, so it is a secret: never logged or shown.
+webhook URL holds its own signature, so it is a secret: never logged or shown. Text from the
+data is escaped for the cards' Markdown (``budgetguard.notify.escape.teams``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from budgetguard.notify import (
     NotifierSettings,
     NotifierType,
     digest_chart_text,
+    escape_teams,
     hookimpl,
     http_url,
     money,
@@ -47,11 +49,14 @@ class TeamsSettings(NotifierSettings):
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+    """A TextBlock of ``text`` (from the data: its Markdown made inert, line by line)."""
+    inert = "\n".join(escape_teams(line) for line in text.split("\n"))
+    return {"type": "TextBlock", "text": inert, "wrap": True, **style}
 
 
 def _facts(rows: list[tuple[str, str]]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in rows]}
+    facts = [{"title": escape_teams(k), "value": escape_teams(v)} for k, v in rows]
+    return {"type": "FactSet", "facts": facts}
 
 
 def card(message: Message) -> dict[str, Any]:

@@ -15,7 +15,13 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Sequence,
+)
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -23,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from budgetguard.header_safe import header_problem
 from budgetguard.providers.openai.errors import (
     AdminAPIError,
     AuthError,
@@ -34,6 +41,15 @@ from budgetguard.providers.openai.errors import (
 from budgetguard.providers.openai.models import Bucket, Page
 from budgetguard.providers.openai.pages import PageCheck, max_pages
 from budgetguard.providers.openai.query import Query
+from budgetguard.providers.openai.request import (
+    ACCEPT_ENCODING,
+    MAX_BODY,
+    Answer,
+    Retryable,
+    api_message,
+    classified,
+    get_once,
+)
 from budgetguard.providers.openai.retry import RetryPolicy, parse_retry_after
 from budgetguard.providers.openai.rows import RowPage, parse_rows
 
@@ -77,14 +93,6 @@ class _Raw:
     next_page: str | None
 
 
-class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.status = status
-
-
 class AdminClient:
     """Reads usage and costs; use as ``async with AdminClient(key) as client``."""
 
@@ -101,12 +109,16 @@ class AdminClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        max_body: int = MAX_BODY,
     ) -> None:
         if api_key is None or not (
             api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         ):
             raise AuthError(f"no admin key: {AUTH_HELP}")
         self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        #: what makes the key unsendable (a pasted NBSP, curly quotes), said without it
+        self._key_problem = header_problem(self._key.get_secret_value())
+        self.max_body = max_body
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
@@ -125,7 +137,11 @@ class AdminClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "budgetguard"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,  # what read_capped inflates, bounded
+                "User-Agent": "budgetguard",
+            },
         )
 
     def __repr__(self) -> str:
@@ -154,9 +170,10 @@ class AdminClient:
         check = check or PageCheck(query, self.clock)
         async with contextlib.aclosing(self._raw_pages(query)) as raws:
             async for raw in raws:
-                page = self._parse_page(query, raw)
-                check.check(page)
-                self._checked(check, raw, len(page.data))
+                with classified(query.endpoint.name):
+                    page = self._parse_page(query, raw)
+                    check.check(page)
+                    self._checked(check, raw, len(page.data))
                 yield page
 
     async def row_pages(
@@ -167,9 +184,10 @@ class AdminClient:
         name, expected = query.endpoint.name, query.endpoint.result_object
         async with contextlib.aclosing(self._raw_pages(query)) as raws:
             async for raw in raws:
-                page = parse_rows(name, expected, raw.body, dims, metrics)
-                check.check_bounds(raw.has_more, page.bounds)
-                self._checked(check, raw, len(page.bounds))
+                with classified(name):
+                    page = parse_rows(name, expected, raw.body, dims, metrics)
+                    check.check_bounds(raw.has_more, page.bounds)
+                    self._checked(check, raw, len(page.bounds))
                 yield page
 
     def _checked(self, check: PageCheck, raw: _Raw, buckets: int) -> None:
@@ -199,6 +217,8 @@ class AdminClient:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
+            elif not reader.cancelled() and reader.exception() is not None:
+                log.debug("page reader ended in %s", type(reader.exception()).__name__)
 
     async def _read_pages(self, query: Query, out: asyncio.Queue[_Raw | AdminAPIError]) -> None:
         name = query.endpoint.name
@@ -231,6 +251,9 @@ class AdminClient:
                 seen.add(cursor or "")
         except AdminAPIError as exc:
             await out.put(exc)
+        except Exception as exc:  # classified, never quoted: it may hold the request
+            failed = f"{name}: the request failed ({type(exc).__name__})"
+            await out.put(UnavailableError(failed, endpoint=name))
 
     async def fetch(self, query: Query) -> list[Bucket]:
         """All buckets of ``query``, in the API's order."""
@@ -278,7 +301,7 @@ class AdminClient:
             attempt += 1
             try:
                 return await once()
-            except _Retryable as failure:
+            except Retryable as failure:
                 elapsed = time.monotonic() - started
                 wait = self.retry.delay(attempt, failure.retry_after, self._rng)
                 if attempt >= self.retry.max_attempts or elapsed + wait > self.retry.deadline:
@@ -293,19 +316,18 @@ class AdminClient:
                 log.info("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
                 await self._sleep(wait)
 
-    async def _send(self, path: str, params: Any, name: str) -> httpx.Response:
-        """One GET, connect to last byte within ``request_deadline``; 401/403 and other
-        permanent refusals raise, temporary failures are ``_Retryable``."""
+    async def _send(self, path: str, params: Any, name: str) -> Answer:
+        """One GET (``request.get_once``: bounded in time and size, every exception
+        classified); 401/403 and other permanent refusals raise, temporary failures are
+        ``Retryable``. A key that cannot go in a header is refused before anything is sent."""
         self.stats.requests += 1
+        if self._key_problem is not None:
+            raise AuthError(f"the admin key cannot be sent: {self._key_problem}", endpoint=name)
         headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
-        try:
-            async with asyncio.timeout(self.request_deadline):
-                response = await self._http.get(path, params=params, headers=headers)
-        except (httpx.TimeoutException, TimeoutError):
-            raise _Retryable(f"no whole answer within {self.request_deadline:g}s") from None
-        except httpx.TransportError as exc:
-            raise _Retryable(f"connection failed: {type(exc).__name__}") from None
-        status = response.status_code
+        answer = await get_once(
+            self._http, path, params, headers, name, self.request_deadline, self.max_body
+        )
+        status = answer.status
         log.debug("GET %s -> %d", path, status)
         if status in (401, 403):
             raise AuthError(
@@ -314,23 +336,23 @@ class AdminClient:
                 endpoint=name,
             )
         if status == 429 or status >= 500 or status in _RETRY_STATUSES:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise _Retryable(f"HTTP {status}", retry_after=retry_after, status=status)
+            retry_after = parse_retry_after(answer.retry_after)
+            raise Retryable(f"HTTP {status}", retry_after=retry_after, status=status)
         if status >= 400:
-            detail = self._api_message(response) or response.reason_phrase
+            detail = self._scrub(api_message(answer.content)) or answer.reason
             raise BadRequestError(
                 f"{name}: the API refused the query ({status}): {detail}",
                 status=status,
                 endpoint=name,
             )
-        return response
+        return answer
 
     async def _json_once(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         response = await self._send(path, params, path)
         try:
             body = json.loads(response.content)
         except ValueError:
-            raise _Retryable("malformed JSON in the response") from None
+            raise Retryable("malformed JSON in the response") from None
         if not isinstance(body, dict):
             raise ResponseFormatError(f"{path}: the response is not a JSON object", endpoint=path)
         return body
@@ -342,10 +364,10 @@ class AdminClient:
             envelope = _Envelope.model_validate_json(response.content)
         except ValidationError as exc:
             if exc.errors()[0]["type"] == "json_invalid":
-                raise _Retryable("malformed JSON in the response") from None
+                raise Retryable("malformed JSON in the response") from None
             raise ResponseFormatError(
                 f"{name}: the response is not a page of the API: {_first_error(exc)}",
-                status=response.status_code,
+                status=response.status,
                 endpoint=name,
             ) from None
         return _Raw(response.content, envelope.has_more, envelope.next_page)
@@ -364,15 +386,6 @@ class AdminClient:
                 f"{name}: the response does not match the API's page format: {_first_error(exc)}",
                 endpoint=name,
             ) from None
-
-    def _api_message(self, response: httpx.Response) -> str:
-        """The API's own error message, scrubbed of the key."""
-        try:
-            body = response.json()
-            message = str(body["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300].strip()
-        return self._scrub(message)
 
     def _scrub(self, text: str) -> str:
         secret = self._key.get_secret_value()

@@ -78,7 +78,11 @@ class DirectoryClient:
                 path = f"/organization/projects/{project}/api_keys"
                 return await self.list(path, "organization.project.api_key")
 
-        for items in await asyncio.gather(*(keys(p) for p in found.projects)):
+        # every list ends before the first failure is raised: none is left running unheard
+        lists = await asyncio.gather(*(keys(p) for p in found.projects), return_exceptions=True)
+        for items in lists:
+            if isinstance(items, BaseException):
+                raise items
             for item in items:
                 found.api_keys[item["id"]] = str(item.get("name") or "")
         return found

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
 from budgetguard.notify.alert_text import group_text
+from budgetguard.notify.escape import escape_html
 
 __all__ = [
     "CSP",
@@ -63,8 +63,9 @@ width:10px;height:10px;margin-right:4px;border-radius:2px}
 
 
 def e(value: object) -> str:
-    """Text from the data, escaped for HTML (quotes too: it may sit in an attribute)."""
-    return escape(str(value), quote=True)
+    """Text from the data, escaped for HTML (quotes too: it may sit in an attribute), no
+    control character (``notify.escape``: one escaping module for every sink)."""
+    return escape_html(value)
 
 
 def when(value: str | None) -> str:
