@@ -27,7 +27,7 @@ moment = [start]
 settings = Settings(openai_admin_key="sk-admin-test", openai_base_url=base, database_url=db,
                     rules=rules_path)
 # as `run` does: each job in a worker process, on its own connections to the store
-service = Service(settings, load_rules(rules_path), clock=lambda: moment[0], isolated=True)
+service = Service(settings, load_rules(rules_path), clock=lambda: moment[0])
 led = 0
 for i in range(1000):  # until it has led `ticks` ticks: a standby waits as long as it takes
     if led >= int(ticks):

@@ -296,7 +296,7 @@ def new_service(world: dict[str, Any], tmp_path: Path, rules_text: str | None = 
         update["rules"] = rules_file
         rules = load_rules(rules_file)
     settings = world["settings"].model_copy(update=update)
-    return Service(settings, rules, plugins=load_plugins(), clock=lambda: NOW_DT)
+    return Service(settings, rules, clock=lambda: NOW_DT)
 
 
 def wait_for_first_tick(service: Service) -> None:

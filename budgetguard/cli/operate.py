@@ -56,7 +56,7 @@ def run(
     # their output would stop them (SIGTTOU); ignored here, it stays ignored in them
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
-        service = Service(settings, loaded, isolated=True)
+        service = Service(settings, loaded)
         service.start(port, host=settings.http_host)
     except OSError as exc:
         raise fail(
