@@ -57,7 +57,7 @@ def run(
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         service = Service(settings, loaded)
-        service.start(port, host=settings.http_host)
+        service.start(port)
     except OSError as exc:
         raise fail(
             f"cannot listen on port {port or settings.http_port}: {exc}", EXIT_INPUT

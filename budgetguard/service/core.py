@@ -372,11 +372,14 @@ class Service:
         elif self.scheduler.get_job("digest") is not None:
             self.scheduler.remove_job("digest")
 
-    def start(self, port: int | None = None, host: str = "0.0.0.0") -> None:  # noqa: S104
+    def start(self, port: int | None = None) -> None:
+        """Serve HTTP on ``settings.http_host`` and ``port`` (default: the settings'), and
+        start the scheduler."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.http = ThreadingHTTPServer(
-            (host, self.settings.http_port if port is None else port), _handler(self)
+            (self.settings.http_host, self.settings.http_port if port is None else port),
+            _handler(self),
         )
         threading.Thread(target=self.http.serve_forever, name="http", daemon=True).start()
         self.scheduler = BackgroundScheduler(
