@@ -35,7 +35,7 @@ from budgetguard.notify.messages import (
 from budgetguard.rules.model import Rules
 from budgetguard.rules.periods import last_complete_period, local_days
 
-__all__ = ["BURNUP_TOP", "build_digest", "burnups", "digest_period"]
+__all__ = ["BURNUP_TOP", "build_digest", "burnups", "digest_key", "digest_period"]
 
 #: How many budgets the digest draws a burn-up for (the highest percent of their limit).
 BURNUP_TOP = 3
@@ -74,6 +74,14 @@ def _top(now_rows: _Rows, before_rows: _Rows, attr: str, top: int) -> tuple[Dige
     return tuple(DigestLine(name, spend[name], previous.get(name, Decimal(0))) for name in ranked)
 
 
+def digest_key(period: str, first_day: date, installation: str) -> str:
+    """``digest-<period>-<first day>-<installation id>``: one per period and store, so a
+    re-run or a second replica sends it once, and two stores never share it (without an
+    installation: the key stores before version 9 gave it)."""
+    key = f"digest-{period}-{first_day.isoformat()}"
+    return f"{key}-{installation}" if installation else key
+
+
 def build_digest(
     rules: Rules,
     data: SpendData,
@@ -83,9 +91,11 @@ def build_digest(
     *,
     period: str | None = None,
     names: Mapping[str, str] | None = None,
+    installation: str = "",
 ) -> Digest:
     """The digest of the last complete period before ``now``; ``findings`` are the budgets
-    at ``now`` and ``alerts`` the one-line messages of the period's alerts."""
+    at ``now`` and ``alerts`` the one-line messages of the period's alerts; ``installation``
+    (the store's id) is part of its key."""
     period = digest_period(rules, period)
     known_names = dict(names or {})
     top = rules.digest.top if rules.digest else 5
@@ -163,7 +173,7 @@ def build_digest(
     if total is not None and previous:
         change = f" ({signed_percent((total - previous) / previous)} vs {money(previous)})"
     summary = f"{money(total)} spent {label}{change}"
-    key = f"digest-{period}-{first_day.isoformat()}"
+    key = digest_key(period, first_day, installation)
     digest = Digest(
         key=key,
         title=title,

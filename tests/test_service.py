@@ -130,7 +130,7 @@ def test_the_digest_figures_equal_the_simulators_invoice(world: dict[str, Any]) 
     spends = [line.spend for line in digest.top_projects]
     assert spends == sorted(spends, reverse=True)
     assert {b.budget for b in digest.budgets} == {"org-week", "per-project"}
-    assert digest.key == f"digest-week-{start.date().isoformat()}"
+    assert digest.key == f"digest-week-{start.date().isoformat()}-{store.installation_id()}"
     assert not [n for n in digest.notes if "missing" in n]
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         problem_lines,
     )
     from budgetguard.alerts.grouping import Notification, group_events
+    from budgetguard.alerts.keys import alert_keys
     from budgetguard.alerts.lifecycle import (
         AlertEvent,
         AlertState,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
         decide,
         transitions,
     )
-    from budgetguard.alerts.outbox import load_states, queue, render
+    from budgetguard.alerts.outbox import carried, load_states, queue, render
     from budgetguard.alerts.silences import (
         Held,
         Silence,
@@ -49,8 +50,10 @@ __all__ = [
     "Silence",
     "SilenceOutcome",
     "active_alerts",
+    "alert_keys",
     "alert_labels",
     "apply_silences",
+    "carried",
     "decide",
     "deliver",
     "deliver_within",
@@ -80,8 +83,10 @@ _HOME = {
     "Silence": "silences",
     "SilenceOutcome": "silences",
     "active_alerts": "lifecycle",
+    "alert_keys": "keys",
     "alert_labels": "silences",
     "apply_silences": "silences",
+    "carried": "outbox",
     "decide": "lifecycle",
     "deliver": "delivery",
     "deliver_within": "delivery",

@@ -121,6 +121,8 @@ def alert_labels(
 
 
 def _identity(event: AlertEvent) -> str:
+    if event.identity:
+        return event.identity
     tkey = event.threshold.key if event.threshold is not None else ""
     return alert_identity(event.finding.budget.name, event.finding.group, event.kind, tkey)
 
@@ -141,9 +143,12 @@ def apply_silences(
     held: Mapping[str, Held],
     now: datetime,
     names: Mapping[str, str] | None = None,
+    *,
+    installation: str = "",
 ) -> SilenceOutcome:
     """Split ``events`` into sent and silenced, and release what is owed and no longer
-    silenced. ``states`` are the alert states after this evaluation's transitions."""
+    silenced. ``states`` are the alert states after this evaluation's transitions;
+    ``installation`` keys what is released (as ``transitions`` does)."""
     active = [s for s in silences if s.active(now)]
     owed = dict(held)
     send: list[AlertEvent] = []
@@ -163,7 +168,7 @@ def apply_silences(
         else:
             owed.pop(identity, None)
             send.append(event)
-    send.extend(_released(findings, states, owed, active, now, names))
+    send.extend(_released(findings, states, owed, active, now, names, installation))
     return SilenceOutcome(send, silenced, owed)
 
 
@@ -174,6 +179,7 @@ def _released(
     active: Sequence[Silence],
     now: datetime,
     names: Mapping[str, str] | None,
+    installation: str,
 ) -> list[AlertEvent]:
     """Owed notifications whose alert still fires and no silence matches any more."""
     out: list[AlertEvent] = []
@@ -198,7 +204,7 @@ def _released(
                     continue
                 resolved = AlertEvent(
                     "resolve", kind, "ok", finding, threshold, debt.key, now,
-                    routes(finding, threshold), None, fire_key(identity, state.episode),
+                    routes(finding, threshold), None, fire_key(installation, state), identity,
                 )  # fmt: skip
                 if not any(s.matches(_labels(resolved, names)) for s in active):
                     del owed[identity]
@@ -210,7 +216,7 @@ def _released(
             event = AlertEvent(
                 debt.event, kind, severity, finding, threshold, debt.key, now,
                 routes(finding, threshold), state.since,
-                debt.key if debt.event == "fire" else "",
+                debt.key if debt.event == "fire" else fire_key(installation, state), identity,
             )  # fmt: skip
             if not any(s.matches(_labels(event, names)) for s in active):
                 del owed[identity]

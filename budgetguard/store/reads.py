@@ -1,9 +1,11 @@
 """What evaluating the store reads, and a stdlib ``sqlite3`` reader of it.
 
 ``Reads`` is the read side of a store: sync marks, coverage, usage blocks, cost rows, display
-names and active silences. ``Store`` provides it through SQLAlchemy; ``SQLiteReads`` provides
-it for a SQLite file through the standard library alone, read-only, so that a cold `check
---offline` does not import SQLAlchemy (a quarter of its time). It only opens a store at this
+names, active silences, and what the report's alert keys are made of (the installation id,
+alert states, held notifications). ``Store`` provides it through SQLAlchemy;
+``SQLiteReads`` provides it for a SQLite file through the standard library alone,
+read-only, so that a cold `check --offline` does not import SQLAlchemy (a quarter of its
+time). It only opens a store at this
 budgetguard's schema version (anything else goes through ``Store``, which migrates or
 refuses it) and never writes.
 """
@@ -19,7 +21,7 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 from budgetguard.store.blocks import RollupBlock
-from budgetguard.store.columns import SCHEMA_VERSION, SyncMark
+from budgetguard.store.columns import SCHEMA_VERSION, StoredAlert, SyncMark
 
 __all__ = ["Reads", "SQLiteReads", "SilenceRow"]
 
@@ -51,6 +53,12 @@ class Reads(Protocol):
     def former_names(self) -> dict[str, dict[str, tuple[str, ...]]]: ...
 
     def silences_at(self, moment: datetime) -> list[SilenceRow]: ...
+
+    def silence_holds(self) -> dict[str, tuple[str, str]]: ...
+
+    def alert_states(self) -> list[StoredAlert]: ...
+
+    def installation_id(self) -> str: ...
 
 
 class _Record(NamedTuple):
@@ -192,3 +200,18 @@ class SQLiteReads:
             )
             for i, matchers, starts, ends, comment, created in rows
         ]
+
+    def silence_holds(self) -> dict[str, tuple[str, str]]:
+        rows = self._conn.execute("SELECT identity, idempotency_key, event FROM bg_silence_holds")
+        return {str(i): (str(k), str(e)) for i, k, e in rows}
+
+    def alert_states(self) -> list[StoredAlert]:
+        rows = self._conn.execute(
+            "SELECT identity, budget, group_json, kind, threshold, state, period_key, since, "
+            "last_sent_at, episode, fire_key FROM bg_alert_state"
+        )
+        return [StoredAlert(*row) for row in rows]
+
+    def installation_id(self) -> str:
+        found = self._conn.execute("SELECT installation_id FROM bg_installation").fetchone()
+        return str(found[0])
