@@ -102,7 +102,8 @@ def report_alerts(
     states = {s.identity: state_of(s) for s in store.alert_states()}
     held = {i: Held.stored(i, key, event) for i, (key, event) in store.silence_holds().items()}
     keys = alert_keys(findings, states, held, running, now, store.installation_id(), names)
-    alerts = mark_silenced(active_alerts(findings, keys), running, now, names)
+    budgets = {f.budget.name: f.budget for f in findings}
+    alerts = mark_silenced(active_alerts(findings, keys), running, now, names, budgets)
     return alerts, [silence_json(s) for s in running]
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         alert_labels,
         apply_silences,
         mark_silenced,
+        matches_everything,
         parse_matcher,
         silence_json,
     )
@@ -60,6 +61,7 @@ __all__ = [
     "group_events",
     "load_states",
     "mark_silenced",
+    "matches_everything",
     "parse_matcher",
     "problem_lines",
     "queue",
@@ -93,6 +95,7 @@ _HOME = {
     "group_events": "grouping",
     "load_states": "outbox",
     "mark_silenced": "silences",
+    "matches_everything": "silences",
     "parse_matcher": "silences",
     "problem_lines": "delivery",
     "queue": "outbox",

@@ -1,14 +1,16 @@
 """``budgetguard silence add|list|expire``: hold back notifications during a known spend event.
 
-Silences live in the store, so every replica (and ``check --notify``) honours them. They need
-no rules file: a matcher names budgets, group values, severities and kinds by glob.
+Silences live in the store, so every replica (and ``check --notify``) honours them. ``add``
+evaluates the stored data with the rules first and prints the alerts the silence matches now
+(as Alertmanager's preview does), warning when it matches none; ``--dry-run`` stops there.
+A silence longer than 30 days, or one that matches every alert, needs ``--force``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +19,8 @@ import typer
 from budgetguard.cli.common import Database, Now, RulesPath, Verbose, app
 from budgetguard.cli.context import (
     EXIT_INPUT,
+    command_context,
+    echo,
     fail,
     open_store,
     settings_from,
@@ -25,13 +29,19 @@ from budgetguard.cli.context import (
 from budgetguard.notify.escape import plain_text
 
 if TYPE_CHECKING:
+    from budgetguard.alerts import Silence
+    from budgetguard.rules import Rules
     from budgetguard.settings import Settings
+    from budgetguard.store import Store
     from budgetguard.store.silences import SilenceStore
 
 __all__ = ["silence"]
 
 silence = typer.Typer(help="Silence notifications for a while: add, list, expire.")
 app.add_typer(silence, name="silence")
+
+#: The longest silence without --force: a forgotten one must not hide alerts for a season.
+LONGEST = timedelta(days=30)
 
 
 def _settings(rules: Path | None, db: str | None, now: str | None, verbose: bool) -> Settings:
@@ -59,7 +69,7 @@ def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
         raise fail("silence add: give exactly one of --for DURATION and --until TIME", EXIT_INPUT)
     try:
         end = now + parse_duration(duration) if duration else parse_instant(str(until))
-    except ValueError:
+    except (ValueError, OverflowError):
         flag, value = ("--for", duration) if duration else ("--until", until)
         raise fail(
             f"{flag}: expected a duration like 2h or an ISO time, got {value!r}", EXIT_INPUT
@@ -69,29 +79,93 @@ def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
     return end
 
 
+def _preview(store: Store, rules: Rules, now: datetime, candidate: Silence) -> list[str]:
+    """The alerts that hold now (stored data, these rules) that ``candidate`` matches."""
+    from budgetguard import offline
+    from budgetguard.alerts import mark_silenced
+    from budgetguard.notify.alert_text import group_text
+
+    findings = offline.evaluate_store(store, rules, now)
+    alerts, _ = offline.report_alerts(store, findings, now)
+    names = offline.display_names(store)
+    budgets = {f.budget.name: f.budget for f in findings}
+    lines = []
+    for alert in mark_silenced(alerts, [candidate], now, names, budgets):
+        if not alert["silenced"]:
+            continue
+        raw = alert["group"]
+        group = group_text(raw, names) if isinstance(raw, dict) else ""
+        at = alert["threshold"]
+        threshold = f" {float(at):.0%}" if isinstance(at, int | float) else ""
+        lines.append(
+            f"  {str(alert['severity']).upper()} {alert['budget']}"
+            + (f" [{group}]" if group else "")
+            + f" {alert['kind']}{threshold}"
+        )
+    return lines
+
+
 @silence.command("add")
 def add(
     matchers: Annotated[list[str], typer.Argument(help="KEY=GLOB, all must match.")],
     duration: Annotated[str | None, typer.Option("--for", help="How long, e.g. 2h.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Until when (ISO 8601).")] = None,
     comment: Annotated[str, typer.Option("--comment", help="Why, for the others.")] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what it matches now; add nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow longer than 30 days, or matching everything.")
+    ] = False,
     rules: RulesPath = None,
     db: Database = None,
     now: Now = None,
     verbose: Verbose = False,
 ) -> None:
-    """Silence the alerts every MATCHER matches, for a while."""
-    from budgetguard.alerts import parse_matcher
+    """Silence the alerts every MATCHER matches, for a while; prints what it matches now."""
+    from budgetguard.alerts import Silence, matches_everything, parse_matcher
+    from budgetguard.store.reads import check_silence
 
-    settings = _settings(rules, db, now, verbose)
-    clock = settings.clock()
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)
     except ValueError as exc:
         raise fail(str(exc), EXIT_INPUT) from None
     end = _until(duration, until, clock)
-    with _silences(settings) as silences:
-        silence_id = silences.add(parsed, clock, end, comment)
+    try:
+        check_silence(parsed, int(clock.timestamp()), int(end.timestamp()), comment)
+    except ValueError as exc:
+        raise fail(f"silence add: {exc}", EXIT_INPUT) from None
+    candidate = Silence("preview", parsed, clock, end, comment)
+    store = open_store(settings)
+    try:
+        matched = _preview(store, loaded, clock, candidate)
+        echo(f"matches {len(matched)} alert{'' if len(matched) == 1 else 's'} firing now:")
+        for line in matched:
+            echo(line)
+        if not matched:
+            echo(
+                "budgetguard: warning: this silence matches no alert firing now (a group key "
+                "matches a budget's `each` groups, or what a budget's `match` pins it to)",
+                err=True,
+            )
+        if dry_run:
+            echo("dry run: no silence added")
+            return
+        if not force and end - clock > LONGEST:
+            raise fail(
+                f"silence add: {end - clock} is longer than 30 days: add --force if you mean it",
+                EXIT_INPUT,
+            )
+        if not force and matches_everything(parsed):
+            raise fail(
+                "silence add: this silences every alert: add --force if you mean it", EXIT_INPUT
+            )
+        from budgetguard.store.silences import SilenceStore
+
+        silence_id = SilenceStore(store.engine).add(parsed, clock, end, comment)
+    finally:
+        store.close()
     typer.echo(f"silence {silence_id} until {end.isoformat(timespec='seconds')}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "MATCHER_KEYS",
     "SCHEMA_VERSION",
     "TOKEN_KIND_METRICS",
     "USAGE_DIMENSIONS",
@@ -17,6 +18,9 @@ __all__ = [
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
 SCHEMA_VERSION = 9
+
+#: What a silence's matcher may look at: the budget, the group keys, the severity, the kind.
+MATCHER_KEYS = ("budget", "project", "model", "user", "api_key", "line_item", "severity", "kind")
 
 #: Dimension columns of usage rows, named as the API names the result fields.
 USAGE_DIMENSIONS = (
