@@ -7,21 +7,15 @@ the store is skipped with a warning instead of stopping a check."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from budgetguard.simulator import SimulatorServer
-from tests.conftest import ADMIN_KEY, NOW
+from tests.conftest import budgetguard_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 #: When the simulator's chatbot runs hot: chatbot-gpt-4o is at 98 % of its 24 h limit.
@@ -35,46 +29,14 @@ def _readme_silence() -> list[str]:
     return shlex.split(line.removeprefix("$ budgetguard "))
 
 
-@pytest.fixture(scope="module")
-def filled(
-    sim_session: SimulatorServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    """A store collected from the simulator for the example rules (copied per test)."""
-    folder = tmp_path_factory.mktemp("silences")
-    shutil.copy(ROOT / "rules.example.yaml", folder / "rules.yaml")
-    code, _, err = bg(folder, "collect", base_url=sim_session.base_url)
-    assert code == 0, err
-    yield folder
-
-
-def bg(
-    folder: Path, *args: str, base_url: str = "http://127.0.0.1:9/v1", now: str | None = None
-) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUDGETGUARD_", "OPENAI"))}
-    env = {k: v for k, v in env.items() if k not in ("SLACK_WEBHOOK_URL", "SMTP_HOST")}
-    env |= {
-        "OPENAI_ADMIN_KEY": ADMIN_KEY,
-        "BUDGETGUARD_OPENAI_BASE_URL": base_url,
-        "BUDGETGUARD_NOW": now or datetime.fromtimestamp(NOW, UTC).isoformat(),
-        "BUDGETGUARD_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
-    }
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("budgetguard")), *args],
-        env=env,
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, done.stdout, done.stderr
+def bg(folder: Path, *args: str, now: str | None = None) -> tuple[int, str, str]:
+    return budgetguard_cli(folder, *args, now=now)
 
 
 @pytest.fixture
-def store(filled: Path, tmp_path: Path) -> Path:
-    shutil.copy(filled / "store.db", tmp_path / "store.db")
-    shutil.copy(filled / "rules.yaml", tmp_path / "rules.yaml")
+def store(example_store: Path, tmp_path: Path) -> Path:
+    shutil.copy(example_store / "store.db", tmp_path / "store.db")
+    shutil.copy(example_store / "rules.yaml", tmp_path / "rules.yaml")
     return tmp_path
 
 
@@ -145,9 +107,7 @@ def test_a_long_or_match_all_silence_needs_force(store: Path, argv: list[str]) -
     ],
     ids=["long comment", "control character", "long glob", "unknown key"],
 )
-def test_a_silence_is_checked_before_it_is_written(
-    store: Path, argv: list[str], says: str
-) -> None:
+def test_a_silence_is_checked_before_it_is_written(store: Path, argv: list[str], says: str) -> None:
     code, _, err = bg(store, "silence", "add", *argv)
     assert code == 2 and err.count("\n") == 1 and says in err, err
     assert _silences(store) == []
