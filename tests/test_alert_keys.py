@@ -259,3 +259,16 @@ def test_the_upgrade_keeps_what_was_delivered_and_resends_nothing(tmp_path: Path
         assert queued == 0, "the week's digest went out before the upgrade"
     finally:
         store.close()
+
+
+def test_notify_test_to_pagerduty_resolves_the_incident_it_opens(
+    heard: Heard, tmp_path: Path
+) -> None:
+    (tmp_path / "rules.yaml").write_text(RULES.format(url=heard.url, whsec=WHSEC))
+    code, out, err = bg(tmp_path, "http://127.0.0.1:9/v1", "notify-test", "pager")
+    assert code == 0, err
+    assert out.strip() == "pager: test notification delivered"
+    trigger, resolve = heard.bodies["pager"]
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert trigger["dedup_key"] == resolve["dedup_key"] and trigger["dedup_key"].startswith("test-")
+    assert trigger["payload"]["severity"] == "info"

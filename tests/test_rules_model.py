@@ -161,7 +161,7 @@ def test_the_committed_schema_is_current() -> None:
     builtin = load_plugins(autoload=False).settings_models()  # the built-in notifiers only
     current = rules_json_schema(builtin)
     # the time zones are the machine's tz database's: another one may know a few more
-    zones = [c for c in committed["properties"]["timezone"]["anyOf"] if "enum" in c][0]
+    zones = next(c for c in committed["properties"]["timezone"]["anyOf"] if "enum" in c)
     assert {"UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Kolkata"} <= set(zones["enum"])
     current["properties"]["timezone"]["anyOf"][0] = zones
     assert committed == current, (

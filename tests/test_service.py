@@ -570,10 +570,12 @@ def test_the_dockerfile_healthcheck_works_against_a_running_service(
         port = service.http.server_address[1]  # type: ignore[union-attr]
         env = dict(os.environ, BUDGETGUARD_HTTP_PORT=str(port))
         argv = json.loads(command)  # exec form, as hadolint asks
+        assert "/livez" in command and "/healthz" not in command  # liveness, not readiness
         wait_for_first_tick(service)
+        service.last_success = time.time() - 3600  # not ready (stale): still alive
         healthy = subprocess.run(argv, env=env, capture_output=True, timeout=30, check=False)
         assert healthy.returncode == 0, healthy.stderr
-        service.last_success = time.time() - 3600  # stale: the check must fail
+        service.state.broken_workers = 3  # workers that cannot start: restart it
         unhealthy = subprocess.run(argv, env=env, capture_output=True, timeout=30, check=False)
         assert unhealthy.returncode != 0
     finally:
