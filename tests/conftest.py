@@ -224,3 +224,34 @@ def example_store(sim_session: SimulatorServer, tmp_path_factory: pytest.TempPat
     code, _, err = budgetguard_cli(folder, "collect", base_url=sim_session.base_url)
     assert code == 0, err
     return folder
+
+
+#: How long a test that installs for real may take, its install included (a loaded 2-core
+#: machine: minutes, not seconds).
+INSTALL_TIMEOUT = 900
+
+
+@pytest.fixture(scope="session")
+def quick_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the checkout after the README's quick start's first two steps, run as
+    written (`python3 -m venv .venv && . .venv/bin/activate`, then `pip install .`): once
+    per session, however many tests use it (the install takes minutes under load)."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    folder = tmp_path_factory.mktemp("checkout")
+    for name in ("pyproject.toml", "README.md", "rules.example.yaml"):
+        shutil.copy(root / name, folder / name)
+    for name in ("budgetguard", "plugins"):
+        shutil.copytree(root / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run(
+        ["bash", "-euc", "python3 -m venv .venv && . .venv/bin/activate\npip install -q ."],
+        cwd=folder,
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT - 60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder
