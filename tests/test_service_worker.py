@@ -119,7 +119,7 @@ def _workers() -> list[int]:
     return found
 
 
-def _wait_for_child(timeout: float = 20.0) -> int:
+def _wait_for_child(timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if found := _workers():
@@ -140,7 +140,7 @@ def test_a_killed_worker_is_a_failed_tick_and_the_next_tick_runs(tmp_path: Path)
             cmdline = Path(f"/proc/{worker}/cmdline").read_bytes()
             assert ADMIN_KEY.encode() not in cmdline  # the inputs go by a pipe
             os.kill(worker, 9)
-            ticking.join(timeout=30)
+            ticking.join(timeout=180)
             assert not ticking.is_alive()
             assert service.last_success is None
             expected = "tick failed: its worker process was ended by SIGKILL"
@@ -171,7 +171,7 @@ def test_a_worker_past_its_deadline_is_killed(tmp_path: Path) -> None:
                 stop=threading.Event(),
                 progress=Heard(),
             )
-        assert time.monotonic() - began < 5
+        assert time.monotonic() - began < 1.0 + 10  # killed, not left to run (load: slack)
     receiver.shutdown()
 
 
@@ -185,10 +185,11 @@ def test_a_stop_reaches_the_worker_at_once(tmp_path: Path) -> None:
             outcome: JobOutcome | None = run_in_worker(
                 "tick", (settings, rules, NOW_DT), deadline=120, stop=stop, progress=Heard()
             )
-        except WorkerError as exc:  # killed after its grace: also a bounded stop
-            assert "did not stop within" in str(exc)
+        except WorkerError as exc:  # collecting: it ends at once (or, asked before it could
+            # listen, the signal ended it)
+            assert "stopped when asked" in str(exc) or "ended by SIGTERM" in str(exc), exc
             outcome = None
-        assert time.monotonic() - began < 1.0 + STOP_GRACE + 2
+        assert time.monotonic() - began < 1.0 + STOP_GRACE + 8  # at once; slack for load
     receiver.shutdown()
     if outcome is not None:  # it stopped by itself: nothing was delivered after the stop
         assert outcome.error is None or "tick failed" in outcome.error
@@ -220,7 +221,7 @@ service.stop()
             [sys.executable, "-c", script],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
             env={k: v for k, v in os.environ.items() if not k.startswith("BUDGETGUARD_")},
         )
@@ -286,7 +287,7 @@ def _workers_of(pid: int) -> list[int]:
     return found
 
 
-def _wait_for_worker_of(pid: int, timeout: float = 20.0) -> int:
+def _wait_for_worker_of(pid: int, timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if found := _workers_of(pid):
@@ -310,8 +311,8 @@ def test_a_worker_dies_with_its_service_and_never_imports_from_the_working_direc
             worker = _wait_for_worker_of(service.pid)
             time.sleep(1.0)  # well into its job: its imports are done
             service.kill()
-            service.wait(timeout=10)
-            deadline = time.monotonic() + 5
+            service.wait(timeout=30)
+            deadline = time.monotonic() + 60
             while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
                 status = Path(f"/proc/{worker}/status").read_text()
                 if "State:\tZ" in status:
@@ -335,7 +336,7 @@ def test_a_ctrl_c_while_a_worker_starts_stops_the_service_in_one_line(tmp_path: 
         try:
             _wait_for_worker_of(service.pid)
             os.killpg(service.pid, signal.SIGINT)  # what the terminal does
-            assert service.wait(timeout=15) == 0
+            assert service.wait(timeout=60) == 0
             assert service.stderr is not None
             rest = service.stderr.read()
         finally:
@@ -400,10 +401,10 @@ def test_a_new_leader_sends_the_digest_its_predecessor_may_not_have_once(
             service = Service(settings, load_rules(rules_file))
             service.start(port=0)
             try:
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 180
                 while service.last_success is None and time.monotonic() < deadline:
                     time.sleep(0.05)
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 180
                 while service.scheduler.get_job("digest-catch-up") is not None:
                     assert time.monotonic() < deadline
                     time.sleep(0.05)

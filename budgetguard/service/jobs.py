@@ -26,6 +26,7 @@ from budgetguard.rules.needs import plan_queries
 from budgetguard.service.health import failing_queries, max_staleness, unknown_budgets
 from budgetguard.service.outcomes import Gauge, JobOutcome, Progress, TickOutcome
 from budgetguard.service.page_data import page_data
+from budgetguard.service.worker import delivering
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 
@@ -97,7 +98,8 @@ def _tick(
         [m for m in marks if m.query_key in planned], int(now.timestamp()), max_staleness(rules)
     )
     notifiers = default_plugins().notifiers(rules.notifiers)
-    delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
+    with delivering():
+        delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
     alerts, silences = pipeline.report_alerts(store, findings, now)
@@ -136,9 +138,10 @@ def digest(
     with _guarded(outcome, "digest", settings) as opened:
         made = pipeline.make_digest(opened, rules, now)
         notifiers = default_plugins().notifiers(rules.notifiers)
-        queued, _ = pipeline.send_digest(
-            opened, made, rules.digest.notify, now, notifiers, progress.attempt, stop=stop
-        )
+        with delivering():
+            queued, _ = pipeline.send_digest(
+                opened, made, rules.digest.notify, now, notifiers, progress.attempt, stop=stop
+            )
         log.info("digest %s: %d queued", made.key, queued)
     return outcome
 
@@ -154,7 +157,8 @@ def retry(
     outcome = JobOutcome()
     with _guarded(outcome, "outbox retry", settings) as opened:
         notifiers = default_plugins().notifiers(rules.notifiers)
-        pipeline.deliver_due(opened, notifiers, now, progress.attempt, stop=stop)
+        with delivering():
+            pipeline.deliver_due(opened, notifiers, now, progress.attempt, stop=stop)
     return outcome
 
 

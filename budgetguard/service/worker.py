@@ -13,9 +13,11 @@ it asks for the leader lock.
 
 Every wait is bounded: a worker that outlives ``deadline`` is killed (a hung job no longer
 waits for the liveness probe to restart the whole service); on stop it is asked to stop
-(SIGTERM: deliveries stop claiming, as in the service itself) and killed after
-``STOP_GRACE``; if the service itself dies, the worker is killed with it (Linux), so no job
-runs on beside the next leader. A worker killed mid-delivery loses nothing: the outbox and
+(SIGTERM): outside a delivery it ends at once (a collection or an evaluation has nothing to
+finish: what it wrote is in transactions), in one its deliveries stop claiming and record
+what they sent, as in the service itself; it is killed after ``STOP_GRACE``; if the
+service itself dies, the worker is killed with it (Linux), so no job runs on beside the
+next leader. A worker killed mid-delivery loses nothing: the outbox and
 the alert state are written in transactions, and a leased notification is sent again later
 under its key. A worker that fails to start, dies or writes no outcome is a failed job,
 with the reason (``WorkerError``); one that could not start or load its job says so
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from budgetguard.rules import Rules
     from budgetguard.settings import Settings
 
-__all__ = ["STOP_GRACE", "WorkerError", "run_in_worker"]
+__all__ = ["STOP_GRACE", "WorkerError", "delivering", "run_in_worker"]
 
 log = logging.getLogger("budgetguard.service")
 
@@ -61,6 +64,21 @@ log = logging.getLogger("budgetguard.service")
 STOP_GRACE = 3.0
 _PR_SET_PDEATHSIG = 1
 MODULE = "budgetguard.service.worker"
+#: The exit code of a worker that stopped, when asked, outside a delivery.
+STOPPED = 3
+#: Set while the worker's job queues or delivers notifications (see ``delivering``).
+_DELIVERING = threading.Event()
+
+
+@contextlib.contextmanager
+def delivering() -> Iterator[None]:
+    """Mark a job's delivery (queueing included): a stop asked meanwhile lets it end cleanly
+    (leases recorded or released) instead of ending the worker at once."""
+    _DELIVERING.set()
+    try:
+        yield
+    finally:
+        _DELIVERING.clear()
 
 
 class WorkerError(RuntimeError):
@@ -168,6 +186,8 @@ def _wait(worker: subprocess.Popen[bytes], deadline: float, stop: threading.Even
 
 
 def _ended(code: int | None) -> str:
+    if code == STOPPED:
+        return "stopped when asked, its job unfinished"
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
             return f"was ended by {signal.Signals(-code).name}"
@@ -241,6 +261,8 @@ def main(argv: list[str]) -> int:
 
     def ask_to_stop(_signum: int, _frame: object) -> None:
         stop.set()
+        if not _DELIVERING.is_set():  # a collection or an evaluation: nothing to finish
+            os._exit(STOPPED)
 
     signal.signal(signal.SIGTERM, ask_to_stop)  # the service's stop: deliveries stop claiming
     signal.signal(signal.SIGINT, ask_to_stop)
