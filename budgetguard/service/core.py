@@ -276,6 +276,7 @@ class Service:
             else:
                 self.state.broken_workers = 0
                 log.error("%s", outcome.error)
+        self.metrics.jobs.labels(job).inc()
         if outcome.error is not None and not self.stopping.is_set():
             self.metrics.job_failures.labels(job).inc()
         if job != "tick":  # a tick's error is ``last_error``; the others' are listed apart
