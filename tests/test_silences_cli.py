@@ -137,3 +137,14 @@ def test_a_malformed_stored_silence_is_skipped_with_a_warning_and_never_stops_a_
             assert len(report["alerts"]) == len(json.loads(clean)["alerts"])
     code, out, err = bg(store, "silence", "list", "--all")
     assert code == 0 and out.split()[0] == "good", (out, err)
+
+
+def test_without_usable_rules_a_silence_is_still_added_and_says_it_cannot_preview(
+    store: Path,
+) -> None:
+    """In an incident, on a machine pointed at the shared store without the rules file."""
+    (store / "rules.yaml").unlink()
+    code, out, err = bg(store, "silence", "add", "budget=chatbot-*", "--for", "1h")
+    assert code == 0, err
+    assert "warning: cannot preview what the silence matches" in err and "rules.yaml" in err
+    assert out.startswith("silence ") and len(_silences(store)) == 1

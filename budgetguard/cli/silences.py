@@ -3,7 +3,9 @@
 Silences live in the store, so every replica (and ``check --notify``) honours them. ``add``
 evaluates the stored data with the rules first and prints the alerts the silence matches now
 (as Alertmanager's preview does), warning when it matches none; ``--dry-run`` stops there.
-A silence longer than 30 days, or one that matches every alert, needs ``--force``.
+Without usable rules (an operator's machine pointed at the shared store, in an incident) it
+says it cannot preview, and adds the silence all the same. A silence longer than 30 days, or
+one that matches every alert, needs ``--force``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import typer
 from budgetguard.cli.common import Database, Now, RulesPath, Verbose, app
 from budgetguard.cli.context import (
     EXIT_INPUT,
-    command_context,
     echo,
     fail,
+    one_line,
     open_store,
+    rules_env,
     settings_from,
     setup_logging,
 )
@@ -105,6 +108,20 @@ def _preview(store: Store, rules: Rules, now: datetime, candidate: Silence) -> l
     return lines
 
 
+def _rules_for_preview(settings: Settings) -> Rules | None:
+    """The rules, or None (and a warning that says why) when they cannot be had."""
+    from budgetguard.rules import RulesError, load_rules
+
+    try:
+        return load_rules(settings.rules, env=rules_env(), notifier_warnings=[])
+    except RulesError as exc:
+        why = str(exc.errors[0])
+    except Exception as exc:  # the rules must not stand between an incident and a silence
+        why = f"{settings.rules}: {one_line(exc)}"
+    echo(f"budgetguard: warning: cannot preview what the silence matches ({why})", err=True)
+    return None
+
+
 @silence.command("add")
 def add(
     matchers: Annotated[list[str], typer.Argument(help="KEY=GLOB, all must match.")],
@@ -126,7 +143,8 @@ def add(
     from budgetguard.alerts import Silence, matches_everything, parse_matcher
     from budgetguard.store.reads import check_silence
 
-    settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
+    settings = _settings(rules, db, now, verbose)
+    clock = settings.clock()
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)
     except ValueError as exc:
@@ -137,18 +155,21 @@ def add(
     except ValueError as exc:
         raise fail(f"silence add: {exc}", EXIT_INPUT) from None
     candidate = Silence("preview", parsed, clock, end, comment)
+    loaded = _rules_for_preview(settings)
     store = open_store(settings)
     try:
-        matched = _preview(store, loaded, clock, candidate)
-        echo(f"matches {len(matched)} alert{'' if len(matched) == 1 else 's'} firing now:")
-        for line in matched:
-            echo(line)
-        if not matched:
-            echo(
-                "budgetguard: warning: this silence matches no alert firing now (a group key "
-                "matches a budget's `each` groups, or what a budget's `match` pins it to)",
-                err=True,
-            )
+        if loaded is not None:
+            matched = _preview(store, loaded, clock, candidate)
+            echo(f"matches {len(matched)} alert{'' if len(matched) == 1 else 's'} firing now:")
+            for line in matched:
+                echo(line)
+            if not matched:
+                echo(
+                    "budgetguard: warning: this silence matches no alert firing now (a group "
+                    "key matches a budget's `each` groups, or what a budget's `match` pins "
+                    "it to)",
+                    err=True,
+                )
         if dry_run:
             echo("dry run: no silence added")
             return
