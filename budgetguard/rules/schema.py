@@ -5,9 +5,10 @@ types the caller knows (each discriminated by its ``type``), and then every rule
 keys that a schema can say (``_between_keys``): limit or anomaly, exactly one of window and
 period, forecast on periods, whole limits for counts, user budgets on the estimate, line
 items on cost, the metrics each literal endpoint measures, known endpoints and time zones,
-five-field crons, numbers written as text, thresholds above 0% and no repeats. What needs
-the whole file or arithmetic (notifier names that exist, unique budget names, a baseline
-longer than its window, a costs window of whole days) is ``validate``'s alone.
+five-field crons, numbers written as text, thresholds above 0% and no repeats, line items
+never with the estimate, an endpoint or a user. What needs the whole file or arithmetic
+(notifier names that exist, unique budget names, a baseline longer than its window, a costs
+window of whole days) is ``validate``'s alone.
 """
 
 from __future__ import annotations
@@ -208,10 +209,16 @@ def _budget_rules() -> list[dict[str, Any]]:
             "if": {"anyOf": [_matches_on("user"), _split_by("user")], "not": _not_cost()},
             "then": {"properties": {"cost_source": {"enum": ["estimate", None]}}},
         },
-        # line items exist only in costs
+        # line items exist only in costs, which have no endpoint and no user
         {
             "if": {"anyOf": [_matches_on("line_item"), _split_by("line_item")]},
-            "then": {"properties": {"metric": {"const": "cost"}}},
+            "then": {
+                "properties": {
+                    "metric": {"const": "cost"},
+                    "cost_source": {"not": {"const": "estimate"}},
+                },
+                "not": {"anyOf": [_matches_on("endpoint"), _matches_on("user"), _split_by("user")]},
+            },
         },
     ]
     for metric, usable in METRIC_ENDPOINTS.items():
