@@ -255,21 +255,25 @@ def test_the_command_line_says_which_variable_in_one_line_and_never_the_key(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BUDGETGUARD_", "OPENAI"))}
     (tmp_path / "rules.yaml").write_text("version: 1\nbudgets: []\n")
-    for variable in ("OPENAI_ADMIN_KEY", "BUDGETGUARD_OPENAI_ACTION_KEY"):
-        for argv in (["check", "--offline"], ["check"], ["collect"], ["run"]):
-            done = subprocess.run(
-                [sys.executable, "-m", "budgetguard", *argv],
-                env={**env, variable: "\u201c" + SECRET + "\u201d"},
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert done.returncode == 2, (argv, done.stderr)
-            assert done.stderr.count("\n") == 1, done.stderr
-            assert done.stderr.startswith(f"budgetguard: bad setting: {variable}: character 1 ")
-            assert SECRET[10:] not in done.stdout + done.stderr
+    for variable, argv in (
+        ("OPENAI_ADMIN_KEY", ["check", "--offline"]),
+        ("OPENAI_ADMIN_KEY", ["collect"]),
+        ("OPENAI_ADMIN_KEY", ["run"]),
+        ("BUDGETGUARD_OPENAI_ACTION_KEY", ["check"]),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "budgetguard", *argv],
+            env={**env, variable: "\u201c" + SECRET + "\u201d"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, (argv, done.stderr)
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(f"budgetguard: bad setting: {variable}: character 1 ")
+        assert SECRET[10:] not in done.stdout + done.stderr
     (tmp_path / ".env").write_text("BUDGETGUARD_OPENAI_BASE_URL=http://attacker.example/v1\n")
     done = subprocess.run(
         [sys.executable, "-m", "budgetguard", "check"],

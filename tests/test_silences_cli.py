@@ -33,6 +33,25 @@ def bg(folder: Path, *args: str, now: str | None = None) -> tuple[int, str, str]
     return budgetguard_cli(folder, *args, now=now)
 
 
+def here(folder: Path, *args: str) -> tuple[int, str, str]:
+    """The same command in this process (typer's runner): for the many bad-input cases,
+    which the console script tests above cover end to end."""
+    from typer.testing import CliRunner
+
+    from budgetguard.cli import app
+
+    env = {
+        "BUDGETGUARD_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+        "BUDGETGUARD_RULES": str(folder / "rules.yaml"),
+        "BUDGETGUARD_NOW": "2026-11-22T10:17:31Z",
+        "SLACK_WEBHOOK_URL": "",
+        "SMTP_HOST": "",
+    }
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.exit_code, result.stdout, result.stderr
+
+
 @pytest.fixture
 def store(example_store: Path, tmp_path: Path) -> Path:
     shutil.copy(example_store / "store.db", tmp_path / "store.db")
@@ -72,7 +91,7 @@ def test_add_warns_when_it_matches_nothing_and_dry_run_adds_nothing(store: Path)
     assert out.splitlines() == ["matches 0 alerts firing now:", "dry run: no silence added"]
     assert "warning: this silence matches no alert firing now" in err
     assert _silences(store) == []
-    code, out, err = bg(store, "silence", "add", "budget=erin-*", "--for", "1h", "--dry-run")
+    code, out, err = here(store, "silence", "add", "budget=erin-*", "--for", "1h", "--dry-run")
     assert code == 0 and "  WARNING erin-week threshold 90%" in out, out
     assert _silences(store) == []
 
@@ -88,11 +107,11 @@ def test_add_warns_when_it_matches_nothing_and_dry_run_adds_nothing(store: Path)
     ids=["31 days", "until next year", "match all", "match all twice"],
 )
 def test_a_long_or_match_all_silence_needs_force(store: Path, argv: list[str]) -> None:
-    code, out, err = bg(store, "silence", "add", *argv)
+    code, out, err = here(store, "silence", "add", *argv)
     assert code == 2, (out, err)
     assert err.count("\n") == 1 and "add --force if you mean it" in err, err
     assert _silences(store) == []
-    code, out, err = bg(store, "silence", "add", *argv, "--force")
+    code, out, err = here(store, "silence", "add", *argv, "--force")
     assert code == 0, err
     assert len(_silences(store)) == 1
 
@@ -108,7 +127,7 @@ def test_a_long_or_match_all_silence_needs_force(store: Path, argv: list[str]) -
     ids=["long comment", "control character", "long glob", "unknown key"],
 )
 def test_a_silence_is_checked_before_it_is_written(store: Path, argv: list[str], says: str) -> None:
-    code, _, err = bg(store, "silence", "add", *argv)
+    code, _, err = here(store, "silence", "add", *argv)
     assert code == 2 and err.count("\n") == 1 and says in err, err
     assert _silences(store) == []
 
