@@ -169,23 +169,19 @@ def _secrets_dir(environ: Mapping[str, str]) -> Path | None:
 
 def _header_safe(value: Any) -> Any:
     """A key that goes in an HTTP header: printable ASCII, no spaces inside (ASCII blanks
-    around it, a file's trailing newline, are dropped). The error names the character's
-    place and kind, never the key."""
+    around it, a file's trailing newline, are dropped). The error names the character and
+    where it is (``header_safe``, shared with the client and the notifiers), never the key."""
     if value is None:
         return None
     text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     text = text.strip(" \t\r\n")
     if not text:
         return None
-    for place, char in enumerate(text, 1):
-        if not "!" <= char <= "~":
-            import unicodedata
+    from budgetguard.header_safe import header_problem
 
-            kind = unicodedata.name(char, "") or "a control character"
-            raise ValueError(
-                f"character {place} of {len(text)} is U+{ord(char):04X} ({kind}), which cannot "
-                "go in an HTTP header: copy the key again without it"
-            )
+    problem = header_problem(text)
+    if problem is not None:
+        raise ValueError(f"{problem} (it goes in an HTTP header)")
     return SecretStr(text)
 
 

@@ -242,7 +242,7 @@ def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(
     with pytest.raises(ValidationError) as caught:
         Settings()
     shown = str(caught.value) + repr(caught.value.errors(include_input=False))
-    assert "cannot go in an HTTP header" in shown
+    assert "holds a character that cannot be sent" in shown and "HTTP header" in shown
     assert SECRET[10:] not in shown and SECRET[:10] not in shown
 
 
@@ -272,7 +272,10 @@ def test_the_command_line_says_which_variable_in_one_line_and_never_the_key(
         )
         assert done.returncode == 2, (argv, done.stderr)
         assert done.stderr.count("\n") == 1, done.stderr
-        assert done.stderr.startswith(f"budgetguard: bad setting: {variable}: character 1 ")
+        assert done.stderr.startswith(
+            f"budgetguard: bad setting: {variable}: it holds a character that cannot be sent "
+            "(U+201C LEFT DOUBLE QUOTATION MARK) at its start"
+        ), done.stderr
         assert SECRET[10:] not in done.stdout + done.stderr
     (tmp_path / ".env").write_text("BUDGETGUARD_OPENAI_BASE_URL=http://attacker.example/v1\n")
     done = subprocess.run(

@@ -97,7 +97,7 @@ def _preview(store: Store, rules: Rules, now: datetime, candidate: Silence) -> l
         if not alert["silenced"]:
             continue
         raw = alert["group"]
-        group = group_text(raw, names) if isinstance(raw, dict) else ""
+        group = plain_text(group_text(raw, names)) if isinstance(raw, dict) else ""  # inert
         at = alert["threshold"]
         threshold = f" {float(at):.0%}" if isinstance(at, int | float) else ""
         lines.append(
