@@ -84,6 +84,6 @@ def test_text_and_markdown_show_the_planned_part(folder: Path) -> None:
     )  # fmt: skip
     assert code == 0, err
     assert "| forecast | planned | severity |" in markdown
-    assert "| $1,600.00 |" in markdown
+    assert "| \\$1,600.00 |" in markdown  # ($ escaped for markdown)
     code, plain, err = budgetguard_cli(folder, "check", "--offline", "--fail-on", "never")
     assert code == 0 and "planned" not in plain, err  # no plan, no column

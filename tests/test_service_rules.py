@@ -61,6 +61,7 @@ defaults:
   cost_source: auto
   repeat: 12h
   max_staleness: 6h
+  mismatch_factor: 4
 pricing:
   models:
     ft:gpt-4o-mini:acme: {{input: 0.30, cached_input: 0.15, output: 1.20,
@@ -94,7 +95,7 @@ budgets:
   - name: spike
     each: project
     anomaly: {{window: 1h, baseline: 7d, factor: 3, min: 5}}
-  - {{name: off, limit: 1, window: 1h, enabled: false}}
+  - {{name: off, limit: 1, window: 1h, enabled: false, mismatch_factor: 5}}
 digest: {{schedule: "0 9 * * mon", period: week, notify: [hook, chat], top: 3}}
 """
 
@@ -197,7 +198,14 @@ def test_rules_survive_the_hand_off_and_the_tick_collects_and_alerts_in_a_worker
 
 
 class _Unloadable:
-    """Pickles, but cannot be unpickled: what a worker makes of inputs it cannot load."""
+    """Pickles, but cannot be unpickled: what a worker makes of inputs it cannot load. The
+    service reads what it wraps (``rules``) as it would read the rules themselves."""
+
+    def __init__(self, wrapped: object = None) -> None:
+        self.wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["wrapped"], name)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (int, ("not a number",))
@@ -233,9 +241,12 @@ def test_workers_that_keep_failing_to_load_fail_livez_and_name_the_cause(
     rules = load_rules_of("version: 1\nbudgets: [{name: b, limit: 5, window: 1h}]\n")
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'broken.db'}", now=NOW_DT)
     service = Service(settings, rules, clock=lambda: NOW_DT)
-    service.start(port=0)
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    service.scheduler = BackgroundScheduler()  # alive, with no job of its own: the ticks
+    service.scheduler.start()  # below are the only ones, so each is counted
     try:
-        service.rules = _Unloadable()  # type: ignore[assignment]
+        service.rules = _Unloadable(rules)  # type: ignore[assignment]
         for count in range(1, BROKEN_WORKERS_FATAL + 1):
             service.tick()
             code, body = service.health()

@@ -26,7 +26,7 @@ from budgetguard.rules.needs import plan_queries
 from budgetguard.service.health import failing_queries, max_staleness, unknown_budgets
 from budgetguard.service.outcomes import Gauge, JobOutcome, Progress, TickOutcome
 from budgetguard.service.page_data import page_data
-from budgetguard.service.worker import delivering
+from budgetguard.service.phase import delivering
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 

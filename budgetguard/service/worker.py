@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -51,12 +50,13 @@ from budgetguard.service.outcomes import (
     read_line,
     unloadable_line,
 )
+from budgetguard.service.phase import DELIVERING
 
 if TYPE_CHECKING:
     from budgetguard.rules import Rules
     from budgetguard.settings import Settings
 
-__all__ = ["STOP_GRACE", "WorkerError", "delivering", "run_in_worker"]
+__all__ = ["STOP_GRACE", "WorkerError", "run_in_worker"]
 
 log = logging.getLogger("budgetguard.service")
 
@@ -66,19 +66,6 @@ _PR_SET_PDEATHSIG = 1
 MODULE = "budgetguard.service.worker"
 #: The exit code of a worker that stopped, when asked, outside a delivery.
 STOPPED = 3
-#: Set while the worker's job queues or delivers notifications (see ``delivering``).
-_DELIVERING = threading.Event()
-
-
-@contextlib.contextmanager
-def delivering() -> Iterator[None]:
-    """Mark a job's delivery (queueing included): a stop asked meanwhile lets it end cleanly
-    (leases recorded or released) instead of ending the worker at once."""
-    _DELIVERING.set()
-    try:
-        yield
-    finally:
-        _DELIVERING.clear()
 
 
 class WorkerError(RuntimeError):
@@ -261,7 +248,7 @@ def main(argv: list[str]) -> int:
 
     def ask_to_stop(_signum: int, _frame: object) -> None:
         stop.set()
-        if not _DELIVERING.is_set():  # a collection or an evaluation: nothing to finish
+        if not DELIVERING.is_set():  # a collection or an evaluation: nothing to finish
             os._exit(STOPPED)
 
     signal.signal(signal.SIGTERM, ask_to_stop)  # the service's stop: deliveries stop claiming
