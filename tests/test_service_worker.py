@@ -102,8 +102,8 @@ def _children() -> list[int]:
     pid = os.getpid()
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(p) for p in text]
+        with contextlib.suppress(OSError):  # a thread that ended since the listing
+            found += [int(p) for p in (task / "children").read_text().split()]
     return found
 
 
