@@ -25,6 +25,9 @@ USER 10001
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 9464
-HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('BUDGETGUARD_HTTP_PORT', '9464') + '/healthz', timeout=5)"]
+# liveness (/livez), not readiness: an OpenAI outage or a budget that is unknown (/healthz
+# 503) must not mark the container unhealthy; a dead scheduler, a stuck job or workers that
+# cannot start must
+HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('BUDGETGUARD_HTTP_PORT', '9464') + '/livez', timeout=5)"]
 ENTRYPOINT []
 CMD ["budgetguard", "run"]

@@ -3,9 +3,12 @@ the top projects and models, every budget's standing, the alerts of the period, 
 
 Figures come from the costs endpoint (what the invoice says), by local days in the rules'
 timezone: a UTC costs day that straddles a local midnight is apportioned by its usage, as
-every budget's interval is. A day the store holds no costs for is shown as missing and
-noted, never as $0. The digest's key is stable per period, so a re-run or a second replica
-queues it once.
+every budget's interval is. A local day that reaches into costs days not settled yet (the
+last two UTC days: today's is open, and costs lag by hours) counts as ``cost_source: auto``
+does, the larger of costs and the usage estimate per UTC day, and says so: west of UTC the
+last local day ends in the open day, and costs alone would fall short. A day the store holds
+no costs for is shown as missing and noted, never as $0. The digest's key is stable per
+period and store, so a re-run or a second replica queues it once.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +24,8 @@ from zoneinfo import ZoneInfo
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.evaluate.series import spend_series
-from budgetguard.evaluate.spend import cost_parts
+from budgetguard.evaluate.spend import collect_spend, cost_parts, total_of
+from budgetguard.evaluate.windows import Window
 from budgetguard.notify.alert_text import display
 from budgetguard.notify.alert_text import group_text as display_group
 from budgetguard.notify.messages import (
@@ -32,16 +36,18 @@ from budgetguard.notify.messages import (
     money,
     signed_percent,
 )
-from budgetguard.rules.model import Rules
+from budgetguard.rules.model import Budget, Rules
 from budgetguard.rules.periods import last_complete_period, local_days
 
-__all__ = ["BURNUP_TOP", "build_digest", "burnups", "digest_period"]
+__all__ = ["BURNUP_TOP", "build_digest", "burnups", "digest_key", "digest_period"]
 
 #: How many budgets the digest draws a burn-up for (the highest percent of their limit).
 BURNUP_TOP = 3
 
 _DAY = 86400
 _NAMES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
+#: Every cost of the organisation, as ``auto`` counts it (for days costs have not settled).
+_ORGANISATION = Budget(name="digest", cost_source="auto")
 
 
 def digest_period(rules: Rules, period: str | None = None) -> str:
@@ -74,6 +80,46 @@ def _top(now_rows: _Rows, before_rows: _Rows, attr: str, top: int) -> tuple[Dige
     return tuple(DigestLine(name, spend[name], previous.get(name, Decimal(0))) for name in ranked)
 
 
+def digest_key(period: str, first_day: date, installation: str) -> str:
+    """``digest-<period>-<first day>-<installation id>``: one per period and store, so a
+    re-run or a second replica sends it once, and two stores never share it (without an
+    installation: the key stores before version 9 gave it)."""
+    key = f"digest-{period}-{first_day.isoformat()}"
+    return f"{key}-{installation}" if installation else key
+
+
+def _unsettled(
+    data: SpendData,
+    days: Sequence[tuple[date, int, int]],
+    per_day: dict[date, Decimal],
+    now: int,
+) -> list[str]:
+    """Local days that reach into costs days not settled yet: counted as ``auto`` counts
+    them (the larger of costs and the estimate per UTC day), in ``per_day``; the notes that
+    say so (or that such a day may still grow, where no usage can estimate it)."""
+    today = now - now % _DAY
+    settled_before = today - _DAY
+    notes = []
+    for local, lo, hi in days:
+        if hi <= settled_before:
+            continue
+        window = Window(datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC), "period")
+        spend = collect_spend(_ORGANISATION, data, "auto", lo, hi, now)
+        value, used = total_of(spend, (), "auto", window, now)
+        if used != "costs" and value > per_day[local]:
+            per_day[local] = value
+            notes.append(
+                f"{local.isoformat()}: the usage estimate counts the hours its costs do not "
+                "hold yet (costs lag by hours); top projects and models count costs only"
+            )
+        elif hi > today and not spend.estimate:
+            notes.append(
+                f"{local.isoformat()}: reaches into today's costs, which are still coming in, "
+                "and no usage estimates it: the figure may grow"
+            )
+    return notes
+
+
 def build_digest(
     rules: Rules,
     data: SpendData,
@@ -83,9 +129,11 @@ def build_digest(
     *,
     period: str | None = None,
     names: Mapping[str, str] | None = None,
+    installation: str = "",
 ) -> Digest:
     """The digest of the last complete period before ``now``; ``findings`` are the budgets
-    at ``now`` and ``alerts`` the one-line messages of the period's alerts."""
+    at ``now`` and ``alerts`` the one-line messages of the period's alerts; ``installation``
+    (the store's id) is part of its key."""
     period = digest_period(rules, period)
     known_names = dict(names or {})
     top = rules.digest.top if rules.digest else 5
@@ -107,6 +155,8 @@ def build_digest(
                 per_day[local] += amount
             else:
                 foreign[local].add(row.currency.upper())
+    settling = [day for day in days if day[0] not in foreign]  # another currency: unknown
+    notes += _unsettled(data, settling, per_day, int(now.timestamp()))
     daily = tuple(
         (local, per_day.get(local, Decimal(0)) if known(lo, hi) and local not in foreign else None)
         for local, lo, hi in days
@@ -163,7 +213,7 @@ def build_digest(
     if total is not None and previous:
         change = f" ({signed_percent((total - previous) / previous)} vs {money(previous)})"
     summary = f"{money(total)} spent {label}{change}"
-    key = f"digest-{period}-{first_day.isoformat()}"
+    key = digest_key(period, first_day, installation)
     digest = Digest(
         key=key,
         title=title,

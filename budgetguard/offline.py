@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from budgetguard.alerts.lifecycle import active_alerts
-from budgetguard.alerts.silences import Silence, mark_silenced, silence_json
+from budgetguard.alerts.keys import alert_keys
+from budgetguard.alerts.lifecycle import active_alerts, state_of
+from budgetguard.alerts.silences import Held, Silence, mark_silenced, silence_json
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
 from budgetguard.evaluate.pricing import Pricer
@@ -94,10 +95,15 @@ def named_expectations(
 def report_alerts(
     store: Reads, findings: Sequence[Finding], now: datetime
 ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """The report's alerts (marked ``silenced``) and the silences active at ``now``."""
+    """The report's alerts (marked ``silenced``, each with the key its notification carries,
+    or will carry if notified now) and the silences active at ``now``."""
     running = running_silences(store, now)
     names = display_names(store)
-    alerts = mark_silenced(active_alerts(findings), running, now, names)
+    states = {s.identity: state_of(s) for s in store.alert_states()}
+    held = {i: Held.stored(i, key, event) for i, (key, event) in store.silence_holds().items()}
+    keys = alert_keys(findings, states, held, running, now, store.installation_id(), names)
+    budgets = {f.budget.name: f.budget for f in findings}
+    alerts = mark_silenced(active_alerts(findings, keys), running, now, names, budgets)
     return alerts, [silence_json(s) for s in running]
 
 

@@ -22,6 +22,7 @@ from budgetguard.alerts import (
     Held,
     Silence,
     apply_silences,
+    carried,
     deliver,
     deliver_within,
     group_events,
@@ -176,11 +177,14 @@ def replay(
     rules: Rules, data: SpendData, first: datetime, last: datetime, step: timedelta
 ) -> Iterator[tuple[datetime, list[AlertEvent]]]:
     """Evaluation every ``step`` from ``first`` to ``last`` with a fresh in-memory alert
-    state: each instant and the alert events it would have caused (backtest, demo)."""
+    state: each instant and the alert events it would have caused (backtest, demo; keyed for
+    no installation: nothing of a replay is delivered)."""
     states: dict[str, AlertState] = {}
     moment = first
     while moment <= last:
-        changed, events = transitions(evaluate(rules, data, moment), states, moment)
+        changed, events = transitions(
+            evaluate(rules, data, moment), states, moment, installation=""
+        )
         states.update(changed)
         yield moment, events
         moment += step
@@ -199,22 +203,31 @@ def notify(
     """Alert transitions and their notifications in one transaction, then delivery of every
     due notification (earlier retries included)."""
     alerts, silenced = store.alerts, SilenceStore(store.engine)
+    installation = store.installation_id()
     states = load_states(alerts)
-    changed, events = transitions(findings, states, now)
+    changed, events = transitions(findings, states, now, installation=installation)
     names = display_names(store)
     held = {i: Held.stored(i, key, event) for i, (key, event) in silenced.holds().items()}
     outcome = apply_silences(
-        events, findings, {**states, **changed}, active_silences(silenced, now), held, now, names
+        events,
+        findings,
+        {**states, **changed},
+        active_silences(silenced, now),
+        held,
+        now,
+        names,
+        installation=installation,
     )
     owed = {i: (h.key, h.event) for i, h in outcome.held.items()}
+    notifications = group_events(outcome.send)
     ends: dict[str, int] = {}
     for mark in store.sync_marks():
         if mark.covered_end is not None:
             ends[mark.endpoint] = max(ends.get(mark.endpoint, 0), mark.covered_end)
     queue(
         alerts,
-        changed,
-        group_events(outcome.send),
+        carried(changed, states, notifications),
+        notifications,
         now,
         names=names,
         data_end=ends.get,
@@ -254,7 +267,16 @@ def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = 
     _, start, end = last_complete_period(chosen, now, rules.timezone)
     messages = store.alerts.outbox.messages_between(int(start.timestamp()), int(end.timestamp()))
     names = display_names(store)
-    return build_digest(rules, data, findings, messages, now, period=chosen, names=names)
+    return build_digest(
+        rules,
+        data,
+        findings,
+        messages,
+        now,
+        period=chosen,
+        names=names,
+        installation=store.installation_id(),
+    )
 
 
 def send_digest(
@@ -268,9 +290,13 @@ def send_digest(
     within: float | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[int, DeliveryReport]:
-    """Queue the digest for ``names`` (its key makes a second queueing a no-op), then
-    deliver what is due. Returns how many were queued, and the delivery report."""
+    """Queue the digest for ``names`` (its key makes a second queueing a no-op; so does the
+    key a store before version 9 gave it, without the installation id), then deliver what
+    is due. Returns how many were queued, and the delivery report."""
+    from budgetguard.digest import digest_key
+
     payload = json.dumps(digest.payload)
-    rows = [(digest.key, name, payload) for name in names]
+    before = store.alerts.notifiers_queued(digest_key(digest.period, digest.start, ""))
+    rows = [(digest.key, name, payload) for name in names if name not in before]
     queued = store.alerts.outbox.queue(rows, int(now.timestamp()))
     return queued, deliver_due(store, notifiers, now, on_outcome, within=within, stop=stop)

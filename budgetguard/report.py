@@ -282,7 +282,19 @@ def _group(f: Finding, names: Mapping[str, str] | None) -> str:
     return group_text(f.group, names or {}) or "—"
 
 
+def _planned(findings: Sequence[Finding]) -> bool:
+    """Whether a plan (``--expect``) was placed: the tables then show its part."""
+    return any(f.planned for f in findings)
+
+
+def _headers(findings: Sequence[Finding]) -> list[str]:
+    if not _planned(findings):
+        return HEADERS
+    return [*HEADERS[:7], "planned", *HEADERS[7:]]
+
+
 def _rows(findings: Sequence[Finding], names: Mapping[str, str] | None = None) -> list[list[str]]:
+    planned = _planned(findings)
     rows = []
     for f in findings:
         m = f.budget.metric
@@ -302,6 +314,7 @@ def _rows(findings: Sequence[Finding], names: Mapping[str, str] | None = None) -
                 _fmt(f.limit, m),
                 "—" if ratio is None else f"{ratio:.0%}",
                 _fmt(f.forecast, m),
+                *([_fmt(f.planned, m)] if planned else []),
                 f.severity,
                 f.source,
             ]
@@ -323,10 +336,9 @@ def to_text(
     from rich.text import Text
 
     table = Table(title=f"budgetguard · {_iso(now)}", title_justify="left")
-    for header in HEADERS:
-        table.add_column(
-            header, justify="right" if header in ("spend", "limit", "%", "forecast") else "left"
-        )
+    for header in _headers(findings):
+        numeric = header in ("spend", "limit", "%", "forecast", "planned")
+        table.add_column(header, justify="right" if numeric else "left")
     style = {"warning": "yellow", "critical": "bold red", "unknown": "magenta"}
     for f, row in zip(findings, _rows(findings, names), strict=True):
         # data as Text: Rich markup off (a key named "[/bold]" is a name, not markup)
@@ -351,6 +363,7 @@ def to_markdown(
     from budgetguard.report_changes import changes, md_text
 
     status = overall_status(findings)
+    headers = _headers(findings)
     lines = [f"### budgetguard: {_ICON[status]} {status} ({_iso(now)})", ""]
     rows = _rows(findings, names)
 
@@ -397,11 +410,12 @@ def to_markdown(
     lines += [
         f"<details><summary>All {len(findings)} budgets</summary>",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "---|" * len(HEADERS),
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
     ]
+    at = headers.index("severity")
     for f, row in zip(findings, rows, strict=True):
-        row[7] = f"{_ICON[f.severity]} {row[7]}"
+        row[at] = f"{_ICON[f.severity]} {row[at]}"
         lines.append("| " + " | ".join(md_text(c) for c in row) + " |")
     notes = [  # the budget's own words as the rules wrote them; notes from the data escaped
         f"- **{name}**: {md_text(text) if data else plain_text(text)}"

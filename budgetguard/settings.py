@@ -1,11 +1,19 @@
-"""Process settings from the environment and ``.env`` (see the contract's settings table).
+"""Process settings, through pydantic-settings (see the contract's settings table).
 
-Precedence: command-line flags (applied by the CLI on top), then environment variables, then
-``.env`` in the working directory, then the defaults below; variable names are matched
-without regard to case, as pydantic-settings does. The variables are gathered here and
-checked by a plain pydantic model: pydantic-settings did the same with a third of a cold
-``check``'s overhead (its import pulls in asyncio and its cloud sources). Secrets are
-``SecretStr`` so they never show in a repr, a log line or an error.
+Precedence: command-line flags (given to ``Settings(...)``), then environment variables, then
+``.env`` in the working directory, then files in the secrets directory (Docker and
+Kubernetes secrets: ``BUDGETGUARD_SECRETS_DIR``, by default ``/run/secrets`` when it exists;
+a file is named after its variable, ``OPENAI_ADMIN_KEY``), then the defaults below. Names
+are matched in any case; a blank value counts as unset (a compose file's ``${KEY:-}``).
+A ``.env`` may not set ``BUDGETGUARD_OPENAI_BASE_URL``, ``BUDGETGUARD_NOW`` or
+``BUDGETGUARD_SECRETS_DIR``: a CI workspace's ``.env`` is not trusted to redirect the admin
+key or the clock (``DotenvRefused``). Secrets are ``SecretStr`` so they never show in a
+repr, a log line or an error (``hide_input_in_errors``); a key used in an HTTP header must be
+printable ASCII (a pasted NBSP or curly quote is bad input, named without the key).
+
+Importing pydantic-settings costs a cold ``check`` about a fifth of its time (it imports
+asyncio), so this module is imported only when settings are built, never by ``--help``,
+``--version`` or a module that only names ``Settings`` in a type.
 """
 
 from __future__ import annotations
@@ -16,15 +24,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DOTENV_REFUSED",
     "EARLIEST",
     "LATEST",
+    "DotenvRefused",
     "Settings",
+    "SettingsInputError",
     "parse_instant",
     "read_dotenv",
+    "variable_name",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -82,49 +101,107 @@ def read_dotenv(path: str = ".env") -> dict[str, str]:
 MAX_DOTENV_BYTES = 1024 * 1024
 
 
-#: The variables of each setting, first match wins (the admin key has two names).
-_VARIABLES = {
-    "openai_admin_key": ("openai_admin_key", "budgetguard_openai_admin_key"),
-}
+#: Settings a ``.env`` may not set (by variable): where the admin key is sent, the clock,
+#: and where secrets come from (which could set either).
+DOTENV_REFUSED = (
+    "BUDGETGUARD_OPENAI_BASE_URL",
+    "BUDGETGUARD_NOW",
+    "BUDGETGUARD_SECRETS_DIR",
+)
+_SECRETS_DIR_DEFAULT = Path("/run/secrets")
+_PREFIX = "BUDGETGUARD_"
+#: the admin key's variables, first match wins (the contract's name and its alias)
+_ADMIN_KEY = AliasChoices("openai_admin_key", "budgetguard_openai_admin_key")
 
 
-#: Settings an empty value leaves unset: an empty ``OPENAI_ADMIN_KEY=`` (a compose file's
-#: ``${KEY:-}``) does not hide the key ``.env`` sets.
-_EMPTY_IS_UNSET = frozenset({"openai_admin_key", "now"})
+class SettingsInputError(ValueError):
+    """A setting's source is not usable (bad input, exit 2): the text says which and why."""
 
 
-def _from_environment(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> dict[str, str]:
-    """Each setting's value from the environment, else from ``.env`` (names in any case)."""
-    sources = [{k.lower(): v for k, v in source.items()} for source in (environ, dotenv)]
-    found: dict[str, str] = {}
-    for name in Settings.model_fields:
-        variables = _VARIABLES.get(name, (f"budgetguard_{name}",))
-        skip_empty = name in _EMPTY_IS_UNSET
-        value = next(
-            (
-                s[v]
-                for s in sources
-                for v in variables
-                if v in s and not (skip_empty and not s[v].strip())
-            ),
-            None,
-        )
-        if value is not None:
-            found[name] = value
-    return found
+class DotenvRefused(SettingsInputError):
+    """``.env`` sets what only the environment or a flag may set."""
 
 
-class Settings(BaseModel):
+def variable_name(field: str) -> str:
+    """The environment variable of a setting (its field name, or an alias), for messages."""
+    if field in _ADMIN_KEY.choices:
+        return "OPENAI_ADMIN_KEY"
+    name = field.upper()
+    return name if name.startswith(_PREFIX) else _PREFIX + name
+
+
+def _set(values: Mapping[str, str]) -> dict[str, str]:
+    """Variables by lower-case name, blank ones left out (unset)."""
+    return {k.lower(): v for k, v in values.items() if v.strip()}
+
+
+class _Variables(EnvSettingsSource):
+    """Variables from a mapping (the environment, or what ``.env`` sets), blank ones unset;
+    the admin key is returned under its field name whichever name set it, so a source
+    earlier in the precedence wins over a later one whatever the spelling."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, str]) -> None:
+        self._values = _set(values)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._values
+
+    def __call__(self) -> dict[str, Any]:
+        found = super().__call__()
+        for alias in _ADMIN_KEY.choices[1:]:
+            if isinstance(alias, str) and alias in found:
+                found.setdefault("openai_admin_key", found.pop(alias))
+        return found
+
+
+def _secrets_dir(environ: Mapping[str, str]) -> Path | None:
+    """``BUDGETGUARD_SECRETS_DIR`` from the environment (a directory), else ``/run/secrets``
+    when it exists."""
+    given = _set(environ).get("budgetguard_secrets_dir")
+    if given is None:
+        return _SECRETS_DIR_DEFAULT if _SECRETS_DIR_DEFAULT.is_dir() else None
+    path = Path(given.strip())
+    if not path.is_dir():
+        raise SettingsInputError(f"BUDGETGUARD_SECRETS_DIR: {path} is not a directory")
+    return path
+
+
+def _header_safe(value: Any) -> Any:
+    """A key that goes in an HTTP header: printable ASCII, no spaces inside (ASCII blanks
+    around it, a file's trailing newline, are dropped). The error names the character and
+    where it is (``header_safe``, shared with the client and the notifiers), never the key."""
+    if value is None:
+        return None
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    text = text.strip(" \t\r\n")
+    if not text:
+        return None
+    from budgetguard.header_safe import header_problem
+
+    problem = header_problem(text)
+    if problem is not None:
+        raise ValueError(f"{problem} (it goes in an HTTP header)")
+    return SecretStr(text)
+
+
+class Settings(BaseSettings):
     """budgetguard's settings; every field can be set by the variable named in the contract.
-    ``Settings(**values)`` reads the environment and ``.env``; ``values`` win."""
+    ``Settings(**values)`` reads the environment, ``.env`` and the secrets directory;
+    ``values`` (the command-line flags) win."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**{**_from_environment(os.environ, read_dotenv()), **values})
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        hide_input_in_errors=True,  # a secret's value never reaches an error's text
+        populate_by_name=True,
+    )
 
     openai_admin_key: SecretStr | None = Field(
-        default=None, description="Admin key (sk-admin-...) with the api.usage.read scope."
+        default=None,
+        validation_alias=_ADMIN_KEY,
+        description="Admin key (sk-admin-...) with the api.usage.read scope.",
     )
     openai_base_url: str = Field(default=DEFAULT_BASE_URL, description="API base, ending in /v1.")
     rules: Path = Field(default=Path("rules.yaml"), description="The rules file.")
@@ -133,9 +210,9 @@ class Settings(BaseModel):
     )
     http_port: int = Field(default=9464, ge=0, le=65535, description="Port of /healthz, /metrics.")
     http_host: str = Field(
-        default="0.0.0.0",  # noqa: S104 - probes and scrapers reach it from outside
+        default="0.0.0.0",  # noqa: S104 - for probes and scrapers, as the contract says
         min_length=1,
-        description="Address the HTTP port listens on (127.0.0.1: this host only).",
+        description="Address run's HTTP port listens on.",
     )
     now: datetime | None = Field(default=None, description="Fixed 'now' (ISO 8601) for replays.")
     collect_deadline: float = Field(
@@ -150,6 +227,45 @@ class Settings(BaseModel):
         description="Seconds check --notify, digest --send and notify-test retry temporary "
         "delivery failures before leaving them queued.",
     )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="Directory of files named after settings (read from the environment only).",
+    )
+    actions: bool = Field(
+        default=False, description="on: actions with enforce: true may write (else dry-run)."
+    )
+    openai_action_key: SecretStr | None = Field(
+        default=None,
+        description="Admin key used only for actions and controls apply (default: the admin key).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, the environment, ``.env`` (minus what it may not set), the secrets."""
+        dotenv = _set(read_dotenv())
+        refused = [v for v in DOTENV_REFUSED if v.lower() in dotenv]
+        if refused:
+            raise DotenvRefused(
+                f".env sets {', '.join(refused)}: a .env may not change where the admin key "
+                "is sent or what time it is (a CI workspace is not trusted to); set it in the "
+                "environment or with a flag"
+            )
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            _Variables(settings_cls, os.environ),
+            _Variables(settings_cls, dotenv),
+        ]
+        secrets = _secrets_dir(os.environ)
+        if secrets is not None:
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets))
+        return tuple(sources)
 
     @field_validator("now", mode="before")
     @classmethod
@@ -160,10 +276,10 @@ class Settings(BaseModel):
             return parse_instant(value)
         return value
 
-    @field_validator("openai_admin_key", mode="before")
+    @field_validator("openai_admin_key", "openai_action_key", mode="before")
     @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        return None if value is None or (isinstance(value, str) and not value.strip()) else value
+    def _header_safe_key(cls, value: Any) -> Any:
+        return _header_safe(value)
 
     @field_validator("openai_base_url")
     @classmethod
@@ -172,6 +288,11 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL ending in /v1, got {value!r}")
         return value
+
+    @property
+    def action_key(self) -> SecretStr | None:
+        """The key actions and ``controls apply`` write with: their own, else the admin key."""
+        return self.openai_action_key or self.openai_admin_key
 
     def now_ahead_of_clock(self) -> bool:
         """A fixed ``now`` later than the wall clock: bad input for anything that collects

@@ -185,3 +185,73 @@ def start_run(
         if found:
             return process, int(found.group(1)), rules_file
     raise AssertionError(f"budgetguard run did not start (exit {process.wait()})")
+
+
+def budgetguard_cli(
+    folder: Path, *args: str, base_url: str = "http://127.0.0.1:9/v1", now: str | None = None
+) -> tuple[int, str, str]:
+    """The installed console script, as a user runs it in ``folder`` (its rules.yaml and
+    store.db), at ``now`` (default NOW), against ``base_url``, with no other setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUDGETGUARD_", "OPENAI"))}
+    env = {k: v for k, v in env.items() if k not in ("SLACK_WEBHOOK_URL", "SMTP_HOST")}
+    env |= {
+        "OPENAI_ADMIN_KEY": ADMIN_KEY,
+        "BUDGETGUARD_OPENAI_BASE_URL": base_url,
+        "BUDGETGUARD_NOW": now or datetime.fromtimestamp(NOW, UTC).isoformat(),
+        "BUDGETGUARD_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("budgetguard")), *args],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture(scope="session")
+def example_store(sim_session: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the shipped rules.example.yaml as rules.yaml and a store the session's
+    simulator filled for it (copy it before writing: it is shared)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("example")
+    shutil.copy(Path(__file__).resolve().parents[1] / "rules.example.yaml", folder / "rules.yaml")
+    code, _, err = budgetguard_cli(folder, "collect", base_url=sim_session.base_url)
+    assert code == 0, err
+    return folder
+
+
+#: How long a test that installs for real may take, its install included (a loaded 2-core
+#: machine: minutes, not seconds).
+INSTALL_TIMEOUT = 900
+
+
+@pytest.fixture(scope="session")
+def quick_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the checkout after the README's quick start's first two steps, run as
+    written (`python3 -m venv .venv && . .venv/bin/activate`, then `pip install .`): once
+    per session, however many tests use it (the install takes minutes under load)."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    folder = tmp_path_factory.mktemp("checkout")
+    for name in ("pyproject.toml", "README.md", "rules.example.yaml"):
+        shutil.copy(root / name, folder / name)
+    for name in ("budgetguard", "plugins"):
+        shutil.copytree(root / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run(
+        ["bash", "-euc", "python3 -m venv .venv && . .venv/bin/activate\npip install -q ."],
+        cwd=folder,
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT - 60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder

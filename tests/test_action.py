@@ -23,9 +23,10 @@ import pytest
 import yaml
 
 from budgetguard.simulator import SimulatorServer, build_api
-from tests.conftest import ADMIN_KEY, NOW
+from tests.conftest import ADMIN_KEY, INSTALL_TIMEOUT, NOW
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(INSTALL_TIMEOUT)  # the first test's fixture installs
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 STEPS = ACTION["runs"]["steps"]
 STEP = {step.get("id") or step.get("name"): step for step in STEPS}
@@ -150,9 +151,10 @@ class FakeGitHub(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A runner's environment after the install ran (once: it installs for real)."""
+    """A runner's environment after the install ran (once a session: it installs for real,
+    which takes minutes on a loaded machine: the tests' timeout allows for it)."""
     tmp = tmp_path_factory.mktemp("runner")
     workspace = tmp / "workspace"
     workspace.mkdir()

@@ -30,7 +30,9 @@ from budgetguard.store import Store
 from tests.conftest import ADMIN_KEY
 
 DEADLINE = 2.0  # the collection deadline the matrix runs with (seconds)
-SLACK = 1.5  # what evaluating and printing may add to it
+#: What evaluating and printing may add to it on a loaded 2-core machine: generous, and
+#: still far below the slowest faults (30 s), so a deadline not kept fails the test.
+SLACK = 6.0
 RULES = """
 version: 1
 budgets:
@@ -189,7 +191,7 @@ MODES = [
     Mode("endless empty pages", "costs", "rewrite", 3, rewrite=endless_empty_pages),
     Mode("body trickled a byte at a time", "costs", "trickle", 3, seconds=0.05),
     Mode("accepts, never answers", "costs", "hang", 3, seconds=30),
-    Mode("slower than the deadline", "completions", "slow", 3, seconds=10),
+    Mode("slower than the deadline", "completions", "slow", 3, seconds=30),
     Mode("401 wrong key", "*", "key:sk-nope-0123456789", 3),
     Mode("403 project key", "*", "key:sk-proj-0123456789", 3),
     Mode("429 + Retry-After, once", "costs", "429", 0, times=1),

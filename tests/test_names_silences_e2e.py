@@ -71,7 +71,9 @@ def test_names_and_silences_end_to_end(sim: SimulatorServer, tmp_path: Path) -> 
     code, out, err = run("silence", "add", "budget=chatbot-*", "project=Support*", "--for", "2h",
                          "--comment", "load test")  # fmt: skip
     assert code == 0, err
-    silence_id = out.split()[1]
+    assert out.startswith("matches 3 alerts firing now:\n"), out  # the preview
+    assert "chatbot-day [project=Support chatbot (proj_chatbot)] threshold 100%" in out
+    silence_id = out.splitlines()[-1].split()[1]
     code, out, _ = run("silence", "list")
     assert silence_id in out and "load test" in out
 

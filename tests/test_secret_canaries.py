@@ -173,9 +173,23 @@ def test_nothing_sent_carries_a_secret(world: dict[str, Any]) -> None:
 
 
 def test_the_service_prints_and_serves_no_secret(world: dict[str, Any]) -> None:
+    # the damaged admin key is bad input (the contract: exit 2, named without its value)
+    refused = subprocess.run(
+        [BUDGETGUARD, "run", "--port", "0"],
+        env=world["env"],
+        cwd=world["base"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert not leaks(refused.stdout + refused.stderr)
+    # with a sound admin key it runs, and every notifier's damaged secret stays unseen
+    env = {**world["env"], "OPENAI_ADMIN_KEY": SECRETS["OPENAI_ADMIN_KEY"].strip("\u00a0")}
     process = subprocess.Popen(
         [BUDGETGUARD, "run", "--port", "0", "-v"],
-        env=world["env"],
+        env=env,
         cwd=world["base"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

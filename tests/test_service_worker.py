@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from budgetguard.rules import load_rules
-from budgetguard.service import Service, jobs
+from budgetguard.service import Service
 from budgetguard.service.outcomes import (
     Gauge,
     JobOutcome,
@@ -33,7 +33,6 @@ from budgetguard.service.outcomes import (
 from budgetguard.service.worker import STOP_GRACE, WorkerError, run_in_worker
 from budgetguard.settings import Settings
 from budgetguard.simulator import SimulatorServer, build_api
-from budgetguard.store import Store
 from tests.conftest import ADMIN_KEY, NOW, Receiver, start_run
 
 NOW_DT = datetime.fromtimestamp(NOW, UTC)
@@ -82,43 +81,29 @@ def _plain(outcome: JobOutcome) -> dict[str, Any]:
     return dict(json.loads(outcome_line(outcome)))
 
 
-def test_a_job_in_a_worker_reports_what_it_reports_in_the_services_process(
-    tmp_path: Path,
-) -> None:
+def test_a_job_in_a_worker_reports_its_progress_and_outcome(tmp_path: Path) -> None:
     with SimulatorServer(build_api(now=NOW, days=12)) as sim:
-        settings, rules, receiver = _setup(tmp_path, sim.base_url, "here.db")
-        store = Store.open(settings.database_url)
-        try:
-            heard_here = Heard()
-            here = jobs.tick(settings, rules, NOW_DT, threading.Event(), heard_here, store=store)
-        finally:
-            store.close()
-        there_settings = settings.model_copy(
-            update={"database_url": f"sqlite:///{tmp_path / 'there.db'}"}
-        )
-        heard_there = Heard()
-        there = run_in_worker(
-            "tick",
-            (there_settings, rules, NOW_DT),
-            deadline=120,
-            stop=threading.Event(),
-            progress=heard_there,
+        settings, rules, receiver = _setup(tmp_path, sim.base_url, "there.db")
+        heard = Heard()
+        outcome = run_in_worker(
+            "tick", (settings, rules, NOW_DT), deadline=300, stop=threading.Event(), progress=heard
         )
     receiver.shutdown()
-    assert isinstance(here, TickOutcome) and isinstance(there, TickOutcome)
-    assert here.error is None and here.status is not None and here.gauges
-    assert ("hook", "delivered") in heard_here.attempts
-    assert _plain(there) == _plain(here)
-    assert sorted(heard_there.attempts) == sorted(heard_here.attempts)
-    assert sorted(heard_there.stamps) == sorted(heard_here.stamps) != []
+    assert isinstance(outcome, TickOutcome)
+    assert outcome.error is None and outcome.status is not None and outcome.gauges
+    assert outcome.status["budgets"] and outcome.status["alerts"]
+    assert ("hook", "delivered") in heard.attempts
+    assert {"costs", "completions"} <= set(heard.stamps)
+    assert len(receiver.bodies) == heard.attempts.count(("hook", "delivered"))
+    assert _plain(read_line(outcome_line(outcome), Heard())) == _plain(outcome)  # type: ignore[arg-type]
 
 
 def _children() -> list[int]:
     pid = os.getpid()
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(p) for p in text]
+        with contextlib.suppress(OSError):  # a thread that ended since the listing
+            found += [int(p) for p in (task / "children").read_text().split()]
     return found
 
 
@@ -134,7 +119,7 @@ def _workers() -> list[int]:
     return found
 
 
-def _wait_for_child(timeout: float = 20.0) -> int:
+def _wait_for_child(timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if found := _workers():
@@ -147,7 +132,7 @@ def _wait_for_child(timeout: float = 20.0) -> int:
 def test_a_killed_worker_is_a_failed_tick_and_the_next_tick_runs(tmp_path: Path) -> None:
     with SimulatorServer(build_api(now=NOW, days=12, latency_ms=200)) as sim:
         settings, rules, receiver = _setup(tmp_path, sim.base_url, "killed.db")
-        service = Service(settings, rules, clock=lambda: NOW_DT, isolated=True)
+        service = Service(settings, rules, clock=lambda: NOW_DT)
         try:
             ticking = threading.Thread(target=service.tick)
             ticking.start()
@@ -155,7 +140,7 @@ def test_a_killed_worker_is_a_failed_tick_and_the_next_tick_runs(tmp_path: Path)
             cmdline = Path(f"/proc/{worker}/cmdline").read_bytes()
             assert ADMIN_KEY.encode() not in cmdline  # the inputs go by a pipe
             os.kill(worker, 9)
-            ticking.join(timeout=30)
+            ticking.join(timeout=180)
             assert not ticking.is_alive()
             assert service.last_success is None
             expected = "tick failed: its worker process was ended by SIGKILL"
@@ -186,7 +171,7 @@ def test_a_worker_past_its_deadline_is_killed(tmp_path: Path) -> None:
                 stop=threading.Event(),
                 progress=Heard(),
             )
-        assert time.monotonic() - began < 5
+        assert time.monotonic() - began < 1.0 + 10  # killed, not left to run (load: slack)
     receiver.shutdown()
 
 
@@ -200,10 +185,11 @@ def test_a_stop_reaches_the_worker_at_once(tmp_path: Path) -> None:
             outcome: JobOutcome | None = run_in_worker(
                 "tick", (settings, rules, NOW_DT), deadline=120, stop=stop, progress=Heard()
             )
-        except WorkerError as exc:  # killed after its grace: also a bounded stop
-            assert "did not stop within" in str(exc)
+        except WorkerError as exc:  # collecting: it ends at once (or, asked before it could
+            # listen, the signal ended it)
+            assert "stopped when asked" in str(exc) or "ended by SIGTERM" in str(exc), exc
             outcome = None
-        assert time.monotonic() - began < 1.0 + STOP_GRACE + 2
+        assert time.monotonic() - began < 1.0 + STOP_GRACE + 8  # at once; slack for load
     receiver.shutdown()
     if outcome is not None:  # it stopped by itself: nothing was delivered after the stop
         assert outcome.error is None or "tick failed" in outcome.error
@@ -223,7 +209,7 @@ from budgetguard.service import Service
 from budgetguard.settings import Settings
 settings = Settings.model_validate_json({settings.model_dump_json()!r})
 settings = settings.model_copy(update={{"openai_admin_key": {ADMIN_KEY!r}}})
-service = Service(settings, load_rules(settings.rules), isolated=True)
+service = Service(settings, load_rules(settings.rules))
 service.tick()
 print(json.dumps({{
     "error": service.last_error, "status": service.status["status"],
@@ -235,7 +221,7 @@ service.stop()
             [sys.executable, "-c", script],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
             env={k: v for k, v in os.environ.items() if not k.startswith("BUDGETGUARD_")},
         )
@@ -301,7 +287,7 @@ def _workers_of(pid: int) -> list[int]:
     return found
 
 
-def _wait_for_worker_of(pid: int, timeout: float = 20.0) -> int:
+def _wait_for_worker_of(pid: int, timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if found := _workers_of(pid):
@@ -325,8 +311,8 @@ def test_a_worker_dies_with_its_service_and_never_imports_from_the_working_direc
             worker = _wait_for_worker_of(service.pid)
             time.sleep(1.0)  # well into its job: its imports are done
             service.kill()
-            service.wait(timeout=10)
-            deadline = time.monotonic() + 5
+            service.wait(timeout=30)
+            deadline = time.monotonic() + 60
             while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
                 status = Path(f"/proc/{worker}/status").read_text()
                 if "State:\tZ" in status:
@@ -350,7 +336,7 @@ def test_a_ctrl_c_while_a_worker_starts_stops_the_service_in_one_line(tmp_path: 
         try:
             _wait_for_worker_of(service.pid)
             os.killpg(service.pid, signal.SIGINT)  # what the terminal does
-            assert service.wait(timeout=15) == 0
+            assert service.wait(timeout=60) == 0
             assert service.stderr is not None
             rest = service.stderr.read()
         finally:
@@ -360,11 +346,9 @@ def test_a_ctrl_c_while_a_worker_starts_stops_the_service_in_one_line(tmp_path: 
     assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
 
 
-def test_a_failed_digest_is_counted_and_tried_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from budgetguard.notify.manager import load_plugins
-
+def test_a_failed_digest_is_counted_and_tried_again(tmp_path: Path) -> None:
+    """The digest's worker finds no store (a path that cannot be one): the failure is
+    counted, named in /healthz, and the digest that was due is tried again later."""
     with SimulatorServer(build_api(now=NOW, days=12)) as sim:
         settings, _, receiver = _setup(tmp_path, sim.base_url, "digest.db")
         rules_file = tmp_path / "rules.yaml"
@@ -374,23 +358,23 @@ def test_a_failed_digest_is_counted_and_tried_again(
             )
         )
         rules = load_rules(rules_file)
-        service = Service(settings, rules, plugins=load_plugins(), clock=lambda: NOW_DT)
+        service = Service(settings, rules, clock=lambda: NOW_DT)
         service.start(port=0)
         try:
-
-            def broken(*_: object, **__: object) -> Any:
-                raise RuntimeError("the store is away")
-
-            monkeypatch.setattr(jobs.pipeline, "make_digest", broken)
-            service.send_digest()
+            away = "sqlite:////nonexistent-dir/budgetguard.db"
+            service.settings = settings.model_copy(update={"database_url": away})
+            service.send_digest()  # its worker cannot open the store
             failures = service.metrics.job_failures.labels("digest")._value.get()
             assert failures == 1
+            code, body = service.health()
+            assert code == 503 and "digest failed" in str(body["reasons"]), body
             retry = service.scheduler.get_job("digest-retry")
             assert retry is not None and retry.misfire_grace_time == 300
             assert list(retry.args) == [NOW_DT]  # the digest that was due, not a later one
-            monkeypatch.undo()
+            service.settings = settings
             service.send_digest()  # the retry, when it comes: it goes out
             assert service.metrics.job_failures.labels("digest")._value.get() == 1
+            assert "digest failed" not in str(service.health()[1]["reasons"])
             assert any(body.get("type") == "budgetguard.digest" for body in receiver.bodies)
         finally:
             service.stop()
@@ -403,8 +387,6 @@ def test_a_new_leader_sends_the_digest_its_predecessor_may_not_have_once(
     """Becoming the leader, a service sends the digest whose cron time passed in the last day
     (the previous leader may have died over it), as of that time; a second start finds it
     queued under its key and sends nothing again."""
-    from budgetguard.notify.manager import load_plugins
-
     receiver = Receiver()
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(
@@ -416,17 +398,14 @@ def test_a_new_leader_sends_the_digest_its_predecessor_may_not_have_once(
     assert settings.now is None and settings.openai_admin_key is None
     try:
         for _ in range(2):
-            service = Service(settings, load_rules(rules_file), plugins=load_plugins())
+            service = Service(settings, load_rules(rules_file))
             service.start(port=0)
             try:
-                deadline = time.monotonic() + 30
-                while service.last_success is None and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                deadline = time.monotonic() + 30
-                while service.scheduler.get_job("digest-catch-up") is not None:
+                digests = service.metrics.jobs.labels("digest")
+                deadline = time.monotonic() + 300
+                while digests._value.get() < 1:  # the catch-up's worker ran to its end
                     assert time.monotonic() < deadline
                     time.sleep(0.05)
-                time.sleep(0.3)
             finally:
                 service.stop()
         digests = [b for b in receiver.bodies if b.get("type") == "budgetguard.digest"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from budgetguard.settings import Settings, parse_instant
+from budgetguard.settings import DotenvRefused, Settings, SettingsInputError, parse_instant
 
 SECRET = "sk-admin-very-secret-value"
 
@@ -21,6 +21,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "BUDGETGUARD_DATABASE_URL",
         "BUDGETGUARD_HTTP_PORT",
         "BUDGETGUARD_OPENAI_BASE_URL",
+        "BUDGETGUARD_SECRETS_DIR",
+        "BUDGETGUARD_OPENAI_ACTION_KEY",
+        "BUDGETGUARD_ACTIONS",
+        "BUDGETGUARD_HTTP_HOST",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -34,6 +38,8 @@ def test_defaults_match_the_contract() -> None:
     assert s.database_url.startswith("sqlite:///")
     assert s.http_port == 9464
     assert s.now is None
+    assert s.http_host == "0.0.0.0"
+    assert s.actions is False and s.openai_action_key is None and s.action_key is None
 
 
 @pytest.mark.parametrize("var", ["OPENAI_ADMIN_KEY", "BUDGETGUARD_OPENAI_ADMIN_KEY"])
@@ -103,17 +109,16 @@ def test_names_in_any_case_and_the_environment_before_dotenv(
 def test_an_empty_key_in_the_environment_does_not_hide_the_dotenv_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (tmp_path / ".env").write_text(
-        f"OPENAI_ADMIN_KEY={SECRET}\nBUDGETGUARD_NOW=2026-01-02T00:00:00Z\n"
-    )
+    (tmp_path / ".env").write_text(f"OPENAI_ADMIN_KEY={SECRET}\nBUDGETGUARD_HTTP_PORT=1234\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_ADMIN_KEY", "")  # a compose file's ${OPENAI_ADMIN_KEY:-}
     monkeypatch.setenv("BUDGETGUARD_OPENAI_ADMIN_KEY", "  ")
+    monkeypatch.setenv("BUDGETGUARD_HTTP_PORT", "")
     monkeypatch.setenv("BUDGETGUARD_NOW", "")
     s = Settings()
     assert s.openai_admin_key is not None
     assert s.openai_admin_key.get_secret_value() == SECRET
-    assert s.now is not None and s.now.year == 2026
+    assert s.http_port == 1234 and s.now is None
     (tmp_path / ".env").unlink()
     assert Settings().openai_admin_key is None  # empty and nothing else: unset, as before
 
@@ -126,3 +131,161 @@ def test_values_given_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) 
     s = Settings(database_url="sqlite:///flag.db", http_port=1)
     assert s.database_url == "sqlite:///flag.db"
     assert s.http_port == 1
+
+
+@pytest.mark.parametrize(
+    "variable", ["BUDGETGUARD_OPENAI_BASE_URL", "BUDGETGUARD_NOW", "budgetguard_secrets_dir"]
+)
+def test_a_dotenv_may_not_redirect_the_key_or_the_clock(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    """A CI workspace's .env must not send the admin key elsewhere or move the clock; the
+    same variables in the environment (or as flags) are fine."""
+    values = {
+        "budgetguard_openai_base_url": "http://attacker.example/v1",
+        "budgetguard_now": "2026-11-01T00:00:00Z",
+        "budgetguard_secrets_dir": str(tmp_path),
+    }
+    (tmp_path / ".env").write_text(f"{variable}={values[variable.lower()]}\n")
+    with pytest.raises(DotenvRefused, match=rf"^\.env sets {variable.upper()}: a \.env may not"):
+        Settings()
+    (tmp_path / ".env").write_text(f"{variable}=\n")  # blank: unset, not refused
+    assert Settings().openai_base_url == "https://api.openai.com/v1"
+    (tmp_path / ".env").unlink()
+    monkeypatch.setenv(variable, values[variable.lower()])
+    Settings()  # from the environment: taken
+
+
+def _secrets(tmp_path: Path, **files: str) -> Path:
+    folder = tmp_path / "secrets"
+    folder.mkdir(exist_ok=True)
+    for name, value in files.items():
+        (folder / name).write_text(value)
+    return folder
+
+
+def test_a_secrets_directory_sets_what_the_environment_and_dotenv_do_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = _secrets(
+        tmp_path,
+        OPENAI_ADMIN_KEY=SECRET + "\n",  # a file's trailing newline is not the key's
+        budgetguard_database_url="sqlite:///secret.db",
+        BUDGETGUARD_HTTP_PORT="7000",
+        BUDGETGUARD_OPENAI_ACTION_KEY="sk-admin-writer",
+    )
+    monkeypatch.setenv("BUDGETGUARD_SECRETS_DIR", str(folder))
+    (tmp_path / ".env").write_text("BUDGETGUARD_HTTP_PORT=7001\n")
+    s = Settings()
+    assert s.openai_admin_key is not None and s.openai_admin_key.get_secret_value() == SECRET
+    assert s.database_url == "sqlite:///secret.db"
+    assert s.http_port == 7001  # .env before the secrets
+    assert s.action_key is not None and s.action_key.get_secret_value() == "sk-admin-writer"
+    monkeypatch.setenv("BUDGETGUARD_DATABASE_URL", "sqlite:///env.db")
+    assert Settings().database_url == "sqlite:///env.db"  # the environment before them
+    assert SECRET not in repr(Settings())
+
+
+def test_a_secrets_directory_that_is_not_one_is_bad_input(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BUDGETGUARD_SECRETS_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(SettingsInputError, match=r"BUDGETGUARD_SECRETS_DIR: .* not a directory"):
+        Settings()
+
+
+def test_the_action_key_defaults_to_the_admin_key_and_actions_are_on_or_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", SECRET)
+    s = Settings()
+    assert s.action_key is not None and s.action_key.get_secret_value() == SECRET
+    for value, expected in (("on", True), ("off", False), ("ON", True)):
+        monkeypatch.setenv("BUDGETGUARD_ACTIONS", value)
+        assert Settings().actions is expected
+    monkeypatch.setenv("BUDGETGUARD_ACTIONS", "maybe")
+    with pytest.raises(ValidationError, match="actions"):
+        Settings()
+    monkeypatch.setenv("BUDGETGUARD_HTTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("BUDGETGUARD_ACTIONS", "off")
+    assert Settings().http_host == "127.0.0.1"
+
+
+#: Copy-paste accidents: each makes a key that cannot go in an HTTP header.
+BAD_KEYS = {
+    "nbsp": SECRET + "\u00a0",
+    "zero-width space": SECRET[:10] + "\u200b" + SECRET[10:],
+    "curly quotes": "\u201c" + SECRET + "\u201d",
+    "inner space": SECRET[:10] + " " + SECRET[10:],
+    "newline inside": SECRET[:10] + "\n" + SECRET[10:],
+    "control": SECRET + "\x07",
+}
+
+
+@pytest.mark.parametrize("key", BAD_KEYS.values(), ids=BAD_KEYS.keys())
+@pytest.mark.parametrize("where", ["environment", "dotenv", "secrets", "action key"])
+def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str, where: str
+) -> None:
+    if where == "environment":
+        monkeypatch.setenv("OPENAI_ADMIN_KEY", key)
+    elif where == "dotenv":
+        (tmp_path / ".env").write_text(f'OPENAI_ADMIN_KEY="{key}"\n')
+    elif where == "secrets":
+        monkeypatch.setenv("BUDGETGUARD_SECRETS_DIR", str(_secrets(tmp_path, OPENAI_ADMIN_KEY=key)))
+        if key == BAD_KEYS["nbsp"]:  # a secret file is stripped (pydantic-settings): usable
+            found = Settings().openai_admin_key
+            assert found is not None and found.get_secret_value() == SECRET
+            return
+    else:
+        monkeypatch.setenv("BUDGETGUARD_OPENAI_ACTION_KEY", key)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    shown = str(caught.value) + repr(caught.value.errors(include_input=False))
+    assert "holds a character that cannot be sent" in shown and "HTTP header" in shown
+    assert SECRET[10:] not in shown and SECRET[:10] not in shown
+
+
+def test_the_command_line_says_which_variable_in_one_line_and_never_the_key(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUDGETGUARD_", "OPENAI"))}
+    (tmp_path / "rules.yaml").write_text("version: 1\nbudgets: []\n")
+    for variable, argv in (
+        ("OPENAI_ADMIN_KEY", ["check", "--offline"]),
+        ("OPENAI_ADMIN_KEY", ["collect"]),
+        ("OPENAI_ADMIN_KEY", ["run"]),
+        ("BUDGETGUARD_OPENAI_ACTION_KEY", ["check"]),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "budgetguard", *argv],
+            env={**env, variable: "\u201c" + SECRET + "\u201d"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, (argv, done.stderr)
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(
+            f"budgetguard: bad setting: {variable}: it holds a character that cannot be sent "
+            "(U+201C LEFT DOUBLE QUOTATION MARK) at its start"
+        ), done.stderr
+        assert SECRET[10:] not in done.stdout + done.stderr
+    (tmp_path / ".env").write_text("BUDGETGUARD_OPENAI_BASE_URL=http://attacker.example/v1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "budgetguard", "check"],
+        env={**env, "OPENAI_ADMIN_KEY": SECRET},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "budgetguard: .env sets BUDGETGUARD_OPENAI_BASE_URL" in done.stderr

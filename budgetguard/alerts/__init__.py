@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         problem_lines,
     )
     from budgetguard.alerts.grouping import Notification, group_events
+    from budgetguard.alerts.keys import alert_keys
     from budgetguard.alerts.lifecycle import (
         AlertEvent,
         AlertState,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
         decide,
         transitions,
     )
-    from budgetguard.alerts.outbox import load_states, queue, render
+    from budgetguard.alerts.outbox import carried, load_states, queue, render
     from budgetguard.alerts.silences import (
         Held,
         Silence,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         alert_labels,
         apply_silences,
         mark_silenced,
+        matches_everything,
         parse_matcher,
         silence_json,
     )
@@ -49,14 +51,17 @@ __all__ = [
     "Silence",
     "SilenceOutcome",
     "active_alerts",
+    "alert_keys",
     "alert_labels",
     "apply_silences",
+    "carried",
     "decide",
     "deliver",
     "deliver_within",
     "group_events",
     "load_states",
     "mark_silenced",
+    "matches_everything",
     "parse_matcher",
     "problem_lines",
     "queue",
@@ -80,14 +85,17 @@ _HOME = {
     "Silence": "silences",
     "SilenceOutcome": "silences",
     "active_alerts": "lifecycle",
+    "alert_keys": "keys",
     "alert_labels": "silences",
     "apply_silences": "silences",
+    "carried": "outbox",
     "decide": "lifecycle",
     "deliver": "delivery",
     "deliver_within": "delivery",
     "group_events": "grouping",
     "load_states": "outbox",
     "mark_silenced": "silences",
+    "matches_everything": "silences",
     "parse_matcher": "silences",
     "problem_lines": "delivery",
     "queue": "outbox",

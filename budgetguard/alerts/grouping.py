@@ -16,7 +16,7 @@ from budgetguard.alerts.lifecycle import AlertEvent
 from budgetguard.evaluate.evaluator import SEVERITY_ORDER
 from budgetguard.rules.model import route_name, route_wants
 
-__all__ = ["Notification", "group_events"]
+__all__ = ["Notification", "carried_keys", "group_events"]
 
 _EVENT_RANK = {"resolve": 0, "remind": 1, "fire": 2}
 
@@ -68,3 +68,14 @@ def group_events(events: Iterable[AlertEvent]) -> list[Notification]:
         for (_, _, name), found in buckets.items()
         if found
     ]
+
+
+def carried_keys(notifications: Iterable[Notification]) -> dict[str, str]:
+    """Alert identity -> the key of the first notification that carries its fire (the
+    lead's, when thresholds are grouped)."""
+    keys: dict[str, str] = {}
+    for note in notifications:
+        for event in note.events:
+            if event.event == "fire":
+                keys.setdefault(event.identity, note.key)
+    return keys

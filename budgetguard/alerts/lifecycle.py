@@ -2,6 +2,9 @@
 
 Pure: it takes the current states and returns the new ones with the events they cause, so the
 service, ``check --notify`` and ``backtest`` (with a state kept in memory) share one logic.
+Every idempotency key is a hash of the store's installation id, the alert's identity, its
+episode and the transition: the same on every retry and replica of one store, different in
+every other store (staging and production never merge each other's incidents).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Literal
 
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.rules.model import NotifyEntry, Threshold, alert_identity
+from budgetguard.store.columns import StoredAlert
 
 __all__ = [
     "AlertEvent",
@@ -26,6 +30,8 @@ __all__ = [
     "decide",
     "fire_key",
     "routes",
+    "state_of",
+    "stored_of",
     "transitions",
 ]
 
@@ -48,6 +54,43 @@ class AlertState:
     since: int | None = None
     last_sent_at: int | None = None
     episode: int = 0
+    fire_key: str | None = None  # the key of the notification that carried this episode's fire
+
+
+def state_of(stored: StoredAlert) -> AlertState:
+    """An alert state as the stages use it, from the store's row."""
+    group = tuple((str(k), str(v)) for k, v in json.loads(stored.group_json))
+    return AlertState(
+        stored.identity,
+        stored.budget,
+        group,
+        stored.kind,
+        stored.threshold,
+        stored.state,
+        stored.period_key,
+        stored.since,
+        stored.last_sent_at,
+        stored.episode,
+        stored.fire_key,
+    )
+
+
+def stored_of(state: AlertState) -> StoredAlert:
+    """The store's row of an alert state."""
+    group = json.dumps([list(pair) for pair in state.group])
+    return StoredAlert(
+        state.identity,
+        state.budget,
+        group,
+        state.kind,
+        state.threshold,
+        state.state,
+        state.period_key,
+        state.since,
+        state.last_sent_at,
+        state.episode,
+        state.fire_key,
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +107,7 @@ class AlertEvent:
     notify: tuple[str | NotifyEntry, ...]
     since: int | None = None  # when the episode began firing (Unix seconds)
     fire_key: str = ""  # the key of the episode's fire, to find its figures at firing
+    identity: str = ""  # the alert's (``alert_identity``)
 
     @property
     def contract_kind(self) -> str:
@@ -101,11 +145,17 @@ def decide(
             since=at,
             last_sent_at=at,
             episode=state.episode + 1,
+            fire_key=None,  # until a notification carries the new fire
         )
         return Decision("fire", "crossed", new)
     if holds and period is not None and state.period_key != period:
         new = replace(
-            state, period_key=period, since=at, last_sent_at=at, episode=state.episode + 1
+            state,
+            period_key=period,
+            since=at,
+            last_sent_at=at,
+            episode=state.episode + 1,
+            fire_key=None,
         )
         return Decision("fire", "still over in a new period", new)
     if holds and repeat is not None and state.last_sent_at is not None:
@@ -122,14 +172,15 @@ def decide(
     return Decision("none", "does not hold", state)
 
 
-def _key(identity: str, episode: int, event: str, sequence: int = 0) -> str:
-    raw = json.dumps([identity, episode, event, sequence])
+def _key(installation: str, identity: str, episode: int, event: str, sequence: int = 0) -> str:
+    raw = json.dumps([installation, identity, episode, event, sequence])
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
-def fire_key(identity: str, episode: int) -> str:
-    """The key of the fire of an alert's ``episode``: what its resolution closes."""
-    return _key(identity, episode, "fire")
+def fire_key(installation: str, state: AlertState) -> str:
+    """The key the notification of the fire of ``state``'s episode carried (or will carry
+    when it goes alone): what its reminders and its resolution refer to."""
+    return state.fire_key or _key(installation, state.identity, state.episode, "fire")
 
 
 def conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool, str]]:
@@ -157,9 +208,14 @@ def routes(finding: Finding, threshold: Threshold | None) -> tuple[str | NotifyE
 
 
 def transitions(
-    findings: Iterable[Finding], states: Mapping[str, AlertState], now: datetime
+    findings: Iterable[Finding],
+    states: Mapping[str, AlertState],
+    now: datetime,
+    *,
+    installation: str = "",
 ) -> tuple[dict[str, AlertState], list[AlertEvent]]:
-    """New states (only those that changed) and the events to deliver."""
+    """New states (only those that changed) and the events to deliver, keyed for the store
+    ``installation`` (empty only where nothing is delivered: backtests)."""
     at = int(now.timestamp())
     changed: dict[str, AlertState] = {}
     events: list[AlertEvent] = []
@@ -186,17 +242,19 @@ def transitions(
                 notify: tuple[str | NotifyEntry, ...] = notify,
                 prior: AlertState = state,
             ) -> AlertEvent:
+                key = _key(installation, identity, st.episode, name, seq)
                 return AlertEvent(
                     name,
                     kind,
                     severity if name != "resolve" else "ok",
                     finding,
                     threshold,
-                    _key(identity, st.episode, name, seq),
+                    key,
                     now,
                     notify,
                     prior.since if name != "fire" else at,
-                    _key(identity, st.episode, "fire"),
+                    key if name == "fire" else fire_key(installation, prior),
+                    identity,
                 )
 
             decision = decide(
@@ -212,11 +270,11 @@ def transitions(
     return changed, events
 
 
-def active_alerts(findings: Iterable[Finding]) -> list[dict[str, object]]:
-    """The alerts that hold now, in the JSON report's shape (no state needed)."""
+def active_alerts(findings: Iterable[Finding], keys: Mapping[str, str]) -> list[dict[str, object]]:
+    """The alerts that hold now, in the JSON report's shape; ``keys`` (identity -> key) are
+    the keys their notifications carry (``alerts/keys.py``)."""
     out: list[dict[str, object]] = []
     for finding in findings:
-        period = finding.window.start.isoformat() if finding.window.kind == "period" else ""
         for kind, threshold, holds, severity in conditions(finding):
             if not holds:
                 continue
@@ -231,7 +289,7 @@ def active_alerts(findings: Iterable[Finding]) -> list[dict[str, object]]:
                     "threshold": None if threshold is None else float(threshold.ratio),
                     "spend": _number(finding.spend),
                     "limit": _number(finding.limit),
-                    "key": _key(identity, 0, period),
+                    "key": keys[identity],
                 }
             )
     return out

@@ -7,36 +7,41 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection
 
-from budgetguard.alerts.grouping import Notification
-from budgetguard.alerts.lifecycle import AlertEvent, AlertState
+from budgetguard.alerts.grouping import Notification, carried_keys
+from budgetguard.alerts.lifecycle import AlertEvent, AlertState, state_of, stored_of
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.notify import Alert, money
 from budgetguard.notify.alert_text import alert_summary
 from budgetguard.rules.needs import endpoints_of
-from budgetguard.store.alerts import AlertStore, StoredAlert
+from budgetguard.store.alerts import AlertStore
 
-__all__ = ["load_states", "queue", "render"]
+__all__ = ["carried", "load_states", "queue", "render"]
 
 
 def load_states(store: AlertStore) -> dict[str, AlertState]:
-    states = {}
-    for stored in store.states():
-        fields = asdict(stored)
-        fields["group"] = tuple(tuple(pair) for pair in json.loads(fields.pop("group_json")))
-        states[stored.identity] = AlertState(**fields)
-    return states
+    return {s.identity: state_of(s) for s in store.states()}
 
 
-def _stored(state: AlertState) -> StoredAlert:
-    fields = asdict(state)
-    fields["group_json"] = json.dumps([list(pair) for pair in fields.pop("group")])
-    return StoredAlert(**fields)
+def carried(
+    changed: Mapping[str, AlertState],
+    states: Mapping[str, AlertState],
+    notifications: Iterable[Notification],
+) -> dict[str, AlertState]:
+    """``changed``, plus each fired alert's ``fire_key``: the key of the (first)
+    notification that carries its fire — the lead's, when thresholds are grouped — so the
+    report, reminders and the resolution name the incident its receivers got."""
+    out = dict(changed)
+    for identity, key in carried_keys(notifications).items():
+        state = out.get(identity) or states.get(identity)
+        if state is not None and state.fire_key is None:
+            out[identity] = replace(state, fire_key=key)
+    return out
 
 
 def _window(f: Finding) -> str:
@@ -173,7 +178,7 @@ def queue(
     also: Callable[[Connection], None] | None = None,
 ) -> int:
     """Record the transitions and their notifications in one transaction (with ``also``)."""
-    states = [_stored(s) for s in changed.values()]
+    states = [stored_of(s) for s in changed.values()]
     rows = []
     for note in notifications:
         fired = None

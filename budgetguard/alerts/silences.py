@@ -20,7 +20,8 @@ from typing import Literal
 
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState, conditions, fire_key, routes
 from budgetguard.evaluate.evaluator import Finding
-from budgetguard.rules.model import Threshold, alert_identity
+from budgetguard.rules.model import Budget, Threshold, alert_identity
+from budgetguard.store.columns import MATCHER_KEYS
 
 __all__ = [
     "MATCHER_KEYS",
@@ -30,12 +31,17 @@ __all__ = [
     "alert_labels",
     "apply_silences",
     "mark_silenced",
+    "matches_everything",
     "parse_matcher",
+    "pinned_labels",
     "silence_json",
 ]
 
-#: What a matcher may look at: the budget, the group keys, the severity and the kind.
-MATCHER_KEYS = ("budget", "project", "model", "user", "api_key", "line_item", "severity", "kind")
+#: The group keys (the rest of MATCHER_KEYS is budget, severity and kind).
+GROUP_KEYS = ("project", "model", "user", "api_key", "line_item")
+#: key -> what an alert must have for a matcher on it: each requirement a tuple of
+#: alternatives (a pattern, the id it spells, its display name), every one to be matched
+Pinned = Mapping[str, tuple[tuple[str, ...], ...]]
 
 
 def parse_matcher(text: str) -> tuple[str, str]:
@@ -63,12 +69,67 @@ class Silence:
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
 
-    def matches(self, labels: Mapping[str, Iterable[str]]) -> bool:
-        """Every matcher's glob matches one of the label's values (an id or a name)."""
+    def matches(self, labels: Mapping[str, Iterable[str]], pinned: Pinned | None = None) -> bool:
+        """Every matcher's glob matches one of the label's values (an id or a name), or,
+        for a group key the budget does not split by but pins in its ``match``
+        (``pinned``), covers every value it is pinned to (a pattern, or its id's name)."""
         return all(
             any(fnmatch.fnmatchcase(value, glob) for value in labels.get(key, ()))
+            or _covers(glob, (pinned or {}).get(key))
             for key, glob in self.matchers
         )
+
+
+def _covers(glob: str, requirements: tuple[tuple[str, ...], ...] | None) -> bool:
+    return bool(requirements) and all(
+        any(fnmatch.fnmatchcase(alternative, glob) for alternative in alternatives)
+        for alternatives in requirements or ()
+    )
+
+
+def matches_everything(matchers: Iterable[tuple[str, str]]) -> bool:
+    """Matchers every alert meets: only ``budget``, ``severity`` or ``kind`` globs of ``*``."""
+    return all(k in ("budget", "severity", "kind") and set(g) == {"*"} for k, g in matchers)
+
+
+def pinned_labels(budget: Budget, names: Mapping[str, str] | None = None) -> Pinned:
+    """What a budget without ``each`` on a group key pins that key to in its ``match``:
+    per pattern, the pattern itself, the id it spells (a glob that matches one name exactly)
+    and that id's display name, so ``project=Support*`` silences a budget on
+    ``project: proj_chatbot`` named "Support chatbot"."""
+    known = names or {}
+    out: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for key, patterns in budget.match.items():
+        if key not in GROUP_KEYS or key in budget.each:
+            continue
+        requirements = []
+        for pattern in patterns:
+            spelt = _spelt(pattern)
+            alternatives = [pattern, *([spelt] if spelt else [])]
+            if spelt and spelt in known:
+                alternatives.append(known[spelt])
+            requirements.append(tuple(dict.fromkeys(alternatives)))
+        out[key] = tuple(requirements)
+    return out
+
+
+def _spelt(pattern: str) -> str | None:
+    """The one text a glob matches (``proj_a``, ``[*]odd``), or None for a real glob."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char in "*?":
+            return None
+        if char == "[":
+            end = pattern.find("]", i + 2)
+            if end != i + 2:  # not a one-character class such as [*]
+                return None
+            out.append(pattern[i + 1])
+            i = end + 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -121,16 +182,22 @@ def alert_labels(
 
 
 def _identity(event: AlertEvent) -> str:
+    if event.identity:
+        return event.identity
     tkey = event.threshold.key if event.threshold is not None else ""
     return alert_identity(event.finding.budget.name, event.finding.group, event.kind, tkey)
 
 
-def _labels(event: AlertEvent, names: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
+def _silenced(
+    event: AlertEvent, active: Sequence[Silence], names: Mapping[str, str] | None
+) -> bool:
     f = event.finding
     kinds = (event.kind, event.contract_kind)
-    return alert_labels(
+    labels = alert_labels(
         f.budget.name, f.group, _severity(event.kind, event.threshold), kinds, names
     )
+    pinned = pinned_labels(f.budget, names)
+    return any(s.matches(labels, pinned) for s in active)
 
 
 def apply_silences(
@@ -141,9 +208,12 @@ def apply_silences(
     held: Mapping[str, Held],
     now: datetime,
     names: Mapping[str, str] | None = None,
+    *,
+    installation: str = "",
 ) -> SilenceOutcome:
     """Split ``events`` into sent and silenced, and release what is owed and no longer
-    silenced. ``states`` are the alert states after this evaluation's transitions."""
+    silenced. ``states`` are the alert states after this evaluation's transitions;
+    ``installation`` keys what is released (as ``transitions`` does)."""
     active = [s for s in silences if s.active(now)]
     owed = dict(held)
     send: list[AlertEvent] = []
@@ -154,7 +224,7 @@ def apply_silences(
         if event.event == "resolve" and debt is not None and debt.event == "fire":
             del owed[identity]  # it fired unseen: its resolution would confuse
             silenced.append(event)
-        elif any(s.matches(_labels(event, names)) for s in active):
+        elif _silenced(event, active, names):
             silenced.append(event)
             if event.event == "resolve":  # its fire was sent (or only a reminder is owed)
                 owed[identity] = Held(identity, event.key, "resolve")
@@ -163,7 +233,7 @@ def apply_silences(
         else:
             owed.pop(identity, None)
             send.append(event)
-    send.extend(_released(findings, states, owed, active, now, names))
+    send.extend(_released(findings, states, owed, active, now, names, installation))
     return SilenceOutcome(send, silenced, owed)
 
 
@@ -174,6 +244,7 @@ def _released(
     active: Sequence[Silence],
     now: datetime,
     names: Mapping[str, str] | None,
+    installation: str,
 ) -> list[AlertEvent]:
     """Owed notifications whose alert still fires and no silence matches any more."""
     out: list[AlertEvent] = []
@@ -198,9 +269,9 @@ def _released(
                     continue
                 resolved = AlertEvent(
                     "resolve", kind, "ok", finding, threshold, debt.key, now,
-                    routes(finding, threshold), None, fire_key(identity, state.episode),
+                    routes(finding, threshold), None, fire_key(installation, state), identity,
                 )  # fmt: skip
-                if not any(s.matches(_labels(resolved, names)) for s in active):
+                if not _silenced(resolved, active, names):
                     del owed[identity]
                     out.append(resolved)
                 continue
@@ -210,9 +281,9 @@ def _released(
             event = AlertEvent(
                 debt.event, kind, severity, finding, threshold, debt.key, now,
                 routes(finding, threshold), state.since,
-                debt.key if debt.event == "fire" else "",
+                debt.key if debt.event == "fire" else fire_key(installation, state), identity,
             )  # fmt: skip
-            if not any(s.matches(_labels(event, names)) for s in active):
+            if not _silenced(event, active, names):
                 del owed[identity]
                 out.append(event)
     return out
@@ -223,8 +294,10 @@ def mark_silenced(
     silences: Sequence[Silence],
     now: datetime,
     names: Mapping[str, str] | None = None,
+    budgets: Mapping[str, Budget] | None = None,
 ) -> list[dict[str, object]]:
-    """The report's alerts, each with ``"silenced": true|false`` (what a silence matches now)."""
+    """The report's alerts, each with ``"silenced": true|false`` (what a silence matches now;
+    ``budgets`` by name, for what a budget without ``each`` pins)."""
     active = [s for s in silences if s.active(now)]
     out = []
     for alert in alerts:
@@ -233,7 +306,9 @@ def mark_silenced(
         labels = alert_labels(
             str(alert["budget"]), group, str(alert["severity"]), (str(alert["kind"]),), names
         )
-        out.append({**alert, "silenced": any(s.matches(labels) for s in active)})
+        budget = (budgets or {}).get(str(alert["budget"]))
+        pinned = pinned_labels(budget, names) if budget is not None else None
+        out.append({**alert, "silenced": any(s.matches(labels, pinned) for s in active)})
     return out
 
 

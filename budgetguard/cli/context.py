@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,8 +89,9 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
     """Settings from the environment and .env, with the command-line flags on top."""
     from pydantic import ValidationError
 
-    from budgetguard.settings import Settings
+    from budgetguard.settings import Settings, SettingsInputError, variable_name
 
+    flags = {"rules": "--rules", "database_url": "--db", "now": "--now"}
     overrides: dict[str, Any] = {}
     if rules is not None:
         overrides["rules"] = rules
@@ -101,13 +103,28 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
         return Settings(**overrides)
     except (UnicodeDecodeError, OSError) as exc:
         raise fail(f".env: cannot read it: {_read_problem(exc)}", EXIT_INPUT) from None
-    except ValidationError as exc:
+    except SettingsInputError as exc:
+        raise fail(str(exc), EXIT_INPUT) from None
+    except ValidationError as exc:  # its errors carry no input (hide_input_in_errors)
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
+            f"{_where(e['loc'], overrides, flags, variable_name)}: "
             f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
         raise fail(f"bad setting: {problems}", EXIT_INPUT) from None
+
+
+def _where(
+    loc: tuple[int | str, ...],
+    given: dict[str, Any],
+    flags: dict[str, str],
+    variable: Callable[[str], str],
+) -> str:
+    """The flag or variable a bad setting came from."""
+    field = str(loc[0]) if loc else ""
+    if not field:
+        return "settings"
+    return flags[field] if field in given and field in flags else variable(field)
 
 
 def rules_env() -> dict[str, str]:

@@ -56,8 +56,8 @@ def run(
     # their output would stop them (SIGTTOU); ignored here, it stays ignored in them
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
-        service = Service(settings, loaded, isolated=True)
-        service.start(port, host=settings.http_host)
+        service = Service(settings, loaded)
+        service.start(port)
     except OSError as exc:
         raise fail(
             f"cannot listen on port {port or settings.http_port}: {exc}", EXIT_INPUT

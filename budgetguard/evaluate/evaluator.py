@@ -89,23 +89,33 @@ def _expected(
     expectations: list[tuple[dict[str, str], Decimal]],
     groups: set[tuple[str, ...]],
 ) -> tuple[dict[tuple[str, ...], Decimal], list[str]]:
-    """Planned spend per group of ``budget``: a selector adds its amount to a budget whose
-    match covers every key it names and, for an ``each`` budget, to the one group it names
-    (an id or a glob that matches exactly one of the ``groups`` seen); where it names no
-    single group, nothing is added and a note says so."""
+    """Planned spend per group of ``budget``: a selector adds its amount to a cost budget
+    with a limit whose every restricted ``match`` key it names and covers (a budget on a
+    user, key, model or line item the plan does not name gets none, and a note says so
+    when the plan names nothing the budget leaves out) and, for an ``each`` budget, to the
+    one group it names (an id or a glob that matches exactly one of the ``groups`` seen);
+    where it names no single group, nothing is added and a note says so."""
     placed: dict[tuple[str, ...], Decimal] = {}
     notes: list[str] = []
-    if budget.metric != "cost":
+    if budget.metric != "cost" or budget.limit is None:  # a plan is spend against a limit
         return placed, notes
+    restricted = {k: p for k, p in budget.match.items() if "*" not in p}  # "*": everything
     for selector, amount in expectations:
         covered = all(
-            (patterns := getattr(budget.match, key, None)) is None
-            or any(fnmatch.fnmatchcase(value, p) for p in patterns)
+            key not in restricted or any(fnmatch.fnmatchcase(value, p) for p in restricted[key])
             for key, value in selector.items()
         )
         if not covered:
-            continue
+            continue  # a plan for spend this budget does not count
         named = ",".join(f"{k}={v}" for k, v in selector.items()) or "(every budget)"
+        unnamed = [k for k in restricted if k not in selector]
+        if unnamed:
+            counts = "; ".join(f"{k} {', '.join(restricted[k])}" for k in unnamed)
+            notes.append(
+                f"--expect {named}={amount} not added: it names no {', '.join(unnamed)} "
+                f"(this budget counts only {counts})"
+            )
+            continue
         missing = [k for k in budget.each if k not in selector]
         if missing:
             notes.append(
@@ -185,7 +195,8 @@ def _evaluate_budget(
             findings.append(_foreign(budget, group, window, foreign))
             continue
         total, used = total_of(spend, key, source, window, end)
-        total += expected.get(key, _ZERO)
+        planned = expected.get(key, _ZERO)
+        total += planned
         if used == "costs" and by_usage and source == "auto":  # costs split by the estimate
             used = "mixed"  # (a costs budget stays costs: its note says it was apportioned)
         name_notes = budget.names.notes if budget.names is not None else ()

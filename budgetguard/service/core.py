@@ -3,16 +3,16 @@
 Jobs (APScheduler 3, UTC, coalesced, one instance each; ``service/jobs.py``): a tick every
 ``schedule.interval`` (collect -> evaluate -> alerts -> deliver), the digest on
 ``digest.schedule`` (cron in the rules' timezone), and outbox retries every minute. Only the
-leader (see ``store/leader.py``) runs them. ``run`` runs each job in a worker process of its
-own (``isolated``, see ``service/worker.py``), so that the service holds, idle, only what it
-needs between jobs; tests run them in this process. HTTP: ``/livez``, ``/healthz`` (see
-``health.py``), ``/metrics`` (Prometheus), ``/status`` (the last report) and the status page
-at ``/`` and ``/ui/...`` (``page/``, rendered from that report). SIGHUP reloads
-the rules (a bad file keeps the old ones and turns ``/healthz`` 503). SIGTERM/SIGINT stop
-within 10 s whatever a job is doing: deliveries in flight are abandoned to their leases (sent
-again later, under the same key), and a job that does not end in time (a hung collect) is
-killed (isolated) or left behind when the process exits — the outbox and the alert state are
-written in transactions, so nothing queued is lost.
+leader (see ``store/leader.py``) runs them, each in a worker process of its own (see
+``service/worker.py``), so that the service holds, idle, only what it needs between jobs;
+there is no other way to run a job, so the tests run them exactly so. HTTP: ``/livez``,
+``/healthz`` (see ``health.py``), ``/metrics`` (Prometheus), ``/status`` (the last report)
+and the status page at ``/`` and ``/ui/...`` (``page/``, rendered from that report). SIGHUP
+reloads the rules (a bad file keeps the old ones and turns ``/healthz`` 503). SIGTERM/SIGINT
+stop within 10 s whatever a job is doing: deliveries in flight are abandoned to their leases
+(sent again later, under the same key), and a worker that does not end in time (a hung
+collect) is killed — the outbox and the alert state are written in transactions, so nothing
+queued is lost.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from budgetguard.memory import release_memory
 from budgetguard.rules import Rules, RulesError, load_rules
 from budgetguard.rules.vocabulary import parse_duration
 from budgetguard.service.health import JOB_STUCK_AFTER, HealthState
@@ -39,9 +38,6 @@ from budgetguard.service.page import CSP, PATHS, render
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 from budgetguard.store.leader import Leadership
-
-if TYPE_CHECKING:
-    from budgetguard.notify.manager import Plugins
 
 __all__ = ["Service"]
 
@@ -76,18 +72,11 @@ class Service:
         settings: Settings,
         rules: Rules,
         *,
-        plugins: Plugins | None = None,
         clock: Callable[[], datetime] | None = None,
-        isolated: bool = False,
     ) -> None:
-        """``isolated``: each job in a worker process (``run``), with the notifier plugins
-        installed; else in this process, with ``plugins`` (tests)."""
+        """``clock``: the instant each job evaluates at (default: ``settings.clock``)."""
         self.settings = settings
         self.rules = rules
-        if isolated and plugins is not None:
-            raise ValueError("an isolated service's workers load the installed plugins")
-        self.isolated = isolated
-        self._plugins = plugins
         self._digest_retries = 0
         self._led: bool | None = False  # whether the last ask found this replica leading
         self.store = Store.open(settings.database_url)
@@ -103,14 +92,6 @@ class Service:
         self.stopping = threading.Event()  # set on SIGTERM: deliveries stop claiming rows
         self.clean = True  # False when a job was left running at stop
         self._stop = threading.Event()
-
-    @property
-    def plugins(self) -> Plugins:
-        if self._plugins is None:
-            from budgetguard.notify.manager import default_plugins
-
-            self._plugins = default_plugins()
-        return self._plugins
 
     @property
     def interval(self) -> float:
@@ -207,6 +188,7 @@ class Service:
         if self._digest_retries >= DIGEST_RETRIES:
             log.error("digest: gave up after %d retries", self._digest_retries)
             self._digest_retries = 0
+            self.state.job_errors.pop("digest", None)  # said; the next digest is another
             return
         from apscheduler.triggers.date import DateTrigger
 
@@ -256,7 +238,7 @@ class Service:
         with self.job_lock, self._job():
             if self.stopping.is_set():
                 return
-            if self.isolated and not self._due():
+            if not self._due():
                 return  # nothing to retry: no worker to start for it
             self._run("retry")
 
@@ -269,42 +251,39 @@ class Service:
             return True
 
     def _run(self, job: str, now: datetime | None = None) -> JobOutcome:
-        """Run ``job`` as of ``now`` (default: the clock), in a worker process when
-        ``isolated``; its deliveries and collections reach the metrics as they happen, and
-        a failure is counted."""
-        rules, now = self.rules, now or self.clock()
+        """Run ``job`` as of ``now`` (default: the clock) in a worker process; its deliveries
+        and collections reach the metrics as they happen, and a failure is counted. A
+        worker that cannot start or load its job is a broken deployment, not bad data: said
+        in one line at once, and after ``BROKEN_WORKERS_FATAL`` in a row ``/livez`` fails."""
+        from budgetguard.service.worker import WorkerError, run_in_worker
+
+        inputs = (self.settings, self.rules, now or self.clock())
+        deadline = JOB_STUCK_AFTER - 60  # killed before /livez would call it stuck
         progress = _MetricsProgress(self.metrics)
-        if self.isolated:
-            from budgetguard.service.worker import WorkerError, run_in_worker
-
-            inputs = (self.settings, rules, now)
-            deadline = JOB_STUCK_AFTER - 60  # killed before /livez would call it stuck
-            try:
-                outcome: JobOutcome = run_in_worker(
-                    job, inputs, deadline=deadline, stop=self.stopping, progress=progress
-                )
-            except WorkerError as exc:
-                outcome = TickOutcome(error=f"{job} failed: {exc}")
-                if self.stopping.is_set():  # what a stop does: said once, not as a fault
-                    log.warning("%s stopped with the service: %s", job, exc)
-                else:
-                    log.error("%s", outcome.error)
-        else:
-            from budgetguard.service.jobs import JOBS
-
-            run = JOBS[job]
-            outcome = run(
-                self.settings,
-                rules,
-                now,
-                self.stopping,
-                progress,
-                store=self.store,
-                plugins=self.plugins,
+        try:
+            outcome: JobOutcome = run_in_worker(
+                job, inputs, deadline=deadline, stop=self.stopping, progress=progress
             )
-            release_memory()
+            self.state.broken_workers = 0
+        except WorkerError as exc:
+            outcome = TickOutcome(error=f"{job} failed: {exc}")
+            if self.stopping.is_set():  # what a stop does: said once, not as a fault
+                log.warning("%s stopped with the service: %s", job, exc)
+            elif exc.broken:
+                self.state.broken_workers += 1
+                self.state.broken_reason = outcome.error
+                log.critical("%s (%d in a row)", outcome.error, self.state.broken_workers)
+            else:
+                self.state.broken_workers = 0
+                log.error("%s", outcome.error)
+        self.metrics.jobs.labels(job).inc()
         if outcome.error is not None and not self.stopping.is_set():
             self.metrics.job_failures.labels(job).inc()
+        if job != "tick":  # a tick's error is ``last_error``; the others' are listed apart
+            if outcome.error is None:
+                self.state.job_errors.pop(job, None)
+            elif not self.stopping.is_set():
+                self.state.job_errors[job] = outcome.error
         return outcome
 
     @contextlib.contextmanager
@@ -394,11 +373,14 @@ class Service:
         elif self.scheduler.get_job("digest") is not None:
             self.scheduler.remove_job("digest")
 
-    def start(self, port: int | None = None, host: str = "0.0.0.0") -> None:  # noqa: S104
+    def start(self, port: int | None = None) -> None:
+        """Serve HTTP on ``settings.http_host`` and ``port`` (default: the settings'), and
+        start the scheduler."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.http = ThreadingHTTPServer(
-            (host, self.settings.http_port if port is None else port), _handler(self)
+            (self.settings.http_host, self.settings.http_port if port is None else port),
+            _handler(self),
         )
         threading.Thread(target=self.http.serve_forever, name="http", daemon=True).start()
         self.scheduler = BackgroundScheduler(

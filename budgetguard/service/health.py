@@ -1,7 +1,10 @@
 """What the service's ``/livez`` and ``/healthz`` answer, from what its jobs recorded.
 
-``/livez`` is for a liveness probe: the process and its scheduler are alive and no job has
-been stuck for longer than any job may take — an OpenAI outage never restarts the guard.
+``/livez`` is for a liveness probe: the process and its scheduler are alive, no job has
+been stuck for longer than any job may take, and worker processes can start and load their
+jobs (``BROKEN_WORKERS_FATAL`` in a row that cannot is a broken deployment: a restart may
+cure it — memory, file descriptors, a half-upgraded install — and a restart loop is what
+orchestrators page on). An OpenAI outage never restarts the guard.
 ``/healthz`` is for readiness and for alerting on the guard itself: it is 200 only when the
 guard can be trusted right now (the last tick succeeded, no query has failed for longer than
 ``max_staleness``, no budget is ``unknown``, and the rules on disk loaded at the last reload),
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from budgetguard.evaluate.evaluator import Finding
 
 __all__ = [
+    "BROKEN_WORKERS_FATAL",
     "FIXED_NOW_GRACE",
     "JOB_STUCK_AFTER",
     "HealthState",
@@ -39,6 +43,8 @@ FIXED_NOW_GRACE = 300.0
 #: A job running longer than this is stuck (collect's deadline is 120 s, a delivery pass's
 #: about 90 s): the liveness probe fails and the orchestrator restarts the process.
 JOB_STUCK_AFTER = 900.0
+#: This many jobs in a row whose worker could not start or load its job fail ``/livez``.
+BROKEN_WORKERS_FATAL = 3
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,9 @@ class HealthState:
     job_started: float | None = None  # monotonic start of the job running now
     #: a fixed ``BUDGETGUARD_NOW``/``--now`` (Unix seconds): every tick evaluates that instant
     fixed_now: float | None = None
+    job_errors: dict[str, str] = field(default_factory=dict)  # digest, retry: last failure
+    broken_workers: int = 0  # jobs in a row whose worker could not start or load its job
+    broken_reason: str | None = None  # the last of them, why
 
     def ready(self, now: float | None = None) -> tuple[int, dict[str, object]]:
         now = time.time() if now is None else now
@@ -125,6 +134,7 @@ class HealthState:
                 f"{(now - self.fixed_now) / 86400:.1f} days before the clock: every tick "
                 "evaluates that past instant, not now (unset it to guard the present)"
             )
+        reasons += [e for e in self.job_errors.values() if e != self.last_error]
         if self.last_success is None:
             if self.last_error is None:
                 reasons.append("starting: the first tick has not finished")
@@ -140,6 +150,11 @@ class HealthState:
 
     def alive(self, scheduler_alive: bool) -> tuple[int, dict[str, object]]:
         reasons = [] if scheduler_alive else ["the scheduler is not running"]
+        if self.broken_workers >= BROKEN_WORKERS_FATAL:
+            reasons.append(
+                f"the worker processes of {self.broken_workers} jobs in a row could not "
+                f"start or load their job; the last: {self.broken_reason}"
+            )
         if self.job_started is not None:
             running = time.monotonic() - self.job_started
             if running > JOB_STUCK_AFTER:

@@ -1,9 +1,9 @@
 """The service's three jobs (tick, digest, outbox retry) as plain functions of their inputs.
 
-Each returns an outcome (``service/outcomes.py``) that the service applies to its metrics,
-health and ``/status``: so a job runs the same in the service's process or in a worker
-process of its own (``service/worker.py``), which gives the job's memory back to the system
-when it ends. A job never raises: what went wrong is the outcome's ``error``.
+Each runs in a worker process of its own (``service/worker.py``), which gives the job's
+memory back to the system when it ends, and returns an outcome (``service/outcomes.py``)
+that the service applies to its metrics, health and ``/status``. A job never raises: what
+went wrong is the outcome's ``error``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from budgetguard import pipeline
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.notify.alert_text import group_text
-from budgetguard.notify.manager import Plugins, default_plugins
+from budgetguard.notify.manager import default_plugins
 from budgetguard.offline import evaluate_with_data
 from budgetguard.report import to_json
 from budgetguard.rules import Rules
@@ -26,6 +26,7 @@ from budgetguard.rules.needs import plan_queries
 from budgetguard.service.health import failing_queries, max_staleness, unknown_budgets
 from budgetguard.service.outcomes import Gauge, JobOutcome, Progress, TickOutcome
 from budgetguard.service.page_data import page_data
+from budgetguard.service.phase import delivering
 from budgetguard.settings import Settings
 from budgetguard.store import Store
 
@@ -57,14 +58,11 @@ def tick(
     now: datetime,
     stop: threading.Event,
     progress: Progress,
-    *,
-    store: Store | None = None,
-    plugins: Plugins | None = None,
 ) -> TickOutcome:
     """Collect what is new, evaluate, record alert transitions, deliver."""
     outcome = TickOutcome()
-    with _guarded(outcome, "tick", settings, store) as opened:
-        _tick(outcome, settings, opened, rules, now, stop, progress, plugins or default_plugins())
+    with _guarded(outcome, "tick", settings) as opened:
+        _tick(outcome, settings, opened, rules, now, stop, progress)
     return outcome
 
 
@@ -76,7 +74,6 @@ def _tick(
     now: datetime,
     stop: threading.Event,
     progress: Progress,
-    plugins: Plugins,
 ) -> None:
     problems: list[str] = []
     if settings.openai_admin_key is not None:
@@ -100,8 +97,9 @@ def _tick(
     stale = failing_queries(
         [m for m in marks if m.query_key in planned], int(now.timestamp()), max_staleness(rules)
     )
-    notifiers = plugins.notifiers(rules.notifiers)
-    delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
+    notifiers = default_plugins().notifiers(rules.notifiers)
+    with delivering():
+        delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
     alerts, silences = pipeline.report_alerts(store, findings, now)
@@ -132,20 +130,18 @@ def digest(
     now: datetime,
     stop: threading.Event,
     progress: Progress,
-    *,
-    store: Store | None = None,
-    plugins: Plugins | None = None,
 ) -> JobOutcome:
     """Build the digest of the last complete period, queue it (once: its key) and deliver."""
     outcome = JobOutcome()
     if rules.digest is None:
         return outcome
-    with _guarded(outcome, "digest", settings, store) as opened:
+    with _guarded(outcome, "digest", settings) as opened:
         made = pipeline.make_digest(opened, rules, now)
-        notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
-        queued, _ = pipeline.send_digest(
-            opened, made, rules.digest.notify, now, notifiers, progress.attempt, stop=stop
-        )
+        notifiers = default_plugins().notifiers(rules.notifiers)
+        with delivering():
+            queued, _ = pipeline.send_digest(
+                opened, made, rules.digest.notify, now, notifiers, progress.attempt, stop=stop
+            )
         log.info("digest %s: %d queued", made.key, queued)
     return outcome
 
@@ -156,15 +152,13 @@ def retry(
     now: datetime,
     stop: threading.Event,
     progress: Progress,
-    *,
-    store: Store | None = None,
-    plugins: Plugins | None = None,
 ) -> JobOutcome:
     """Deliver what is due in the outbox (retries between ticks)."""
     outcome = JobOutcome()
-    with _guarded(outcome, "outbox retry", settings, store) as opened:
-        notifiers = (plugins or default_plugins()).notifiers(rules.notifiers)
-        pipeline.deliver_due(opened, notifiers, now, progress.attempt, stop=stop)
+    with _guarded(outcome, "outbox retry", settings) as opened:
+        notifiers = default_plugins().notifiers(rules.notifiers)
+        with delivering():
+            pipeline.deliver_due(opened, notifiers, now, progress.attempt, stop=stop)
     return outcome
 
 
@@ -173,15 +167,10 @@ JOBS = {"tick": tick, "digest": digest, "retry": retry}
 
 
 @contextlib.contextmanager
-def _guarded(
-    outcome: JobOutcome, job: str, settings: Settings, store: Store | None
-) -> Iterator[Store]:
-    """The given store, or one opened for the job and closed after it; whatever the job
-    raises is its outcome's error (logged), never the caller's exception."""
+def _guarded(outcome: JobOutcome, job: str, settings: Settings) -> Iterator[Store]:
+    """The store, opened for the job and closed after it; whatever the job raises is its
+    outcome's error (logged), never the caller's exception."""
     try:
-        if store is not None:
-            yield store
-            return
         opened = Store.open(settings.database_url)
         try:
             yield opened

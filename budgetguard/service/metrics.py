@@ -37,6 +37,12 @@ class Metrics:
             ["notifier", "outcome"],
             registry=self.registry,
         )
+        self.jobs = Counter(
+            "budgetguard_jobs",
+            "Jobs (tick, digest, retry) run in a worker to their end, failed or not, by job",
+            ["job"],
+            registry=self.registry,
+        )
         self.job_failures = Counter(
             "budgetguard_job_failures",
             "Jobs (tick, digest, retry) that failed, by job",

@@ -15,15 +15,22 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "LOADED",
     "Gauge",
     "JobOutcome",
     "Progress",
     "TickOutcome",
+    "Unloadable",
     "attempt_line",
     "collected_line",
     "outcome_line",
     "read_line",
+    "unloadable_line",
 ]
+
+#: The worker's first line once it has loaded its job (a worker that ends before saying it
+#: could not start or load it: the deployment is broken, not the job's data).
+LOADED = b'{"loaded": true}\n'
 
 
 class Progress(Protocol):
@@ -72,6 +79,11 @@ def collected_line(endpoint: str, stamp: int) -> bytes:
     return _line({"collected": [endpoint, stamp]})
 
 
+def unloadable_line(cause: str) -> bytes:
+    """What a worker that could not load its job says instead (read as a fault: its text)."""
+    return _line({"unloadable": cause})
+
+
 def outcome_line(outcome: JobOutcome) -> bytes:
     kind = "tick" if isinstance(outcome, TickOutcome) else "job"
     return _line({"outcome": {"kind": kind, **asdict(outcome)}})
@@ -81,12 +93,19 @@ def _line(value: dict[str, Any]) -> bytes:
     return json.dumps(value, default=str).encode() + b"\n"
 
 
+class Unloadable(ValueError):
+    """The worker said it could not load its job; the text is why."""
+
+
 def read_line(line: bytes, progress: Progress) -> JobOutcome | None:
     """Pass a progress line on to ``progress``, or the outcome a final line carries;
-    ValueError when ``line`` is neither."""
+    ``Unloadable`` for a worker's word that it could not load its job, ValueError when
+    ``line`` is none of these."""
     found = json.loads(line)
     if not isinstance(found, dict) or len(found) != 1:
         raise ValueError("not a job's line")
+    if "unloadable" in found:
+        raise Unloadable(str(found["unloadable"]))
     if "attempt" in found:
         notifier, outcome = found["attempt"]
         progress.attempt(str(notifier), str(outcome))

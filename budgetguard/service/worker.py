@@ -13,12 +13,16 @@ it asks for the leader lock.
 
 Every wait is bounded: a worker that outlives ``deadline`` is killed (a hung job no longer
 waits for the liveness probe to restart the whole service); on stop it is asked to stop
-(SIGTERM: deliveries stop claiming, as in the service itself) and killed after
-``STOP_GRACE``; if the service itself dies, the worker is killed with it (Linux), so no job
-runs on beside the next leader. A worker killed mid-delivery loses nothing: the outbox and
+(SIGTERM): outside a delivery it ends at once (a collection or an evaluation has nothing to
+finish: what it wrote is in transactions), in one its deliveries stop claiming and record
+what they sent, as in the service itself; it is killed after ``STOP_GRACE``; if the
+service itself dies, the worker is killed with it (Linux), so no job runs on beside the
+next leader. A worker killed mid-delivery loses nothing: the outbox and
 the alert state are written in transactions, and a leased notification is sent again later
 under its key. A worker that fails to start, dies or writes no outcome is a failed job,
-with the reason (``WorkerError``).
+with the reason (``WorkerError``); one that could not start or load its job says so
+(``WorkerError.broken``: the deployment is broken, not the data), with the cause in one
+line — the worker writes it on the pipe before anything else could fail.
 """
 
 from __future__ import annotations
@@ -36,13 +40,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from budgetguard.service.outcomes import (
+    LOADED,
     JobOutcome,
     Progress,
+    Unloadable,
     attempt_line,
     collected_line,
     outcome_line,
     read_line,
+    unloadable_line,
 )
+from budgetguard.service.phase import DELIVERING
 
 if TYPE_CHECKING:
     from budgetguard.rules import Rules
@@ -56,10 +64,18 @@ log = logging.getLogger("budgetguard.service")
 STOP_GRACE = 3.0
 _PR_SET_PDEATHSIG = 1
 MODULE = "budgetguard.service.worker"
+#: The exit code of a worker that stopped, when asked, outside a delivery.
+STOPPED = 3
 
 
 class WorkerError(RuntimeError):
-    """The worker ended without an outcome (killed, crashed, timed out): the job failed."""
+    """The worker ended without an outcome (killed, crashed, timed out): the job failed.
+    ``broken``: it could not even start or load its job (a deployment fault: the same
+    will happen to every job until something changes)."""
+
+    def __init__(self, message: str, *, broken: bool = False) -> None:
+        super().__init__(message)
+        self.broken = broken
 
 
 def run_in_worker(
@@ -76,11 +92,13 @@ def run_in_worker(
     try:
         payload = pickle.dumps((job, inputs, _log_setup()))
     except Exception as exc:  # e.g. a plugin's settings model that cannot be pickled
-        raise WorkerError(f"could not be given its job: {type(exc).__name__}: {exc}") from None
+        raise WorkerError(
+            f"its worker process could not be given its job: {_cause(exc)}", broken=True
+        ) from None
     try:
         read_end, write_end = os.pipe()
     except OSError as exc:
-        raise WorkerError(f"could not be started: {exc}") from None
+        raise WorkerError(f"its worker process could not be started: {exc}", broken=True) from None
     try:
         worker = subprocess.Popen(  # noqa: S603 - our own module, with this interpreter
             # -P: never import from the working directory (in the image, the data volume)
@@ -91,13 +109,16 @@ def run_in_worker(
         )
     except OSError as exc:
         os.close(read_end)
-        raise WorkerError(f"could not be started: {exc}") from None
+        raise WorkerError(f"its worker process could not be started: {exc}", broken=True) from None
     finally:
         os.close(write_end)
     found: list[JobOutcome] = []
-    faults: list[str] = []
+    faults: list[str] = []  # lines that are not a job's; "unloadable" first when it said so
+    loaded = threading.Event()
     threads = [
-        threading.Thread(target=_read, args=(read_end, progress, found, faults), daemon=True),
+        threading.Thread(
+            target=_read, args=(read_end, progress, found, faults, loaded), daemon=True
+        ),
         threading.Thread(target=_write_all, args=(worker, payload), daemon=True),
     ]  # a worker that never reads is bounded by the deadline, not by a write
     try:
@@ -116,9 +137,20 @@ def run_in_worker(
         os.close(read_end)
     if why is None and worker.returncode == 0 and found and not faults:
         return found[-1]
+    code = worker.returncode
+    if not loaded.is_set() and why is None and code is not None and code >= 0:
+        # it ended by itself before it got as far as its job (a signal is someone else's)
+        said = faults[0] if faults else f"{_ended(code)} (its stderr says why)"
+        raise WorkerError(f"its worker process could not load its job: {said}", broken=True)
     if why is None and worker.returncode == 0:
         why = "wrote no outcome" + (f" ({faults[0]})" if faults else "")
     raise WorkerError(f"its worker process {why or _ended(worker.returncode)}")
+
+
+def _cause(exc: BaseException) -> str:
+    """``Type: message`` on one line, bounded (no value of the inputs is in either)."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _wait(worker: subprocess.Popen[bytes], deadline: float, stop: threading.Event) -> str | None:
@@ -141,6 +173,8 @@ def _wait(worker: subprocess.Popen[bytes], deadline: float, stop: threading.Even
 
 
 def _ended(code: int | None) -> str:
+    if code == STOPPED:
+        return "stopped when asked, its job unfinished"
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
             return f"was ended by {signal.Signals(-code).name}"
@@ -154,12 +188,25 @@ def _write_all(worker: subprocess.Popen[bytes], payload: bytes) -> None:
         worker.stdin.close()
 
 
-def _read(fd: int, progress: Progress, found: list[JobOutcome], faults: list[str]) -> None:
-    """The worker's lines as they come: progress passed on, the outcome kept."""
+def _read(
+    fd: int,
+    progress: Progress,
+    found: list[JobOutcome],
+    faults: list[str],
+    loaded: threading.Event,
+) -> None:
+    """The worker's lines as they come: progress passed on, the outcome kept, whether it
+    loaded its job (or why it could not) noted."""
     with open(fd, "rb", closefd=True) as pipe:
         for line in pipe:
+            if line == LOADED:
+                loaded.set()
+                continue
             try:
                 outcome = read_line(line, progress)
+            except Unloadable as exc:
+                faults.insert(0, str(exc))
+                continue
             except (ValueError, TypeError, KeyError) as exc:
                 faults.append(f"{type(exc).__name__}: {exc}")
                 continue
@@ -201,31 +248,35 @@ def main(argv: list[str]) -> int:
 
     def ask_to_stop(_signum: int, _frame: object) -> None:
         stop.set()
+        if not DELIVERING.is_set():  # a collection or an evaluation: nothing to finish
+            os._exit(STOPPED)
 
     signal.signal(signal.SIGTERM, ask_to_stop)  # the service's stop: deliveries stop claiming
     signal.signal(signal.SIGINT, ask_to_stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the service's
     _die_with_the_service(int(argv[1]))
     try:
-        # S301: what the service itself wrote, on a pipe only it and this process hold
-        job, (settings, rules, now), logs = pickle.load(sys.stdin.buffer)  # noqa: S301
-        level, httpx_level, line_format = logs
-    except Exception as exc:
-        print(f"budgetguard worker: no job to run: {type(exc).__name__}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=level, format=line_format, stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(httpx_level)
-    from budgetguard.notify.escape import plain_logs
-    from budgetguard.service.jobs import JOBS
-
-    plain_logs()
-
-    try:
         os.set_inheritable(int(argv[0]), False)  # a plugin's own child must not hold it open
         with open(int(argv[0]), "wb", closefd=True) as pipe:
             progress = _PipeProgress(pipe)
-            outcome = JOBS[job](settings, rules, now, stop, progress)
-            progress.write(outcome_line(outcome))
+            try:
+                # S301: what the service itself wrote, on a pipe only it and this process hold
+                job, (settings, rules, now), logs = pickle.load(sys.stdin.buffer)  # noqa: S301
+                level, httpx_level, line_format = logs
+                from budgetguard.service.jobs import JOBS
+
+                run = JOBS[job]
+            except Exception as exc:  # one line to the service, which says it at once
+                print(f"budgetguard worker: cannot load its job: {_cause(exc)}", file=sys.stderr)
+                progress.write(unloadable_line(_cause(exc)))
+                return 2
+            progress.write(LOADED)
+            logging.basicConfig(level=level, format=line_format, stream=sys.stderr)
+            logging.getLogger("httpx").setLevel(httpx_level)
+            from budgetguard.notify.escape import plain_logs
+
+            plain_logs()
+            progress.write(outcome_line(run(settings, rules, now, stop, progress)))
     except OSError:  # the service went away: nobody is left to tell
         return 1
     return 0

@@ -11,29 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from sqlalchemy import Connection, Engine, select
 
+from budgetguard.store.columns import StoredAlert
 from budgetguard.store.dialects import upsert_insert
 from budgetguard.store.outbox import Outbox, OutboxRow, insert_rows
 from budgetguard.store.schema import alert_state, outbox
 
 __all__ = ["AlertStore", "OutboxRow", "StoredAlert"]
-
-
-@dataclass(frozen=True)
-class StoredAlert:
-    identity: str
-    budget: str
-    group_json: str
-    kind: str
-    threshold: str
-    state: str
-    period_key: str | None
-    since: int | None
-    last_sent_at: int | None
-    episode: int
 
 
 class AlertStore:
@@ -44,6 +31,12 @@ class AlertStore:
     def states(self) -> list[StoredAlert]:
         with self.engine.connect() as conn:
             return [StoredAlert(**row) for row in conn.execute(select(alert_state)).mappings()]
+
+    def notifiers_queued(self, key: str) -> set[str]:
+        """The notifiers a notification with ``key`` was queued for."""
+        query = select(outbox.c.notifier).where(outbox.c.idempotency_key == key)
+        with self.engine.connect() as conn:
+            return {str(n) for n in conn.execute(query).scalars()}
 
     def apply(
         self,

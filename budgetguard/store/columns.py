@@ -7,15 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "MATCHER_KEYS",
     "SCHEMA_VERSION",
     "TOKEN_KIND_METRICS",
     "USAGE_DIMENSIONS",
     "USAGE_METRICS",
+    "StoredAlert",
     "SyncMark",
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
+
+#: What a silence's matcher may look at: the budget, the group keys, the severity, the kind.
+MATCHER_KEYS = ("budget", "project", "model", "user", "api_key", "line_item", "severity", "kind")
 
 #: Dimension columns of usage rows, named as the API names the result fields.
 USAGE_DIMENSIONS = (
@@ -72,3 +77,21 @@ class SyncMark:
     def failed(self) -> bool:
         """The last attempt failed (its data may still be there, but it is not fresh)."""
         return self.last_error is not None
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """One alert's state as the store keeps it. ``fire_key``: the key of the notification
+    that carried the fire of its current episode (None until one was queued)."""
+
+    identity: str
+    budget: str
+    group_json: str
+    kind: str
+    threshold: str
+    state: str
+    period_key: str | None
+    since: int | None
+    last_sent_at: int | None
+    episode: int
+    fire_key: str | None = None

@@ -9,16 +9,22 @@ processes may open one empty store at once: the first creates it, the others fin
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
+import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, delete, inspect, select, text
+from sqlalchemy import Connection, Engine, delete, inspect, select, text, update
 
 from budgetguard.store import cost_reads, coverage, directory, rollups, silences
 from budgetguard.store.locks import lock_key
 from budgetguard.store.schema import (
     SCHEMA_VERSION,
     TOKEN_KIND_METRICS,
+    alert_state,
     coverage_intervals,
+    installation,
     metadata,
     outbox,
     schema_version,
@@ -83,6 +89,50 @@ def _add_former_names_and_cost_reads(conn: Connection) -> None:
     cost_reads.cost_reads.create(conn, checkfirst=True)
 
 
+def _legacy_key(identity: str, episode: int, event: str, sequence: int = 0) -> str:
+    """An alert notification's key before version 9 (no installation id in it)."""
+    raw = json.dumps([identity, episode, event, sequence])
+    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def _ensure_installation(conn: Connection) -> None:
+    """Give the store its installation id, once (a new store, or the upgrade to 9)."""
+    if conn.execute(select(installation.c.id)).first() is None:
+        made = secrets.token_hex(8)
+        conn.execute(
+            installation.insert().values(id=1, installation_id=made, created_at=int(time.time()))
+        )
+
+
+def _keys_per_installation(conn: Connection) -> None:
+    """Version 9: an installation id, part of every idempotency key from now on, and each
+    alert's ``fire_key``: for alerts that fired before, the key their fire was delivered
+    under (the old form, found in the outbox), so their reminders and resolutions still
+    reach the incident it opened, and nothing delivered is sent again under a new key."""
+    columns = {c["name"] for c in inspect(conn).get_columns(alert_state.name)}
+    if "fire_key" not in columns:
+        conn.execute(text(f"ALTER TABLE {alert_state.name} ADD COLUMN fire_key VARCHAR(100)"))
+    installation.create(conn, checkfirst=True)
+    _ensure_installation(conn)
+    carried: dict[str, str] = {}  # an alert's own fire key -> the notification's that carried it
+    for key, payload in conn.execute(select(outbox.c.idempotency_key, outbox.c.payload)):
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            continue
+        for grouped in body.get("thresholds") or () if isinstance(body, dict) else ():
+            if isinstance(grouped, dict) and grouped.get("event") == "fire" and grouped.get("key"):
+                carried.setdefault(str(grouped["key"]), str(key))
+    fired = select(alert_state.c.identity, alert_state.c.episode).where(alert_state.c.episode > 0)
+    for identity, episode in conn.execute(fired).all():
+        own = _legacy_key(identity, episode, "fire")
+        conn.execute(
+            update(alert_state)
+            .where(alert_state.c.identity == identity)
+            .values(fire_key=carried.get(own, own))
+        )
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_usage_rollups,
@@ -92,6 +142,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _add_outbox_owner,
     6: _blocks_only,
     7: _add_former_names_and_cost_reads,
+    8: _keys_per_installation,
 }
 
 
@@ -116,6 +167,7 @@ def migrate(engine: Engine) -> int:
 def _migrate(conn: Connection) -> int:
     if not inspect(conn).has_table(schema_version.name):
         metadata.create_all(conn)
+        _ensure_installation(conn)
         conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
         return 0
     found = int(conn.execute(select(schema_version.c.version)).scalar_one())

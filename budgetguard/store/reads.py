@@ -1,9 +1,11 @@
 """What evaluating the store reads, and a stdlib ``sqlite3`` reader of it.
 
 ``Reads`` is the read side of a store: sync marks, coverage, usage blocks, cost rows, display
-names and active silences. ``Store`` provides it through SQLAlchemy; ``SQLiteReads`` provides
-it for a SQLite file through the standard library alone, read-only, so that a cold `check
---offline` does not import SQLAlchemy (a quarter of its time). It only opens a store at this
+names, active silences, and what the report's alert keys are made of (the installation id,
+alert states, held notifications). ``Store`` provides it through SQLAlchemy;
+``SQLiteReads`` provides it for a SQLite file through the standard library alone,
+read-only, so that a cold `check --offline` does not import SQLAlchemy (a quarter of its
+time). It only opens a store at this
 budgetguard's schema version (anything else goes through ``Store``, which migrates or
 refuses it) and never writes.
 """
@@ -11,6 +13,7 @@ refuses it) and never writes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,12 +22,57 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 from budgetguard.store.blocks import RollupBlock
-from budgetguard.store.columns import SCHEMA_VERSION, SyncMark
+from budgetguard.store.columns import MATCHER_KEYS, SCHEMA_VERSION, StoredAlert, SyncMark
 
-__all__ = ["Reads", "SQLiteReads", "SilenceRow"]
+__all__ = ["Reads", "SQLiteReads", "SilenceRow", "check_silence", "silence_row"]
+
+log = logging.getLogger("budgetguard.store")
 
 #: id, matchers, starts_at, ends_at, comment, created_at
 SilenceRow = tuple[str, tuple[tuple[str, str], ...], datetime, datetime, str, datetime]
+
+#: Bounds of a silence as stored: what `silence add` accepts, and what a read trusts.
+MAX_MATCHERS, MAX_GLOB, MAX_COMMENT = 32, 200, 1000
+_YEAR_2200 = 7258118400
+
+
+def check_silence(
+    matchers: tuple[tuple[str, str], ...], starts_at: int, ends_at: int, comment: str
+) -> None:
+    """``ValueError`` (what is wrong) unless the silence is one budgetguard can apply: 1 to
+    MAX_MATCHERS matchers on known keys with non-empty globs of at most MAX_GLOB printable
+    characters, an end after its start (both Unix seconds in range), a bounded comment."""
+    if not 1 <= len(matchers) <= MAX_MATCHERS:
+        raise ValueError(f"a silence has 1 to {MAX_MATCHERS} matchers")
+    for key, glob in matchers:
+        if key not in MATCHER_KEYS:
+            raise ValueError(f"matcher key {key!r} is not one of {', '.join(MATCHER_KEYS)}")
+        if not glob or len(glob) > MAX_GLOB or not glob.isprintable():
+            raise ValueError(f"matcher {key}=: a glob of 1 to {MAX_GLOB} printable characters")
+    if not 0 <= starts_at < ends_at < _YEAR_2200:
+        raise ValueError("a silence ends after it starts, and before 2200")
+    if len(comment) > MAX_COMMENT:
+        raise ValueError(f"a comment is at most {MAX_COMMENT} characters")
+
+
+def silence_row(
+    silence_id: Any, matchers: Any, starts: Any, ends: Any, comment: Any, created: Any
+) -> SilenceRow | None:
+    """A stored silence, checked as when it was written; None (and a warning naming it,
+    never its contents) for a row that is not one — a hand edit, a bad restore — so a
+    malformed row never stops a check."""
+    try:
+        pairs = json.loads(matchers)
+        parsed = tuple((str(k), str(g)) for k, g in pairs if isinstance(k, str))
+        if len(parsed) != len(pairs) or not all(isinstance(g, str) for _, g in pairs):
+            raise ValueError("a matcher is not [key, glob]")
+        text = "" if comment is None else str(comment)
+        check_silence(parsed, int(starts), int(ends), text)
+        return (str(silence_id), parsed, _at(int(starts)), _at(int(ends)), text, _at(int(created)))
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
+        shown = str(silence_id)[:32].encode("ascii", "replace").decode()
+        log.warning("silence %r skipped: not a valid silence (%s)", shown, type(exc).__name__)
+        return None
 
 
 class Reads(Protocol):
@@ -51,6 +99,12 @@ class Reads(Protocol):
     def former_names(self) -> dict[str, dict[str, tuple[str, ...]]]: ...
 
     def silences_at(self, moment: datetime) -> list[SilenceRow]: ...
+
+    def silence_holds(self) -> dict[str, tuple[str, str]]: ...
+
+    def alert_states(self) -> list[StoredAlert]: ...
+
+    def installation_id(self) -> str: ...
 
 
 class _Record(NamedTuple):
@@ -181,14 +235,19 @@ class SQLiteReads:
             "WHERE starts_at <= ? AND ends_at > ? ORDER BY created_at, id",
             (at, at),
         )
-        return [
-            (
-                str(i),
-                tuple((str(k), str(g)) for k, g in json.loads(matchers)),
-                _at(starts),
-                _at(ends),
-                str(comment),
-                _at(created),
-            )
-            for i, matchers, starts, ends, comment, created in rows
-        ]
+        return [found for row in rows if (found := silence_row(*row)) is not None]
+
+    def silence_holds(self) -> dict[str, tuple[str, str]]:
+        rows = self._conn.execute("SELECT identity, idempotency_key, event FROM bg_silence_holds")
+        return {str(i): (str(k), str(e)) for i, k, e in rows}
+
+    def alert_states(self) -> list[StoredAlert]:
+        rows = self._conn.execute(
+            "SELECT identity, budget, group_json, kind, threshold, state, period_key, since, "
+            "last_sent_at, episode, fire_key FROM bg_alert_state"
+        )
+        return [StoredAlert(*row) for row in rows]
+
+    def installation_id(self) -> str:
+        found = self._conn.execute("SELECT installation_id FROM bg_installation").fetchone()
+        return str(found[0])

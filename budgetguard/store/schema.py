@@ -36,6 +36,7 @@ __all__ = [
     "alert_state",
     "cost_buckets",
     "coverage_intervals",
+    "installation",
     "metadata",
     "outbox",
     "schema_version",
@@ -155,6 +156,19 @@ alert_state = Table(
     Column("since", BigInteger),
     Column("last_sent_at", BigInteger),
     Column("episode", Integer, nullable=False, default=0),
+    # the key of the notification that carried the current episode's fire (version 9)
+    Column("fire_key", String(100)),
+)
+
+#: The store's identity: an id made with the store (version 9 gives one to an older store)
+#: and kept across upgrades, part of every idempotency key, so two stores (staging and
+#: production, two organisations) never share a key or a PagerDuty ``dedup_key``.
+installation = Table(
+    "bg_installation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("installation_id", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 outbox = Table(

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, String, Table, Text, delete, select
 
-from budgetguard.store.reads import SilenceRow
+from budgetguard.store.reads import SilenceRow, check_silence, silence_row
 from budgetguard.store.schema import metadata
 
 __all__ = [
@@ -46,10 +46,6 @@ silence_holds = Table(
 )
 
 
-def _at(stamp: int) -> datetime:
-    return datetime.fromtimestamp(stamp, UTC)
-
-
 class SilenceStore:
     """Add, list and expire silences; read and rewrite the held notifications."""
 
@@ -63,39 +59,41 @@ class SilenceStore:
         ends_at: datetime,
         comment: str,
     ) -> str:
-        """Store a silence; returns its new id."""
+        """Store a silence, checked as a read will check it (``ValueError`` says what is
+        wrong, and nothing is stored); returns its new id."""
+        start, end = int(starts_at.timestamp()), int(ends_at.timestamp())
+        check_silence(matchers, start, end, comment)
         silence_id = secrets.token_hex(4)
         with self.engine.begin() as conn:
             conn.execute(
                 silences.insert().values(
                     id=silence_id,
                     matchers=json.dumps([list(m) for m in matchers]),
-                    starts_at=int(starts_at.timestamp()),
-                    ends_at=int(ends_at.timestamp()),
+                    starts_at=start,
+                    ends_at=end,
                     comment=comment,
-                    created_at=int(starts_at.timestamp()),
+                    created_at=start,
                 )
             )
         return silence_id
 
     def all(self, *, active_at: datetime | None = None) -> list[SilenceRow]:
-        """Every silence, or those active at ``active_at``, oldest first."""
-        query = select(silences).order_by(silences.c.created_at, silences.c.id)
+        """Every silence, or those active at ``active_at``, oldest first (a malformed row
+        is skipped with a warning)."""
+        query = select(
+            silences.c.id,
+            silences.c.matchers,
+            silences.c.starts_at,
+            silences.c.ends_at,
+            silences.c.comment,
+            silences.c.created_at,
+        ).order_by(silences.c.created_at, silences.c.id)
         if active_at is not None:
             at = int(active_at.timestamp())
             query = query.where(silences.c.starts_at <= at, silences.c.ends_at > at)
         with self.engine.connect() as conn:
-            return [
-                (
-                    str(r.id),
-                    tuple((str(k), str(g)) for k, g in json.loads(r.matchers)),
-                    _at(r.starts_at),
-                    _at(r.ends_at),
-                    str(r.comment),
-                    _at(r.created_at),
-                )
-                for r in conn.execute(query)
-            ]
+            rows = conn.execute(query).all()
+        return [found for row in rows if (found := silence_row(*row)) is not None]
 
     def expire(self, silence_id: str, now: datetime) -> bool:
         """End a silence now; False when there is no such silence still running."""

@@ -21,13 +21,14 @@ from sqlalchemy.exc import ArgumentError
 
 from budgetguard.store import cost_reads, coverage, rollups
 from budgetguard.store.alerts import AlertStore
-from budgetguard.store.columns import SyncMark
+from budgetguard.store.columns import StoredAlert, SyncMark
 from budgetguard.store.migrations import migrate
 from budgetguard.store.reads import SilenceRow
 from budgetguard.store.schema import (
     USAGE_DIMENSIONS,
     USAGE_METRICS,
     cost_buckets,
+    installation,
     sync_marks,
     usage_rollups,
 )
@@ -131,6 +132,15 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @cached_property
+    def _installation(self) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.execute(select(installation.c.installation_id)).scalar_one())
+
+    def installation_id(self) -> str:
+        """The id made with this store, part of every idempotency key it queues."""
+        return self._installation
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -461,6 +471,15 @@ class Store:
         from budgetguard.store.silences import SilenceStore
 
         return SilenceStore(self.engine).all(active_at=moment)
+
+    def silence_holds(self) -> dict[str, tuple[str, str]]:
+        """identity -> (key, transition) of every notification a silence held back."""
+        from budgetguard.store.silences import SilenceStore
+
+        return SilenceStore(self.engine).holds()
+
+    def alert_states(self) -> list[StoredAlert]:
+        return self.alerts.states()
 
     def counts(self) -> dict[str, int]:
         """Rows per table, for summaries and tests."""

@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from budgetguard.notify import (
     Alert,
@@ -52,6 +52,19 @@ _FONT = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size
 class EmailSettings(NotifierSettings):
     """SMTP delivery: STARTTLS when offered (required with a username), or implicit TLS."""
 
+    model_config = ConfigDict(  # the rules of ``_tls``, for the JSON Schema
+        json_schema_extra={
+            "allOf": [
+                {
+                    "not": {
+                        "required": ["ssl", "starttls"],
+                        "properties": {"ssl": {"const": True}, "starttls": {"const": True}},
+                    }
+                },
+                {"if": {"required": ["password"]}, "then": {"required": ["username"]}},
+            ]
+        }
+    )
     type: Literal["email"] = "email"
     smtp_host: str = Field(min_length=1)
     smtp_port: int | None = Field(default=None, ge=1, le=65535)

@@ -60,41 +60,42 @@ def _fire_keys(alert: Alert, resolved_only: bool = False) -> list[str]:
 
 def events(alert: Alert, routing_key: str, source: str = "budgetguard") -> list[dict[str, Any]]:
     """The Events v2 bodies for ``alert``: one ``trigger`` (and a ``resolve`` for each
-    threshold that resolved in the same evaluation), or a ``resolve`` per firing."""
+    threshold that resolved in the same evaluation), or a ``resolve`` per firing; a test
+    (``notify-test``) triggers and then resolves its incident, so none is left open."""
+
+    def resolve(key: str) -> dict[str, Any]:
+        return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
+
     if alert.kind == "resolved":
-        return [
-            {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
-            for key in _fire_keys(alert)
-        ]
-    resolves = [
-        {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
-        for key in _fire_keys(alert, resolved_only=True)
-    ]
-    dedup = str(alert.payload.get("fire_key") or alert.key)
+        return [resolve(key) for key in _fire_keys(alert)]
+    trigger = _trigger(alert, routing_key, source)
+    if alert.kind == "test":
+        return [trigger, resolve(trigger["dedup_key"])]
+    return [trigger, *(resolve(key) for key in _fire_keys(alert, resolved_only=True))]
+
+
+def _trigger(alert: Alert, routing_key: str, source: str) -> dict[str, Any]:
     links = [{"href": alert.link, "text": "OpenAI usage"}]
     if alert.runbook_url:
         links.insert(0, {"href": alert.runbook_url, "text": "Runbook"})
-    return [
-        {
-            "routing_key": routing_key,
-            "event_action": "trigger",
-            "dedup_key": dedup,
-            "payload": {
-                "summary": alert.summary[:1024],
-                "source": source,
-                "severity": _SEVERITY.get(alert.severity, "info"),
-                "timestamp": alert.fired_at or None,
-                "component": alert.budget,
-                "group": alert.label,
-                "class": alert.kind,
-                "custom_details": dict(alert.fields),
-            },
-            "links": links,
-            "client": "budgetguard",
-            "client_url": alert.link,
+    return {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": str(alert.payload.get("fire_key") or alert.key),
+        "payload": {
+            "summary": alert.summary[:1024],
+            "source": source,
+            "severity": _SEVERITY.get(alert.severity, "info"),
+            "timestamp": alert.fired_at or None,
+            "component": alert.budget,
+            "group": alert.label,
+            "class": alert.kind,
+            "custom_details": dict(alert.fields),
         },
-        *resolves,
-    ]
+        "links": links,
+        "client": "budgetguard",
+        "client_url": alert.link,
+    }
 
 
 class PagerDutyNotifier:

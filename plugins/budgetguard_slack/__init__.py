@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from budgetguard.notify import (
     Alert,
@@ -44,6 +44,14 @@ escape = escape_slack
 class SlackSettings(NotifierSettings):
     """An incoming-webhook URL, or a bot token and a channel for chat.postMessage."""
 
+    model_config = ConfigDict(  # the rules of ``_one_way``, for the JSON Schema
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["webhook_url"], "not": {"required": ["token"]}},
+                {"required": ["token", "channel"], "not": {"required": ["webhook_url"]}},
+            ]
+        }
+    )
     type: Literal["slack"] = "slack"
     webhook_url: SecretStr | None = None
     token: SecretStr | None = None

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from budgetguard.notify import (
     Message,
@@ -43,6 +43,15 @@ __all__ = ["WebhookNotifier", "WebhookSettings", "sign", "sign_standard", "verif
 class WebhookSettings(NotifierSettings):
     """A signed JSON POST to ``url``."""
 
+    model_config = ConfigDict(  # the rule of ``_standard_secret``, for the JSON Schema
+        json_schema_extra={
+            "if": {"required": ["signing"], "properties": {"signing": {"const": "standard"}}},
+            "then": {
+                "required": ["secret"],
+                "properties": {"secret": {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/]+=*$"}},
+            },
+        }
+    )
     type: Literal["webhook"] = "webhook"
     url: str = Field(repr=False)  # URLs often carry tokens: never shown
     secret: SecretStr | None = None
