@@ -258,7 +258,8 @@ class _Needs:
                 self.minute_hours.setdefault(source, set()).update(hours)
 
     def budget(self, budget: Budget, timezone: str) -> None:
-        start = look_back(budget, self.now, timezone)
+        # a backtest's first instants look further back than its last one
+        start = min(look_back(budget, t, timezone) for t in (self.now, min(self.instants)))
         shortest = budget.shortest_window
         used = endpoints_of(budget, attribution=True)
         cuts = [m for t in self.instants for m in bounds(budget, t, timezone)]
