@@ -12,7 +12,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -76,7 +76,7 @@ class Shaped(Traffic):
 
 
 def collected(
-    tmp: Path, rules: Rules, factor: Callable[[int], float], *, steps: list[datetime] = ()
+    tmp: Path, rules: Rules, factor: Callable[[int], float], *, steps: Sequence[datetime] = ()
 ) -> tuple[FakeAdminAPI, SpendData]:
     """The fake at END with reshaped traffic, collected for ``rules`` (and the replayed
     ``steps``) into a new store, and the data loaded as a replay loads it."""
