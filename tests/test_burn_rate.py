@@ -341,3 +341,21 @@ def test_backtest_stats_counts_fires_and_times_injected_runaways(tmp_path: Path)
     runaways = {parts[1]: parts for parts in lines if parts[1].endswith("x")}
     assert runaways["50x"][2] == "40/40"  # every start paged
     assert bad.exit_code == 2 and "--inject" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_planner_fetches_the_minutes_each_pair_reads() -> None:
+    """At 10:07, the 15m and 30m windows read the last minutes and the 6h and 24h windows
+    start at :07, cutting their hours: every one of those hours is in the minute query."""
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n"
+        "  - {name: m, limit: 100, period: month, cost_source: estimate, burn_rate: default}\n"
+    )
+    at = datetime(2026, 11, 20, 10, 7, tzinfo=UTC)
+    (minutes,) = [
+        q for q in plan_queries(rules, at) if q.endpoint == "completions" and q.width == "1m"
+    ]
+    stamp = int(at.timestamp())
+    wanted = [stamp - 15 * 60, stamp - 30 * 60, stamp - 2 * HOUR, stamp - 6 * HOUR, stamp - 86400]
+    for moment in wanted:
+        assert any(lo <= moment and moment + 60 <= hi for lo, hi in minutes.spans), moment
+    assert minutes.spans[-1][1] >= stamp
