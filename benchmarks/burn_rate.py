@@ -5,7 +5,9 @@ filled by `budgetguard collect --since 95d`, then the expected spend of a month,
 a day (the mean of the 91 days) as the limits of three budgets with `burn_rate: default`,
 and `budgetguard backtest --stats --inject 2x,5x,10x,20x --step 15m` over the 91 days
 (2026-09-01 to 2026-12-01): fire episodes per 30 days of every rule and pair, and how fast
-runaways at 40 starts page. `--headroom 1.5` sets the limits at 1.5x the expected spend.
+runaways at 40 starts page; a fourth budget holds sloth's slowest pair (3 days x 1, a
+ticket) alone, to show its noise. `--headroom 1.5` sets the limits at 1.5x the expected
+spend.
 
 The issue's targets: <= 1 false page (a critical pair firing) per 30 days at a budget of 1x
 expected spend, and a 10x runaway paged within 4 h.
@@ -72,6 +74,13 @@ def one_seed(seed: int, headroom: Decimal, where: Path) -> str:
                 f"  - {{name: org-{period}, limit: {limit}, period: {period},"
                 " cost_source: estimate}"
             )
+        # sloth's slowest pair (3 days x 1, a ticket): why it is not a default
+        month = (daily * PERIODS["month"] * headroom).quantize(Decimal("0.01"))
+        lines.append(
+            f"  - {{name: org-month-3d, limit: {month}, period: month, cost_source: estimate,"
+            " thresholds: [100%], burn_rate: [{long: 3d, short: 6h, factor: 1,"
+            " severity: warning}]}"
+        )
         rules.write_text("\n".join(lines) + "\n")
         out = run(
             [
