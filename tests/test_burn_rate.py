@@ -179,12 +179,12 @@ def _finding(findings: list[Finding], name: str) -> Finding:
 def test_a_runaway_fires_the_short_pairs_and_says_when_the_budget_runs_out(
     tmp_path: Path,
 ) -> None:
-    """A job looping over the last two hours (200x the tokens of the night's sparse
-    requests): the month's 1h/15m and 6h/30m pairs hold where the limit is the month's usual
+    """A job looping over the last two hours (400x the tokens of the night's sparse
+    requests): the month's 1h/15m and 6h/30m pairs hold on a limit of twice the month's usual
     spend, and not a day earlier; the message says when the budget runs out."""
-    runaway = lambda at: 200.0 if at >= END_TS - 2 * HOUR else 1.0  # noqa: E731
+    runaway = lambda at: 400.0 if at >= END_TS - 2 * HOUR else 1.0  # noqa: E731
     usual = FakeAdminAPI(days=40, clock=lambda: END_TS).truth(END_TS - 28 * 86400, END_TS)
-    month = usual / 28 * 30
+    month = usual / 28 * 60  # twice the usual: the month's limit is not spent yet
     rules = rules_of(
         f"  - {{name: org, limit: {month:.2f}, period: month, cost_source: estimate,"
         " burn_rate: default}\n"

@@ -71,13 +71,19 @@ def _crossed(p: Mapping[str, Any], nouns: bool = True) -> str:
     fired = [t for t in p.get("thresholds") or () if t.get("event") != "resolve" and t.get("at")]
     resolved = [t for t in p.get("thresholds") or () if t.get("event") == "resolve" and t.get("at")]
     parts = []
-    for items, verb in ((fired, "crossed"), (resolved, "back under")):
+    for everything, verb in ((fired, "crossed"), (resolved, "back under")):
+        items = [t for t in everything if t.get("kind") != "burn_rate"]
         if items:
             ats = ", ".join(str(t["at"]) for t in items)
             forecast = all(t.get("kind") == "forecast" for t in items)
             noun = "forecast threshold" if forecast else "threshold"
             plural = "s" if len(items) > 1 else ""
             parts.append(f"{noun}{plural} {ats} {verb}" if nouns else f"{ats} {verb}")
+        pairs = [t for t in everything if t.get("kind") == "burn_rate"]
+        if pairs:
+            ats = ", ".join(str(t["at"]) for t in pairs)
+            plural = "s" if len(pairs) > 1 else ""
+            parts.append(f"burn rate{plural} {ats} {verb}")
     return "; ".join(parts)
 
 
@@ -93,7 +99,10 @@ def _pace(p: Mapping[str, Any]) -> str:
     share = _dec(p.get("long_share"))
     if share is not None and p.get("long_window"):
         parts.append(f"{share:.1%} of the limit burnt in the last {p['long_window']}")
-    if p.get("runs_out_at"):
+    spend, limit = _dec(p.get("spend")), _dec(p.get("limit"))
+    if spend is not None and limit and spend >= limit:
+        parts.append("the budget has run out")
+    elif p.get("runs_out_at"):
         parts.append(f"at this pace the budget runs out at {p['runs_out_at']}")
     return "".join(f"; {part}" for part in parts)
 
@@ -144,7 +153,7 @@ def alert_summary(p: Mapping[str, Any]) -> str:
             f"{_times(burn.get('long_rate'))} the budgeted pace over the last {burn.get('long')}"
             f" ({_times(burn.get('short_rate'))} over the last {burn.get('short')}; fires "
             f"above x{_dec(burn.get('factor')) or 0:f}); {show(spend, metric)} of "
-            f"{show(limit, metric)}{_pct(spend, limit)} {window}{_pace(p)}"
+            f"{show(limit, metric)}{_pct(spend, limit)} {window}{_pace(p)}{tail}"
         )
     else:
         text = (
