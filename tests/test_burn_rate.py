@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from budgetguard import pipeline
 from budgetguard.alerts.grouping import group_events
-from budgetguard.alerts.lifecycle import conditions, transitions
+from budgetguard.alerts.lifecycle import conditions, routes, transitions
 from budgetguard.alerts.outbox import render
+from budgetguard.alerts.silences import Silence, apply_silences
 from budgetguard.cli import app
 from budgetguard.collect import Collector
 from budgetguard.evaluate.data import SpendData
@@ -31,6 +32,7 @@ from budgetguard.evaluate.evaluator import Finding, evaluate
 from budgetguard.evaluate.pricing import Pricer
 from budgetguard.providers.openai import AdminClient
 from budgetguard.rules import Rules, RulesError, load_rules_text
+from budgetguard.rules.model import BurnRatePair
 from budgetguard.rules.needs import plan_queries
 from budgetguard.simulator import SimulatorServer, build_api
 from budgetguard.store import Store
@@ -206,6 +208,21 @@ def test_a_runaway_fires_the_short_pairs_and_says_when_the_budget_runs_out(
     _, events = transitions(findings, {}, END)
     fired = [e for e in events if e.kind == "burn_rate" and e.event == "fire"]
     assert {e.threshold.key for e in fired if e.threshold} >= {"1h/15m", "6h/30m"}
+    # silences match kind=burn_rate and its severity; a pair's own notify routes it
+    states = {**transitions(findings, {}, END)[0]}
+    running = [
+        Silence(
+            "s1", (("kind", "burn_rate"), ("severity", "critical")), END, END + timedelta(hours=1)
+        )
+    ]
+    outcome = apply_silences(events, findings, states, running, {}, END)
+    assert {e.kind for e in outcome.silenced} == {"burn_rate"}
+    assert all(e.kind != "burn_rate" or e.severity != "critical" for e in outcome.send)
+    pair = BurnRatePair.model_validate(
+        {"long": "1h", "short": "15m", "factor": 14.4, "notify": ["pager"]}
+    )
+    routed = org.budget.model_copy(update={"burn_rate": (pair,)})
+    assert routes(dataclasses.replace(org, budget=routed), routed.burn_rate[0]) == ("pager",)
     alert = render(group_events([dataclasses.replace(fired[0], notify=("x",))])[0])
     body = alert.to_payload()
     assert body["kind"] == "burn_rate"
