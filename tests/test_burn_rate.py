@@ -41,6 +41,9 @@ from tests.fake_admin_api import HOUR, PRICES, FakeAdminAPI, FakeAdminServer, Re
 
 END = datetime(2026, 11, 28, tzinfo=UTC)
 END_TS = int(END.timestamp())
+#: the fake's history: the month to END and the 7 days a forecast averages before its first
+#: step, and the 4 weeks a seasonal anomaly compares with
+HISTORY_DAYS = 31
 BUDGETGUARD = str(Path(sys.executable).with_name("budgetguard"))
 
 
@@ -84,8 +87,8 @@ def collected(
 ) -> tuple[FakeAdminAPI, SpendData]:
     """The fake at END with reshaped traffic, collected for ``rules`` (and the replayed
     ``steps``) into a new store, and the data loaded as a replay loads it."""
-    api = FakeAdminAPI(days=40, clock=lambda: END_TS)
-    api.traffic = Shaped(3, END_TS - 40 * 86400, factor)
+    api = FakeAdminAPI(days=HISTORY_DAYS, clock=lambda: END_TS)
+    api.traffic = Shaped(3, END_TS - HISTORY_DAYS * 86400, factor)
     plan = plan_queries(rules, END, replayed=list(steps))
     tmp.mkdir(parents=True, exist_ok=True)
     store = Store.open(f"sqlite:///{tmp / 'pace.db'}")
@@ -185,7 +188,7 @@ def test_a_runaway_fires_the_short_pairs_and_says_when_the_budget_runs_out(
     requests): the month's 1h/15m and 6h/30m pairs hold on a limit of twice the month's usual
     spend, and not a day earlier; the message says when the budget runs out."""
     runaway = lambda at: 400.0 if at >= END_TS - 2 * HOUR else 1.0  # noqa: E731
-    usual = FakeAdminAPI(days=40, clock=lambda: END_TS).truth(END_TS - 28 * 86400, END_TS)
+    usual = FakeAdminAPI(days=HISTORY_DAYS, clock=lambda: END_TS).truth(END_TS - 28 * 86400, END_TS)
     month = usual / 28 * 60  # twice the usual: the month's limit is not spent yet
     rules = rules_of(
         f"  - {{name: org, limit: {month:.2f}, period: month, cost_source: estimate,"
@@ -241,7 +244,7 @@ def test_a_window_without_its_minutes_is_unknown_never_ok(tmp_path: Path) -> Non
     )
     at = END - timedelta(minutes=7)
     plan = [q for q in plan_queries(rules, at) if q.width != "1m"]  # no minutes
-    api = FakeAdminAPI(days=40, clock=lambda: END_TS)
+    api = FakeAdminAPI(days=HISTORY_DAYS, clock=lambda: END_TS)
     store = Store.open(f"sqlite:///{tmp_path / 'hours.db'}")
     with FakeAdminServer(api) as fake:
 
@@ -271,11 +274,11 @@ def test_a_forecast_threshold_at_80_percent_fires_before_spend_crosses_it(
 ) -> None:
     """A steady ramp (10 % more each day): the 80 % forecast threshold fires days before
     the month's spend reaches 80 %; the threshold itself fires when it does."""
-    start = END_TS - 40 * 86400
+    start = END_TS - HISTORY_DAYS * 86400
     ramp = lambda at: 1 + (at - start) / 86400 / 10  # noqa: E731
     first, last = datetime(2026, 11, 8, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC)
     steps = [first + timedelta(hours=6 * i) for i in range(77)]
-    probe = FakeAdminAPI(days=40, clock=lambda: END_TS)
+    probe = FakeAdminAPI(days=HISTORY_DAYS, clock=lambda: END_TS)
     probe.traffic = Shaped(3, start, ramp)
     month = datetime(2026, 11, 1, tzinfo=UTC)
     crossed_at = datetime(2026, 11, 22, tzinfo=UTC)
