@@ -93,13 +93,12 @@ def collect(
     within ``settings.collect_deadline`` seconds, the names refresh included (after the
     collection, in what is left of it, at most a quarter of the deadline or 5 s; skipped
     when the key was refused or nothing came). With ``replayed`` instants (a backtest's
-    steps), only the minutes of the hours they cut, which a replay splits by."""
+    steps), also what those instants read: the minutes of the hours they cut, which a replay
+    splits by, and the hours of the days they reach back to."""
     from budgetguard.collect import Collector, widen
 
     queries = plan_queries(rules, end, replayed=replayed)
-    if replayed:
-        queries = [q for q in queries if q.spans]
-    elif since is not None:
+    if since is not None and not replayed:
         queries = widen(plan_queries(rules, end, since=since), queries)
     deadline = settings.collect_deadline
 

@@ -109,8 +109,29 @@ def _budget(f: Finding) -> dict[str, Any]:
         "severity": f.severity,
         "source": f.source,
         "data": {"complete": f.complete and f.severity != "unknown", "note": f.note},
+        **({"burn_rate": _burn(f)} if f.burn else {}),
         **_people(f),
     }
+
+
+def _burn(f: Finding) -> list[dict[str, Any]]:
+    """Each burn-rate pair of the finding: its windows' rates and whether it holds (null
+    when its data is incomplete: unknown, never ok)."""
+
+    def rate(value: Decimal | None) -> float | None:
+        return None if value is None else round(float(value), 4)
+
+    return [
+        {
+            "pair": b.pair.key,
+            "factor": float(b.pair.factor),
+            "severity": b.pair.severity,
+            "long_rate": rate(b.long_rate),
+            "short_rate": rate(b.short_rate),
+            "holds": b.holds if b.known else None,
+        }
+        for b in f.burn
+    ]
 
 
 def write_json(
@@ -180,6 +201,7 @@ def _budget_line(f: Finding, cache: dict[tuple[int, int], tuple[str, str, str]])
             ', "note": ',
             "null" if f.note is None else json.dumps(f.note),
             "}",
+            ', "burn_rate": ' + json.dumps(_burn(f)) if f.burn else "",
             tail,
         )
     )

@@ -233,7 +233,7 @@ MISTAKES_REPORTED = [
     "115:20: max_staleness: not a duration: use Nm, Nh or Nd with N >= 1 (e.g. 15m, 24h, 7d)",
     "116:37: baseline: a duration is at most 3660d (ten years)",
     "116:61: min: must be greater than or equal to 0",
-    "116:65: unknown key 'extra' (expected one of: baseline, factor, min, window)",
+    "116:65: unknown key 'extra' (expected one of: baseline, factor, min, seasonal, window)",
 ]
 
 CHECKS = """\

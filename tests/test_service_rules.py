@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from budgetguard.rules import Rules, load_rules
 from budgetguard.rules.model import (
     Anomaly,
+    BurnRatePair,
     Defaults,
     Digest,
     Match,
@@ -62,6 +63,7 @@ defaults:
   repeat: 12h
   max_staleness: 6h
   mismatch_factor: 4
+  burn_rate: default
 pricing:
   models:
     ft:gpt-4o-mini:acme: {{input: 0.30, cached_input: 0.15, output: 1.20,
@@ -77,7 +79,7 @@ budgets:
     limit: 100
     period: month
     thresholds:
-      - 50%
+      - {{at: 50%, forecast: true}}
       - 1000
       - {{at: 100%, severity: critical, notify: [hook, {{name: pager, on: [fire, resolve]}}]}}
     forecast: true
@@ -92,9 +94,11 @@ budgets:
     limit: 1000
     window: 24h
     cost_source: estimate
+    burn_rate: [{{long: 1h, short: 15m, factor: 6, severity: critical, min_spend: 5,
+                 notify: [hook]}}]
   - name: spike
     each: project
-    anomaly: {{window: 1h, baseline: 7d, factor: 3, min: 5}}
+    anomaly: {{window: 1h, baseline: 7d, factor: 3, min: 5, seasonal: false}}
   - {{name: off, limit: 1, window: 1h, enabled: false, mismatch_factor: 5}}
 digest: {{schedule: "0 9 * * mon", period: week, notify: [hook, chat], top: 3}}
 """
@@ -108,6 +112,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     RawBudget,
     Match,
     RawThreshold,
+    BurnRatePair,
     Anomaly,
     NotifyEntry,
     Digest,

@@ -18,13 +18,14 @@ from decimal import Decimal
 from typing import Literal
 
 from budgetguard.evaluate.evaluator import Finding
-from budgetguard.rules.model import NotifyEntry, Threshold, alert_identity
+from budgetguard.rules.model import BurnRatePair, NotifyEntry, Threshold, alert_identity
 from budgetguard.store.columns import StoredAlert
 
 __all__ = [
     "AlertEvent",
     "AlertState",
     "Decision",
+    "Trigger",
     "active_alerts",
     "conditions",
     "decide",
@@ -35,7 +36,9 @@ __all__ = [
     "transitions",
 ]
 
-Kind = Literal["threshold", "forecast", "anomaly", "no_data", "data"]
+Kind = Literal["threshold", "forecast", "burn_rate", "anomaly", "no_data", "data"]
+#: What an alert is about beyond its kind: a threshold, a burn-rate pair, or nothing.
+Trigger = Threshold | BurnRatePair
 #: the contract's alert kind of each internal one: costs that do not add up (``data``) are a
 #: ``no_data`` alert at warning severity (the data cannot be trusted)
 CONTRACT_KIND = {"data": "no_data"}
@@ -98,10 +101,10 @@ class AlertEvent:
     """Something to tell people: an alert fired, was reminded of, or resolved."""
 
     event: Literal["fire", "remind", "resolve"]
-    kind: str  # threshold | forecast | anomaly | no_data
+    kind: str  # threshold | forecast | burn_rate | anomaly | no_data
     severity: str
     finding: Finding
-    threshold: Threshold | None
+    threshold: Trigger | None
     key: str  # idempotency key: the same on every retry and replica
     at: datetime
     notify: tuple[str | NotifyEntry, ...]
@@ -183,8 +186,10 @@ def fire_key(installation: str, state: AlertState) -> str:
     return state.fire_key or _key(installation, state.identity, state.episode, "fire")
 
 
-def conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool, str]]:
-    """(kind, threshold, holds, severity) for every alert a finding's budget can raise."""
+def conditions(finding: Finding) -> Iterable[tuple[Kind, Trigger | None, bool, str]]:
+    """(kind, threshold or pair, holds, severity) for every alert a finding's budget can
+    raise. A burn-rate pair whose windows are unknown raises nothing: it neither fires nor
+    resolves (the finding's note says why)."""
     budget = finding.budget
     known = finding.severity != "unknown"
     yield "no_data", None, not known, "unknown"
@@ -192,16 +197,20 @@ def conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool,
         return
     for t in budget.thresholds:
         yield "threshold", t, t in finding.crossed, t.severity
-        if budget.forecast:
+        if budget.forecast or t.forecast:
             yield "forecast", t, t in finding.forecast_crossed, "warning"
+    for rate in finding.burn:
+        if rate.known:
+            yield "burn_rate", rate.pair, rate.holds, rate.pair.severity
     if budget.anomaly is not None:
         yield "anomaly", None, finding.anomaly, "warning"
     if budget.metric == "cost" and budget.source == "auto":  # costs that do not add up
         yield "data", None, bool(finding.extra.get("mismatch")), "warning"
 
 
-def routes(finding: Finding, threshold: Threshold | None) -> tuple[str | NotifyEntry, ...]:
-    """Where an alert goes: its threshold's ``notify`` if set, else its budget's."""
+def routes(finding: Finding, threshold: Trigger | None) -> tuple[str | NotifyEntry, ...]:
+    """Where an alert goes: its threshold's (or pair's) ``notify`` if set, else its
+    budget's."""
     if threshold is not None and threshold.notify:
         return tuple(threshold.notify)
     return tuple(finding.budget.notify)
@@ -237,7 +246,7 @@ def transitions(
                 kind: str = kind,
                 severity: str = severity,
                 finding: Finding = finding,
-                threshold: Threshold | None = threshold,
+                threshold: Trigger | None = threshold,
                 identity: str = identity,
                 notify: tuple[str | NotifyEntry, ...] = notify,
                 prior: AlertState = state,
@@ -261,7 +270,8 @@ def transitions(
                 state,
                 holds,
                 at,
-                period=period if kind != "no_data" else None,
+                # a pace fires per crossing: a second runaway in a month is paged too
+                period=period if kind not in ("no_data", "burn_rate") else None,
                 repeat=budget.repeat_delta,
             )
             if decision.action != "none":

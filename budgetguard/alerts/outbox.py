@@ -15,7 +15,8 @@ from sqlalchemy import Connection
 
 from budgetguard.alerts.grouping import Notification, carried_keys
 from budgetguard.alerts.lifecycle import AlertEvent, AlertState, state_of, stored_of
-from budgetguard.evaluate.evaluator import Finding
+from budgetguard.alerts.pace import pace_facts
+from budgetguard.evaluate.evaluator import FORECAST_METHOD, Finding
 from budgetguard.notify import Alert, money
 from budgetguard.notify.alert_text import alert_summary
 from budgetguard.rules.needs import endpoints_of
@@ -161,6 +162,9 @@ def render(
         body["data_problem"] = f.extra.get("mismatch")
     if event.kind == "forecast":
         body["limit_reached_on"] = _limit_reached_on(f)
+        body["forecast_method"] = FORECAST_METHOD
+    if event.kind in ("threshold", "forecast", "burn_rate") and event.event != "resolve":
+        body.update(pace_facts(f, event.threshold if event.kind == "burn_rate" else None))
     if event.kind == "anomaly":
         body["baseline"] = _num(f.anomaly_baseline)
     body["message"] = alert_summary(body)

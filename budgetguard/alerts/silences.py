@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from budgetguard.alerts.lifecycle import AlertEvent, AlertState, conditions, fire_key, routes
+from budgetguard.alerts.lifecycle import (
+    AlertEvent,
+    AlertState,
+    Trigger,
+    conditions,
+    fire_key,
+    routes,
+)
 from budgetguard.evaluate.evaluator import Finding
-from budgetguard.rules.model import Budget, Threshold, alert_identity
+from budgetguard.rules.model import Budget, alert_identity
 from budgetguard.store.columns import MATCHER_KEYS
 
 __all__ = [
@@ -156,10 +163,12 @@ class SilenceOutcome:
     held: dict[str, Held] = field(default_factory=dict)  # all owed after this evaluation
 
 
-def _severity(kind: str, threshold: Threshold | None) -> str:
+def _severity(kind: str, threshold: Trigger | None) -> str:
     if kind == "no_data":
         return "unknown"
-    return threshold.severity if kind == "threshold" and threshold is not None else "warning"
+    if kind in ("threshold", "burn_rate") and threshold is not None:
+        return threshold.severity
+    return "warning"
 
 
 def alert_labels(

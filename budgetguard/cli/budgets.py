@@ -135,12 +135,24 @@ def backtest(
     offline: Annotated[
         bool, typer.Option("--offline", help="Fetch nothing: not the minutes steps cut either.")
     ] = False,
+    stats: Annotated[
+        bool,
+        typer.Option("--stats", help="Fire episodes per 30 days of each rule and pair instead."),
+    ] = False,
+    inject: Annotated[
+        str | None,
+        typer.Option(
+            "--inject",
+            help="With --stats: runaways (2x,5x,10x) overlaid at 40 starts; how fast they page.",
+        ),
+    ] = None,
     rules: RulesPath = None,
     db: Database = None,
     now: Now = None,
     verbose: Verbose = False,
 ) -> None:
-    """Replay evaluation over stored history; list when each alert would fire and resolve."""
+    """Replay evaluation over stored history; list when each alert would fire and resolve
+    (with --stats: how often each rule fires, and with --inject how fast runaways page)."""
     from budgetguard import pipeline
     from budgetguard.evaluate import group_label, needed_from
     from budgetguard.rules.vocabulary import parse_duration
@@ -155,6 +167,15 @@ def backtest(
         raise fail(f"--step {step!r}: too large", EXIT_INPUT) from None
     if first >= last:
         raise fail("--from must be before --to", EXIT_INPUT)
+    multipliers: list[float] = []
+    if inject is not None:
+        from budgetguard.alerts.noise import parse_injections
+
+        try:
+            multipliers = parse_injections(inject)
+        except ValueError as exc:
+            raise fail(f"--inject: {exc}", EXIT_INPUT) from None
+        stats = True
     if (last - first) / every > 20_000:
         raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
     steps = [first + every * n for n in range(int((last - first) / every) + 1)]
@@ -165,9 +186,16 @@ def backtest(
         loaded = pipeline.named_rules(store, loaded)  # match globs on names, as check does
         # what the budgets look at from the first instant replayed, up to the last
         since = needed_from(loaded, first)
-        data = pipeline.spend_data(store, loaded, last, since=since, replayed=steps)
+        # planned as of the clock, as the store was collected (hours for the recent days,
+        # days before): a plan as of an old ``--to`` would ask for hours the store never got
+        data = pipeline.spend_data(store, loaded, max(last, clock), since=since, replayed=steps)
     finally:
         store.close()
+    if stats:
+        from budgetguard.cli.noise import print_stats
+
+        print_stats(loaded, data, first, last, every, multipliers, step)
+        return
     fired = resolved = 0
     for moment, events in pipeline.replay(loaded, data, first, last, every):
         for event in events:

@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from budgetguard.evaluate.burn_rate import BurnRate, BurnRates, runs_out_at
 from budgetguard.evaluate.consistency import mismatches
 from budgetguard.evaluate.coverage import coverage_problem
 from budgetguard.evaluate.data import SpendData
+from budgetguard.evaluate.seasonal import SeasonalAnomaly
 from budgetguard.evaluate.spend import Spend, collect_spend, total_of
 from budgetguard.evaluate.windows import Window, budget_window
 from budgetguard.rules.model import Budget, Rules, Threshold
 from budgetguard.rules.needs import endpoints_of
 
-__all__ = ["SEVERITY_ORDER", "Finding", "evaluate", "group_label"]
+__all__ = ["FORECAST_METHOD", "SEVERITY_ORDER", "Finding", "evaluate", "group_label"]
 
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 _DAY = 86400
@@ -48,6 +51,8 @@ class Finding:
     anomaly: bool = False
     anomaly_baseline: Decimal | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the burn-rate pairs of the budget, for this group (``evaluate.burn_rate``)
+    burn: tuple[BurnRate, ...] = ()
 
     @property
     def planned(self) -> Decimal:
@@ -183,7 +188,13 @@ def _evaluate_budget(
     # No spend at all still shows the budget (at zero), split or not.
     groups = spend.groups() | set(expected) or {()}
     forecaster = _Forecast(budget, data, source, window, now)
-    anomalies = _Anomaly(budget, data, source, now)
+    anomalies: _Anomaly | SeasonalAnomaly = (
+        SeasonalAnomaly(budget, data, source, now)
+        if budget.anomaly is not None and budget.anomaly.seasonal
+        else _Anomaly(budget, data, source, now)
+    )
+    zone = ZoneInfo(rules.timezone)
+    burn_rates = BurnRates(budget, data, source, window, now, zone)
     by_usage = spend.apportioned and not spend.by_time
     limit = budget.limit
     at_amounts = [] if limit is None else [(t, t.ratio * limit) for t in budget.thresholds]
@@ -208,8 +219,14 @@ def _evaluate_budget(
         forecast_crossed = tuple(
             t
             for t, amount in at_amounts
-            if forecast is not None and t.ratio >= 1 and forecast >= amount and t not in crossed
+            if forecast is not None
+            and (t.forecast or (budget.forecast and t.ratio >= 1))
+            and forecast >= amount
+            and t not in crossed
         )
+        burn = burn_rates.of(key, total)
+        burn_notes = [b.note for b in burn if b.note is not None]
+        reach = runs_out_at(total, limit, _pace(forecaster, window, total, forecast), now)
         anomaly, baseline = anomalies.of(key)
         severity = max((t.severity for t in crossed), key=SEVERITY_ORDER.__getitem__, default="ok")
         if (anomaly or mismatch) and severity == "ok":  # costs that do not add up are not ok
@@ -225,7 +242,7 @@ def _evaluate_budget(
                 severity,
                 used,
                 spend.complete(key),
-                "; ".join(n for n in (note, forecast_note) if n) or None,
+                "; ".join(n for n in (note, forecast_note, *burn_notes) if n) or None,
                 crossed,
                 forecast_crossed,
                 anomaly,
@@ -233,7 +250,9 @@ def _evaluate_budget(
                 {
                     **({"planned": expected[key]} if key in expected else {}),
                     **({"mismatch": mismatch} if mismatch else {}),
+                    **({"runs_out_at": reach.astimezone(zone)} if reach is not None else {}),
                 },
+                burn,
             )
         )
     return findings
@@ -250,9 +269,25 @@ def _foreign(
     return Finding(budget, group, window, None, budget.limit, None, "unknown", "costs", False, note)
 
 
+def _pace(
+    forecaster: _Forecast, window: Window, total: Decimal, forecast: Decimal | None
+) -> Decimal:
+    """Spend per second "at this pace": the forecast's (its 7-day mean daily spend) where
+    there is one, else the window's own mean (spend so far over the time it covers)."""
+    if forecast is not None and window.period_end is not None:
+        left = Decimal(int((window.period_end - window.end).total_seconds()))
+        if left > 0:
+            return (forecast - total) / left
+    return total / window.seconds if window.seconds > 0 else _ZERO
+
+
+#: How the forecast projects, named in forecast messages.
+FORECAST_METHOD = "spend to date + the mean daily spend of the last 7 complete days x days left"
+
+
 class _Forecast:
-    """Spend so far + the mean daily spend of the last 7 complete UTC days x days left. The
-    history is summed once per budget, then read per group."""
+    """Spend so far + the mean daily spend of the last 7 complete UTC days x days left
+    (``FORECAST_METHOD``). The history is summed once per budget, then read per group."""
 
     def __init__(
         self, budget: Budget, data: SpendData, source: str, window: Window, now: datetime
@@ -260,7 +295,7 @@ class _Forecast:
         self.source = source
         self.history: Spend | None = None
         self.note: str | None = None
-        if not budget.forecast or window.period_end is None:
+        if not budget.forecasts or window.period_end is None:
             return
         self.now = int(now.timestamp())
         today = self.now - self.now % _DAY

@@ -71,14 +71,40 @@ def _crossed(p: Mapping[str, Any], nouns: bool = True) -> str:
     fired = [t for t in p.get("thresholds") or () if t.get("event") != "resolve" and t.get("at")]
     resolved = [t for t in p.get("thresholds") or () if t.get("event") == "resolve" and t.get("at")]
     parts = []
-    for items, verb in ((fired, "crossed"), (resolved, "back under")):
+    for everything, verb in ((fired, "crossed"), (resolved, "back under")):
+        items = [t for t in everything if t.get("kind") != "burn_rate"]
         if items:
             ats = ", ".join(str(t["at"]) for t in items)
             forecast = all(t.get("kind") == "forecast" for t in items)
             noun = "forecast threshold" if forecast else "threshold"
             plural = "s" if len(items) > 1 else ""
             parts.append(f"{noun}{plural} {ats} {verb}" if nouns else f"{ats} {verb}")
+        pairs = [t for t in everything if t.get("kind") == "burn_rate"]
+        if pairs:
+            ats = ", ".join(str(t["at"]) for t in pairs)
+            plural = "s" if len(pairs) > 1 else ""
+            parts.append(f"burn rate{plural} {ats} {verb}")
     return "; ".join(parts)
+
+
+def _times(value: Any) -> str:
+    rate = _dec(value)
+    return "—" if rate is None else f"{rate:.1f}x"
+
+
+def _pace(p: Mapping[str, Any]) -> str:
+    """``; 4.5% of the limit burnt in the last 6h; at this pace the budget runs out at
+    2026-12-19 14:00 UTC`` (what of it the body knows)."""
+    parts = []
+    share = _dec(p.get("long_share"))
+    if share is not None and p.get("long_window"):
+        parts.append(f"{share:.1%} of the limit burnt in the last {p['long_window']}")
+    spend, limit = _dec(p.get("spend")), _dec(p.get("limit"))
+    if spend is not None and limit and spend >= limit:
+        parts.append("the budget has run out")
+    elif p.get("runs_out_at"):
+        parts.append(f"at this pace the budget runs out at {p['runs_out_at']}")
+    return "".join(f"; {part}" for part in parts)
 
 
 def alert_summary(p: Mapping[str, Any]) -> str:
@@ -114,17 +140,25 @@ def alert_summary(p: Mapping[str, Any]) -> str:
         )
     elif kind == "forecast":
         forecast = p.get("forecast")
-        reach = p.get("limit_reached_on")
-        when = f"; at this pace the limit is reached on {reach}" if reach else ""
+        method = f" ({p['forecast_method']})" if p.get("forecast_method") else ""
         text = (
             f"{str(p.get('severity') or '').upper()} {label}: forecast {show(forecast, metric)}"
-            f" of {show(limit, metric)}{_pct(forecast, limit)} {window} (now "
-            f"{show(spend, metric)}{_pct(spend, limit)}){when}{tail}"
+            f" of {show(limit, metric)}{_pct(forecast, limit)} {window}{method} (now "
+            f"{show(spend, metric)}{_pct(spend, limit)}){_pace(p)}{tail}"
+        )
+    elif kind == "burn_rate":
+        burn = dict(p.get("burn_rate") or {})
+        text = (
+            f"{str(p.get('severity') or '').upper()} {label}: burning "
+            f"{_times(burn.get('long_rate'))} the budgeted pace over the last {burn.get('long')}"
+            f" ({_times(burn.get('short_rate'))} over the last {burn.get('short')}; fires "
+            f"above x{_dec(burn.get('factor')) or 0:f}); {show(spend, metric)} of "
+            f"{show(limit, metric)}{_pct(spend, limit)} {window}{_pace(p)}{tail}"
         )
     else:
         text = (
             f"{str(p.get('severity') or '').upper()} {label}: {show(spend, metric)} of "
-            f"{show(limit, metric)}{_pct(spend, limit)} {window}{tail}"
+            f"{show(limit, metric)}{_pct(spend, limit)} {window}{_pace(p)}{tail}"
         )
     if event == "remind":
         text = f"REMINDER {text}; firing since {moment(p.get('since'))}"
@@ -147,6 +181,21 @@ def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Forecast", show(forecast, metric) + _pct(forecast, limit)))
     if p.get("limit_reached_on"):
         rows.append(("Limit reached", f"{p['limit_reached_on']} at this pace"))
+    if p.get("runs_out_at"):
+        rows.append(("Runs out", f"{p['runs_out_at']} at this pace"))
+    burn = dict(p.get("burn_rate") or {})
+    if burn:
+        rows.append(
+            (
+                "Burn rate",
+                f"{_times(burn.get('long_rate'))} over {burn.get('long')}, "
+                f"{_times(burn.get('short_rate'))} over {burn.get('short')} "
+                f"(fires above x{_dec(burn.get('factor')) or 0:f})",
+            )
+        )
+    if p.get("long_share") is not None and p.get("long_window"):
+        share = _dec(p["long_share"]) or Decimal(0)
+        rows.append((f"Burnt in {p['long_window']}", f"{share:.1%} of the limit"))
     if p.get("fired_spend") is not None:
         rows.append(("At firing", show(p["fired_spend"], metric) + _pct(p["fired_spend"], limit)))
     if p.get("kind") == "no_data":

@@ -15,9 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from budgetguard.rules.burn_rate import MIN_SHORT, resolve_pairs
 from budgetguard.rules.errors import did_you_mean
 from budgetguard.rules.model import (
+    SEASONAL_BASELINE,
+    Anomaly,
     Budget,
+    BurnRatePair,
     Defaults,
     Digest,
     Notifier,
@@ -222,16 +226,7 @@ def _budget(
     errors_before = len(report.errors)
     _shape(raw, given, path, report)
     if raw.anomaly is not None:
-        window, baseline = (
-            parse_duration(raw.anomaly.window),
-            parse_duration(raw.anomaly.baseline),
-        )
-        if baseline <= window:
-            report.at(
-                (*path, "anomaly", "baseline"),
-                "baseline: must be longer than the anomaly window (it is the history "
-                "the window is compared with)",
-            )
+        _anomaly(raw.anomaly, path, report)
     thresholds: tuple[Threshold, ...] = ()
     whole = raw.metric != "cost"  # tokens, requests, ... are counted in whole units
     if raw.limit is not None:
@@ -247,6 +242,22 @@ def _budget(
             )
         else:
             thresholds = _thresholds(("80%", "100%"), path, raw.limit, names, report, whole)
+        if any(t.forecast for t in thresholds) and raw.period is None:
+            report.at(
+                (*path, "thresholds"),
+                "forecast: only period budgets have an end to forecast (use period:, not window:)",
+            )
+    burn_given = raw.burn_rate if raw.burn_rate is not None else defaults.burn_rate
+    burn_path: Loc = ("defaults", "burn_rate")
+    if raw.burn_rate is not None:
+        burn_path = (*path, "burn_rate")
+    pairs = resolve_pairs(burn_given, raw.period, raw.window)
+    if raw.burn_rate not in (None, "off") and raw.limit is None:
+        report.at(burn_path, "burn_rate: needs a limit (the pace is the limit over the period)")
+        pairs = ()
+    elif raw.limit is None:
+        pairs = ()  # a spike-only budget has no pace: the defaults' pairs do not apply
+    _pairs(pairs, burn_path, raw.window, names, report)
     notify = raw.notify if raw.notify is not None else (defaults.notify or ())
     if raw.notify is not None:
         _names_exist(raw.notify, (*path, "notify"), names, report)
@@ -277,8 +288,66 @@ def _budget(
         cost_source=cost_source,
         max_staleness=raw.max_staleness or defaults.max_staleness or "6h",
         mismatch_factor=raw.mismatch_factor or defaults.mismatch_factor or Decimal(3),
+        burn_rate=pairs,
         enabled=raw.enabled,
     )
+
+
+def _anomaly(anomaly: Anomaly, path: Loc, report: Reporter) -> None:
+    """A flat anomaly needs a baseline longer than its window; a seasonal one compares
+    with whole previous weeks, so its window fits in a week and its baseline is weeks."""
+    window = parse_duration(anomaly.window)
+    if anomaly.baseline is None:
+        if not anomaly.seasonal:
+            report.at(
+                (*path, "anomaly"),
+                "anomaly: missing required key 'baseline' (the history the window is "
+                "compared with, e.g. 7d), or seasonal: true",
+            )
+        baseline = parse_duration(SEASONAL_BASELINE)
+    else:
+        baseline = parse_duration(anomaly.baseline)
+    if anomaly.seasonal:
+        week = timedelta(days=7)
+        if window > week:
+            report.at((*path, "anomaly", "window"), "window: a seasonal window fits in a week")
+        if baseline < week or baseline % week:
+            report.at(
+                (*path, "anomaly", "baseline"),
+                "baseline: a seasonal baseline is whole weeks (7d, 14d, 28d, ...)",
+            )
+    elif baseline <= window:
+        report.at(
+            (*path, "anomaly", "baseline"),
+            "baseline: must be longer than the anomaly window (it is the history "
+            "the window is compared with)",
+        )
+
+
+def _pairs(
+    pairs: tuple[BurnRatePair, ...],
+    path: Loc,
+    window: str | None,
+    names: set[str],
+    report: Reporter,
+) -> None:
+    """Burn-rate pairs that can be measured: a short window shorter than its long one and
+    never under 15 minutes, a long window inside a rolling budget's, each pair once."""
+    seen: set[str] = set()
+    span = None if window is None else parse_duration(window)
+    for index, pair in enumerate(pairs):
+        where: Loc = (*path, index)
+        if pair.short_delta < MIN_SHORT:
+            report.at((*where, "short"), "short: a burn-rate window is at least 15m")
+        if pair.short_delta >= pair.long_delta:
+            report.at((*where, "short"), "short: must be shorter than the long window")
+        if span is not None and pair.long_delta > span:
+            report.at((*where, "long"), f"long: longer than the budget's window ({window})")
+        if pair.key in seen:
+            report.at(where, f"burn-rate pair {pair.key} is given twice")
+        seen.add(pair.key)
+        if pair.notify is not None:
+            _names_exist(pair.notify, (*where, "notify"), names, report)
 
 
 def _shape(raw: RawBudget, given: dict[str, Any], path: Loc, report: Reporter) -> None:
@@ -331,6 +400,7 @@ def _thresholds(
     for index, item in enumerate(items):
         where: Loc = (*path, index)
         severity = notify = None
+        forecast = False
         at = item
         if isinstance(item, dict):
             try:
@@ -339,6 +409,7 @@ def _thresholds(
                 report.validation(exc, where, RawThreshold)
                 continue
             at, severity, notify = parsed.at, parsed.severity, parsed.notify
+            forecast = parsed.forecast
             if notify is not None:
                 _names_exist(notify, (*where, "notify"), names, report)
             where = (*where, "at")
@@ -364,6 +435,7 @@ def _thresholds(
             ratio=ratio,
             severity=severity or ("warning" if ratio < 1 else "critical"),
             notify=notify,
+            forecast=forecast,
         )
     return tuple(out[r] for r in sorted(out))
 

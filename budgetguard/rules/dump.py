@@ -43,9 +43,16 @@ def _budget(budget: Budget) -> dict[str, Any]:
     if not budget.labels:
         del data["labels"]
     data["thresholds"] = [
-        {"at": t.at, "severity": t.severity, **({"notify": list(t.notify)} if t.notify else {})}
+        {
+            "at": t.at,
+            "severity": t.severity,
+            **({"notify": list(t.notify)} if t.notify else {}),
+            **({"forecast": True} if t.forecast else {}),
+        }
         for t in budget.thresholds
     ]
+    if not budget.burn_rate:
+        del data["burn_rate"]
     if budget.limit is None:  # an anomaly-only budget has no thresholds or forecast
         del data["thresholds"], data["forecast"]
     return data

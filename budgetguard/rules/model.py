@@ -36,6 +36,7 @@ from budgetguard.rules.vocabulary import (
 __all__ = [
     "Anomaly",
     "Budget",
+    "BurnRatePair",
     "Defaults",
     "Digest",
     "FrozenDict",
@@ -172,6 +173,8 @@ class RawThreshold(_Frozen):
     at: Any
     severity: Severity | None = None
     notify: Routes | None = None
+    #: fire on the projected end-of-period spend (at any percent), not only on spend so far
+    forecast: bool = False
 
 
 #: What a threshold may be written as: ``80%``, an absolute amount, or a mapping.
@@ -188,6 +191,7 @@ class Threshold(_Frozen):
     ratio: Decimal
     severity: Severity
     notify: tuple[str | NotifyEntry, ...] | None = None
+    forecast: bool = False
 
     @property
     def key(self) -> str:
@@ -195,14 +199,62 @@ class Threshold(_Frozen):
         return format(self.ratio.normalize(), "f")
 
 
+class BurnRatePair(_Frozen):
+    """A multi-window burn-rate rule (Google SRE's, as sloth runs it): it holds when both
+    the ``long`` and the ``short`` window spend faster than ``factor`` x the pace that spends
+    the limit exactly over the budget's period (or window), and the long window spent at
+    least ``min_spend``. A first-class object: its ``key`` names it in alert identities
+    and idempotency keys, so that it can carry more (routing, actions) without new keys."""
+
+    long: Duration
+    short: Duration
+    factor: Annotated[Decimal, Field(gt=0, le=Decimal(1_000_000), allow_inf_nan=False)]
+    severity: Severity = "critical"
+    min_spend: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] | None = None
+    notify: Routes | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable text of the pair for alert identities: ``1h/15m``."""
+        return f"{self.long}/{self.short}"
+
+    @property
+    def ratio(self) -> Decimal:
+        """What ranks it among an alert's transitions: its factor."""
+        return self.factor
+
+    @property
+    def at(self) -> str:
+        """How people read it: ``1h/15m x14.4``."""
+        return f"{self.key} x{self.factor.normalize():f}"
+
+    @property
+    def long_delta(self) -> timedelta:
+        return parse_duration(self.long)
+
+    @property
+    def short_delta(self) -> timedelta:
+        return parse_duration(self.short)
+
+
+#: ``burn_rate:`` as written: ``default`` (the pairs of the budget's period), ``off``, or pairs.
+BurnRateInput = Literal["default", "off"] | tuple[BurnRatePair, ...]
+
+
 class Anomaly(_Frozen):
     """Fires when spend in ``window`` exceeds ``factor`` x the mean of same-size windows over
-    ``baseline``, and is at least ``min``."""
+    ``baseline``, and is at least ``min``. ``seasonal``: the mean of the same slots (hour of
+    week) of the previous weeks the baseline holds (default 4 weeks), not a flat mean."""
 
     window: Duration
-    baseline: Duration
+    baseline: Duration | None = None
+    seasonal: bool = False
     factor: Annotated[Decimal, Field(gt=1, le=Decimal(1_000_000), allow_inf_nan=False)]
     min: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] = Decimal(0)
+
+
+#: The history a seasonal anomaly compares with when its ``baseline`` is not given.
+SEASONAL_BASELINE = "28d"
 
 
 #: How far settled costs and the usage estimate may disagree before a budget's costs are
@@ -217,6 +269,7 @@ class Defaults(_Frozen):
     repeat: Duration | None = None
     max_staleness: Duration | None = None
     mismatch_factor: MismatchFactor | None = None
+    burn_rate: BurnRateInput | None = None
 
 
 #: Free-form labels for people and routing: ``{team: search, tier: prod}``.
@@ -248,6 +301,7 @@ class RawBudget(_Frozen):
     cost_source: CostSource | None = None
     max_staleness: Duration | None = None
     mismatch_factor: MismatchFactor | None = None
+    burn_rate: BurnRateInput | None = None
     enabled: bool = True
 
 
@@ -332,6 +386,8 @@ class Budget(_Frozen):
     cost_source: CostSource = "auto"
     max_staleness: Duration = "6h"
     mismatch_factor: Decimal = Decimal(3)
+    #: the burn-rate pairs, ``default`` resolved for the budget's period or window
+    burn_rate: tuple[BurnRatePair, ...] = ()
     enabled: bool = True
     #: set by ``Rules.with_names`` only (never in a rules file)
     names: NameMatches | None = None
@@ -364,13 +420,23 @@ class Budget(_Frozen):
 
     @property
     def baseline_delta(self) -> timedelta | None:
-        return None if self.anomaly is None else parse_duration(self.anomaly.baseline)
+        if self.anomaly is None:
+            return None
+        return parse_duration(self.anomaly.baseline or SEASONAL_BASELINE)
 
     @property
     def shortest_window(self) -> timedelta | None:
-        """The shortest rolling span the budget measures (its window or anomaly window)."""
+        """The shortest rolling span the budget measures (its window, anomaly window or a
+        burn-rate pair's short window)."""
         spans = [d for d in (self.window_delta, self.anomaly_window_delta) if d is not None]
+        spans += [p.short_delta for p in self.burn_rate]
         return min(spans) if spans else None
+
+    @property
+    def forecasts(self) -> bool:
+        """Whether anything of the budget reads a forecast (``forecast: true`` on the
+        budget or on one of its thresholds)."""
+        return self.forecast or any(t.forecast for t in self.thresholds)
 
     @property
     def source(self) -> str:

@@ -47,6 +47,7 @@ __all__ = [
 
 HOURLY_DAYS = 35
 FORECAST_HISTORY = timedelta(days=8)
+_WEEK = timedelta(days=7)
 _WIDTH_SECONDS = {"1m": 60, "1h": 3600, "1d": 86400}
 #: Dimensions each endpoint is grouped by for pricing and matching, beyond project.
 _BASE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -132,17 +133,25 @@ def _sources(patterns: tuple[str, ...], metric: str, cost_source: str) -> frozen
 
 def bounds(budget: Budget, now: datetime, timezone: str) -> list[datetime]:
     """The starts of every interval ``budget`` sums at ``now``: its window or period, the
-    7 complete UTC days a forecast averages, an anomaly window and its baseline."""
+    7 complete UTC days a forecast averages, an anomaly window and its baseline (and, when
+    seasonal, each previous week's slot), each burn-rate pair's windows."""
     starts = []
     if budget.window_delta is not None:
         starts.append(now - budget.window_delta)
     if budget.period is not None:
         starts.append(period_start(budget.period, now, timezone))
-        if budget.forecast:
+        if budget.forecasts:
             starts.append(_floor(now, 86400) - FORECAST_HISTORY)
     if budget.anomaly_window_delta is not None and budget.baseline_delta is not None:
-        starts.append(now - budget.anomaly_window_delta)
-        starts.append(now - budget.anomaly_window_delta - budget.baseline_delta)
+        window = budget.anomaly_window_delta
+        starts.append(now - window)
+        starts.append(now - window - budget.baseline_delta)
+        if budget.anomaly is not None and budget.anomaly.seasonal:  # each week's slot
+            weeks = max(1, budget.baseline_delta // _WEEK)
+            for k in range(1, weeks + 1):
+                starts += [now - k * _WEEK - window, now - k * _WEEK]
+    for pair in budget.burn_rate:  # both windows of every pair, whose minutes they cut
+        starts += [now - pair.long_delta, now - pair.short_delta]
     return starts
 
 
@@ -249,7 +258,8 @@ class _Needs:
                 self.minute_hours.setdefault(source, set()).update(hours)
 
     def budget(self, budget: Budget, timezone: str) -> None:
-        start = look_back(budget, self.now, timezone)
+        # a backtest's first instants look further back than its last one
+        start = min(look_back(budget, t, timezone) for t in (self.now, min(self.instants)))
         shortest = budget.shortest_window
         used = endpoints_of(budget, attribution=True)
         cuts = [m for t in self.instants for m in bounds(budget, t, timezone)]

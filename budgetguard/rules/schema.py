@@ -186,8 +186,24 @@ def _budget_rules() -> list[dict[str, Any]]:
                 "properties": {"forecast": {"not": {"const": True}}},
             },
         },
-        # a forecast needs a period's end
+        # a forecast needs a period's end (the budget's, or a threshold's)
         {"if": _has("forecast", {"const": True}), "then": _has("period")},
+        {
+            "if": _has(
+                "thresholds",
+                {
+                    "type": "array",
+                    "contains": {
+                        "type": "object",
+                        "required": ["forecast"],
+                        "properties": {"forecast": {"const": True}},
+                    },
+                },
+            ),
+            "then": _has("period"),
+        },
+        # burn rates are paces of a limit
+        {"if": _has("burn_rate", {"not": {"const": "off"}}), "then": _has("limit")},
         # counts are whole
         {
             "if": _not_cost(),
