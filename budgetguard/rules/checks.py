@@ -75,6 +75,7 @@ def build_rules(
         pricing=raw.pricing,
         budgets=tuple(b for b in budgets if b is not None),
         digest=digest,
+        controls=raw.controls,
     )
 
 
