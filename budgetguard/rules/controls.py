@@ -29,6 +29,7 @@ __all__ = [
     "Controls",
     "HostedToolsSpec",
     "ModelPermissionsSpec",
+    "OrganisationControls",
     "ScopeControls",
 ]
 
