@@ -36,7 +36,7 @@ __all__ = [
     "transitions",
 ]
 
-Kind = Literal["threshold", "forecast", "burn_rate", "anomaly", "no_data", "data"]
+Kind = Literal["threshold", "forecast", "burn_rate", "anomaly", "no_data", "data", "drift"]
 #: What an alert is about beyond its kind: a threshold, a burn-rate pair, or nothing.
 Trigger = Threshold | BurnRatePair
 #: the contract's alert kind of each internal one: costs that do not add up (``data``) are a
@@ -191,6 +191,10 @@ def conditions(finding: Finding) -> Iterable[tuple[Kind, Trigger | None, bool, s
     raise. A burn-rate pair whose windows are unknown raises nothing: it neither fires nor
     resolves (the finding's note says why)."""
     budget = finding.budget
+    drift = finding.extra.get("drift")
+    if drift is not None:  # OpenAI's live controls vs the rules' controls: (budgetguard.watch)
+        yield "drift", None, bool(drift), "warning"
+        return
     known = finding.severity != "unknown"
     yield "no_data", None, not known, "unknown"
     if not known:

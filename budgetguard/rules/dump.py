@@ -70,6 +70,8 @@ def rules_to_data(rules: Rules, *, reveal_secrets: bool = False) -> dict[str, An
     }
     if rules.digest is not None:
         data["digest"] = _plain(rules.digest, False)
+    if rules.controls is not None:
+        data["controls"] = _plain(rules.controls, False)
     return data
 
 

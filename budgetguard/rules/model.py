@@ -24,6 +24,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from budgetguard.rules.controls import Controls
 from budgetguard.rules.vocabulary import (
     DURATION_PATTERN,
     CostSource,
@@ -341,6 +342,7 @@ class RawRules(_Frozen):
     pricing: Pricing = Pricing()
     budgets: tuple[Any, ...] = ()
     digest: Digest | None = None
+    controls: Controls | None = None  # OpenAI's own controls as code (rules.controls)
 
 
 class Notifier(_Frozen):
@@ -470,6 +472,7 @@ class Rules(_Frozen):
     pricing: Pricing = Pricing()
     budgets: tuple[Budget, ...] = ()
     digest: Digest | None = None
+    controls: Controls | None = None
 
     def notifier(self, name: str) -> Notifier:
         for notifier in self.notifiers:
