@@ -1,0 +1,134 @@
+"""A usage page read as it streams in: a few buckets at a time into the caller's sink.
+
+The splitter hands over each bucket of ``data`` as its bytes complete; buckets are gathered
+up to about ``batch`` bytes and read by ``rows.parse_rows`` (the same readers, the same
+checks, the same messages, bucket indexes counted from the page's start) into a ``RowPage``
+that goes straight to the caller's sink and is dropped. So what a page holds at once is one
+batch, whatever its number of buckets or groups. The paging fields are read last, from the
+envelope (the page with ``data`` emptied), by a small msgspec struct: no parse of the whole
+page to read ``has_more``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from budgetguard.providers.openai.errors import ResponseFormatError
+from budgetguard.providers.openai.rows import RowPage, parse_rows, read_dicts
+from budgetguard.providers.openai.splitter import BucketSplitter
+
+__all__ = ["BATCH_BYTES", "Envelope", "RowSink", "RowStream", "StreamedPage", "envelope"]
+
+#: Buckets are read this many bytes at a time (about 12,000 results).
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+class RowSink(Protocol):
+    """Where a streamed page's rows go, a batch at a time, in order."""
+
+    def add(self, rows: RowPage) -> None: ...
+
+
+class Envelope(msgspec.Struct, gc=False):
+    """A page's paging fields (``data`` checked to be a list, not read)."""
+
+    object: Literal["page"]
+    has_more: bool
+    data: list[Any] = msgspec.field(default_factory=list)
+    next_page: str | None = None
+
+
+_ENVELOPE = msgspec.json.Decoder(Envelope)
+
+
+def envelope(name: str, body: bytes) -> Envelope:
+    """``body``'s paging fields; ``ResponseFormatError`` when it is not a page (a body that
+    is not JSON raises ``ValueError``, which callers retry)."""
+    try:
+        return _ENVELOPE.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ResponseFormatError(
+            f"{name}: the response is not a page of the API: {exc}", endpoint=name
+        ) from None
+    except msgspec.DecodeError:
+        json.loads(body)  # the JSON error, retried; else msgspec's own, below
+        raise ValueError("malformed JSON") from None
+
+
+@dataclass(frozen=True)
+class StreamedPage:
+    """What a streamed page said besides its rows (which went to the sink)."""
+
+    bounds: list[tuple[int, int]]
+    has_more: bool
+    next_page: str | None
+
+
+class RowStream:
+    """``feed`` a usage page's body as it arrives; ``finish`` when it has all arrived."""
+
+    def __init__(
+        self,
+        name: str,
+        expected_object: str,
+        dims: Sequence[str],
+        metrics: Sequence[str],
+        sink: RowSink,
+        cap: int,
+        batch: int = BATCH_BYTES,
+    ) -> None:
+        self.name, self.expected_object = name, expected_object
+        self.dims, self.metrics = tuple(dims), tuple(metrics)
+        self.sink = sink
+        self.batch = batch
+        self._splitter = BucketSplitter(cap)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._first = 0  # the page index of the first pending bucket
+        self.bounds: list[tuple[int, int]] = []
+
+    def feed(self, chunk: bytes) -> None:
+        for element in self._splitter.feed(chunk):
+            self._pending.append(element)
+            self._pending_bytes += len(element)
+            if self._pending_bytes >= self.batch:
+                self._read()
+
+    def _read(self) -> None:
+        if not self._pending:
+            return
+        body = b'{"object":"page","data":[' + b",".join(self._pending) + b"]}"
+        count = len(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        rows = parse_rows(
+            self.name, self.expected_object, body, self.dims, self.metrics, self._first
+        )
+        del body
+        self._first += count
+        self.bounds += rows.bounds
+        self.sink.add(rows)
+
+    def finish(self) -> StreamedPage:
+        """The page's bounds and paging fields; raises as ``parse_rows`` does, and
+        ``splitter.Incomplete`` for a body that ended inside a value."""
+        raw = self._splitter.finish()
+        head = envelope_or_fault(self.name, self.expected_object, raw, self.dims, self.metrics)
+        self._read()
+        return StreamedPage(self.bounds, head.has_more, head.next_page)
+
+
+def envelope_or_fault(
+    name: str, expected_object: str, raw: bytes, dims: Sequence[str], metrics: Sequence[str]
+) -> Envelope:
+    """The envelope's paging fields, or the fault the dict reader names in it (``object``
+    not a page, ``data`` not a list), as it would for the whole page."""
+    try:
+        return envelope(name, raw)
+    except ResponseFormatError:
+        read_dicts(name, expected_object, raw, dims, metrics)
+        raise
