@@ -56,8 +56,21 @@ def envelope(name: str, body: bytes) -> Envelope:
             f"{name}: the response is not a page of the API: {exc}", endpoint=name
         ) from None
     except msgspec.DecodeError:
-        json.loads(body)  # the JSON error, retried; else msgspec's own, below
-        raise ValueError("malformed JSON") from None
+        pass
+    page = json.loads(body)  # JSON only ``json`` reads (NaN, a BOM); else its error, retried
+    has_more, cursor = page.get("has_more"), page.get("next_page")
+    if (
+        page.get("object") != "page"
+        or type(has_more) is not bool
+        or not (cursor is None or isinstance(cursor, str))
+        or not isinstance(page.get("data", []), list)
+    ):
+        raise ResponseFormatError(
+            f"{name}: the response is not a page of the API: object, data, has_more or "
+            "next_page missing or of the wrong type",
+            endpoint=name,
+        )
+    return Envelope("page", has_more, [], cursor)
 
 
 @dataclass(frozen=True)
