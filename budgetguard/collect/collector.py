@@ -383,7 +383,9 @@ class _Held:
         self.buckets = 0
         self.rows = 0
         self.cost_rows: list[dict[str, Any]] = []
-        self.blocks: dict[int, RollupBlock] = {}
+        #: per day, its block's record (groups as JSON: a day's 12,000 group tuples would
+        #: be MBs each, held for every day of the range)
+        self.blocks: dict[int, dict[str, Any]] = {}
 
     def add_costs(self, buckets: Sequence[Bucket]) -> None:
         self.buckets += len(buckets)
@@ -396,14 +398,9 @@ class _Held:
         page.finish()
         self.buckets += page.buckets
         self.rows += page.rows
-        for day, block in page.blocks.items():
+        for day, record in page.blocks.items():
             held = self.blocks.get(day)
-            if held is not None:  # the day began on the page before
-                merged = merge(day, held, 0, 0, block)
-                assert merged is not None
-                self.blocks[day] = RollupBlock.of(merged)
-            else:
-                self.blocks[day] = block
+            self.blocks[day] = record if held is None else _merged(day, held, record)
 
 
 #: A day's rows are encoded into a block at most this many at a time.
@@ -419,7 +416,7 @@ class _PageBlocks:
     def __init__(self) -> None:
         self.buckets = 0
         self.rows = 0
-        self.blocks: dict[int, RollupBlock] = {}
+        self.blocks: dict[int, dict[str, Any]] = {}
         self._day: int | None = None
         self._parts: list[tuple[list[tuple[Any, ...]], Any, Any, dict[str, Any]]] = []
         self._pending = 0
@@ -463,17 +460,19 @@ class _PageBlocks:
             for m in names
         }
         starts = np.concatenate([p[2] for p in parts])
-        block = RollupBlock.of(
-            encode_arrays(day, list(index), np.concatenate(gids), starts, metrics)
-        )
-        if day in self.blocks:  # the day passed FLUSH_ROWS
-            merged = merge(day, self.blocks[day], 0, 0, block)
-            assert merged is not None
-            block = RollupBlock.of(merged)
-        self.blocks[day] = block
+        record = encode_arrays(day, list(index), np.concatenate(gids), starts, metrics)
+        held = self.blocks.get(day)  # the day passed FLUSH_ROWS
+        self.blocks[day] = record if held is None else _merged(day, held, record)
 
     def finish(self) -> None:
         self._flush()
+
+
+def _merged(day: int, first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """The record of a day's rows ``first``, then ``then``'s (later buckets)."""
+    merged = merge(day, RollupBlock.of(first), 0, 0, RollupBlock.of(then))
+    assert merged is not None
+    return merged
 
 
 def _pages(query: PlannedQuery, lo: int, hi: int) -> int:
