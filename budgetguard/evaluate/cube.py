@@ -64,20 +64,40 @@ def _integer_prices(
 _CHUNK = 1 << 20
 
 
-def _prefix_sums(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``cum[i]``: the sum of ``values[order[:i]]`` as int64, built a chunk at a time so
-    no widened copy of the whole column is ever made."""
-    cum = np.zeros(len(order) + 1, dtype=np.int64)
+def _prefix_sums(
+    values: np.ndarray, order: np.ndarray, keys: np.ndarray, width: int, bounds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per sorted row ``i`` (rows ``values[order]``, group ``keys[i] // width``, group ``g``
+    the rows ``[bounds[g], bounds[g + 1])``), the sum of its group's values before it, and
+    each group's total. Sums within a group fit int32 wherever the group totals do: half
+    the memory of whole-column int64 sums. Every addition is in int64 (exact), a chunk of
+    rows at a time: no widened copy of the whole column is made."""
+    n = len(order)
+    # the whole column's exclusive running sum at each group's first row (and at n)
+    at_bounds = np.zeros(len(bounds), dtype=np.int64)
     carry = 0
-    for lo in range(0, len(order), _CHUNK):
-        hi = min(len(order), lo + _CHUNK)
-        part = cum[lo + 1 : hi + 1]
-        # widen first: numpy's casting cumsum is ~50x slower than a plain one
-        np.cumsum(values[order[lo:hi]].astype(np.int64, copy=False), out=part)
-        if carry:
-            part += carry
-        carry = int(part[-1])
-    return cum
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        running = np.cumsum(values[order[lo:hi]].astype(np.int64, copy=False))
+        running += carry
+        inside = slice(*np.searchsorted(bounds, [lo, hi]))
+        where = bounds[inside] - lo  # exclusive: the running sum of the row before
+        at_bounds[inside] = np.where(where > 0, running[np.maximum(where - 1, 0)], carry)
+        carry = int(running[-1])
+    at_bounds[np.searchsorted(bounds, n) :] = carry
+    totals = np.diff(at_bounds)
+    dtype = np.int32 if int(totals.max(initial=0)) < 2**31 else np.int64
+    within = np.empty(n, dtype=dtype)
+    carry = 0
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        running = np.cumsum(values[order[lo:hi]].astype(np.int64, copy=False))
+        running += carry
+        carry = int(running[-1])
+        running -= values[order[lo:hi]]  # exclusive
+        running -= at_bounds[keys[lo:hi] // width]
+        within[lo:hi] = running
+    return within, totals
 
 
 class UsageCube:
@@ -123,17 +143,24 @@ class UsageCube:
         keys = np.cumsum(new, dtype=np.int64)
         del new
         keys -= 1
-        keys += np.asarray(gid, dtype=np.int64) * len(self.times)
+        buckets = len(self.times)
+        keys += np.asarray(gid, dtype=np.int64) * buckets
         del gid
         order = np.argsort(keys, kind="stable")
-        #: the rows' (group, bucket) keys, sorted
-        self.keys = keys[order]
+        #: the rows' (group, bucket) keys, sorted (int32 where they fit: half the memory)
+        narrow = np.int32 if (len(groups) + 1) * max(buckets, 1) < 2**31 else np.int64
+        self.keys = keys[order].astype(narrow)
         del keys
-        self.cum: dict[str, np.ndarray] = {}
+        #: group ``g``'s rows are ``[bounds[g], bounds[g + 1])`` of the sorted rows
+        self._bounds = np.searchsorted(
+            self.keys, np.arange(len(groups) + 1, dtype=np.int64).astype(narrow) * buckets
+        )
+        #: per metric: each sorted row's group sum before it, and each group's total
+        self.cum: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for metric in list(metrics):
             values = metrics.pop(metric)
             if values.any():
-                self.cum[metric] = _prefix_sums(values, order)
+                self.cum[metric] = _prefix_sums(values, order, self.keys, buckets, self._bounds)
             del values
         del order
         self.rates: list[Rates] = []
@@ -165,10 +192,27 @@ class UsageCube:
         if found is None:
             if len(self._pos) >= _POSITIONS:
                 self._pos.pop(next(iter(self._pos)))
-            bases = np.arange(len(self.groups), dtype=np.int64) * len(self.times)
-            found = np.searchsorted(self.keys, bases + h)
+            bases = np.arange(len(self.groups), dtype=np.int64) * len(self.times) + h
+            found = np.searchsorted(self.keys, bases.astype(self.keys.dtype))
             self._pos[h] = found
         return found
+
+    def _window(
+        self, metric: str, groups: np.ndarray, p0: np.ndarray, p1: np.ndarray
+    ) -> np.ndarray:
+        """Each of ``groups``' sum of ``metric`` over its sorted rows ``[p0, p1)`` (int64)."""
+        within, totals = self.cum[metric]
+        ends = self._bounds[groups + 1]
+        n = len(within)
+
+        def before(p: np.ndarray) -> np.ndarray:
+            # a position at its group's end (the next group's first row, or n): the total
+            at = within[np.minimum(p, n - 1)].astype(np.int64) if n else np.zeros(len(p), int)
+            found: np.ndarray = np.where(p >= ends, totals[groups], at)
+            return found
+
+        sums: np.ndarray = before(p1) - before(p0)
+        return sums
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Bucket indexes ``[h0, h1)`` of the buckets starting in ``[start, end)``."""
@@ -227,13 +271,11 @@ class UsageCube:
             return sums, labels
         p0, p1 = self._positions(h0)[selected], self._positions(h1)[selected]
         for metric in metrics:
-            cum = self.cum.get(metric)
-            if cum is None:
+            if metric not in self.cum:
                 continue
-            # integers, summed as integers: a float64 bincount loses units past 2**53; each
-            # group's rows are its own, so no sum exceeds the column's total (``cum[-1]``)
+            # integers, summed as integers: a float64 bincount loses units past 2**53
             found = np.zeros(size, dtype=np.int64)
-            np.add.at(found, slots, cum[p1] - cum[p0])
+            np.add.at(found, slots, self._window(metric, selected, p0, p1))
             sums[metric] = found
         return sums, labels
 
@@ -296,8 +338,9 @@ class UsageCube:
 
     def totals(self, h0: int, h1: int) -> dict[str, int]:
         """Each metric's sum over every group in buckets ``[h0, h1)``."""
+        everyone = np.arange(len(self.groups))
         p0, p1 = self._positions(h0), self._positions(h1)
-        sums = {m: int((cum[p1] - cum[p0]).sum()) for m, cum in self.cum.items()}
+        sums = {m: int(self._window(m, everyone, p0, p1).sum()) for m in self.cum}
         return {m: v for m, v in sums.items() if v}
 
     def values(
