@@ -202,7 +202,8 @@ def main() -> None:
         url = f"sqlite:///{folder / 'wide.db'}"
         marker = folder / "wide.json"
         wanted = {"hours": args.hours, "groups": args.groups}
-        if not marker.exists() or json.loads(marker.read_text()) != wanted:
+        held = json.loads(marker.read_text()) if marker.exists() else {}
+        if {k: v for k, v in held.items() if k != "stored"} != wanted:
             Path(folder / "wide.db").unlink(missing_ok=True)
             store = Store.open(url)
             began = time.perf_counter()

@@ -64,40 +64,44 @@ def _integer_prices(
 _CHUNK = 1 << 20
 
 
-def _prefix_sums(
-    values: np.ndarray, order: np.ndarray, keys: np.ndarray, width: int, bounds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per sorted row ``i`` (rows ``values[order]``, group ``keys[i] // width``, group ``g``
-    the rows ``[bounds[g], bounds[g + 1])``), the sum of its group's values before it, and
-    each group's total. Sums within a group fit int32 wherever the group totals do: half
-    the memory of whole-column int64 sums. Every addition is in int64 (exact), a chunk of
-    rows at a time: no widened copy of the whole column is made."""
+def _within_groups(
+    values: dict[str, np.ndarray],
+    order: np.ndarray,
+    keys: np.ndarray,
+    buckets: int,
+    bounds: np.ndarray,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per metric: each sorted row's sum of its group's values before it, and each group's
+    total. Row ``i`` is ``values[m][order[i]]`` of group ``keys[i] // buckets``, whose rows
+    are ``[bounds[g], bounds[g + 1])``. Sums within a group are int32 wherever they fit:
+    half the memory of whole-column int64 sums. Every addition is in int64 (exact), a chunk
+    of rows at a time with one gather of each column: no widened copy of a whole column.
+    ``values`` is consumed."""
     n = len(order)
-    # the whole column's exclusive running sum at each group's first row (and at n)
-    at_bounds = np.zeros(len(bounds), dtype=np.int64)
-    carry = 0
+    within = {m: np.empty(n, dtype=np.int32) for m in values}
+    # the whole column's running sum before each bound's row
+    at = {m: np.zeros(len(bounds), dtype=np.int64) for m in values}
+    carry = dict.fromkeys(values, 0)
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
-        running = np.cumsum(values[order[lo:hi]].astype(np.int64, copy=False))
-        running += carry
-        inside = slice(*np.searchsorted(bounds, [lo, hi]))
-        where = bounds[inside] - lo  # exclusive: the running sum of the row before
-        at_bounds[inside] = np.where(where > 0, running[np.maximum(where - 1, 0)], carry)
-        carry = int(running[-1])
-    at_bounds[np.searchsorted(bounds, n) :] = carry
-    totals = np.diff(at_bounds)
-    dtype = np.int32 if int(totals.max(initial=0)) < 2**31 else np.int64
-    within = np.empty(n, dtype=dtype)
-    carry = 0
-    for lo in range(0, n, _CHUNK):
-        hi = min(n, lo + _CHUNK)
-        running = np.cumsum(values[order[lo:hi]].astype(np.int64, copy=False))
-        running += carry
-        carry = int(running[-1])
-        running -= values[order[lo:hi]]  # exclusive
-        running -= at_bounds[keys[lo:hi] // width]
-        within[lo:hi] = running
-    return within, totals
+        group = keys[lo:hi] // buckets
+        here = slice(*np.searchsorted(bounds, [lo, hi]))
+        first = bounds[here] - lo
+        for m in values:
+            part = values[m][order[lo:hi]].astype(np.int64)
+            running = np.cumsum(part)
+            running += carry[m]
+            carry[m] = int(running[-1])
+            running -= part  # before each row
+            at[m][here] = running[first]
+            running -= at[m][group]
+            if within[m].dtype != np.int64 and int(running.max()) >= 2**31:
+                within[m] = within[m].astype(np.int64)  # a group past int32
+            within[m][lo:hi] = running
+    for m in values:
+        at[m][np.searchsorted(bounds, n) :] = carry[m]
+    values.clear()
+    return within, {m: np.diff(a) for m, a in at.items()}
 
 
 class UsageCube:
@@ -144,6 +148,8 @@ class UsageCube:
         del new
         keys -= 1
         buckets = len(self.times)
+        used = {m: v for m, v in metrics.items() if v.any()}
+        metrics.clear()
         keys += np.asarray(gid, dtype=np.int64) * buckets
         del gid
         order = np.argsort(keys, kind="stable")
@@ -151,17 +157,13 @@ class UsageCube:
         narrow = np.int32 if (len(groups) + 1) * max(buckets, 1) < 2**31 else np.int64
         self.keys = keys[order].astype(narrow)
         del keys
-        #: group ``g``'s rows are ``[bounds[g], bounds[g + 1])`` of the sorted rows
-        self._bounds = np.searchsorted(
+        bounds = np.searchsorted(
             self.keys, np.arange(len(groups) + 1, dtype=np.int64).astype(narrow) * buckets
         )
-        #: per metric: each sorted row's group sum before it, and each group's total
-        self.cum: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for metric in list(metrics):
-            values = metrics.pop(metric)
-            if values.any():
-                self.cum[metric] = _prefix_sums(values, order, self.keys, buckets, self._bounds)
-            del values
+        #: the sorted rows' index where each group's rows end
+        self._ends = bounds[1:]
+        #: per metric: each sorted row's group sum before it; each group's total
+        self._within, self._totals = _within_groups(used, order, self.keys, buckets, bounds)
         del order
         self.rates: list[Rates] = []
         known: dict[int, int] = {}  # Pricer.rates is cached: the same prices, the same object
@@ -173,7 +175,7 @@ class UsageCube:
                 self.rates.append(rates)
             ids.append(known[id(rates)])
         self.price_ids = np.asarray(ids, dtype=np.int64)
-        self.metrics = sorted(self.cum)
+        self.metrics = sorted(self._totals)  # the metrics with usage
         self._int_prices = _integer_prices(self.rates, self.metrics)
         # per matched dimension: each group's code into that dimension's distinct values
         self._codes: dict[int, tuple[np.ndarray, list[Any]]] = {}
@@ -183,6 +185,7 @@ class UsageCube:
             self._codes[position] = (np.asarray(codes, dtype=np.int64), list(distinct))
         self._masks: dict[Any, np.ndarray] = {}
         self._pos: dict[int, np.ndarray] = {}
+        self._before: dict[tuple[str, int], np.ndarray] = {}
         self._splits: dict[tuple[str, ...], tuple[np.ndarray, list[tuple[str, ...]]]] = {}
 
     def _positions(self, h: int) -> np.ndarray:
@@ -197,21 +200,26 @@ class UsageCube:
             self._pos[h] = found
         return found
 
-    def _window(
-        self, metric: str, groups: np.ndarray, p0: np.ndarray, p1: np.ndarray
-    ) -> np.ndarray:
-        """Each of ``groups``' sum of ``metric`` over its sorted rows ``[p0, p1)`` (int64)."""
-        within, totals = self.cum[metric]
-        ends = self._bounds[groups + 1]
-        n = len(within)
-
-        def before(p: np.ndarray) -> np.ndarray:
+    def _sum_before(self, metric: str, h: int) -> np.ndarray:
+        """Per group, its sum of ``metric`` over its buckets before ``h`` (int64); cached
+        with the bound's positions."""
+        found = self._before.get((metric, h))
+        if found is None:
+            if len(self._before) >= _POSITIONS * max(1, len(self._totals)):
+                self._before.pop(next(iter(self._before)))
+            p = self._positions(h)
+            within, totals = self._within[metric], self._totals[metric]
             # a position at its group's end (the next group's first row, or n): the total
-            at = within[np.minimum(p, n - 1)].astype(np.int64) if n else np.zeros(len(p), int)
-            found: np.ndarray = np.where(p >= ends, totals[groups], at)
-            return found
+            inside = within[np.minimum(p, max(len(within) - 1, 0))] if len(within) else 0
+            found = np.where(p >= self._ends, totals, inside).astype(np.int64)
+            self._before[metric, h] = found
+        return found
 
-        sums: np.ndarray = before(p1) - before(p0)
+    def _window(self, metric: str, groups: np.ndarray, h0: int, h1: int) -> np.ndarray:
+        """Each of ``groups``' sum of ``metric`` over buckets ``[h0, h1)`` (int64)."""
+        sums: np.ndarray = (
+            self._sum_before(metric, h1)[groups] - self._sum_before(metric, h0)[groups]
+        )
         return sums
 
     def span(self, start: int, end: int) -> tuple[int, int]:
@@ -269,13 +277,12 @@ class UsageCube:
         sums: dict[str, np.ndarray] = {}
         if not len(selected):
             return sums, labels
-        p0, p1 = self._positions(h0)[selected], self._positions(h1)[selected]
         for metric in metrics:
-            if metric not in self.cum:
+            if metric not in self._totals:
                 continue
             # integers, summed as integers: a float64 bincount loses units past 2**53
             found = np.zeros(size, dtype=np.int64)
-            np.add.at(found, slots, self._window(metric, selected, p0, p1))
+            np.add.at(found, slots, self._window(metric, selected, h0, h1))
             sums[metric] = found
         return sums, labels
 
@@ -338,9 +345,9 @@ class UsageCube:
 
     def totals(self, h0: int, h1: int) -> dict[str, int]:
         """Each metric's sum over every group in buckets ``[h0, h1)``."""
-        everyone = np.arange(len(self.groups))
-        p0, p1 = self._positions(h0), self._positions(h1)
-        sums = {m: int(self._window(m, everyone, p0, p1).sum()) for m in self.cum}
+        sums = {
+            m: int((self._sum_before(m, h1) - self._sum_before(m, h0)).sum()) for m in self._totals
+        }
         return {m: v for m, v in sums.items() if v}
 
     def values(
