@@ -167,8 +167,9 @@ def _cost_rows(buckets: Sequence[Bucket]) -> list[dict[str, Any]]:
 class Collector:
     """Keeps the store in sync with the API for a list of planned queries.
 
-    ``deadline`` bounds a whole collection (seconds); the client's clock is the real clock,
-    which coverage never passes.
+    ``deadline`` bounds a whole collection (seconds); ``concurrency`` the queries in flight
+    at once (the ``max_in_flight`` setting: a backfill's every query by default, each one
+    page at a time); the client's clock is the real clock, which coverage never passes.
     """
 
     def __init__(
@@ -178,7 +179,7 @@ class Collector:
         *,
         reread_costs: timedelta = REREAD_COSTS,
         reread_usage: timedelta = REREAD_USAGE,
-        concurrency: int = 8,
+        concurrency: int = 24,
         deadline: float = COLLECT_DEADLINE,
     ) -> None:
         self.client = client

@@ -104,7 +104,7 @@ class AdminClient:
         timeout: float = 30.0,
         request_deadline: float = 60.0,
         retry: RetryPolicy | None = None,
-        max_connections: int = 16,
+        max_connections: int = 24,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
