@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from budgetguard.providers.openai.errors import ResponseFormatError
-from budgetguard.providers.openai.row_stream import RowStream, envelope
+from budgetguard.providers.openai.row_stream import RowStream, Unparsed, envelope
 from budgetguard.providers.openai.rows import RowPage, parse_rows
 from budgetguard.providers.openai.splitter import BucketSplitter, Incomplete
 from budgetguard.rules.needs import plan_queries
@@ -45,19 +45,29 @@ class Rows:
         self.pages.append(rows)
 
 
-def streamed(tag: str, raw: bytes, cuts: list[int], batch: int) -> tuple[Any, ...]:
+def streamed(
+    tag: str, raw: bytes, cuts: list[int], batch: int, budget: int | None = None
+) -> tuple[Any, ...]:
+    """A page fed in pieces; with a ``budget``, batches are left unparsed while it allows
+    and parsed by ``drain`` (as the client does once the next request has left)."""
     sink = Rows()
-    stream = RowStream("completions", tag, ROLLUP_DIMENSIONS, USAGE_METRICS, sink, 1 << 30, batch)
+    unparsed = None if budget is None else Unparsed(budget)
+    stream = RowStream(
+        "completions", tag, ROLLUP_DIMENSIONS, USAGE_METRICS, sink, 1 << 30, batch, unparsed
+    )
     try:
         at = 0
         for cut in [*sorted(cuts), len(raw)]:
             stream.feed(raw[at:cut])
             at = max(at, cut)
         page = stream.finish()
+        stream.drain()
     except (ResponseFormatError, OverflowError) as exc:
         return ("error", type(exc).__name__, str(exc))
+    finally:
+        assert unparsed is None or unparsed.held == 0  # all given back, whatever happened
     bounds = [b for p in sink.pages for b in p.bounds]
-    assert bounds == page.bounds
+    assert bounds == stream.bounds and page.next_page is None
     metrics = sorted({m for p in sink.pages for m in p.metrics})
     rows = [
         (
@@ -92,12 +102,18 @@ def _drop_zero_columns(read: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 @settings(max_examples=250, deadline=None)
-@given(body(), st.lists(st.integers(0, 4000), max_size=12), st.sampled_from([1, 300, 1 << 20]))
+@given(
+    body(),
+    st.lists(st.integers(0, 4000), max_size=12),
+    st.sampled_from([1, 300, 1 << 20]),
+    st.sampled_from([None, 0, 700, 1 << 30]),
+)
 def test_a_streamed_page_reads_as_the_whole_page(
-    case: tuple[str, bytes], cuts: list[int], batch: int
+    case: tuple[str, bytes], cuts: list[int], batch: int, budget: int | None
 ) -> None:
     tag, raw = case
-    assert _drop_zero_columns(streamed(tag, raw, cuts, batch)) == whole(tag, raw)
+    read = streamed(tag, raw, cuts, batch, budget)
+    assert _drop_zero_columns(read) == whole(tag, raw)
 
 
 @settings(max_examples=200, deadline=None)

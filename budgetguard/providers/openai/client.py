@@ -52,7 +52,7 @@ from budgetguard.providers.openai.request import (
     get_once,
 )
 from budgetguard.providers.openai.retry import RetryPolicy, parse_retry_after
-from budgetguard.providers.openai.row_stream import RowSink, RowStream, StreamedPage, envelope
+from budgetguard.providers.openai.row_stream import RowSink, RowStream, Unparsed, envelope
 from budgetguard.providers.openai.splitter import Oversized
 
 __all__ = ["AUTH_HELP", "AdminClient", "ClientStats"]
@@ -66,6 +66,8 @@ AUTH_HELP = (
 )
 
 _RETRY_STATUSES = frozenset({408, 409, 425, 429})
+#: Bytes of pages read but not yet parsed a client may hold (``row_stream.Unparsed``).
+UNPARSED_BYTES = 64 * 1024 * 1024
 _T = TypeVar("_T")
 _S = TypeVar("_S", bound=RowSink)
 
@@ -85,8 +87,9 @@ class _Raw:
     body: bytes
     has_more: bool
     next_page: str | None
-    #: a streamed page (``row_pages``): what it said, and the sink its rows went to
-    streamed: tuple[StreamedPage, Any] | None = None
+    #: a streamed page (``row_pages``): its reader (rows parsed or left for ``drain``),
+    #: and the sink its rows go to
+    streamed: tuple[RowStream, Any] | None = None
 
 
 #: what ``row_pages`` streams a page into: a fresh sink per attempt, and its reader
@@ -130,6 +133,8 @@ class AdminClient:
         #: trickled a byte at a time would never time out without it
         self.request_deadline = request_deadline
         self.clock = clock
+        #: bytes of streamed pages split but not yet parsed, across all queries
+        self._unparsed = Unparsed(UNPARSED_BYTES)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -192,15 +197,27 @@ class AdminClient:
         name = query.endpoint.name
 
         def stream(into: _S) -> RowStream:
-            return RowStream(name, query.endpoint.result_object, dims, metrics, into, self.max_body)
+            return RowStream(
+                name,
+                query.endpoint.result_object,
+                dims,
+                metrics,
+                into,
+                self.max_body,
+                unparsed=self._unparsed,
+            )
 
         async with contextlib.aclosing(self._raw_pages(query, (sink, stream))) as raws:
             async for raw in raws:
                 assert raw.streamed is not None
-                page, into = raw.streamed
-                with classified(name):
-                    check.check_bounds(raw.has_more, page.bounds)
-                    self._checked(check, raw, len(page.bounds))
+                rows, into = raw.streamed
+                try:  # the next page's request has left: parse what was left for now
+                    with classified(name):
+                        rows.drain()
+                        check.check_bounds(raw.has_more, rows.bounds)
+                        self._checked(check, raw, len(rows.bounds))
+                finally:
+                    rows.discard()
                 yield into
 
     def _checked(self, check: PageCheck, raw: _Raw, buckets: int) -> None:
@@ -235,6 +252,10 @@ class AdminClient:
                     await reader
             elif not reader.cancelled() and reader.exception() is not None:
                 log.debug("page reader ended in %s", type(reader.exception()).__name__)
+            while not bodies.empty():  # a page read ahead and never taken
+                left = bodies.get_nowait()
+                if isinstance(left, _Raw) and left.streamed is not None:
+                    left.streamed[0].discard()
 
     async def _read_pages(
         self,
@@ -409,10 +430,14 @@ class AdminClient:
             with _streamed(name, self.max_body):
                 stream.feed(chunk)
 
-        await self._send(query.endpoint.path, query.params(cursor), name, feed)
-        with _streamed(name, self.max_body):
-            page = stream.finish()
-        return _Raw(b"", page.has_more, page.next_page, (page, into))
+        try:
+            await self._send(query.endpoint.path, query.params(cursor), name, feed)
+            with _streamed(name, self.max_body):
+                page = stream.finish()
+        except BaseException:  # a failed or cancelled attempt: nothing of it is kept
+            stream.discard()
+            raise
+        return _Raw(b"", page.has_more, page.next_page, (stream, into))
 
     @staticmethod
     def _parse_page(query: Query, raw: _Raw) -> Page:

@@ -22,7 +22,15 @@ from budgetguard.providers.openai.errors import ResponseFormatError
 from budgetguard.providers.openai.rows import RowPage, parse_rows, read_dicts
 from budgetguard.providers.openai.splitter import BucketSplitter
 
-__all__ = ["BATCH_BYTES", "Envelope", "RowSink", "RowStream", "StreamedPage", "envelope"]
+__all__ = [
+    "BATCH_BYTES",
+    "Envelope",
+    "RowSink",
+    "RowStream",
+    "StreamedPage",
+    "Unparsed",
+    "envelope",
+]
 
 #: Buckets are read this many bytes at a time (about 12,000 results).
 BATCH_BYTES = 4 * 1024 * 1024
@@ -75,11 +83,31 @@ def envelope(name: str, body: bytes) -> Envelope:
 
 @dataclass(frozen=True)
 class StreamedPage:
-    """What a streamed page said besides its rows (which went to the sink)."""
+    """What a streamed page said besides its rows (which go to the sink)."""
 
-    bounds: list[tuple[int, int]]
     has_more: bool
     next_page: str | None
+
+
+class Unparsed:
+    """The bytes of buckets read but not yet parsed that a client may hold, across all its
+    queries: while they fit, a page is only split as it arrives and parsed once its
+    request has been answered, so the next page's request leaves first (parsing is off the
+    critical path, as when pages were read whole); past them, buckets are parsed as they
+    arrive (memory stays bounded whatever the pages' sizes and the queries in flight)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
 
 
 class RowStream:
@@ -94,6 +122,7 @@ class RowStream:
         sink: RowSink,
         cap: int,
         batch: int = BATCH_BYTES,
+        unparsed: Unparsed | None = None,
     ) -> None:
         self.name, self.expected_object = name, expected_object
         self.dims, self.metrics = tuple(dims), tuple(metrics)
@@ -103,7 +132,11 @@ class RowStream:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._first = 0  # the page index of the first pending bucket
+        #: each bucket's (start, end), in order, as far as the page is parsed (``drain``)
         self.bounds: list[tuple[int, int]] = []
+        self._unparsed = unparsed
+        #: batches split off but left unparsed (``Unparsed``): (body, buckets, first)
+        self._later: list[tuple[bytes, int, int]] = []
 
     def feed(self, chunk: bytes) -> None:
         for element in self._splitter.feed(chunk):
@@ -118,21 +151,45 @@ class RowStream:
         body = b'{"object":"page","data":[' + b",".join(self._pending) + b"]}"
         count = len(self._pending)
         self._pending, self._pending_bytes = [], 0
-        rows = parse_rows(
-            self.name, self.expected_object, body, self.dims, self.metrics, self._first
-        )
-        del body
-        self._first += count
+        first, self._first = self._first, self._first + count
+        if self._unparsed is not None and self._unparsed.take(len(body)):
+            self._later.append((body, count, first))
+            return
+        self.drain()  # in order: what was left for later first
+        self._parse(body, first)
+
+    def _parse(self, body: bytes, first: int) -> None:
+        rows = parse_rows(self.name, self.expected_object, body, self.dims, self.metrics, first)
         self.bounds += rows.bounds
         self.sink.add(rows)
 
+    def drain(self) -> None:
+        """Parse what was left for later, in order (raises as ``parse_rows`` does)."""
+        try:
+            while self._later:
+                body, _, first = self._later[0]
+                self._parse(body, first)
+                self._later.pop(0)
+                if self._unparsed is not None:
+                    self._unparsed.give(len(body))
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop what was left unparsed (a failed attempt, a query given up)."""
+        for body, _, _ in self._later:
+            if self._unparsed is not None:
+                self._unparsed.give(len(body))
+        self._later.clear()
+
     def finish(self) -> StreamedPage:
-        """The page's bounds and paging fields; raises as ``parse_rows`` does, and
-        ``splitter.Incomplete`` for a body that ended inside a value."""
+        """The page's paging fields once its body has arrived (its rows may be left for
+        ``drain``); raises as ``parse_rows`` does, and ``splitter.Incomplete`` for a body
+        that ended inside a value."""
         raw = self._splitter.finish()
         head = envelope_or_fault(self.name, self.expected_object, raw, self.dims, self.metrics)
         self._read()
-        return StreamedPage(self.bounds, head.has_more, head.next_page)
+        return StreamedPage(head.has_more, head.next_page)
 
 
 def envelope_or_fault(
