@@ -160,8 +160,13 @@ def main() -> None:
                 store = Store.open(url)
 
                 async def collect(store: Store) -> tuple[int, int]:
-                    async with AdminClient(KEY, base_url, clock=lambda: float(NOW)) as client:
-                        report = await Collector(client, store).collect([query], now)
+                    # a throughput figure, not a deadline's: a loaded machine takes its time
+                    # over 10M rows (a page of 12,000 groups is ~700 MB)
+                    async with AdminClient(
+                        KEY, base_url, clock=lambda: float(NOW), request_deadline=900
+                    ) as client:
+                        collector = Collector(client, store, deadline=3600)
+                        report = await collector.collect([query], now)
                         assert not report.failed, report.summary()
                         return report.requests, sum(o.rows for o in report.outcomes)
 
