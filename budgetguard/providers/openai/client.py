@@ -232,8 +232,8 @@ class AdminClient:
         """The raw bodies of ``query``'s pages (or, ``streaming``, the sinks their rows
         went to), read ahead by one reader task."""
         query.validate()
-        # one page read ahead: the next request leaves while this page is parsed, and
-        # memory stays within two pages
+        # one page read ahead: the next request leaves while this page is parsed (a
+        # streamed page: what is left of it, within the client's unparsed budget)
         bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=1)
         reader = asyncio.ensure_future(self._read_pages(query, bodies, streaming))
         try:
