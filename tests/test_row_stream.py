@@ -10,8 +10,10 @@ And a page many times the client's body cap is collected whole, since no page is
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,19 +22,24 @@ from budgetguard.providers.openai.errors import ResponseFormatError
 from budgetguard.providers.openai.row_stream import RowStream, Unparsed, envelope
 from budgetguard.providers.openai.rows import RowPage, parse_rows
 from budgetguard.providers.openai.splitter import BucketSplitter, Incomplete
+from budgetguard.rules import load_rules_text
 from budgetguard.rules.needs import plan_queries
-from budgetguard.store import USAGE_METRICS
+from budgetguard.simulator import SimulatedAPI, SimulatorServer
+from budgetguard.simulator.faults import FaultPlan
+from budgetguard.simulator.org import Organisation
+from budgetguard.store import USAGE_METRICS, Store
 from budgetguard.store.rollups import ROLLUP_DIMENSIONS
 from tests.test_collect import (
+    ADMIN_KEY,
     NOW,
+    RULES,
     START,
+    Clock,
     collect,
     org_tokens,
     stored_tokens,
 )
 from tests.test_rows import body, outcome
-
-pytest_plugins = ["tests.test_collect"]
 
 
 class Rows:
@@ -159,13 +166,28 @@ def test_the_envelope_is_read_without_the_page_and_names_a_fault() -> None:
         envelope("completions", b'{"object":"page","data":[')
 
 
-def test_a_page_many_times_the_body_cap_is_collected_whole(
-    sim: Any, store: Any, rules: Any
-) -> None:
+def test_a_page_many_times_the_body_cap_is_collected_whole(tmp_path: Path) -> None:
     """Pages are streamed: a 16 KB cap bounds what one bucket may hold, not a page."""
+    rules = load_rules_text(RULES)
     queries = [q for q in plan_queries(rules, START) if q.key.startswith("completions:1h")]
-    report = collect(sim, store, queries, START, max_body=16 * 1024)
-    assert not report.failed, report.summary()
-    query = queries[0]
-    first = int(query.start.timestamp())
-    assert stored_tokens(store, query, first, NOW + 1) == org_tokens(sim, first, NOW, NOW)
+    org = Organisation.create(7, NOW, 30)
+    store = Store.open(f"sqlite:///{tmp_path / 'spend.db'}")
+    try:
+        api = SimulatedAPI(org, clock=Clock(NOW), faults=FaultPlan())
+        with SimulatorServer(api) as sim:
+            report = collect(sim, store, queries, START, max_body=16 * 1024)
+            assert not report.failed, report.summary()
+            query = queries[0]
+            first = int(query.start.timestamp())
+            params = [("start_time", str(first)), ("bucket_width", "1h"), ("limit", "168")]
+            params += [("group_by", g) for g in query.group_by]
+            page = httpx.get(
+                f"{sim.base_url}/organization/usage/completions",
+                params=params,
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            )
+            assert len(page.content) > 4 * 16 * 1024  # a page far over the cap
+            stored = stored_tokens(store, query, first, NOW + 1)
+            assert stored == org_tokens(sim, first, NOW, NOW)
+    finally:
+        store.close()
