@@ -11,10 +11,12 @@ concurrently through ``AdminClient``, and reports:
 Targets: requests == minimum; concurrent wall <= 1.3 x critical path.
 
 Then the collector itself (plan, fetch, store in a temporary SQLite file) for rules that need
-90 days: requests of the backfill against the minimum for its planned ranges, and of a
-steady-state tick (target: at most one request per query).
+90 days: requests of the backfill against the minimum for its planned ranges, its wall time
+against its critical path (the most pages of any one query x latency; target <= 1.3x, with
+every query in flight at once: ``--max-in-flight``, the ``max_in_flight`` setting), and the
+requests of a steady-state tick (target: at most one request per query).
 
-    python -m benchmarks.collect_requests [--latency-ms 50] [--days 90]
+    python -m benchmarks.collect_requests [--latency-ms 50] [--days 90] [--max-in-flight 24]
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ budgets:
 """
 
 
-def collector_figures(base_url: str, tmp: str) -> None:
+def collector_figures(base_url: str, tmp: str, latency_ms: float, in_flight: int) -> None:
     from budgetguard.collect import Collector
     from budgetguard.rules import load_rules_text
     from budgetguard.rules.needs import plan_queries
@@ -110,34 +112,45 @@ def collector_figures(base_url: str, tmp: str) -> None:
     queries = plan_queries(load_rules_text(RULES_90_DAYS), now)
     store = Store.open(f"sqlite:///{tmp}/bench.db")
 
-    def minimum() -> int:
-        """Pages needed for the ranges the collector plans from the store's coverage."""
+    def minimum() -> tuple[int, int]:
+        """Pages needed for the ranges the collector plans from the store's coverage, and
+        the most of any one query (its critical path, in pages)."""
         client = AdminClient(KEY, base_url)
-        total = 0
+        total = longest = 0
         for outcome in Collector(client, store).plan_ranges(queries, NOW):
             q = outcome.query
+            pages = 0
             for lo, hi in outcome.ranges:
                 width = q.width_seconds
                 buckets = -(-(hi - (lo - lo % width)) // width)
-                total += -(-buckets // ENDPOINTS[q.endpoint].max_limit(q.width))
+                pages += -(-buckets // ENDPOINTS[q.endpoint].max_limit(q.width))
+            total, longest = total + pages, max(longest, pages)
         asyncio.run(client.aclose())
-        return total
+        return total, longest
 
     async def tick() -> tuple[int, float]:
-        async with AdminClient(KEY, base_url) as client:
-            report = await Collector(client, store).collect(queries, now)
+        async with AdminClient(KEY, base_url, max_connections=in_flight) as client:
+            collector = Collector(client, store, concurrency=in_flight)
+            report = await collector.collect(queries, now)
             assert not report.failed, report.summary()
             return report.requests, report.seconds
 
-    need = minimum()
+    need, longest = minimum()
     backfill, backfill_s = asyncio.run(tick())
-    need_tick = minimum()
+    need_tick, _ = minimum()
     steady, steady_s = asyncio.run(tick())
     store.close()
-    print(f"collector: {len(queries)} queries for 90 days (1h for 35 days, 1d before, costs 1d)")
+    critical = longest * latency_ms / 1000
+    print(
+        f"collector: {len(queries)} queries for 90 days (1h for 35 days, 1d before, costs 1d), "
+        f"{in_flight} in flight at most"
+    )
     print(
         f"  backfill: {backfill} requests (minimum {need}) "
-        f"{'OK' if backfill == need else 'ABOVE MINIMUM'}, {backfill_s:.2f} s"
+        f"{'OK' if backfill == need else 'ABOVE MINIMUM'}; wall {backfill_s:.2f} s | critical "
+        f"path {critical:.2f} s ({longest} pages x {latency_ms:.0f} ms): "
+        f"{backfill_s / critical:.2f}x ({'OK' if backfill_s <= 1.3 * critical else 'MISS'} "
+        "<= 1.3x; store writes included)"
     )
     print(
         f"  steady tick: {steady} requests for {len(queries)} queries (minimum {need_tick}) "
@@ -150,6 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--max-in-flight", type=int, default=24)
     args = parser.parse_args()
     qs = queries(args.days)
     proc, base_url = start_simulator(args.days, args.latency_ms)
@@ -175,7 +189,7 @@ def main() -> None:
             f"({seq_wall / wall:.1f}x slower)"
         )
         with tempfile.TemporaryDirectory() as tmp:
-            collector_figures(base_url, tmp)
+            collector_figures(base_url, tmp, args.latency_ms, args.max_in_flight)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

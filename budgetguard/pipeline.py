@@ -105,7 +105,9 @@ def collect(
     async def run() -> CollectReport:
         until = time.monotonic() + deadline
         async with _admin_client(settings) as client:
-            collector = Collector(client, store, deadline=deadline)
+            collector = Collector(
+                client, store, deadline=deadline, concurrency=settings.max_in_flight
+            )
             report = await collector.collect(queries, end, progress=progress)
             # a refused key or a dead API: the command's one line already says so
             if not report.auth_failed and not report.all_failed and not replayed:
@@ -129,6 +131,7 @@ def _admin_client(settings: Settings) -> AdminClient:
         settings.openai_base_url,
         request_deadline=min(60.0, deadline / 2),
         retry=RetryPolicy(deadline=min(180.0, deadline * 0.75)),  # give up saying why
+        max_connections=max(16, settings.max_in_flight),
     )
 
 

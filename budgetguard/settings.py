@@ -114,6 +114,11 @@ _PREFIX = "BUDGETGUARD_"
 _ADMIN_KEY = AliasChoices("openai_admin_key", "budgetguard_openai_admin_key")
 
 
+#: Queries a collection runs at once: every query of a backfill (11 endpoints, hourly and
+#: daily, costs, minutes) is then in flight together, and one query asks one page at a time.
+MAX_IN_FLIGHT = 24
+
+
 class SettingsInputError(ValueError):
     """A setting's source is not usable (bad input, exit 2): the text says which and why."""
 
@@ -219,6 +224,13 @@ class Settings(BaseSettings):
         default=120.0,
         gt=0,
         description="Seconds one collection may take; unfinished queries then fail (exit 3).",
+    )
+    max_in_flight: int = Field(
+        default=MAX_IN_FLIGHT,
+        ge=1,
+        le=64,
+        description="Requests a collection has in flight at once (one per query): a backfill's "
+        "queries all at once by default, within the API's politeness.",
     )
     notify_retry_within: float = Field(
         default=20.0,

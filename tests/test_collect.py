@@ -4,6 +4,7 @@ PostgreSQL on 127.0.0.1:5432 when it answers)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from datetime import UTC, datetime, timedelta
@@ -186,6 +187,44 @@ def test_a_failure_mid_query_leaves_the_store_as_it_was(
     )  # type: ignore[union-attr]
     embeddings = store.sync_mark(next(q.key for q in catch_up if q.endpoint == "embeddings"))
     assert embeddings is not None and embeddings.covered_end == clock.now
+
+
+class Gate(httpx.AsyncBaseTransport):
+    """Holds each request until ``expected`` are in flight together (or 10 s passed), and
+    records the most that were."""
+
+    def __init__(self, expected: int) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.expected, self.in_flight, self.most = expected, 0, 0
+        self.all_in = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        if self.in_flight >= self.expected:
+            self.all_in.set()
+        with contextlib.suppress(TimeoutError):  # fewer came together: ``most`` says so
+            await asyncio.wait_for(self.all_in.wait(), 10)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_every_query_of_a_backfill_is_in_flight_at_once(
+    sim: SimulatorServer, store: Store, rules: Rules
+) -> None:
+    """The ``max_in_flight`` default lets a whole backfill's queries ask together (the
+    critical path is then the longest query, not rounds of eight)."""
+    queries = plan_queries(rules, START)
+    assert len(queries) > 8
+    gate = Gate(len(queries))
+    report = collect(sim, store, queries, START, transport=gate)
+    assert not report.failed, report.summary()
+    assert gate.most == len(queries)
 
 
 def test_fetch_ranges() -> None:

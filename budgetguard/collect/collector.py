@@ -167,8 +167,9 @@ def _cost_rows(buckets: Sequence[Bucket]) -> list[dict[str, Any]]:
 class Collector:
     """Keeps the store in sync with the API for a list of planned queries.
 
-    ``deadline`` bounds a whole collection (seconds); the client's clock is the real clock,
-    which coverage never passes.
+    ``deadline`` bounds a whole collection (seconds); ``concurrency`` the queries in flight
+    at once (the ``max_in_flight`` setting: a backfill's every query by default, each one
+    page at a time); the client's clock is the real clock, which coverage never passes.
     """
 
     def __init__(
@@ -178,7 +179,7 @@ class Collector:
         *,
         reread_costs: timedelta = REREAD_COSTS,
         reread_usage: timedelta = REREAD_USAGE,
-        concurrency: int = 8,
+        concurrency: int = 24,
         deadline: float = COLLECT_DEADLINE,
     ) -> None:
         self.client = client
@@ -326,10 +327,10 @@ class Collector:
                             progress(query.key, done, max(expected, done))
                 else:
                     pages = self.client.row_pages(
-                        api_query, check, ROLLUP_DIMENSIONS, USAGE_METRICS
+                        api_query, check, ROLLUP_DIMENSIONS, USAGE_METRICS, _PageBlocks
                     )
-                    async for rows in pages:
-                        held.add_rows(rows)
+                    async for blocks in pages:
+                        held.add_page(blocks)
                         done += 1
                         if progress is not None:
                             progress(query.key, done, max(expected, done))
@@ -383,7 +384,9 @@ class _Held:
         self.buckets = 0
         self.rows = 0
         self.cost_rows: list[dict[str, Any]] = []
-        self.blocks: dict[int, RollupBlock] = {}
+        #: per day, its block's record (groups as JSON: a day's 12,000 group tuples would
+        #: be MBs each, held for every day of the range)
+        self.blocks: dict[int, dict[str, Any]] = {}
 
     def add_costs(self, buckets: Sequence[Bucket]) -> None:
         self.buckets += len(buckets)
@@ -391,29 +394,86 @@ class _Held:
         self.rows += len(rows)
         self.cost_rows.extend(rows)
 
-    def add_rows(self, page: RowPage) -> None:
-        self.buckets += len(page.bounds)
-        self.rows += page.size
-        days = groupby(range(len(page.bounds)), key=lambda b: page.bounds[b][0] // _DAY)
+    def add_page(self, page: _PageBlocks) -> None:
+        """A whole, checked page's blocks (a day it shares with the page before merges)."""
+        page.finish()
+        self.buckets += page.buckets
+        self.rows += page.rows
+        for day, record in page.blocks.items():
+            held = self.blocks.get(day)
+            self.blocks[day] = record if held is None else _merged(day, held, record)
+
+
+#: A day's rows are encoded into a block at most this many at a time.
+FLUSH_ROWS = 262_144
+
+
+class _PageBlocks:
+    """One page's rows as per-day blocks, built while the page streams in (``row_pages``'
+    sink): each batch of rows is added to its day's columns, which are encoded when the day
+    ends or reaches ``FLUSH_ROWS`` rows; so what a page holds uncompressed is bounded by a
+    constant number of rows, whatever the number of groups."""
+
+    def __init__(self) -> None:
+        self.buckets = 0
+        self.rows = 0
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self._day: int | None = None
+        self._parts: list[tuple[list[tuple[Any, ...]], Any, Any, dict[str, Any]]] = []
+        self._pending = 0
+
+    def add(self, rows: RowPage) -> None:
+        self.buckets += len(rows.bounds)
+        self.rows += rows.size
+        days = groupby(range(len(rows.bounds)), key=lambda b: rows.bounds[b][0] // _DAY)
         for day, buckets in days:
             first = next(buckets)
             last = max(buckets, default=first)
-            lo, hi = page.offsets[first], page.offsets[last + 1]
+            lo, hi = rows.offsets[first], rows.offsets[last + 1]
             if lo == hi:
                 continue
-            record = encode_arrays(
-                day * _DAY,
-                page.groups,
-                page.gid[lo:hi],
-                page.starts[lo:hi],
-                {name: values[lo:hi] for name, values in page.metrics.items()},
+            if self._day is not None and self._day != day * _DAY:
+                self._flush()
+            self._day = day * _DAY
+            metrics = {name: values[lo:hi] for name, values in rows.metrics.items()}
+            self._parts.append((rows.groups, rows.gid[lo:hi], rows.starts[lo:hi], metrics))
+            self._pending += hi - lo
+            if self._pending >= FLUSH_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        import numpy as np
+
+        if not self._parts or self._day is None:
+            return
+        day, parts = self._day, self._parts
+        self._parts, self._pending = [], 0
+        index: dict[tuple[Any, ...], int] = {}
+        gids = []
+        for groups, gid, _, _ in parts:
+            remap = np.array([index.setdefault(g, len(index)) for g in groups], dtype=np.int64)
+            gids.append(remap[gid])
+        names = {m for part in parts for m in part[3]}
+        metrics = {
+            m: np.concatenate(
+                [p[3][m] if m in p[3] else np.zeros(len(p[1]), np.int64) for p in parts]
             )
-            block = RollupBlock.of(record)
-            if day * _DAY in self.blocks:  # the day began on the page before
-                merged = merge(day * _DAY, self.blocks[day * _DAY], 0, 0, block)
-                assert merged is not None
-                block = RollupBlock.of(merged)
-            self.blocks[day * _DAY] = block
+            for m in names
+        }
+        starts = np.concatenate([p[2] for p in parts])
+        record = encode_arrays(day, list(index), np.concatenate(gids), starts, metrics)
+        held = self.blocks.get(day)  # the day passed FLUSH_ROWS
+        self.blocks[day] = record if held is None else _merged(day, held, record)
+
+    def finish(self) -> None:
+        self._flush()
+
+
+def _merged(day: int, first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """The record of a day's rows ``first``, then ``then``'s (later buckets)."""
+    merged = merge(day, RollupBlock.of(first), 0, 0, RollupBlock.of(then))
+    assert merged is not None
+    return merged
 
 
 def _pages(query: PlannedQuery, lo: int, hi: int) -> int:

@@ -60,7 +60,67 @@ def _integer_prices(
     return scale, table
 
 
+#: Rows gathered and widened at a time while the prefix sums are built (bounds the copies).
+_CHUNK = 1 << 20
+
+
+def _within_groups(
+    values: dict[str, np.ndarray],
+    order: np.ndarray,
+    keys: np.ndarray,
+    buckets: int,
+    bounds: np.ndarray,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per metric: each sorted row's sum of its group's values before it, and each group's
+    total. Row ``i`` is ``values[m][order[i]]`` of group ``keys[i] // buckets``, whose rows
+    are ``[bounds[g], bounds[g + 1])``. Sums within a group are int32 wherever they fit:
+    half the memory of whole-column int64 sums. Every addition is in int64 (exact), a chunk
+    of rows at a time with one gather of each column: no widened copy of a whole column.
+    ``values`` is consumed."""
+    n = len(order)
+    within = {m: np.empty(n, dtype=np.int32) for m in values}
+    # the whole column's running sum before each bound's row
+    at = {m: np.zeros(len(bounds), dtype=np.int64) for m in values}
+    carry = dict.fromkeys(values, 0)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        group = keys[lo:hi] // buckets
+        here = slice(*np.searchsorted(bounds, [lo, hi]))
+        first = bounds[here] - lo
+        for m in values:
+            part = values[m][order[lo:hi]].astype(np.int64)
+            running = np.cumsum(part)
+            running += carry[m]
+            carry[m] = int(running[-1])
+            running -= part  # before each row
+            at[m][here] = running[first]
+            running -= at[m][group]
+            if within[m].dtype != np.int64 and int(running.max()) >= 2**31:
+                within[m] = within[m].astype(np.int64)  # a group past int32
+            within[m][lo:hi] = running
+    for m in values:
+        at[m][np.searchsorted(bounds, n) :] = carry[m]
+    values.clear()
+    return within, {m: np.diff(a) for m, a in at.items()}
+
+
 class UsageCube:
+    @classmethod
+    def from_columns(
+        cls,
+        endpoint: str,
+        width: int,
+        columns: dict[str, np.ndarray],
+        groups: list[tuple[Any, ...]],
+        metrics: dict[str, np.ndarray],
+        pricer: Pricer,
+    ) -> UsageCube:
+        """The cube of ``columns``' ``starts`` and ``gid``, taken out of it (and out of
+        ``metrics``) so each column is freed as soon as the cube has used it."""
+        return cls(
+            endpoint, width, columns.pop("starts"), columns.pop("gid"), groups, metrics, pricer
+        )
+
     def __init__(
         self,
         endpoint: str,
@@ -73,29 +133,38 @@ class UsageCube:
     ) -> None:
         """Row ``i`` is group ``groups[gid[i]]`` in the bucket starting at ``starts[i]`` with
         ``metrics[m][i]``; ``starts`` is sorted (``SpendData`` sees to it), and rows of the
-        same group and bucket add up."""
+        same group and bucket add up. ``metrics`` is consumed (each column dropped once
+        summed) and so are ``starts`` and ``gid`` when ``from_columns`` hands them over:
+        at 26M rows every column held past its use is hundreds of MB at the peak."""
         self.endpoint = endpoint
         self.width = width
         starts = np.asarray(starts, dtype=np.int64)
         new = np.ones(len(starts), dtype=bool)  # where a new bucket starts
         np.not_equal(starts[1:], starts[:-1], out=new[1:])
         self.times = starts[new]
+        del starts
         self.groups = groups
-        keys = np.asarray(gid, dtype=np.int64) * len(self.times)
-        keys += np.cumsum(new) - 1
+        keys = np.cumsum(new, dtype=np.int64)
         del new
+        keys -= 1
+        buckets = len(self.times)
+        used = {m: v for m, v in metrics.items() if v.any()}
+        metrics.clear()
+        keys += np.asarray(gid, dtype=np.int64) * buckets
+        del gid
         order = np.argsort(keys, kind="stable")
-        #: the rows' (group, bucket) keys, sorted
-        self.keys = keys[order]
+        #: the rows' (group, bucket) keys, sorted (int32 where they fit: half the memory)
+        narrow = np.int32 if (len(groups) + 1) * max(buckets, 1) < 2**31 else np.int64
+        self.keys = keys[order].astype(narrow)
         del keys
-        self.cum: dict[str, np.ndarray] = {}
-        for metric, values in metrics.items():
-            if not values.any():
-                continue
-            cum = np.zeros(len(order) + 1, dtype=np.int64)
-            # widen first: numpy's casting cumsum is ~50x slower than a plain one
-            np.cumsum(values[order].astype(np.int64, copy=False), out=cum[1:])
-            self.cum[metric] = cum
+        bounds = np.searchsorted(
+            self.keys, np.arange(len(groups) + 1, dtype=np.int64).astype(narrow) * buckets
+        )
+        #: the sorted rows' index where each group's rows end
+        self._ends = bounds[1:]
+        #: per metric: each sorted row's group sum before it; each group's total
+        self._within, self._totals = _within_groups(used, order, self.keys, buckets, bounds)
+        del order
         self.rates: list[Rates] = []
         known: dict[int, int] = {}  # Pricer.rates is cached: the same prices, the same object
         ids = []
@@ -106,7 +175,7 @@ class UsageCube:
                 self.rates.append(rates)
             ids.append(known[id(rates)])
         self.price_ids = np.asarray(ids, dtype=np.int64)
-        self.metrics = sorted(self.cum)
+        self.metrics = sorted(self._totals)  # the metrics with usage
         self._int_prices = _integer_prices(self.rates, self.metrics)
         # per matched dimension: each group's code into that dimension's distinct values
         self._codes: dict[int, tuple[np.ndarray, list[Any]]] = {}
@@ -116,6 +185,7 @@ class UsageCube:
             self._codes[position] = (np.asarray(codes, dtype=np.int64), list(distinct))
         self._masks: dict[Any, np.ndarray] = {}
         self._pos: dict[int, np.ndarray] = {}
+        self._before: dict[tuple[str, int], np.ndarray] = {}
         self._splits: dict[tuple[str, ...], tuple[np.ndarray, list[tuple[str, ...]]]] = {}
 
     def _positions(self, h: int) -> np.ndarray:
@@ -125,10 +195,32 @@ class UsageCube:
         if found is None:
             if len(self._pos) >= _POSITIONS:
                 self._pos.pop(next(iter(self._pos)))
-            bases = np.arange(len(self.groups), dtype=np.int64) * len(self.times)
-            found = np.searchsorted(self.keys, bases + h)
+            bases = np.arange(len(self.groups), dtype=np.int64) * len(self.times) + h
+            found = np.searchsorted(self.keys, bases.astype(self.keys.dtype))
             self._pos[h] = found
         return found
+
+    def _sum_before(self, metric: str, h: int) -> np.ndarray:
+        """Per group, its sum of ``metric`` over its buckets before ``h`` (int64); cached
+        with the bound's positions."""
+        found = self._before.get((metric, h))
+        if found is None:
+            if len(self._before) >= _POSITIONS * max(1, len(self._totals)):
+                self._before.pop(next(iter(self._before)))
+            p = self._positions(h)
+            within, totals = self._within[metric], self._totals[metric]
+            # a position at its group's end (the next group's first row, or n): the total
+            inside = within[np.minimum(p, max(len(within) - 1, 0))] if len(within) else 0
+            found = np.where(p >= self._ends, totals, inside).astype(np.int64)
+            self._before[metric, h] = found
+        return found
+
+    def _window(self, metric: str, groups: np.ndarray, h0: int, h1: int) -> np.ndarray:
+        """Each of ``groups``' sum of ``metric`` over buckets ``[h0, h1)`` (int64)."""
+        sums: np.ndarray = (
+            self._sum_before(metric, h1)[groups] - self._sum_before(metric, h0)[groups]
+        )
+        return sums
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Bucket indexes ``[h0, h1)`` of the buckets starting in ``[start, end)``."""
@@ -185,15 +277,12 @@ class UsageCube:
         sums: dict[str, np.ndarray] = {}
         if not len(selected):
             return sums, labels
-        p0, p1 = self._positions(h0)[selected], self._positions(h1)[selected]
         for metric in metrics:
-            cum = self.cum.get(metric)
-            if cum is None:
+            if metric not in self._totals:
                 continue
-            # integers, summed as integers: a float64 bincount loses units past 2**53; each
-            # group's rows are its own, so no sum exceeds the column's total (``cum[-1]``)
+            # integers, summed as integers: a float64 bincount loses units past 2**53
             found = np.zeros(size, dtype=np.int64)
-            np.add.at(found, slots, cum[p1] - cum[p0])
+            np.add.at(found, slots, self._window(metric, selected, h0, h1))
             sums[metric] = found
         return sums, labels
 
@@ -256,8 +345,9 @@ class UsageCube:
 
     def totals(self, h0: int, h1: int) -> dict[str, int]:
         """Each metric's sum over every group in buckets ``[h0, h1)``."""
-        p0, p1 = self._positions(h0), self._positions(h1)
-        sums = {m: int((cum[p1] - cum[p0]).sum()) for m, cum in self.cum.items()}
+        sums = {
+            m: int((self._sum_before(m, h1) - self._sum_before(m, h0)).sum()) for m in self._totals
+        }
         return {m: v for m, v in sums.items() if v}
 
     def values(

@@ -122,8 +122,10 @@ def _load_usage(
         if not keep.all():
             gid, starts = gid[keep], starts[keep]
             metrics = {m: v[keep] for m, v in metrics.items()}
-    series.cube = UsageCube(
-        query.endpoint, query.width_seconds, starts, gid, list(index), metrics, pricer
+    columns: dict[str, np.ndarray] = {"starts": starts, "gid": gid}
+    del starts, gid
+    series.cube = UsageCube.from_columns(
+        query.endpoint, query.width_seconds, columns, list(index), metrics, pricer
     )
 
 

@@ -154,9 +154,18 @@ _EXTRA = {
 class Pricer:
     """Prices usage rows. Build one per rules load; lookups are cached per model."""
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, overrides: Mapping[str, Any] | None = None, *, use_table: bool = True):
         self._overrides = dict(overrides or {})
+        #: genai-prices' prices precomputed (``price_table``), where they answer
+        self._use_table = use_table
         self.token_prices = lru_cache(maxsize=1024)(self._token_prices)
+
+    def _table(self, model: str) -> dict[str, Any] | None:
+        if not self._use_table:
+            return None
+        from budgetguard.evaluate.price_table import lookup
+
+        return lookup(model)
 
     def _genai(self, model: str) -> Any:
         from genai_prices import Usage, calc_price
@@ -174,6 +183,11 @@ class Pricer:
         base = self.token_prices(model)
         if base is None or base.source != "genai-prices":
             return None
+        entry = self._table(model)
+        if entry is not None:
+            from budgetguard.evaluate.price_table import prices_of
+
+            return prices_of(entry.get(tier))
         found = self._genai(model)
         when = {"processing": "batch"} if tier == "batch" else {"service_tier": tier}
         for variant in getattr(getattr(found, "model", None), "price_variants", None) or ():
@@ -203,6 +217,11 @@ class Pricer:
                     audio_output=override.audio_output,
                     source="rules pricing",
                 )
+        entry = self._table(model)
+        if entry is not None:
+            from budgetguard.evaluate.price_table import prices_of
+
+            return prices_of(entry.get("base"))
         found = self._genai(model)
         if found is None:
             return None

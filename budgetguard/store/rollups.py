@@ -35,6 +35,8 @@ _DAY = 86400
 _FAR = 2**62
 #: Rows are re-read this many days at a time when blocks are rebuilt (bounds memory).
 _READ_DAYS = 7
+#: Blocks are inserted this many at a time.
+_INSERT_BATCH = 8
 
 
 def replace(
@@ -44,12 +46,14 @@ def replace(
     width: int,
     start: int,
     end: int,
-    blocks: Mapping[int, RollupBlock],
+    blocks: Mapping[int, RollupBlock | dict[str, Any]],
 ) -> None:
     """Make the stored blocks of the days ``[start, end)`` touches hold ``blocks``' rows for
     that range; a day it covers only in part keeps its rows outside the range. Rows of
     ``blocks`` outside the range (a bucket the clock had only just reached) are not stored:
-    nothing covers them."""
+    nothing covers them. A block may be given as its record (``encode_arrays``): a day the
+    range covers whole is then stored as it is, never decoded, and records are inserted a
+    few at a time (a backfill's days are not all re-encoded and held at once)."""
     first = start - start % _DAY
     last = -(-end // _DAY) * _DAY
     table = usage_rollups.c
@@ -67,18 +71,25 @@ def replace(
         )
     }
     conn.execute(delete(usage_rollups).where(in_days))
-    records = []
+    records: list[dict[str, Any]] = []
     for day in sorted(set(blocks) | set(kept)):
         if not first <= day < last:
             continue
-        new = blocks.get(day)
-        if new is not None and day in edges:
-            new = _inside(day, new, start, end)
-        record = merge(day, kept.get(day), start, end, new)
+        given = blocks.get(day)
+        if isinstance(given, dict) and day not in edges and day not in kept:
+            record: dict[str, Any] | None = given if given["row_count"] else None
+        else:
+            new = RollupBlock.of(given) if isinstance(given, dict) else given
+            if new is not None and day in edges:
+                new = _inside(day, new, start, end)
+            record = merge(day, kept.get(day), start, end, new)
         if record is not None:
             records.append(
                 {"query_key": query_key, "endpoint": endpoint, "bucket_width": width, **record}
             )
+        if len(records) >= _INSERT_BATCH:
+            conn.execute(usage_rollups.insert(), records)
+            records = []
     if records:
         conn.execute(usage_rollups.insert(), records)
 

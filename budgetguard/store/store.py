@@ -248,12 +248,13 @@ class Store:
         bucket_width: int,
         start: int,
         end: int,
-        blocks: Mapping[int, rollups.RollupBlock],
+        blocks: Mapping[int, rollups.RollupBlock | dict[str, Any]],
         fetched_at: int,
     ) -> None:
         """Replace ``query_key``'s buckets starting in ``[start, end)`` with the rows of
-        ``blocks`` (one per UTC day, rows inside the range), and cover the range: one
-        transaction. A day the range only partly covers keeps its other buckets."""
+        ``blocks`` (one per UTC day, rows inside the range; a block or its record), and
+        cover the range: one transaction. A day the range only partly covers keeps its
+        other buckets."""
         with self.engine.begin() as conn:
             # the mark's row lock first: a replica writing the same query waits here, before
             # it reads the blocks it merges into (PostgreSQL; SQLite has one writer)

@@ -20,14 +20,15 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Iterator,
     Sequence,
 )
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 
 from budgetguard.header_safe import header_problem
 from budgetguard.providers.openai.errors import (
@@ -51,7 +52,8 @@ from budgetguard.providers.openai.request import (
     get_once,
 )
 from budgetguard.providers.openai.retry import RetryPolicy, parse_retry_after
-from budgetguard.providers.openai.rows import RowPage, parse_rows
+from budgetguard.providers.openai.row_stream import RowSink, RowStream, Unparsed, envelope
+from budgetguard.providers.openai.splitter import Oversized
 
 __all__ = ["AUTH_HELP", "AdminClient", "ClientStats"]
 
@@ -64,7 +66,10 @@ AUTH_HELP = (
 )
 
 _RETRY_STATUSES = frozenset({408, 409, 425, 429})
+#: Bytes of pages read but not yet parsed a client may hold (``row_stream.Unparsed``).
+UNPARSED_BYTES = 64 * 1024 * 1024
 _T = TypeVar("_T")
+_S = TypeVar("_S", bound=RowSink)
 
 
 @dataclass
@@ -77,20 +82,18 @@ class ClientStats:
     buckets: int = 0
 
 
-class _Envelope(BaseModel):
-    """Just the paging fields: read first, so the next request can leave at once."""
-
-    model_config = ConfigDict(extra="ignore")
-    object: Literal["page"]
-    has_more: bool
-    next_page: str | None = None
-
-
 @dataclass(frozen=True)
 class _Raw:
     body: bytes
     has_more: bool
     next_page: str | None
+    #: a streamed page (``row_pages``): its reader (rows parsed or left for ``drain``),
+    #: and the sink its rows go to
+    streamed: tuple[RowStream, Any] | None = None
+
+
+#: what ``row_pages`` streams a page into: a fresh sink per attempt, and its reader
+_Streaming = tuple[Callable[[], Any], Callable[[Any], RowStream]]
 
 
 class AdminClient:
@@ -104,7 +107,7 @@ class AdminClient:
         timeout: float = 30.0,
         request_deadline: float = 60.0,
         retry: RetryPolicy | None = None,
-        max_connections: int = 16,
+        max_connections: int = 24,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
@@ -130,6 +133,8 @@ class AdminClient:
         #: trickled a byte at a time would never time out without it
         self.request_deadline = request_deadline
         self.clock = clock
+        #: bytes of streamed pages split but not yet parsed, across all queries
+        self._unparsed = Unparsed(UNPARSED_BYTES)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -177,18 +182,43 @@ class AdminClient:
                 yield page
 
     async def row_pages(
-        self, query: Query, check: PageCheck, dims: Sequence[str], metrics: Sequence[str]
-    ) -> AsyncIterator[RowPage]:
-        """``pages`` of a usage query as columns (``rows.parse_rows``): no model per
-        result, the same checks."""
-        name, expected = query.endpoint.name, query.endpoint.result_object
-        async with contextlib.aclosing(self._raw_pages(query)) as raws:
+        self,
+        query: Query,
+        check: PageCheck,
+        dims: Sequence[str],
+        metrics: Sequence[str],
+        sink: Callable[[], _S],
+    ) -> AsyncIterator[_S]:
+        """``pages`` of a usage query as columns, streamed: each page's body is read as it
+        arrives (``row_stream``), a few buckets at a time, into a fresh ``sink()`` (a new
+        one for each attempt: a retried page never adds its rows twice), yielded once the
+        page is whole and checked. No model per result, the same checks; memory is a batch
+        of buckets and what the sinks keep, whatever a page's size."""
+        name = query.endpoint.name
+
+        def stream(into: _S) -> RowStream:
+            return RowStream(
+                name,
+                query.endpoint.result_object,
+                dims,
+                metrics,
+                into,
+                self.max_body,
+                unparsed=self._unparsed,
+            )
+
+        async with contextlib.aclosing(self._raw_pages(query, (sink, stream))) as raws:
             async for raw in raws:
-                with classified(name):
-                    page = parse_rows(name, expected, raw.body, dims, metrics)
-                    check.check_bounds(raw.has_more, page.bounds)
-                    self._checked(check, raw, len(page.bounds))
-                yield page
+                assert raw.streamed is not None
+                rows, into = raw.streamed
+                try:  # the next page's request has left: parse what was left for now
+                    with classified(name):
+                        rows.drain()
+                        check.check_bounds(raw.has_more, rows.bounds)
+                        self._checked(check, raw, len(rows.bounds))
+                finally:
+                    rows.discard()
+                yield into
 
     def _checked(self, check: PageCheck, raw: _Raw, buckets: int) -> None:
         if not raw.has_more:
@@ -196,13 +226,16 @@ class AdminClient:
         self.stats.pages += 1
         self.stats.buckets += buckets
 
-    async def _raw_pages(self, query: Query) -> AsyncGenerator[_Raw, None]:
-        """The raw bodies of ``query``'s pages, read ahead by one reader task."""
+    async def _raw_pages(
+        self, query: Query, streaming: _Streaming | None = None
+    ) -> AsyncGenerator[_Raw, None]:
+        """The raw bodies of ``query``'s pages (or, ``streaming``, the sinks their rows
+        went to), read ahead by one reader task."""
         query.validate()
-        # one page read ahead: the next request leaves while this page is parsed, and
-        # memory stays within two pages
+        # one page read ahead: the next request leaves while this page is parsed (a
+        # streamed page: what is left of it, within the client's unparsed budget)
         bodies: asyncio.Queue[_Raw | AdminAPIError] = asyncio.Queue(maxsize=1)
-        reader = asyncio.ensure_future(self._read_pages(query, bodies))
+        reader = asyncio.ensure_future(self._read_pages(query, bodies, streaming))
         try:
             while True:
                 item = await bodies.get()
@@ -219,15 +252,24 @@ class AdminClient:
                     await reader
             elif not reader.cancelled() and reader.exception() is not None:
                 log.debug("page reader ended in %s", type(reader.exception()).__name__)
+            while not bodies.empty():  # a page read ahead and never taken
+                left = bodies.get_nowait()
+                if isinstance(left, _Raw) and left.streamed is not None:
+                    left.streamed[0].discard()
 
-    async def _read_pages(self, query: Query, out: asyncio.Queue[_Raw | AdminAPIError]) -> None:
+    async def _read_pages(
+        self,
+        query: Query,
+        out: asyncio.Queue[_Raw | AdminAPIError],
+        streaming: _Streaming | None = None,
+    ) -> None:
         name = query.endpoint.name
         seen: set[str] = set()
         cursor: str | None = None
         bound = max_pages(query, int(self.clock()))
         try:
             while True:
-                raw = await self._get_raw(query, cursor)
+                raw = await self._get_raw(query, cursor, streaming)
                 if raw.has_more and not raw.next_page:
                     raise PaginationError(
                         f"{name}: the API said has_more but gave no next_page", endpoint=name
@@ -286,7 +328,13 @@ class AdminClient:
 
     # -- one page, with retries ---------------------------------------------------------------
 
-    async def _get_raw(self, query: Query, cursor: str | None) -> _Raw:
+    async def _get_raw(
+        self, query: Query, cursor: str | None, streaming: _Streaming | None = None
+    ) -> _Raw:
+        if streaming is not None:
+            return await self._retrying(
+                query.endpoint.name, lambda: self._streamed_once(query, cursor, streaming)
+            )
         return await self._retrying(query.endpoint.name, lambda: self._page_once(query, cursor))
 
     async def get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -316,7 +364,9 @@ class AdminClient:
                 log.info("%s: %s; retry %d in %.2fs", name, failure.reason, attempt, wait)
                 await self._sleep(wait)
 
-    async def _send(self, path: str, params: Any, name: str) -> Answer:
+    async def _send(
+        self, path: str, params: Any, name: str, feed: Callable[[bytes], None] | None = None
+    ) -> Answer:
         """One GET (``request.get_once``: bounded in time and size, every exception
         classified); 401/403 and other permanent refusals raise, temporary failures are
         ``Retryable``. A key that cannot go in a header is refused before anything is sent."""
@@ -325,7 +375,7 @@ class AdminClient:
             raise AuthError(f"the admin key cannot be sent: {self._key_problem}", endpoint=name)
         headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
         answer = await get_once(
-            self._http, path, params, headers, name, self.request_deadline, self.max_body
+            self._http, path, params, headers, name, self.request_deadline, self.max_body, feed
         )
         status = answer.status
         log.debug("GET %s -> %d", path, status)
@@ -360,17 +410,34 @@ class AdminClient:
     async def _page_once(self, query: Query, cursor: str | None) -> _Raw:
         name = query.endpoint.name
         response = await self._send(query.endpoint.path, query.params(cursor), name)
+        try:  # the paging fields only (msgspec skips the rest unread): no parse of the page
+            head = envelope(name, response.content)
+        except ResponseFormatError as exc:
+            exc.status = response.status
+            raise
+        except ValueError:
+            raise Retryable("malformed JSON in the response") from None
+        return _Raw(response.content, head.has_more, head.next_page)
+
+    async def _streamed_once(self, query: Query, cursor: str | None, streaming: _Streaming) -> _Raw:
+        """One page read as it arrives into a fresh sink (``row_pages``)."""
+        name = query.endpoint.name
+        new_sink, reader = streaming
+        into = new_sink()
+        stream = reader(into)
+
+        def feed(chunk: bytes) -> None:
+            with _streamed(name, self.max_body):
+                stream.feed(chunk)
+
         try:
-            envelope = _Envelope.model_validate_json(response.content)
-        except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":
-                raise Retryable("malformed JSON in the response") from None
-            raise ResponseFormatError(
-                f"{name}: the response is not a page of the API: {_first_error(exc)}",
-                status=response.status,
-                endpoint=name,
-            ) from None
-        return _Raw(response.content, envelope.has_more, envelope.next_page)
+            await self._send(query.endpoint.path, query.params(cursor), name, feed)
+            with _streamed(name, self.max_body):
+                page = stream.finish()
+        except BaseException:  # a failed or cancelled attempt: nothing of it is kept
+            stream.discard()
+            raise
+        return _Raw(b"", page.has_more, page.next_page, (stream, into))
 
     @staticmethod
     def _parse_page(query: Query, raw: _Raw) -> Page:
@@ -390,6 +457,27 @@ class AdminClient:
     def _scrub(self, text: str) -> str:
         secret = self._key.get_secret_value()
         return text.replace(secret, "**********") if secret else text
+
+
+@contextlib.contextmanager
+def _streamed(name: str, cap: int) -> Iterator[None]:
+    """A streamed page's faults as the whole page's: a body that is not JSON (or ends
+    inside a value) is retried, a part over the cap refused, anything else classified."""
+    try:
+        yield
+    except AdminAPIError:
+        raise
+    except Oversized as exc:
+        raise ResponseFormatError(
+            f"{name}: the answer holds {exc} larger than {cap // 2**20} MB; refused",
+            endpoint=name,
+        ) from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, Incomplete
+        raise Retryable("malformed JSON in the response") from None
+    except Exception as exc:
+        raise ResponseFormatError(
+            f"{name}: the response could not be read ({type(exc).__name__})", endpoint=name
+        ) from None
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "classified",
     "get_once",
     "read_capped",
+    "stream_capped",
 ]
 
 #: The largest body read (decompressed and on the wire): a page of the largest answer the
@@ -133,14 +134,54 @@ async def read_capped(raw: AsyncIterator[bytes], encoding: str, cap: int = MAX_B
     return bytes(out)
 
 
+async def stream_capped(
+    raw: AsyncIterator[bytes], encoding: str, feed: Callable[[bytes], None]
+) -> None:
+    """``raw`` inflated per ``encoding`` into ``feed`` in pieces of at most 1 MB, never
+    held whole: the consumer bounds what it keeps. A body inflating like a bomb is refused
+    as ``read_capped`` refuses it."""
+    inflate = _inflater(encoding)
+    wire = inflated = 0
+    async for chunk in raw:
+        wire += len(chunk)
+        if inflate is None:
+            feed(chunk)
+            continue
+        data = chunk
+        while True:
+            piece = inflate.decompress(data, _STEP)
+            inflated += len(piece)
+            if inflated > _RATIO_FLOOR and inflated > MAX_RATIO * wire:
+                raise BodyTooLarge(f"inflates more than {MAX_RATIO}x: a compression bomb")
+            feed(piece)
+            data = inflate.unconsumed_tail
+            if not data and len(piece) < _STEP:
+                break
+    if inflate is not None:
+        feed(inflate.flush())
+
+
 async def _get(
-    http: httpx.AsyncClient, path: str, params: Any, headers: dict[str, str], cap: int
+    http: httpx.AsyncClient,
+    path: str,
+    params: Any,
+    headers: dict[str, str],
+    cap: int,
+    feed: Callable[[bytes], None] | None = None,
 ) -> Answer:
     async with http.stream("GET", path, params=params, headers=headers) as response:
+        streamed = feed is not None and response.status_code == 200
         if response.is_stream_consumed:  # built whole (a test's transport): already read
             content = response.content
-            if len(content) > cap:
+            if streamed and feed is not None:
+                feed(content)
+                content = b""
+            elif len(content) > cap:
                 raise _too_large(cap)
+        elif streamed and feed is not None:
+            encoding = response.headers.get("Content-Encoding", "")
+            await stream_capped(response.aiter_raw(), encoding, feed)
+            content = b""
         else:
             encoding = response.headers.get("Content-Encoding", "")
             content = await read_capped(response.aiter_raw(), encoding, cap)
@@ -160,13 +201,19 @@ async def get_once(
     name: str,
     deadline: float,
     cap: int = MAX_BODY,
+    feed: Callable[[bytes], None] | None = None,
 ) -> Answer:
     """One GET, connect to last byte within ``deadline`` seconds (httpx's timeouts are per
     read: a body trickled a byte at a time would never time out without it), its body
-    within ``cap``. Temporary failures raise ``Retryable``, the rest ``AdminAPIError``."""
+    within ``cap``, or a 200's body handed to ``feed`` as it arrives (never held: the
+    answer's content is then empty; what ``feed`` raises as ``AdminAPIError`` or
+    ``Retryable`` goes through). Temporary failures raise ``Retryable``, the rest
+    ``AdminAPIError``."""
     try:
         async with asyncio.timeout(deadline):
-            return await _get(http, path, params, headers, cap)
+            return await _get(http, path, params, headers, cap, feed)
+    except (AdminAPIError, Retryable):
+        raise
     except (httpx.TimeoutException, TimeoutError):
         raise Retryable(f"no whole answer within {deadline:g}s") from None
     except httpx.TransportError as exc:

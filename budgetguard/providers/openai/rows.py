@@ -90,17 +90,31 @@ class RowPage:
 
 
 def parse_rows(
-    name: str, expected_object: str, body: bytes, dims: Sequence[str], metrics: Sequence[str]
+    name: str,
+    expected_object: str,
+    body: bytes,
+    dims: Sequence[str],
+    metrics: Sequence[str],
+    first: int = 0,
 ) -> RowPage:
     """Validate a usage page and return its rows; ``ResponseFormatError`` names the first
-    fault (``json.JSONDecodeError`` for a body that is not JSON, which callers retry)."""
+    fault (``json.JSONDecodeError`` for a body that is not JSON, which callers retry).
+    ``first``: the index of the body's first bucket in the page it is part of (a streamed
+    page is read a few buckets at a time), for the messages."""
     typed = _typed(expected_object, tuple(dims), tuple(metrics))
     read = None if typed is None else typed.read(body)
-    return read if read is not None else read_dicts(name, expected_object, body, dims, metrics)
+    if read is not None:
+        return read
+    return read_dicts(name, expected_object, body, dims, metrics, first)
 
 
 def read_dicts(
-    name: str, expected_object: str, body: bytes, dims: Sequence[str], metrics: Sequence[str]
+    name: str,
+    expected_object: str,
+    body: bytes,
+    dims: Sequence[str],
+    metrics: Sequence[str],
+    first: int = 0,
 ) -> RowPage:
     """``parse_rows`` by the dict reader alone (what the typed reader must agree with)."""
     page = json.loads(body)
@@ -123,7 +137,7 @@ def read_dicts(
     bounds: list[tuple[int, int]] = []
     rows: list[tuple[Any, ...]] = []
     offsets: list[int] = []
-    for b, bucket in enumerate(data):
+    for b, bucket in enumerate(data, first):
         if not isinstance(bucket, dict) or bucket.get("object") != "bucket":
             raise fail(f"data.{b}", "not a bucket")
         start, end = bucket.get("start_time"), bucket.get("end_time")
