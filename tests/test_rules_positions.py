@@ -156,7 +156,7 @@ MISTAKES_REPORTED = [
     "16:16: input: must be greater than or equal to 0",
     "17:8: missing required key 'output'",
     (
-        "19:1: unknown key 'x-base' (expected one of: budgets, defaults, digest, notifiers, "
+        "19:1: unknown key 'x-base' (expected one of: action_limits, actions, budgets, defaults, digest, notifiers, "
         "pricing, schedule, timezone, version)"
     ),
     "20:10: limit: must be greater than 0",

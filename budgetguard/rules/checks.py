@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import zoneinfo
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from budgetguard.rules.action_checks import action_targets, check_actions
+from budgetguard.rules.actions import Action
 from budgetguard.rules.errors import did_you_mean
 from budgetguard.rules.model import (
     Budget,
@@ -60,7 +63,8 @@ def build_rules(
     zone_ok = _timezone(timezone, report)
     if defaults.notify:
         _names_exist(defaults.notify, ("defaults", "notify"), names, report)
-    budgets = _budgets(data.get("budgets"), defaults, names, report)
+    actions = _actions(raw, report)
+    budgets = _budgets(data.get("budgets"), defaults, names, report, actions)
     digest = raw.digest if raw is not None else None
     if digest is not None:
         _digest(digest, timezone if zone_ok else "UTC", names, report)
@@ -75,7 +79,17 @@ def build_rules(
         pricing=raw.pricing,
         budgets=tuple(b for b in budgets if b is not None),
         digest=digest,
+        actions=actions,
+        action_limits=raw.action_limits,
     )
+
+
+def _actions(raw: Any, report: Reporter) -> dict[str, Action]:
+    """The top-level actions (already typed by the model), each checked across its keys."""
+    if raw is None:
+        return {}
+    check_actions(raw.actions, report)
+    return dict(raw.actions)
 
 
 def _safe(model: type[Defaults], value: Any) -> Defaults:
@@ -180,7 +194,11 @@ def _digest(digest: Digest, timezone: str, names: set[str], report: Reporter) ->
 
 
 def _budgets(
-    raw: Any, defaults: Defaults, names: set[str], report: Reporter
+    raw: Any,
+    defaults: Defaults,
+    names: set[str],
+    report: Reporter,
+    actions: Mapping[str, Action],
 ) -> list[Budget | None]:
     if not isinstance(raw, list):
         return []  # reported by the model
@@ -207,7 +225,7 @@ def _budgets(
                 f"duplicate budget name '{budget.name}' (first used on line {line})",
             )
         seen.setdefault(budget.name, index)
-        out.append(_budget(budget, item, path, defaults, names, report))
+        out.append(_budget(budget, item, path, defaults, names, report, actions))
     return out
 
 
@@ -218,6 +236,7 @@ def _budget(
     defaults: Defaults,
     names: set[str],
     report: Reporter,
+    actions: Mapping[str, Action],
 ) -> Budget | None:
     errors_before = len(report.errors)
     _shape(raw, given, path, report)
@@ -238,13 +257,13 @@ def _budget(
         if whole and raw.limit != raw.limit.to_integral_value():
             report.at((*path, "limit"), f"limit: metric {raw.metric} counts whole units")
         if raw.thresholds is not None:
-            thresholds = _thresholds(
-                raw.thresholds, (*path, "thresholds"), raw.limit, names, report, whole
-            )
+            where = (*path, "thresholds")
+            thresholds = _thresholds(raw.thresholds, where, raw.limit, names, report, whole)
+            action_targets(raw, raw.thresholds, where, actions, report)
         elif defaults.thresholds is not None:
-            thresholds = _thresholds(
-                defaults.thresholds, ("defaults", "thresholds"), raw.limit, names, report, whole
-            )
+            where = ("defaults", "thresholds")
+            thresholds = _thresholds(defaults.thresholds, where, raw.limit, names, report, whole)
+            action_targets(raw, defaults.thresholds, where, actions, report)
         else:
             thresholds = _thresholds(("80%", "100%"), path, raw.limit, names, report, whole)
     notify = raw.notify if raw.notify is not None else (defaults.notify or ())
@@ -330,7 +349,7 @@ def _thresholds(
     out: dict[Decimal, Threshold] = {}
     for index, item in enumerate(items):
         where: Loc = (*path, index)
-        severity = notify = None
+        severity = notify = action = None
         at = item
         if isinstance(item, dict):
             try:
@@ -339,6 +358,7 @@ def _thresholds(
                 report.validation(exc, where, RawThreshold)
                 continue
             at, severity, notify = parsed.at, parsed.severity, parsed.notify
+            action = parsed.action
             if notify is not None:
                 _names_exist(notify, (*where, "notify"), names, report)
             where = (*where, "at")
@@ -364,6 +384,7 @@ def _thresholds(
             ratio=ratio,
             severity=severity or ("warning" if ratio < 1 else "critical"),
             notify=notify,
+            action=action,
         )
     return tuple(out[r] for r in sorted(out))
 

@@ -43,7 +43,12 @@ def _budget(budget: Budget) -> dict[str, Any]:
     if not budget.labels:
         del data["labels"]
     data["thresholds"] = [
-        {"at": t.at, "severity": t.severity, **({"notify": list(t.notify)} if t.notify else {})}
+        {
+            "at": t.at,
+            "severity": t.severity,
+            **({"notify": list(t.notify)} if t.notify else {}),
+            **({"action": t.action} if t.action else {}),
+        }
         for t in budget.thresholds
     ]
     if budget.limit is None:  # an anomaly-only budget has no thresholds or forecast
@@ -63,6 +68,9 @@ def rules_to_data(rules: Rules, *, reveal_secrets: bool = False) -> dict[str, An
     }
     if rules.digest is not None:
         data["digest"] = _plain(rules.digest, False)
+    if rules.actions:
+        data["actions"] = {name: _plain(a, False) for name, a in rules.actions.items()}
+        data["action_limits"] = _plain(rules.action_limits, False)
     return data
 
 

@@ -24,6 +24,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from budgetguard.rules.actions import Action, ActionLimits
 from budgetguard.rules.vocabulary import (
     DURATION_PATTERN,
     CostSource,
@@ -172,6 +173,7 @@ class RawThreshold(_Frozen):
     at: Any
     severity: Severity | None = None
     notify: Routes | None = None
+    action: Name | None = None
 
 
 #: What a threshold may be written as: ``80%``, an absolute amount, or a mapping.
@@ -188,6 +190,8 @@ class Threshold(_Frozen):
     ratio: Decimal
     severity: Severity
     notify: tuple[str | NotifyEntry, ...] | None = None
+    #: the name of a top-level action to take when the threshold is crossed
+    action: str | None = None
 
     @property
     def key(self) -> str:
@@ -287,6 +291,8 @@ class RawRules(_Frozen):
     pricing: Pricing = Pricing()
     budgets: tuple[Any, ...] = ()
     digest: Digest | None = None
+    actions: dict[Name, Action] = Field(default_factory=dict)
+    action_limits: ActionLimits = ActionLimits()
 
 
 class Notifier(_Frozen):
@@ -404,6 +410,10 @@ class Rules(_Frozen):
     pricing: Pricing = Pricing()
     budgets: tuple[Budget, ...] = ()
     digest: Digest | None = None
+    actions: Annotated[dict[str, Action], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
+    action_limits: ActionLimits = ActionLimits()
 
     def notifier(self, name: str) -> Notifier:
         for notifier in self.notifiers:
