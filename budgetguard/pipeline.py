@@ -119,12 +119,13 @@ def collect(
 
 
 def _admin_client(settings: Settings) -> AdminClient:
-    """The client of one collection: each request and its retries bounded by the deadline."""
-    from budgetguard.providers.openai import AdminClient, RetryPolicy
+    """The client of one collection (the provider's reader): each request and its retries
+    bounded by the deadline."""
+    from budgetguard.providers.openai import OPENAI, RetryPolicy
 
     assert settings.openai_admin_key is not None
     deadline = settings.collect_deadline
-    return AdminClient(
+    return OPENAI.reader(
         settings.openai_admin_key,
         settings.openai_base_url,
         request_deadline=min(60.0, deadline / 2),

@@ -1,4 +1,5 @@
-"""A faithful stand-in for the OpenAI admin usage and costs API, for demos and tests."""
+"""A faithful stand-in for the OpenAI admin API (usage, costs, directory and the controls:
+spend limits, spend alerts, model permissions, hosted tools, rate limits), for demos and tests."""
 
 from budgetguard.simulator.api import Response, SimulatedAPI
 from budgetguard.simulator.faults import FAULT_KINDS, Fault, FaultPlan

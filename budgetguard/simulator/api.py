@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import logging
 import struct
@@ -25,7 +26,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-from budgetguard.simulator import directory
+from budgetguard.simulator import controls_spec, directory
+from budgetguard.simulator.controls import ControlsState
 from budgetguard.simulator.faults import TRANSPORT_FAULTS, Fault, FaultPlan
 from budgetguard.simulator.org import DAY, Organisation
 from budgetguard.simulator.spec import EXTRA_GROUP_BY, PAGE_LIMITS, Route, routes
@@ -36,6 +38,8 @@ log = logging.getLogger("budgetguard.simulator")
 
 _WIDTHS = {"1m": 60, "1h": 3600, "1d": DAY}
 _PREFIX = "/v1"
+#: model requests, served only to show a spend limit refusing them
+_MODEL_PATHS = frozenset({"/v1/chat/completions", "/v1/responses"})
 _FILTER_DIMS = {
     "project_ids": "project_id",
     "user_ids": "user_id",
@@ -124,6 +128,7 @@ class SimulatedAPI:
         costs_delay: int = 3 * 3600,
         sleep: Callable[[float], None] = time.sleep,
         cache_pages: bool = False,
+        enforcement_lag: int = 900,
     ) -> None:
         self.org = org
         self.clock = clock or (lambda: int(time.time()))
@@ -135,6 +140,9 @@ class SimulatedAPI:
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self._routes = {_PREFIX + path: route for path, route in routes().items()}
+        #: OpenAI's own controls (spend limits, permissions, ...): ``simulator.controls``
+        self._serial = itertools.count(1)
+        self.controls = ControlsState(self.clock, self.spend, enforcement_lag=enforcement_lag)
         # With a frozen clock every answer is a pure function of the request: keep the
         # recent ones, so a repeated backfill costs the simulator nothing.
         self._cache: OrderedDict[tuple[str, bool], bytes] | None = (
@@ -143,8 +151,17 @@ class SimulatedAPI:
 
     # -- entry point --------------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: dict[str, str]) -> Response:
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
         path, _, query = target.partition("?")
+        if path.rstrip("/") in _MODEL_PATHS:
+            return self._model_request(method, headers)
+        control, known = controls_spec.match(method, path.removeprefix(_PREFIX).rstrip("/"))
+        if control is not None:
+            return self._control(control, path.removeprefix(_PREFIX).rstrip("/"), headers, body)
+        if known:
+            return _error(404, f"Invalid URL ({method} {path})", "invalid_request_error")
         route = self._routes.get(path.rstrip("/"))
         if route is None and path.startswith(_PREFIX + "/organization/"):
             return self._directory(method, path.removeprefix(_PREFIX).rstrip("/"), query, headers)
@@ -194,6 +211,74 @@ class SimulatedAPI:
             data = json.dumps(fault.rewrite(json.loads(data))).encode()
         transport = fault if fault is not None and fault.kind in TRANSPORT_FAULTS else None
         return Response(200, data, {"Content-Type": "application/json"}, transport)
+
+    def spend(self, project: str | None, t0: int, t1: int) -> float:
+        """USD the org (or one project) spent over ``[t0, t1)``: its usage priced."""
+        now = self.clock()
+        total = 0.0
+        for index, stream in enumerate(self.org.streams):
+            if project is None or stream.project_id == project:
+                total += sum(line.amount for line in self.org.cost_lines(index, t0, t1, now))
+        return total
+
+    def _control(
+        self, route: controls_spec.ControlRoute, path: str, headers: dict[str, str], body: bytes
+    ) -> Response:
+        """A controls request (``simulator.controls``), behind the same auth; faults only
+        when scripted for ``controls``."""
+        with self._lock:
+            self.requests["controls"] += 1
+        auth = self._check_auth(headers)
+        if auth is not None:
+            return auth
+        fault = self.faults.next("controls", exact=True)
+        if fault is not None and fault.kind in ("429", "500", "503"):
+            status = int(fault.kind)
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            return _error(status, "The server had an error.", "server_error", headers=extra)
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            return _error(
+                400, "We could not parse the JSON body of your request.", "invalid_request_error"
+            )
+        status, answer = self.controls.answer(route, path, parsed)
+        out = {"Content-Type": "application/json", "x-request-id": self._request_id()}
+        transport = fault if fault is not None and fault.kind in TRANSPORT_FAULTS else None
+        return Response(status, json.dumps(answer).encode(), out, transport)
+
+    def _request_id(self) -> str:
+        with self._lock:
+            serial = next(self._serial)
+        return f"req_sim{serial:012d}"
+
+    def _model_request(self, method: str, headers: dict[str, str]) -> Response:
+        """A model request (chat completions, responses): refused with 429 while a spend
+        limit enforces, else a one-word answer. The project comes from ``OpenAI-Project``."""
+        if method != "POST":
+            return _error(405, f"Method {method} not allowed", "invalid_request_error")
+        project = next((v for k, v in headers.items() if k.lower() == "openai-project"), None)
+        refused = self.controls.refused(project)
+        out = {"Content-Type": "application/json", "x-request-id": self._request_id()}
+        if refused is not None:
+            status, error = refused
+            return Response(status, json.dumps(error).encode(), out)
+        completion = {
+            "id": "chatcmpl-sim",
+            "object": "chat.completion",
+            "created": self.clock(),
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok", "refusal": None},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return Response(200, json.dumps(completion).encode(), out)
 
     def _directory(self, method: str, path: str, query: str, headers: dict[str, str]) -> Response:
         """Projects, users and API keys (``simulator.directory``), behind the same auth."""

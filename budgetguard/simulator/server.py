@@ -22,6 +22,8 @@ from budgetguard.simulator.org import Organisation
 __all__ = ["SimulatorServer", "build_api"]
 
 log = logging.getLogger("budgetguard.simulator")
+#: the largest request body read (the controls' bodies are a few hundred bytes)
+_MAX_REQUEST = 1 << 20
 
 
 def build_api(
@@ -73,11 +75,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._answer("POST")
 
+    def do_DELETE(self) -> None:
+        self._answer("DELETE")
+
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        response = self.server.api.handle(method, self.path, dict(self.headers.items()))
+        body = self.rfile.read(min(length, _MAX_REQUEST)) if length else b""
+        if length > _MAX_REQUEST:
+            self.close_connection = True  # the rest of the body is never read
+        response = self.server.api.handle(method, self.path, dict(self.headers.items()), body)
         if response.fault is not None and self._transport_fault(response):
             return
         self.send_response(response.status)
