@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Protocol
 
+from budgetguard.providers.base import ControlError
+
 __all__ = ["ControlError", "Controls", "Observed", "Wanted", "change"]
 
 
@@ -25,15 +27,6 @@ class Observed:
     state: Any
     status: int | None = None
     request_id: str | None = None
-
-
-class ControlError(Exception):
-    """A read or write the provider refused or that failed (never retried blindly)."""
-
-    def __init__(self, message: str, status: int | None = None, request_id: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.request_id = request_id
 
 
 class Controls(Protocol):
@@ -92,7 +85,11 @@ def _rate_limits(params: Mapping[str, Any], live: Mapping[str, Any]) -> Wanted |
             out[limit_id] = row
             continue
         cut = {
-            k: (max(1, int((Decimal(v) * fraction).to_integral_value(ROUND_FLOOR))) if isinstance(v, int) and k != "model" else v)
+            k: (
+                max(1, int((Decimal(v) * fraction).to_integral_value(ROUND_FLOOR)))
+                if isinstance(v, int) and k != "model"
+                else v
+            )
             for k, v in row.items()
         }
         out[limit_id] = cut

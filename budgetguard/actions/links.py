@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from urllib.parse import parse_qs, urlencode
 
-__all__ = ["LINK_LIFETIME", "sign", "approve_url", "verify"]
+__all__ = ["LINK_LIFETIME", "approve_url", "sign", "verify"]
 
 #: How long an approval link works (seconds).
 LINK_LIFETIME = 24 * 3600
@@ -33,7 +33,9 @@ def approve_url(
     now: int,
 ) -> str:
     expires = now + LINK_LIFETIME
-    query = urlencode({"exp": expires, "sig": sign(secret, installation, action_id, action_key, expires)})
+    query = urlencode(
+        {"exp": expires, "sig": sign(secret, installation, action_id, action_key, expires)}
+    )
     return f"{base.rstrip('/')}/actions/{action_id}/approve?{query}"
 
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -24,7 +24,18 @@ from budgetguard.rules import Budget, Rules
 from budgetguard.rules.actions import PROJECT_TYPES, Action, Revert
 from budgetguard.store.actions import NewAction
 
-__all__ = ["Facts", "Plan", "Trigger", "action_key", "plan_actions", "project_of", "triggers"]
+__all__ = [
+    "Facts",
+    "Plan",
+    "Trigger",
+    "action_key",
+    "facts_of",
+    "month_rules",
+    "plan_actions",
+    "project_of",
+    "revert_due",
+    "triggers",
+]
 
 _CENT = Decimal("0.01")
 _GLOB = frozenset("*?[")
@@ -94,7 +105,7 @@ def project_of(budget: Budget, group: Mapping[str, str], action: Action) -> str 
     return plain[0] if len(plain) == 1 else None
 
 
-def _period(f: Finding, rules: Rules) -> tuple[str, datetime]:
+def _period(f: Finding) -> tuple[str, datetime]:
     """The period an action belongs to, and its end (a rolling window: its length on)."""
     if f.window.period_end is not None:
         return f.window.start.isoformat(), f.window.period_end
@@ -106,9 +117,7 @@ def _cents(amount: Decimal) -> int:
     return max(1, int((amount / _CENT).to_integral_value(ROUND_CEILING)))
 
 
-def plan_actions(
-    rules: Rules, found: Sequence[Trigger], facts: Facts, now: datetime
-) -> Plan:
+def plan_actions(rules: Rules, found: Sequence[Trigger], facts: Facts, now: datetime) -> Plan:
     out = Plan()
     for trigger in found:
         f = trigger.finding
@@ -125,7 +134,7 @@ def plan_actions(
         if params is None:
             out.skipped.append(f"{label}: {trigger.action} not planned: {why}")
             continue
-        period, end = _period(f, rules)
+        period, end = _period(f)
         revert_at: int | None = None
         if action.revert == "period_end":
             revert_at = int(end.timestamp())
@@ -225,7 +234,65 @@ def _models(patterns: Sequence[str] | None, used: Sequence[str]) -> list[str] | 
     return sorted({m for m in used if any(fnmatch.fnmatchcase(m, p) for p in patterns)})
 
 
-#: how long after applying a ``revert: {after: ...}`` action is undone
 def revert_due(params: Mapping[str, Any], applied_at: int) -> int | None:
+    """When a ``revert: {after: ...}`` action is undone: that long after it applied."""
     after = params.get("revert_after")
-    return None if after is None else applied_at + int(timedelta(seconds=int(after)).total_seconds())
+    return None if after is None else applied_at + int(after)
+
+
+#: the names of the synthetic month budgets ``month_rules`` makes
+MONTH_EACH, MONTH_ONE, MODELS = "month:each:", "month:", "models:"
+
+
+def month_rules(rules: Rules, found: Sequence[Trigger]) -> Rules | None:
+    """The facts the triggered actions need, as budgets of the UTC month (OpenAI's spend
+    limits are monthly): the month's spend of each project (or of the organization) a spend
+    limit acts on, and the models used (for ``model_deny`` and ``rate_limit`` globs). None
+    when the triggered actions need none of them."""
+    from budgetguard.rules.model import Budget as MonthBudget
+    from budgetguard.rules.model import Match
+
+    budgets: dict[str, MonthBudget] = {}
+
+    def add(name: str, match: Match, each: tuple[str, ...], cost_source: str = "auto") -> None:
+        budgets[name] = MonthBudget(
+            name=name,
+            match=match,
+            each=each,
+            period="month",
+            limit=Decimal(1),
+            cost_source=cost_source,
+        )
+
+    for trigger in found:
+        action = rules.actions.get(trigger.action)
+        budget = trigger.finding.budget
+        if action is None or action.amount is not None:
+            if action is not None and action.type in ("openai.model_deny", "openai.rate_limit"):
+                add(MODELS, Match(), ("model",), "estimate")
+            continue
+        if action.type == "openai.org_spend_limit":
+            add(MONTH_ONE, Match(), ())
+        elif action.type == "openai.project_spend_limit":
+            project = project_of(budget, trigger.finding.group, action)
+            if project is not None:
+                add(MONTH_ONE + project, Match(project=(project,)), ())
+        elif action.type in ("openai.model_deny", "openai.rate_limit"):
+            add(MODELS, Match(), ("model",), "estimate")
+    if not budgets:
+        return None
+    return Rules(timezone="UTC", pricing=rules.pricing, budgets=tuple(budgets.values()))
+
+
+def facts_of(month: Iterable[Finding], installation: str) -> Facts:
+    """``Facts`` from the findings of ``month_rules``: a spend only where it is known."""
+    spend: dict[str, Decimal | None] = {}
+    models: set[str] = set()
+    for f in month:
+        known = f.spend if f.complete and f.severity != "unknown" else None
+        if f.budget.name == MODELS:
+            if "model" in f.group:
+                models.add(f.group["model"])
+        elif f.budget.name.startswith(MONTH_ONE):
+            spend[f.budget.name.removeprefix(MONTH_ONE)] = known
+    return Facts(month_spend=spend, models=sorted(models), installation=installation)

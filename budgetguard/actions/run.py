@@ -16,7 +16,6 @@ import fnmatch
 import logging
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,8 +31,6 @@ __all__ = ["ActionRun", "Gate", "Runner", "machine_name"]
 
 log = logging.getLogger("budgetguard.actions")
 
-#: How long a claim holds a row (wall-clock seconds): longer than a step's calls take.
-LEASE = 120
 _DAY = 86400
 
 
@@ -69,7 +66,9 @@ class Runner:
         notes: Notes,
         now: datetime,
         who: str | None = None,
+        lease: float = 300.0,
     ) -> None:
+        self.lease = int(lease)
         self.store, self.rules, self.controls, self.gate = store, rules, controls, gate
         self.notes, self.at = notes, int(now.timestamp())
         self.who = who or machine_name()
@@ -101,7 +100,7 @@ class Runner:
     ) -> ActionRow | None:
         return self.store.claim(
             self.owner,
-            LEASE,
+            self.lease,
             states=states,
             action_id=action_id,
             due_before=self.at if due else None,
@@ -131,7 +130,12 @@ class Runner:
             protected = self._protected(claimed, action.protect)
             if action.approval == "manual" or protected:
                 why = " (a protected project: only a person may approve)" if protected else ""
-                self._step(claimed, Step("pending_approval", self.who, f"waits for approval{why}: {claimed.reason}"))
+                self._step(
+                    claimed,
+                    Step(
+                        "pending_approval", self.who, f"waits for approval{why}: {claimed.reason}"
+                    ),
+                )
                 continue
             if started >= per_tick or today + started >= self.rules.action_limits.per_day:
                 self.store.release(claimed.id, self.owner)
@@ -153,7 +157,9 @@ class Runner:
             self.store.release(row.id, self.owner)
             self.report.held.append(f"action {row.id}: no action key to write with")
             return None
-        going = self._step(row, Step("applying", self.who, note or "reading the live state"), keep=True)
+        going = self._step(
+            row, Step("applying", self.who, note or "reading the live state"), keep=True
+        )
         if going is None:
             return None
         try:
@@ -169,7 +175,13 @@ class Runner:
         if wanted is None:
             return self._step(
                 row,
-                Step("applied", self.who, f"nothing to write: already {describe_state(before)}", before, before),
+                Step(
+                    "applied",
+                    self.who,
+                    f"nothing to write: already {describe_state(before)}",
+                    before,
+                    before,
+                ),
                 record_after=True,
                 record_before=True,
             )
@@ -203,7 +215,6 @@ class Runner:
 
     def _recover(self, row: ActionRow) -> None:
         """A row left mid-step by a process that died (its lease ran out)."""
-        assert self.controls is not None or True
         if self.controls is None:
             self.store.release(row.id, self.owner)
             return
@@ -223,13 +234,17 @@ class Runner:
         if wanted is None or live == wanted.state:
             self._step(
                 row,
-                Step("applied", self.who, "the write before a restart had landed", row.before, live),
+                Step(
+                    "applied", self.who, "the write before a restart had landed", row.before, live
+                ),
                 record_after=True,
             )
         elif live == row.before:
             self._write(row, row.before, live)  # it never landed: written now, once
         else:
-            self._drifted(row, live, "the live state is neither the snapshot nor what was to be written")
+            self._drifted(
+                row, live, "the live state is neither the snapshot nor what was to be written"
+            )
 
     # -- reverting -----------------------------------------------------------------------
 
@@ -253,9 +268,13 @@ class Runner:
     def _revert_from(self, row: ActionRow, live: Any) -> ActionRow | None:
         assert self.controls is not None
         if live == row.before:
-            return self._step(row, Step("reverted", self.who, "the live state is the snapshot again", live, live))
+            return self._step(
+                row, Step("reverted", self.who, "the live state is the snapshot again", live, live)
+            )
         if live != row.after:
-            return self._drifted(row, live, "changed since budgetguard wrote it: nothing written back")
+            return self._drifted(
+                row, live, "changed since budgetguard wrote it: nothing written back"
+            )
         try:
             wrote = self.controls.write(row.type, row.target, row.before, live)
             back = self.controls.read(row.type, row.target)
@@ -292,7 +311,13 @@ class Runner:
     def _drifted(self, row: ActionRow, live: Any, why: str) -> ActionRow | None:
         return self._step(
             row,
-            Step("drifted", self.who, f"{why} (live: {describe_state(live)}, written: {describe_state(row.after)})", row.after, live),
+            Step(
+                "drifted",
+                self.who,
+                f"{why} (live: {describe_state(live)}, written: {describe_state(row.after)})",
+                row.after,
+                live,
+            ),
         )
 
     # -- people --------------------------------------------------------------------------
@@ -302,6 +327,3 @@ class Runner:
 
     def reject(self, row: ActionRow, note: str) -> ActionRow | None:
         return self._step(row, Step("rejected", self.who, note))
-
-
-Approver = Callable[[int], str]

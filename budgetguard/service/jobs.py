@@ -100,6 +100,10 @@ def _tick(
     notifiers = default_plugins().notifiers(rules.notifiers)
     with delivering():
         delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
+    acted = _act(settings, store, rules, findings, now)
+    if acted:
+        with delivering():
+            pipeline.deliver_due(store, notifiers, now, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
     alerts, silences = pipeline.report_alerts(store, findings, now)
@@ -122,6 +126,30 @@ def _tick(
         delivery.retrying,
         delivery.failed,
     )
+
+
+def _act(
+    settings: Settings, store: Store, rules: Rules, findings: Sequence[Finding], now: datetime
+) -> bool:
+    """The action stage after the alerts (a failure of it is logged, never the tick's end:
+    the alerts are delivered all the same). True when it ran."""
+    if not rules.actions and not store.actions.all(("applied", "applying", "reverting")):
+        return False
+    try:
+        ran, skipped = pipeline.act(
+            settings,
+            store,
+            rules,
+            findings,
+            now,
+            collect_month=settings.openai_admin_key is not None,
+        )
+    except Exception as exc:
+        log.error("actions failed: %s", exc)
+        return False
+    for line in [*ran.moved, *ran.held, *skipped]:
+        log.info("actions: %s", line)
+    return True
 
 
 def digest(

@@ -409,22 +409,26 @@ class ActionStore:
         now: int,
         notes: Notes,
     ) -> None:
-        inserted = conn.execute(
-            action_log.insert()
-            .values(
-                action_id=action_id,
-                at=now,
-                who=step.who[:200],
-                from_state=from_state,
-                to_state=step.to_state,
-                before_json=_dump(step.before),
-                after_json=_dump(step.after),
-                http_status=step.http_status,
-                request_id=None if step.request_id is None else step.request_id[:200],
-                note=step.note,
+        inserted = (
+            conn.execute(
+                action_log.insert()
+                .values(
+                    action_id=action_id,
+                    at=now,
+                    who=step.who[:200],
+                    from_state=from_state,
+                    to_state=step.to_state,
+                    before_json=_dump(step.before),
+                    after_json=_dump(step.after),
+                    http_status=step.http_status,
+                    request_id=None if step.request_id is None else step.request_id[:200],
+                    note=step.note,
+                )
+                .returning(*action_log.c)
             )
-            .returning(*action_log.c)
-        ).mappings().one()
+            .mappings()
+            .one()
+        )
         current = conn.execute(select(actions).where(actions.c.id == action_id)).mappings().one()
         insert_rows(conn, notes(_row(current), _log_row(inserted)), now)
 
