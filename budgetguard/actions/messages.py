@@ -36,7 +36,7 @@ SEVERITY = {
 def describe_state(state: Any) -> str:
     """A live state as people read it: ``limit $123.45``, ``no limit``, ``{...}``."""
     if state is None:
-        return "none"
+        return "nothing set"
     if isinstance(state, dict) and set(state) == {"cents"}:
         return f"limit ${int(state['cents']) / 100:,.2f}"
     return json.dumps(state, sort_keys=True)
@@ -50,15 +50,18 @@ def step_notes(
     rules: Rules,
     installation: str,
     link: Callable[[ActionRow], str | None] | None = None,
+    *,
+    enabled: bool = False,
 ) -> Callable[[ActionRow, ActionLogRow], Iterator[tuple[str, str, str]]]:
-    """The ``notes`` callback of the action store: the outbox rows of one step."""
+    """The ``notes`` callback of the action store: the outbox rows of one step (``enabled``:
+    the environment's lock, ``BUDGETGUARD_ACTIONS=on``; without it every action is a dry-run)."""
 
     def notes(row: ActionRow, step: ActionLogRow) -> Iterator[tuple[str, str, str]]:
         try:
             routes = rules.budget(row.budget).notify
         except KeyError:
             return
-        dry = "" if row.enforce else " (dry-run: nothing is written)"
+        dry = "" if row.enforce and enabled else " (dry-run: nothing is written)"
         text = f"action {row.id} {row.action_name} ({row.type}) {step.to_state}{dry}: "
         text += step.note or row.reason
         url = link(row) if link is not None and step.to_state == "pending_approval" else None

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from budgetguard.actions.controls import ControlError, Controls, change
@@ -32,6 +32,10 @@ __all__ = ["ActionRun", "Gate", "Runner", "machine_name"]
 log = logging.getLogger("budgetguard.actions")
 
 _DAY = 86400
+
+
+def _iso(at: int | None) -> str:
+    return "—" if at is None else datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 def machine_name() -> str:
@@ -87,7 +91,7 @@ class Runner:
             while (row := self._claim(states)) is not None:
                 self._recover(row)
         while (row := self._claim(("applied",), due=True)) is not None:
-            self._revert(row)
+            self._revert(row, f"its time came ({_iso(row.revert_at)}): reverting")
         for row in self.store.all(("applied",)):
             claimed = self._claim(("applied",), action_id=row.id)
             if claimed is not None:

@@ -87,11 +87,11 @@ def _row(store: Store, text: str, verb: str, states: tuple[str, ...]) -> ActionR
     return row
 
 
-def line_of(row: ActionRow) -> str:
-    """One action as ``list`` prints it."""
+def line_of(row: ActionRow, enabled: bool) -> str:
+    """One action as ``list`` prints it (``enabled``: ``BUDGETGUARD_ACTIONS=on``)."""
     group = ",".join(f"{k}={v}" for k, v in row.group.items())
     target = ",".join(f"{k}={v}" for k, v in row.target.items()) or "org"
-    mode = "enforce" if row.enforce else "dry-run"
+    mode = "enforce" if row.enforce and enabled else "dry-run"
     revert = f"revert at {_iso(row.revert_at)}" if row.revert_at is not None else "revert manual"
     label = row.budget + (f" [{group}]" if group else "")
     return plain_text(
@@ -126,13 +126,13 @@ def list_(
 ) -> None:
     """The actions still open (``--all``: every one): id, state, action, budget, mode."""
     done = ("reverted", "rejected", "failed", "drifted")
-    with _opened(rules, db, now, verbose) as (_, _, _, store):
+    with _opened(rules, db, now, verbose) as (settings, _, _, store):
         rows = [r for r in store.actions.all() if all_ or r.state not in done]
         off = store.actions.switched_off()
     if off:
         echo("the kill switch is on: no action moves (`budgetguard actions on` ends it)", err=True)
     for row in rows:
-        typer.echo(line_of(row))
+        typer.echo(line_of(row, settings.actions))
     if not rows:
         echo("no actions", err=True)
 

@@ -1,0 +1,272 @@
+"""Budget actions end to end, through the installed console script against the simulator over
+real HTTP: a threshold with ``action: freeze`` sets the project's limit, reads it back, logs
+and notifies it, and reverts it at the period's end; dry-run writes nothing and says what
+it would do; a manual action waits for ``approve``; a change made behind budgetguard's back
+is drift and never reverted over; two replicas, and a process killed mid-write, apply once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from budgetguard.simulator import SimulatorServer, build_api
+from tests.conftest import ADMIN_KEY, NOW
+
+NOW_ISO = datetime.fromtimestamp(NOW, UTC).isoformat()
+NEXT_DAY = "2026-11-23T00:05:00+00:00"  # past the day budget's period end (UTC midnight)
+PROJECT = "proj_search"
+
+
+def rules(approval: str = "auto", enforce: bool = True) -> str:
+    return f"""
+version: 1
+timezone: UTC
+notifiers:
+  console: {{type: console}}
+actions:
+  freeze:
+    type: openai.project_spend_limit
+    margin: 0
+    approval: {approval}
+    enforce: {str(enforce).lower()}
+budgets:
+  - name: search-day
+    match: {{project: {PROJECT}}}
+    limit: 0.01
+    period: day
+    thresholds: [{{at: 100%, action: freeze}}]
+    notify: [console]
+  - name: search-month
+    match: {{project: {PROJECT}}}
+    limit: 100000
+    period: month
+"""
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    """A simulator of its own: the controls are state these tests change."""
+    with SimulatorServer(build_api(now=NOW, days=40)) as server:
+        yield server
+
+
+def _env(folder: Path, sim: SimulatorServer, now: str, enabled: bool, lease: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUDGETGUARD_", "OPENAI"))}
+    env |= {
+        "OPENAI_ADMIN_KEY": ADMIN_KEY,
+        "BUDGETGUARD_OPENAI_BASE_URL": sim.base_url,
+        "BUDGETGUARD_NOW": now,
+        "BUDGETGUARD_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+        "BUDGETGUARD_ACTION_LEASE": str(lease),
+    }
+    if enabled:
+        env["BUDGETGUARD_ACTIONS"] = "on"
+    return env
+
+
+def _command(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("budgetguard")), *args]
+
+
+def cli(
+    folder: Path,
+    sim: SimulatorServer,
+    *args: str,
+    now: str = NOW_ISO,
+    enabled: bool = True,
+    lease: int = 300,
+) -> tuple[int, str, str]:
+    """The installed console script in ``folder`` (its rules.yaml and store.db)."""
+    done = subprocess.run(
+        _command(*args),
+        env=_env(folder, sim, now, enabled, lease),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout, done.stderr
+
+
+def setup(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "rules.yaml").write_text(text)
+    return tmp_path
+
+
+def limit(sim: SimulatorServer) -> int | None:
+    return sim.api.controls.limits.get(PROJECT)
+
+
+def states(folder: Path, sim: SimulatorServer) -> list[str]:
+    code, out, err = cli(folder, sim, "actions", "list", "--all")
+    assert code == 0, err
+    return [line.split()[1] for line in out.splitlines()]
+
+
+def log_lines(folder: Path, sim: SimulatorServer) -> list[str]:
+    code, out, err = cli(folder, sim, "actions", "log")
+    assert code == 0, err
+    return out.splitlines()
+
+
+def test_a_freeze_sets_reads_back_logs_notifies_and_reverts_at_the_period_end(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    folder = setup(tmp_path, rules())
+    code, out, err = cli(folder, sim, "check", "--notify")
+    assert code == 1, err  # over budget
+    assert states(folder, sim) == ["applied"]
+    cents = limit(sim)
+    assert cents is not None and cents > 1
+    log = log_lines(folder, sim)
+    assert [line.split()[3:6] for line in log] == [
+        ["—", "->", "planned"],
+        ["planned", "->", "applying"],
+        ["applying", "->", "applied"],
+    ]
+    applied = log[-1]
+    assert f"after: limit ${cents / 100:,.2f}" in applied and "before: nothing set" in applied
+    assert "HTTP 200 req_" in applied  # the status and OpenAI's request id
+    # every step is a notification (the console notifier prints them)
+    assert "action 1 freeze (openai.project_spend_limit) planned" in out
+    assert "action 1 freeze (openai.project_spend_limit) applied: wrote limit" in out
+    writes = sim.api.controls.writes
+    # the next tick plans nothing more and writes nothing (one action per period)
+    assert cli(folder, sim, "check", "--notify")[0] == 1
+    assert states(folder, sim) == ["applied"] and sim.api.controls.writes == writes
+    # the day is over: the limit goes back to what it was (none), only then
+    cli(folder, sim, "check", "--notify", "--offline", now=NEXT_DAY)
+    assert states(folder, sim) == ["reverted"]
+    assert limit(sim) is None
+    last = log_lines(folder, sim)[-1]
+    assert "reverting -> reverted" in last and "after: nothing set" in last
+
+
+def test_dry_run_writes_nothing_and_says_what_it_would_do(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    folder = setup(tmp_path, rules())
+    code, out, err = cli(folder, sim, "check", "--notify", enabled=False)  # one lock shut
+    assert code == 1, err
+    assert sim.api.controls.writes == 0 and limit(sim) is None
+    assert "(dry-run: nothing is written)" in out
+    listed = cli(folder, sim, "actions", "list", enabled=False)[1]
+    assert "planned" in listed and "dry-run" in listed
+    (line,) = log_lines(folder, sim)
+    assert "set project proj_search's monthly limit to $" in line
+    # the other lock: enforce false in the rules, the environment on
+    (tmp_path / "other").mkdir()
+    other = setup(tmp_path / "other", rules(enforce=False))
+    cli(other, sim, "check", "--notify")
+    assert "dry-run" in cli(other, sim, "actions", "list")[1]
+    assert sim.api.controls.writes == 0
+
+
+def test_a_manual_action_waits_for_approve(tmp_path: Path, sim: SimulatorServer) -> None:
+    folder = setup(tmp_path, rules(approval="manual"))
+    cli(folder, sim, "check", "--notify")
+    assert states(folder, sim) == ["pending_approval"] and sim.api.controls.writes == 0
+    for bad, why in (("x1", "is not an action id"), ("99", "no action 99")):
+        code, out, err = cli(folder, sim, "actions", "approve", bad)
+        assert code == 2 and why in err and len(err.strip().splitlines()) == 1
+    assert cli(folder, sim, "actions", "revert", "1")[0] == 2  # not applied yet
+    code, out, err = cli(folder, sim, "actions", "approve", "1", enabled=False)
+    assert code == 2 and "BUDGETGUARD_ACTIONS=on" in err
+    code, out, err = cli(folder, sim, "actions", "approve", "1")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "action 1: applied" and limit(sim) is not None
+    assert "approved by cli:" in log_lines(folder, sim)[-2]
+    assert cli(folder, sim, "actions", "approve", "1")[0] == 2  # once
+    code, out, err = cli(folder, sim, "actions", "revert", "1")
+    assert (code, out.splitlines()[-1]) == (0, "action 1: reverted") and limit(sim) is None
+
+
+def test_a_change_behind_budgetguards_back_is_drift_and_never_reverted_over(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    folder = setup(tmp_path, rules())
+    cli(folder, sim, "check", "--notify")
+    assert states(folder, sim) == ["applied"]
+    # someone sets another limit in OpenAI's dashboard
+    httpx.post(
+        f"{sim.base_url}/organization/projects/{PROJECT}/spend_limit",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        json={"threshold_amount": 777_00, "currency": "USD", "interval": "month"},
+        timeout=10,
+    ).raise_for_status()
+    writes = sim.api.controls.writes
+    code, out, err = cli(folder, sim, "check", "--notify", "--offline")
+    assert states(folder, sim) == ["drifted"]
+    assert "changed behind budgetguard's back" in out  # notified (critical)
+    # the period ends: nothing is written back over the other person's limit
+    cli(folder, sim, "check", "--notify", "--offline", now=NEXT_DAY)
+    assert states(folder, sim) == ["drifted"]
+    assert sim.api.controls.writes == writes and limit(sim) == 777_00
+    assert cli(folder, sim, "actions", "revert", "1")[0] == 2
+
+
+def test_two_replicas_apply_once(tmp_path: Path, sim: SimulatorServer) -> None:
+    folder = setup(tmp_path, rules())
+    assert cli(folder, sim, "collect")[0] == 0
+    env = _env(folder, sim, NOW_ISO, True, 300)
+    replicas = [
+        subprocess.Popen(
+            _command("check", "--notify", "--offline"),
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in replicas:
+        _, err = process.communicate(timeout=120)
+        assert "Traceback" not in err, err
+    assert states(folder, sim) == ["applied"]
+    assert sim.api.controls.writes == 1  # one POST of the limit, whatever the replicas
+    assert sum("-> applied" in line for line in log_lines(folder, sim)) == 1
+
+
+def test_a_process_killed_mid_write_never_applies_twice(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    folder = setup(tmp_path, rules())
+    assert cli(folder, sim, "collect")[0] == 0
+    # the read answers; the write lands, then its answer never comes
+    sim.faults.script("slow", endpoint="controls", seconds=0)
+    sim.faults.script("hang", endpoint="controls", seconds=30)
+    first = subprocess.Popen(
+        _command("check", "--notify", "--offline"),
+        env=_env(folder, sim, NOW_ISO, True, 1),
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sim.api.controls.writes == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sim.api.controls.writes == 1
+    finally:
+        first.kill()  # kill -9, mid-write
+        first.wait(timeout=30)
+    assert states(folder, sim) == ["applying"]
+    time.sleep(1.1)  # the dead process's lease (1 s here) runs out
+    code, _, err = cli(folder, sim, "check", "--notify", "--offline", lease=1)
+    assert states(folder, sim) == ["applied"]
+    assert sim.api.controls.writes == 1  # the write had landed: not written again
+    assert "the write before a restart had landed" in log_lines(folder, sim)[-1]
+    assert json.dumps(limit(sim)) != "null"
