@@ -207,7 +207,7 @@ def test_a_change_behind_budgetguards_back_is_drift_and_never_reverted_over(
         timeout=10,
     ).raise_for_status()
     writes = sim.api.controls.writes
-    code, out, err = cli(folder, sim, "check", "--notify", "--offline")
+    out = cli(folder, sim, "check", "--notify", "--offline")[1]
     assert states(folder, sim) == ["drifted"]
     assert "changed behind budgetguard's back" in out  # notified (critical)
     # the period ends: nothing is written back over the other person's limit
@@ -265,7 +265,7 @@ def test_a_process_killed_mid_write_never_applies_twice(
         first.wait(timeout=30)
     assert states(folder, sim) == ["applying"]
     time.sleep(1.1)  # the dead process's lease (1 s here) runs out
-    code, _, err = cli(folder, sim, "check", "--notify", "--offline", lease=1)
+    cli(folder, sim, "check", "--notify", "--offline", lease=1)
     assert states(folder, sim) == ["applied"]
     assert sim.api.controls.writes == 1  # the write had landed: not written again
     assert "the write before a restart had landed" in log_lines(folder, sim)[-1]
