@@ -157,7 +157,7 @@ MISTAKES_REPORTED = [
     "17:8: missing required key 'output'",
     (
         "19:1: unknown key 'x-base' (expected one of: action_limits, actions, budgets, "
-        "defaults, digest, notifiers, pricing, schedule, timezone, version)"
+        "controls, defaults, digest, notifiers, pricing, schedule, timezone, version)"
     ),
     "20:10: limit: must be greater than 0",
     "22:3: unknown key 'colour'",

@@ -88,7 +88,7 @@ def run_typer(argv: list[str]) -> int:
             echo(ctx.get_help())
             return EXIT_INPUT
         where = ctx.command_path if ctx is not None else "budgetguard"
-        return _fail(f"{where}: {one_line_text(exc.format_message())}", EXIT_INPUT)
+        return _fail(f"{where}: {one_line_text(exc.format_message())}", _input_exit(argv))
     if code == EXIT_INTERRUPTED:  # typer's silent answer to Ctrl-C, said as run() says it
         return _fail("budgetguard: interrupted", EXIT_INTERRUPTED)
     return code if isinstance(code, int) else 0
@@ -96,7 +96,14 @@ def run_typer(argv: list[str]) -> int:
 
 def commands() -> typer.Typer:
     """The typer app with every command registered."""
-    from budgetguard.cli import actions, budgets, export, operate, silences  # noqa: F401  (each registers its commands, in order)
+    from budgetguard.cli import (  # noqa: F401  (each registers its commands, in order)
+        actions,
+        budgets,
+        controls,
+        export,
+        operate,
+        silences,
+    )
     from budgetguard.cli.common import app
 
     return app
@@ -127,6 +134,13 @@ def _unhandled(exc: Exception) -> tuple[str, int]:
         f"budgetguard: internal error ({type(exc).__name__}: {one_line(exc)}); please report it",
         EXIT_UNAVAILABLE,
     )
+
+
+def _input_exit(argv: list[str]) -> int:
+    """The exit of a bad flag: 2, but 1 for ``controls plan``, whose 2 means "changes"
+    (terraform plan's -detailed-exitcode)."""
+    words = [a for a in argv if not a.startswith("-")]
+    return 1 if words[:2] == ["controls", "plan"] else EXIT_INPUT
 
 
 def _fail(message: str, code: int) -> int:

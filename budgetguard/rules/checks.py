@@ -81,6 +81,7 @@ def build_rules(
         digest=digest,
         actions=actions,
         action_limits=raw.action_limits,
+        controls=raw.controls,
     )
 
 

@@ -71,6 +71,8 @@ def rules_to_data(rules: Rules, *, reveal_secrets: bool = False) -> dict[str, An
     if rules.actions:
         data["actions"] = {name: _plain(a, False) for name, a in rules.actions.items()}
         data["action_limits"] = _plain(rules.action_limits, False)
+    if rules.controls is not None:
+        data["controls"] = _plain(rules.controls, False)
     return data
 
 

@@ -70,7 +70,8 @@ class Reporter:
         """Report each pydantic error in the file's words, at its place; none about the
         top-level keys in ``skip`` (settings whose variables are resolved later), nor then
         about the whole (what spans several keys is checked once they are resolved)."""
-        for err in _one_branch(exc.errors(include_input=True, include_url=False)):
+        errors = _none_branch(exc.errors(include_input=True, include_url=False))
+        for err in _one_branch(errors):
             loc: Loc = tuple(err["loc"])
             if skip and (not loc or loc[0] in skip):
                 continue
@@ -131,6 +132,37 @@ class Reporter:
 
 #: pydantic's names of the branches of ``str | NotifyEntry`` (a ``notify`` entry), in ``loc``
 _BRANCHES = frozenset({"str", NotifyEntry.__name__})
+
+
+#: pydantic's name of the ``none`` branch of ``AMOUNT | none`` (``controls:``), in ``loc``
+_NONE_BRANCH = "literal['none']"
+
+
+def _none_branch(errors: list[Any]) -> list[Any]:
+    """A setting that is a value or ``none``: when neither fits, pydantic reports both
+    branches. Keep the value's errors (``none`` only when the value branch has none), at the
+    file's own path (without the branch names)."""
+    prefixes = {
+        tuple(e["loc"])[: tuple(e["loc"]).index(_NONE_BRANCH)]
+        for e in errors
+        if _NONE_BRANCH in e["loc"]
+    }
+    kept = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        prefix = next((p for p in prefixes if loc[: len(p)] == p and len(loc) > len(p)), None)
+        if prefix is None:
+            kept.append(err)
+            continue
+        if loc[len(prefix)] == _NONE_BRANCH and any(
+            tuple(o["loc"])[: len(prefix)] == prefix
+            and tuple(o["loc"])[len(prefix)] != _NONE_BRANCH
+            for o in errors
+            if len(o["loc"]) > len(prefix)
+        ):
+            continue
+        kept.append({**err, "loc": loc[: len(prefix)] + loc[len(prefix) + 1 :]})
+    return kept
 
 
 def _one_branch(errors: list[Any]) -> list[Any]:

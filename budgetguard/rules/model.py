@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from budgetguard.rules.actions import Action, ActionLimits
+from budgetguard.rules.controls import Controls
 from budgetguard.rules.vocabulary import (
     DURATION_PATTERN,
     CostSource,
@@ -293,6 +294,7 @@ class RawRules(_Frozen):
     digest: Digest | None = None
     actions: dict[Name, Action] = Field(default_factory=dict)
     action_limits: ActionLimits = ActionLimits()
+    controls: Controls | None = None  # OpenAI's own controls as code (rules.controls)
 
 
 class Notifier(_Frozen):
@@ -414,6 +416,7 @@ class Rules(_Frozen):
         default_factory=FrozenDict
     )
     action_limits: ActionLimits = ActionLimits()
+    controls: Controls | None = None
 
     def notifier(self, name: str) -> Notifier:
         for notifier in self.notifiers:
