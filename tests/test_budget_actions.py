@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ import httpx
 import pytest
 
 from budgetguard.simulator import SimulatorServer, build_api
-from tests.conftest import ADMIN_KEY, NOW
+from tests.conftest import ADMIN_KEY, NOW, start_run
 
 NOW_ISO = datetime.fromtimestamp(NOW, UTC).isoformat()
 NEXT_DAY = "2026-11-23T00:05:00+00:00"  # past the day budget's period end (UTC midnight)
@@ -270,3 +272,51 @@ def test_a_process_killed_mid_write_never_applies_twice(
     assert sim.api.controls.writes == 1  # the write had landed: not written again
     assert "the write before a restart had landed" in log_lines(folder, sim)[-1]
     assert json.dumps(limit(sim)) != "null"
+
+
+def _pending_link(db: Path) -> str | None:
+    """The approval link the pending action's notification carries, once it is queued."""
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as conn:
+        try:
+            rows = conn.execute("SELECT payload FROM bg_outbox").fetchall()
+        except sqlite3.OperationalError:
+            return None
+    for (payload,) in rows:
+        action = json.loads(payload).get("action") or {}
+        if action.get("state") == "pending_approval" and action.get("approve_url"):
+            return str(action["approve_url"])
+    return None
+
+
+def test_the_signed_approval_link_of_a_notification_approves_through_run(
+    tmp_path: Path, sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "link-secret-0123456789"
+    monkeypatch.setenv("BUDGETGUARD_ACTIONS", "on")
+    monkeypatch.setenv("BUDGETGUARD_ACTION_LINK_SECRET", secret)
+    monkeypatch.setenv("BUDGETGUARD_PUBLIC_URL", "https://guard.example")
+    process, port, _ = start_run(tmp_path, sim.base_url, rules(approval="manual"))
+    try:
+        deadline = time.monotonic() + 60
+        while (link := _pending_link(tmp_path / "run.db")) is None:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.1)
+        assert link.startswith("https://guard.example/actions/1/approve?exp=")
+        assert secret not in link
+        local = link.replace("https://guard.example", f"http://127.0.0.1:{port}")
+        forged = local[:-4] + ("0000" if not local.endswith("0000") else "1111")
+        assert httpx.get(forged, timeout=10).status_code == 403
+        assert httpx.post(forged, timeout=10).status_code == 403
+        page = httpx.get(local, timeout=10)  # a preview of the link approves nothing
+        assert page.status_code == 200 and "<form method=post" in page.text
+        assert sim.api.controls.writes == 0 and secret not in page.text
+        done = httpx.post(local, timeout=30)
+        assert done.status_code == 200 and "action 1: applied" in done.text
+        assert limit(sim) is not None and sim.api.controls.writes == 1
+        assert httpx.post(local, timeout=10).status_code == 409  # once
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert secret not in err and "Traceback" not in err
