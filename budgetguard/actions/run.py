@@ -91,7 +91,8 @@ class Runner:
             while (row := self._claim(states)) is not None:
                 self._recover(row)
         while (row := self._claim(("applied",), due=True)) is not None:
-            self._revert(row, f"its time came ({_iso(row.revert_at)}): reverting")
+            when = "its delay ran out" if "revert_after" in row.params else "the period ended"
+            self._revert(row, f"{when} at {_iso(row.revert_at)}")
         for row in self.store.all(("applied",)):
             claimed = self._claim(("applied",), action_id=row.id)
             if claimed is not None:
@@ -290,7 +291,12 @@ class Runner:
             Step(
                 "reverted" if ok else "drifted",
                 self.who,
-                f"wrote back {describe_state(row.before)}, read back {describe_state(back.state)}",
+                (
+                    f"wrote back {describe_state(row.before)}"
+                    if row.before is not None
+                    else "removed it (nothing was set before)"
+                )
+                + f", read back {describe_state(back.state)}",
                 live,
                 back.state,
                 wrote.status,
