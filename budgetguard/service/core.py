@@ -463,8 +463,8 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
             return True
 
         def do_POST(self) -> None:
-            if not self._approval("POST"):
-                self._send(404, b"not found\n", "text/plain")
+            if not self._approval("POST"):  # the one thing run's port accepts a POST for
+                self._send(501, b"unsupported method: the page is read-only\n", "text/plain")
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
