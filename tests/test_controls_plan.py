@@ -165,3 +165,10 @@ def test_plan_is_a_pure_diff() -> None:
         (None, "spend_alert", "delete", "a2"),  # not in the rules
         ("proj_chatbot", "spend_alert", "create", None),
     ]
+
+
+def test_rules_without_controls_have_nothing_to_compare(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text("version: 1\n")
+    for command in ("plan", "apply"):
+        code, out, _ = budgetguard_cli(tmp_path, "controls", command)  # no API is asked
+        assert code == 0 and "nothing to compare" in out

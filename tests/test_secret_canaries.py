@@ -152,6 +152,9 @@ COMMANDS = [
     ["schema"],
     ["silence", "add", "budget=org", "--for", "1h", "--comment", "drill"],
     ["silence", "list", "--all"],
+    ["controls", "plan", "-v"],
+    ["controls", "apply", "-v"],
+    ["doctor", "--probe-writes", "-v"],
 ]
 
 

@@ -621,6 +621,9 @@ def test_the_digest_job_fires_on_its_cron_in_the_rules_timezone(
         "schema",
         "simulate",
         "demo",
+        "controls plan",
+        "controls apply",
+        "doctor",
     ],
 )
 def test_every_command_takes_the_contracts_common_options(command: str) -> None:
@@ -628,7 +631,7 @@ def test_every_command_takes_the_contracts_common_options(command: str) -> None:
 
     from budgetguard.cli import app
 
-    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for flag in ("--rules", "-r", "--db", "--now", "--verbose", "-v"):
         assert re.search(rf"(^|[\s,]){re.escape(flag)}[\s,]", result.stdout), (command, flag)

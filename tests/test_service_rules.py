@@ -16,6 +16,14 @@ import pytest
 from pydantic import BaseModel
 
 from budgetguard.rules import Rules, load_rules
+from budgetguard.rules.controls import (
+    AlertSpec,
+    Controls,
+    HostedToolsSpec,
+    ModelPermissionsSpec,
+    OrganisationControls,
+    ScopeControls,
+)
 from budgetguard.rules.model import (
     Anomaly,
     Defaults,
@@ -97,6 +105,20 @@ budgets:
     anomaly: {{window: 1h, baseline: 7d, factor: 3, min: 5}}
   - {{name: off, limit: 1, window: 1h, enabled: false, mismatch_factor: 5}}
 digest: {{schedule: "0 9 * * mon", period: week, notify: [hook, chat], top: 3}}
+controls:
+  watch: true
+  notify: [hook]
+  organization:
+    spend_limit: 100000
+    spend_alerts: [{{at: 50000, email: [a@example.com], subject_prefix: "[org]"}}]
+  projects:
+    proj_chatbot:
+      spend_limit: 5000
+      spend_alerts: []
+      model_permissions: {{mode: deny_list, models: [o3]}}
+      hosted_tools: {{file_search: true, web_search: false, image_generation: true, mcp: true,
+                     code_interpreter: true}}
+    proj_media: {{spend_limit: none, model_permissions: none}}
 """
 
 #: The models whose keys EVERY_KEY must use, and keys of theirs it need not (none yet).
@@ -111,6 +133,12 @@ _MODELS: tuple[type[BaseModel], ...] = (
     Anomaly,
     NotifyEntry,
     Digest,
+    Controls,
+    OrganisationControls,
+    ScopeControls,
+    AlertSpec,
+    ModelPermissionsSpec,
+    HostedToolsSpec,
 )
 
 

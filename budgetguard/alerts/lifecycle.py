@@ -35,7 +35,7 @@ __all__ = [
     "transitions",
 ]
 
-Kind = Literal["threshold", "forecast", "anomaly", "no_data", "data"]
+Kind = Literal["threshold", "forecast", "anomaly", "no_data", "data", "drift"]
 #: the contract's alert kind of each internal one: costs that do not add up (``data``) are a
 #: ``no_data`` alert at warning severity (the data cannot be trusted)
 CONTRACT_KIND = {"data": "no_data"}
@@ -186,6 +186,10 @@ def fire_key(installation: str, state: AlertState) -> str:
 def conditions(finding: Finding) -> Iterable[tuple[Kind, Threshold | None, bool, str]]:
     """(kind, threshold, holds, severity) for every alert a finding's budget can raise."""
     budget = finding.budget
+    drift = finding.extra.get("drift")
+    if drift is not None:  # OpenAI's live controls vs the rules' controls: (budgetguard.watch)
+        yield "drift", None, bool(drift), "warning"
+        return
     known = finding.severity != "unknown"
     yield "no_data", None, not known, "unknown"
     if not known:

@@ -159,6 +159,8 @@ def render(
         body["queries"], body["missing_since"] = _missing(f, data_end)
     if event.kind == "data" and event.event != "resolve":
         body["data_problem"] = f.extra.get("mismatch")
+    if event.kind == "drift" and event.event != "resolve":
+        body["drift"] = list(f.extra.get("drift") or ())
     if event.kind == "forecast":
         body["limit_reached_on"] = _limit_reached_on(f)
     if event.kind == "anomaly":

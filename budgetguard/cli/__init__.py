@@ -100,6 +100,7 @@ def commands() -> typer.Typer:
         actions,
         budgets,
         controls,
+        doctor,
         export,
         operate,
         silences,

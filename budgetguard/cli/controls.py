@@ -61,6 +61,9 @@ def plan_command(
     Exit 0 in sync, 2 changes, 1 or 3 errors (for CI)."""
     with _input_is_an_error():
         settings, declared = _start(rules, db, now, verbose, output)
+    if declared is None:
+        _nothing_declared(output)
+        return
     changes = _run(settings, settings.openai_admin_key, lambda api: _plan(declared, api))
     _print_plan(changes, output)
     if changes:
@@ -78,6 +81,9 @@ def apply_command(
     """Write the rules' controls: section to OpenAI (limits, then permissions, then
     alerts), reading each lever back. Uses BUDGETGUARD_OPENAI_ACTION_KEY (else the admin key)."""
     settings, declared = _start(rules, db, now, verbose, output)
+    if declared is None:
+        _nothing_declared(output)
+        return
     report = _run(settings, settings.action_key, lambda api: _apply(declared, api))
     _print_apply(report, output)
     if not report.ok:
@@ -103,9 +109,16 @@ def _start(
 
 
 def _declared(rules: Rules) -> Any:
-    from budgetguard.rules.controls import Controls as Declared
+    """The rules' ``controls:``, or None when they have none (or declare nothing)."""
+    declared = rules.controls
+    return declared if declared is not None and any(True for _ in declared.scopes()) else None
 
-    return rules.controls if rules.controls is not None else Declared()
+
+def _nothing_declared(output: str) -> None:
+    if output == "json":
+        echo(json.dumps({"in_sync": True, "changes": []}))
+    else:
+        echo("controls: the rules declare no controls (no controls: section); nothing to compare")
 
 
 def _run(settings: Settings, key: SecretStr | None, work: Callable[[Controls], Awaitable[T]]) -> T:

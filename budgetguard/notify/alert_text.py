@@ -4,7 +4,7 @@ when, and for whom — from the facts in the alert's JSON body.
 
 A forecast shows the forecast's own % and the day the limit is reached at this pace; a
 resolution shows the figure now and at firing; ``no_data`` names the budget's own queries and
-since when data is missing.
+since when data is missing; ``drift`` lists how OpenAI's controls differ from the rules.
 """
 
 from __future__ import annotations
@@ -89,7 +89,12 @@ def alert_summary(p: Mapping[str, Any]) -> str:
     spend, limit = p.get("spend"), p.get("limit")
     crossed = _crossed(p)
     tail = f" — {crossed}" if crossed else ""
-    if kind == "resolved":
+    if kind == "resolved" and p.get("resolved_kind") == "drift":
+        text = f"RESOLVED {label}: OpenAI's controls match the rules again"
+    elif kind == "drift":
+        changes = "; ".join(str(c) for c in p.get("drift") or ()) or "see controls plan"
+        text = f"DRIFT {label}: OpenAI's controls differ from the rules: {changes}"
+    elif kind == "resolved":
         was = p.get("fired_spend")
         then = f", was {show(was, metric)}{_pct(was, limit)} at firing" if was is not None else ""
         what = {"no_data": "data is back", "data": "the costs add up again"}.get(

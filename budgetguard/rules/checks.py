@@ -65,6 +65,8 @@ def build_rules(
         _names_exist(defaults.notify, ("defaults", "notify"), names, report)
     actions = _actions(raw, report)
     budgets = _budgets(data.get("budgets"), defaults, names, report, actions)
+    if raw is not None and raw.controls is not None and raw.controls.notify:
+        _names_exist(raw.controls.notify, ("controls", "notify"), names, report)
     digest = raw.digest if raw is not None else None
     if digest is not None:
         _digest(digest, timezone if zone_ok else "UTC", names, report)

@@ -29,6 +29,7 @@ __all__ = [
     "Controls",
     "HostedToolsSpec",
     "ModelPermissionsSpec",
+    "OrganisationControls",
     "ScopeControls",
 ]
 
@@ -112,8 +113,13 @@ class OrganisationControls(_Frozen):
 
 
 class Controls(_Frozen):
-    """``controls:`` as a whole."""
+    """``controls:`` as a whole. With ``watch`` (the default) the service alerts when the
+    live controls drift from these (alert kind ``drift``) and when an OpenAI spend limit is
+    enforcing while the month's spend is at or past it, to ``notify`` (default: the
+    defaults' notifiers)."""
 
+    watch: bool = True
+    notify: Annotated[tuple[str, ...], BeforeValidator(_listed)] | None = None
     organization: OrganisationControls | None = None
     projects: Annotated[
         dict[ProjectId, ScopeControls], Field(max_length=1000), AfterValidator(_frozen)

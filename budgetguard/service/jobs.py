@@ -29,6 +29,7 @@ from budgetguard.service.page_data import page_data
 from budgetguard.service.phase import delivering
 from budgetguard.settings import Settings
 from budgetguard.store import Store
+from budgetguard.watch import is_watch, watch_findings, watched_rules
 
 __all__ = ["JOBS", "digest", "gauges", "retry", "tick"]
 
@@ -76,6 +77,7 @@ def _tick(
     progress: Progress,
 ) -> None:
     problems: list[str] = []
+    user_rules, rules = rules, watched_rules(rules)  # with the watch's budgets, if asked
     if settings.openai_admin_key is not None:
         report = pipeline.collect(settings, store, rules, now)
         problems = [f"{o.query.key}: {o.error}" for o in report.failed]
@@ -90,24 +92,30 @@ def _tick(
             latest[mark.endpoint] = max(latest.get(mark.endpoint, 0), mark.last_success_at)
     for endpoint, stamp in latest.items():
         progress.collected(endpoint, stamp)
-    named, data, findings = evaluate_with_data(store, rules, now)
+    named, data, evaluated = evaluate_with_data(store, rules, now)
+    findings = [f for f in evaluated if not is_watch(f.budget)]
+    named = named.model_copy(update={"budgets": tuple(b for b in named.budgets if not is_watch(b))})
+    watching, watch_problems = watch_findings(settings, user_rules, evaluated, now)
+    problems += watch_problems
     # a query no budget plans any more (disabled, removed, regrouped) is no reason to
     # distrust the guard, however long ago it last failed
-    planned = {q.key for q in plan_queries(rules, now)}
+    planned = {q.key for q in plan_queries(user_rules, now)}
     stale = failing_queries(
         [m for m in marks if m.query_key in planned], int(now.timestamp()), max_staleness(rules)
     )
     notifiers = default_plugins().notifiers(rules.notifiers)
     with delivering():
-        delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
+        delivery = pipeline.notify(
+            store, [*findings, *watching], now, notifiers, progress.attempt, stop=stop
+        )
     acted = _act(settings, store, rules, findings, now)
     if acted:
         with delivering():
             pipeline.deliver_due(store, notifiers, now, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
-    alerts, silences = pipeline.report_alerts(store, findings, now)
-    body = to_json(findings, alerts, now, names=names)
+    alerts, silences = pipeline.report_alerts(store, [*findings, *watching], now)
+    body = to_json([*findings, *watching], alerts, now, names=names)
     body["silences"] = silences  # the active ones, listed even when there are none
     body["collect_problems"] = problems
     body["notifications"] = {

@@ -38,6 +38,8 @@ log = logging.getLogger("budgetguard.simulator")
 
 _WIDTHS = {"1m": 60, "1h": 3600, "1d": DAY}
 _PREFIX = "/v1"
+#: admin keys the simulator lets read but not write the controls (a restricted key)
+READ_ONLY_PREFIX = "sk-admin-readonly"
 #: model requests, served only to show a spend limit refusing them
 _MODEL_PATHS = frozenset({"/v1/chat/completions", "/v1/responses"})
 _FILTER_DIMS = {
@@ -112,6 +114,11 @@ def _error(
     return Response(
         status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
     )
+
+
+def _bearer(headers: dict[str, str]) -> str:
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    return value.partition(" ")[2].strip()
 
 
 class SimulatedAPI:
@@ -231,6 +238,13 @@ class SimulatedAPI:
         auth = self._check_auth(headers)
         if auth is not None:
             return auth
+        if route.method != "GET" and _bearer(headers).startswith(READ_ONLY_PREFIX):
+            return _error(
+                403,
+                "You have insufficient permissions for this operation: this admin key may "
+                "only read.",
+                "invalid_request_error",
+            )
         fault = self.faults.next("controls", exact=True)
         if fault is not None and fault.kind in ("429", "500", "503"):
             status = int(fault.kind)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
@@ -274,7 +275,7 @@ class Controls:
         after: str | None = None
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
-            query = f"?limit={_PAGE}" + (f"&after={after}" if after else "")
+            query = f"?limit={_PAGE}" + (f"&after={quote(after, safe='')}" if after else "")
             answer = await self._get(path + query)
             page = answer.body
             data = page.get("data") if isinstance(page, dict) else None
