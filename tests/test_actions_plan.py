@@ -4,6 +4,7 @@ provider (the end-to-end proofs over the simulator are ``test_budget_actions.py`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -187,8 +188,11 @@ class FakeControls:
         self.writes = 0
         self.fail: ControlError | None = None
         self.tamper: Any = "unset"
+        self.fail_reads: ControlError | None = None
 
     def read(self, kind: str, target: Mapping[str, str]) -> Observed:
+        if self.fail_reads is not None:
+            raise self.fail_reads
         return Observed(self.states.get(target.get("project", "")), 200, "req_read")
 
     def write(self, kind: str, target: Mapping[str, str], state: Any, before: Any) -> Observed:
@@ -262,3 +266,73 @@ def test_a_refused_write_fails_and_a_read_back_that_differs_is_drift(tmp_path: P
     store, _, _ = run_pass(other, BASE, ["proj_a"], controls=lying)
     assert [r.state for r in store.actions.all()] == ["drifted"]
     store.close()
+
+
+def test_a_revert_that_cannot_be_done_now_stays_owed_and_is_done_later(tmp_path: Path) -> None:
+    store, fake, _ = run_pass(tmp_path, BASE, ["proj_a"])
+    assert fake.states == {"proj_a": {"cents": 5500}}
+    rules = load_rules_text(BASE)
+    later = NOW + timedelta(days=1)
+    notes = step_notes(rules, "i", enabled=True)
+    fake.fail_reads = ControlError("unavailable", kind="unavailable", status=503)
+    Runner(store.actions, rules, fake, Gate(True), notes, later, "t").run()  # ends: no loop
+    assert [r.state for r in store.actions.all()] == ["applied"]
+    assert "revert not done" in store.actions.log()[-1].note
+    fake.fail_reads = None
+    Runner(store.actions, rules, fake, Gate(True), notes, later, "t").run()
+    assert [r.state for r in store.actions.all()] == ["reverted"] and fake.states == {
+        "proj_a": None
+    }
+    store.close()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_concurrent_passes_on_one_store_plan_and_write_once(
+    tmp_path: Path, dialect: str, request: pytest.FixtureRequest
+) -> None:
+    """Eight passes at once, each with its own connection pool (as replicas have), on
+    SQLite (IMMEDIATE + owner token) and PostgreSQL (FOR UPDATE SKIP LOCKED)."""
+    url = (
+        f"sqlite:///{tmp_path / 's.db'}"
+        if dialect == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    rules = load_rules_text(BASE)
+    Store.open(url).close()  # created once: the replicas find it made
+    fake = FakeControls()
+    lock = threading.Lock()
+    original = fake.write
+
+    def write(kind: str, target: Mapping[str, str], state: Any, before: Any) -> Observed:
+        with lock:
+            return original(kind, target, state, before)
+
+    fake.write = write  # type: ignore[method-assign]
+    facts = Facts(month_spend={"proj_a": Decimal(50)}, installation="i")
+    found = triggers([finding(rules, "proj_a", "12")])
+    barrier = threading.Barrier(8)
+
+    def replica() -> None:
+        store = Store.open(url)
+        try:
+            notes = step_notes(rules, "i", enabled=True)
+            plan = plan_actions(rules, found, facts, NOW)
+            barrier.wait(timeout=30)
+            store.actions.plan(plan.new, int(NOW.timestamp()), "r", notes)
+            Runner(store.actions, rules, fake, Gate(True), notes, NOW, "r").run()
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=replica) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    store = Store.open(url)
+    try:
+        assert [r.state for r in store.actions.all()] == ["applied"]
+        steps = [e.to_state for e in store.actions.log()]
+        assert steps == ["planned", "applying", "applied"]
+    finally:
+        store.close()
+    assert fake.writes == 1

@@ -24,6 +24,7 @@ from budgetguard.actions.controls import ControlError, Controls, change
 from budgetguard.actions.messages import describe_state
 from budgetguard.actions.plan import revert_due
 from budgetguard.rules import Rules
+from budgetguard.rules.actions import IRREVERSIBLE_TYPES
 from budgetguard.store.actions import ActionRow, ActionStore, Notes, Step
 from budgetguard.store.outbox import new_owner
 
@@ -87,13 +88,21 @@ class Runner:
         if self.store.switched_off():
             self.report.held.append("the kill switch is on: no action moves")
             return self.report
-        for states in (("applying",), ("reverting",)):
-            while (row := self._claim(states)) is not None:
-                self._recover(row)
-        while (row := self._claim(("applied",), due=True)) is not None:
-            when = "its delay ran out" if "revert_after" in row.params else "the period ended"
-            self._revert(row, f"{when} at {_iso(row.revert_at)}")
+        # each row once a pass (a step that leaves it claimable must not loop)
+        for row in self.store.all(("applying", "reverting")):
+            claimed = self._claim((row.state,), action_id=row.id)  # only a dead lease's
+            if claimed is not None:
+                self._recover(claimed)
         for row in self.store.all(("applied",)):
+            if row.revert_at is None or row.revert_at > self.at:
+                continue
+            claimed = self._claim(("applied",), action_id=row.id, due=True)
+            if claimed is not None:
+                when = "its delay ran out" if "revert_after" in row.params else "the period ended"
+                self._revert(claimed, f"{when} at {_iso(row.revert_at)}")
+        for row in self.store.all(("applied",)):
+            if row.type in IRREVERSIBLE_TYPES or (row.revert_at or self.at + 1) <= self.at:
+                continue  # a deleted key or an archived project cannot be read back
             claimed = self._claim(("applied",), action_id=row.id)
             if claimed is not None:
                 self._check_drift(claimed)
@@ -223,10 +232,18 @@ class Runner:
         if self.controls is None:
             self.store.release(row.id, self.owner)
             return
+        if row.type in IRREVERSIBLE_TYPES and row.snapped:
+            note = (
+                "interrupted mid-write, and a deleted key or an archived project cannot be "
+                "read back: see OpenAI's dashboard (never written twice)"
+            )
+            self._step(row, Step("failed", self.who, note, row.before, None))
+            return
         try:
             live = self.controls.read(row.type, row.target).state
-        except ControlError as exc:
-            self._failed(row, exc, row.before)
+        except ControlError as exc:  # finished on a later pass, from what is live then
+            self.store.release(row.id, self.owner)
+            self.report.held.append(f"action {row.id}: left {row.state}, cannot read: {exc}")
             return
         if row.state == "reverting":
             self._revert_from(row, live)
@@ -267,7 +284,7 @@ class Runner:
         try:
             live = self.controls.read(row.type, row.target).state
         except ControlError as exc:
-            return self._failed(going, exc, row.before)
+            return self._revert_later(going, exc)
         return self._revert_from(going, live)
 
     def _revert_from(self, row: ActionRow, live: Any) -> ActionRow | None:
@@ -284,7 +301,7 @@ class Runner:
             wrote = self.controls.write(row.type, row.target, row.before, live)
             back = self.controls.read(row.type, row.target)
         except ControlError as exc:
-            return self._failed(row, exc, live)
+            return self._revert_later(row, exc)
         ok = back.state == row.before
         return self._step(
             row,
@@ -302,6 +319,14 @@ class Runner:
                 wrote.status,
                 wrote.request_id,
             ),
+        )
+
+    def _revert_later(self, row: ActionRow, exc: ControlError) -> ActionRow | None:
+        """A revert whose call failed stays owed: back to ``applied``, tried again on the
+        next pass (which reads and compares first, so it is never a blind retry)."""
+        note = f"revert not done ({exc}): tried again on the next pass"
+        return self._step(
+            row, Step("applied", self.who, note, None, None, exc.status, exc.request_id)
         )
 
     def _check_drift(self, row: ActionRow) -> None:
