@@ -189,6 +189,7 @@ class FakeControls:
         self.fail: ControlError | None = None
         self.tamper: Any = "unset"
         self.fail_reads: ControlError | None = None
+        self.lost_answer = False
 
     def read(self, kind: str, target: Mapping[str, str]) -> Observed:
         if self.fail_reads is not None:
@@ -200,6 +201,8 @@ class FakeControls:
             raise self.fail
         self.writes += 1
         self.states[target.get("project", "")] = state if self.tamper == "unset" else self.tamper
+        if self.lost_answer:  # it landed, and then the answer never came
+            raise ControlError("timed out", kind="unavailable")
         return Observed(state, 200, f"req_{self.writes}")
 
 
@@ -283,6 +286,19 @@ def test_a_revert_that_cannot_be_done_now_stays_owed_and_is_done_later(tmp_path:
     assert [r.state for r in store.actions.all()] == ["reverted"] and fake.states == {
         "proj_a": None
     }
+    store.close()
+
+
+def test_a_write_whose_answer_is_lost_is_finished_from_what_is_live(tmp_path: Path) -> None:
+    fake = FakeControls()
+    fake.lost_answer = True
+    store, _, runner = run_pass(tmp_path, BASE, ["proj_a"], controls=fake)
+    assert [r.state for r in store.actions.all()] == ["applying"] and fake.writes == 1
+    assert any("not known whether it landed" in h for h in runner.report.held)
+    fake.lost_answer = False
+    rules = load_rules_text(BASE)
+    Runner(store.actions, rules, fake, Gate(True), step_notes(rules, "i"), NOW, "t").run()
+    assert [r.state for r in store.actions.all()] == ["applied"] and fake.writes == 1
     store.close()
 
 

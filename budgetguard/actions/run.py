@@ -179,7 +179,7 @@ class Runner:
         try:
             live = self.controls.read(row.type, row.target)
         except ControlError as exc:
-            return self._failed(going, exc, None)
+            return self._failed(going, exc, None)  # nothing written
         self.store.snapshot(going.id, self.owner, live.state)
         return self._write(going, live.state, live.state)
 
@@ -201,9 +201,16 @@ class Runner:
             )
         try:
             wrote = self.controls.write(row.type, row.target, wanted.state, live)
+        except ControlError as exc:
+            if exc.retryable:  # a timeout or a 5xx: it may have landed
+                self._unsure(row, exc)
+                return None
+            return self._failed(row, exc, before)
+        try:
             back = self.controls.read(row.type, row.target)
         except ControlError as exc:
-            return self._failed(row, exc, before)
+            self._unsure(row, exc)
+            return None
         ok = back.state == wanted.state
         step = Step(
             "applied" if ok else "drifted",
@@ -220,6 +227,13 @@ class Runner:
         if moved is not None and ok and after is not None:
             self.store.set_revert_at(moved.id, after)
         return moved
+
+    def _unsure(self, row: ActionRow, exc: ControlError) -> None:
+        """A write that may have landed (or was not read back): left ``applying`` with its
+        snapshot and given back; the next pass reads what is live and finishes it, as after
+        a crash (landed: applied; not: written once; else: drifted)."""
+        self.store.release(row.id, self.owner)
+        self.report.held.append(f"action {row.id}: not known whether it landed ({exc})")
 
     def _failed(self, row: ActionRow, exc: ControlError, before: Any) -> ActionRow | None:
         return self._step(
