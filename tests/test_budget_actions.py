@@ -322,3 +322,41 @@ def test_the_signed_approval_link_of_a_notification_approves_through_run(
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     assert secret not in err and "Traceback" not in err
+
+
+def test_models_tools_and_rate_limits_are_cut_read_back_and_restored(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    folder = setup(
+        tmp_path,
+        f"""
+version: 1
+actions:
+  deny: {{type: openai.model_deny, models: "gpt-4o*", approval: auto, enforce: true}}
+  tools: {{type: openai.hosted_tools, tools: [web_search], approval: auto, enforce: true}}
+  slow: {{type: openai.rate_limit, fraction: 0.5, models: "gpt-4o*", approval: auto,
+         enforce: true, revert: {{after: 1h}}}}
+budgets:
+  - name: search-day
+    match: {{project: {PROJECT}}}
+    limit: 0.01
+    period: day
+    thresholds: [{{at: 100%, action: deny}}, {{at: 200%, action: tools}},
+                 {{at: 300%, action: slow}}]
+""",
+    )
+    controls = sim.api.controls
+    limits_before = json.dumps(controls.rate_limits[PROJECT], sort_keys=True)
+    cli(folder, sim, "check", "--notify")
+    assert states(folder, sim) == ["applied", "applied", "applied"]
+    denied = controls.permissions[PROJECT]
+    assert denied["mode"] == "deny_list" and denied["model_ids"]
+    assert all(m.startswith("gpt-4o") for m in denied["model_ids"])  # exact ids, no globs
+    assert controls.tools[PROJECT]["web_search"] is False
+    assert json.dumps(controls.rate_limits[PROJECT], sort_keys=True) != limits_before
+    cli(folder, sim, "check", "--notify", "--offline", now="2026-11-22T11:30:00+00:00")
+    assert states(folder, sim) == ["applied", "applied", "reverted"]  # its hour is up
+    assert json.dumps(controls.rate_limits[PROJECT], sort_keys=True) == limits_before
+    cli(folder, sim, "check", "--notify", "--offline", now=NEXT_DAY)
+    assert states(folder, sim) == ["reverted", "reverted", "reverted"]
+    assert PROJECT not in controls.permissions and controls.tools[PROJECT]["web_search"]
