@@ -333,7 +333,7 @@ def act(
             collect(settings, store, month, now)
         named = named_rules(store, month)
         month_findings = evaluate(named, spend_data(store, named, now), now)
-    planned = plan_actions(rules, found, facts_of(month_findings, store.installation_id()), now)
+    planned = plan_actions(rules, found, facts_of(month_findings, store.installation_id()))
     runner = action_runner(settings, store, rules, now, controls=controls)
     store.actions.plan(planned.new, int(now.timestamp()), runner.who, runner.notes)
     return runner.run(), planned.skipped

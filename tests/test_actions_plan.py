@@ -118,7 +118,7 @@ def test_the_plan_is_pure_keyed_once_per_period_and_never_on_unknown_data() -> N
             finding(rules, "proj_d", "11", complete=False),  # incomplete: nothing
         ]
     )
-    plan = plan_actions(rules, found, facts, NOW)
+    plan = plan_actions(rules, found, facts)
     assert [(a.target["project"], a.action_name) for a in plan.new] == [
         ("proj_a", "freeze"),
         ("proj_a", "deny"),
@@ -129,7 +129,7 @@ def test_the_plan_is_pure_keyed_once_per_period_and_never_on_unknown_data() -> N
     assert freeze.revert_at == int(datetime(2026, 11, 23, tzinfo=UTC).timestamp())
     assert len(plan.skipped) == 2 and "not known" in plan.skipped[0]
     assert "incomplete" in plan.skipped[1]
-    again = plan_actions(rules, found, facts, NOW + timedelta(hours=1))
+    again = plan_actions(rules, found, facts)
     assert [a.action_key for a in again.new] == [a.action_key for a in plan.new]
     tomorrow = [finding(rules, "proj_a", "16")]
     later = NOW + timedelta(days=1)
@@ -144,7 +144,7 @@ def test_the_plan_is_pure_keyed_once_per_period_and_never_on_unknown_data() -> N
         )
         for f in tomorrow
     ]
-    next_day = plan_actions(rules, triggers(moved), facts, later)
+    next_day = plan_actions(rules, triggers(moved), facts)
     assert next_day.new[0].action_key != freeze.action_key
 
 
@@ -217,7 +217,7 @@ def run_pass(
     rules = load_rules_text(text)
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
     facts = Facts(month_spend=dict.fromkeys(projects, Decimal(50)), installation="i")
-    plan = plan_actions(rules, triggers([finding(rules, p, "12") for p in projects]), facts, NOW)
+    plan = plan_actions(rules, triggers([finding(rules, p, "12") for p in projects]), facts)
     notes = step_notes(rules, "i", enabled=enabled)
     fake = controls or FakeControls()
     runner = Runner(store.actions, rules, fake, Gate(enabled), notes, NOW, "test")
@@ -332,7 +332,7 @@ def test_concurrent_passes_on_one_store_plan_and_write_once(
         store = Store.open(url)
         try:
             notes = step_notes(rules, "i", enabled=True)
-            plan = plan_actions(rules, found, facts, NOW)
+            plan = plan_actions(rules, found, facts)
             barrier.wait(timeout=30)
             store.actions.plan(plan.new, int(NOW.timestamp()), "r", notes)
             Runner(store.actions, rules, fake, Gate(True), notes, NOW, "r").run()

@@ -188,6 +188,10 @@ def test_a_manual_action_waits_for_approve(tmp_path: Path, sim: SimulatorServer)
     assert cli(folder, sim, "actions", "revert", "1")[0] == 2  # not applied yet
     code, out, err = cli(folder, sim, "actions", "approve", "1", enabled=False)
     assert code == 2 and "BUDGETGUARD_ACTIONS=on" in err
+    assert cli(folder, sim, "actions", "off")[0] == 0  # the global kill switch
+    code, out, err = cli(folder, sim, "actions", "approve", "1")
+    assert code == 2 and "the kill switch is on" in err and sim.api.controls.writes == 0
+    assert cli(folder, sim, "actions", "on")[0] == 0
     code, out, err = cli(folder, sim, "actions", "approve", "1")
     assert code == 0, err
     assert out.splitlines()[-1] == "action 1: applied" and limit(sim) is not None

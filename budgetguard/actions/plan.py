@@ -1,10 +1,13 @@
-"""From findings to planned actions: a pure function of the rules, the findings, a few facts
-read from the store (the month's spend so far, the models the org uses), and the instant.
+"""From findings to planned actions: a pure function of the rules, the findings (each with
+its window: the instant and the period) and a few facts read from the store (the month's
+spend so far, the models the org uses).
 
 An action is planned once per budget, group, trigger, threshold, action and period: its key
 is the same on every replica and every retry, and the store keeps one row per key. Nothing
 is planned on data that is ``unknown`` or incomplete, nor when a fact the action needs (the
 month's spend for a spend limit) is not known: what was skipped, and why, is reported.
+Rolling-window budgets have no period: their actions are keyed by the UTC day (one a day),
+and their period's end is one window length after planning.
 """
 
 from __future__ import annotations
@@ -117,7 +120,9 @@ def _cents(amount: Decimal) -> int:
     return max(1, int((amount / _CENT).to_integral_value(ROUND_CEILING)))
 
 
-def plan_actions(rules: Rules, found: Sequence[Trigger], facts: Facts, now: datetime) -> Plan:
+def plan_actions(rules: Rules, found: Sequence[Trigger], facts: Facts) -> Plan:
+    """The actions ``found`` asks for (each keyed once per period; the instant is each
+    finding's own), and what was not planned and why."""
     out = Plan()
     for trigger in found:
         f = trigger.finding
@@ -130,7 +135,7 @@ def plan_actions(rules: Rules, found: Sequence[Trigger], facts: Facts, now: date
         if f.severity == "unknown" or not f.complete or f.spend is None:
             out.skipped.append(f"{label}: {trigger.action} not planned: the data is incomplete")
             continue
-        params, target, why = _settings(rules, f, action, facts)
+        params, target, why = _settings(f, action, facts)
         if params is None:
             out.skipped.append(f"{label}: {trigger.action} not planned: {why}")
             continue
@@ -173,7 +178,7 @@ def plan_actions(rules: Rules, found: Sequence[Trigger], facts: Facts, now: date
 
 
 def _settings(
-    rules: Rules, f: Finding, action: Action, facts: Facts
+    f: Finding, action: Action, facts: Facts
 ) -> tuple[dict[str, Any] | None, dict[str, str], str]:
     """(params, target, what it does) of ``action`` for finding ``f``; params None: it
     cannot be planned now, and the text says why."""
