@@ -237,6 +237,12 @@ def simulate(
     costs_delay_hours: Annotated[
         float, typer.Option(min=0, max=240, help="How far costs lag behind usage.")
     ] = 3.0,
+    enforcement_lag_minutes: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1440, help="How late a reached spend limit starts enforcing (429s)."
+        ),
+    ] = 15.0,
     rules: RulesPath = None,
     db: Database = None,
     verbose: Verbose = False,
@@ -260,6 +266,7 @@ def simulate(
         malformed_rate=malformed_rate,
         string_amounts=string_amounts,
         costs_delay_hours=costs_delay_hours,
+        enforcement_lag_minutes=enforcement_lag_minutes,
     )
     try:
         server = SimulatorServer(api, host=host, port=port)

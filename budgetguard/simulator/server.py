@@ -37,6 +37,7 @@ def build_api(
     malformed_rate: float = 0.0,
     string_amounts: bool = False,
     costs_delay_hours: float = 3.0,
+    enforcement_lag_minutes: float = 15.0,
 ) -> SimulatedAPI:
     """A simulated API for a fresh org; ``now`` fixes the clock (Unix seconds)."""
     start_now = int(time.time()) if now is None else now
@@ -56,6 +57,7 @@ def build_api(
         string_amounts=string_amounts,
         costs_delay=int(costs_delay_hours * 3600),
         cache_pages=now is not None,
+        enforcement_lag=int(enforcement_lag_minutes * 60),
     )
 
 

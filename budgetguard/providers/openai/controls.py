@@ -52,6 +52,7 @@ from budgetguard.providers.openai.control_objects import (
     cents,
 )
 from budgetguard.providers.openai.control_wire import Answer, send
+from budgetguard.providers.openai.request import ACCEPT_ENCODING
 from budgetguard.providers.openai.retry import RetryPolicy
 
 __all__ = ["Controls"]
@@ -89,7 +90,11 @@ class Controls:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "budgetguard"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,  # what control_wire inflates, bounded
+                "User-Agent": "budgetguard",
+            },
         )
 
     def __repr__(self) -> str:
