@@ -177,26 +177,48 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(
     assert sim.api.controls.writes == 0
 
 
+def here(folder: Path, sim: SimulatorServer, *args: str, enabled: bool = True) -> tuple[int, str]:
+    """The same command in this process (typer's runner): for the bad-input cases, which the
+    console script covers end to end elsewhere. (exit code, stderr)"""
+    from typer.testing import CliRunner
+
+    from budgetguard.cli import app
+
+    env = _env(folder, sim, NOW_ISO, enabled, 300) | {
+        "BUDGETGUARD_RULES": str(folder / "rules.yaml")
+    }
+    env.setdefault("BUDGETGUARD_ACTIONS", "")
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.exit_code, result.stderr
+
+
 def test_a_manual_action_waits_for_approve(tmp_path: Path, sim: SimulatorServer) -> None:
     folder = setup(tmp_path, rules(approval="manual"))
     cli(folder, sim, "check", "--notify")
     listed = cli(folder, sim, "actions", "list")[1]
     assert listed.split()[:2] == ["1", "pending_approval"] and sim.api.controls.writes == 0
-    for bad, why in (("x1", "is not an action id"), ("99", "no action 99")):
-        code, out, err = cli(folder, sim, "actions", "approve", bad)
-        assert code == 2 and why in err and len(err.strip().splitlines()) == 1
-    assert cli(folder, sim, "actions", "revert", "1")[0] == 2  # not applied yet
-    code, out, err = cli(folder, sim, "actions", "approve", "1", enabled=False)
+    # bad input: one line, exit 2, nothing changed
+    for args, why in (
+        (("approve", "x1"), "is not an action id"),
+        (("approve", "99"), "no action 99"),
+        (("revert", "1"), "action 1 is pending_approval, not applied"),
+        (("log", "1.5"), "is not an action id"),
+    ):
+        code, err = here(folder, sim, "actions", *args)
+        assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
+    code, err = here(folder, sim, "actions", "approve", "1", enabled=False)
     assert code == 2 and "BUDGETGUARD_ACTIONS=on" in err
-    assert cli(folder, sim, "actions", "off")[0] == 0  # the global kill switch
-    code, out, err = cli(folder, sim, "actions", "approve", "1")
-    assert code == 2 and "the kill switch is on" in err and sim.api.controls.writes == 0
-    assert cli(folder, sim, "actions", "on")[0] == 0
+    assert here(folder, sim, "actions", "off")[0] == 0  # the global kill switch
+    code, err = here(folder, sim, "actions", "approve", "1")
+    assert code == 2 and "the kill switch is on" in err
+    assert here(folder, sim, "actions", "on")[0] == 0
+    assert states(folder, sim) == ["pending_approval"] and sim.api.controls.writes == 0
     code, out, err = cli(folder, sim, "actions", "approve", "1")
     assert code == 0, err
     assert out.splitlines()[-1] == "action 1: applied" and limit(sim) is not None
     assert "approved by cli:" in log_lines(folder, sim)[-2]
-    assert cli(folder, sim, "actions", "approve", "1")[0] == 2  # once
+    assert here(folder, sim, "actions", "approve", "1")[0] == 2  # once
     code, out, err = cli(folder, sim, "actions", "revert", "1")
     assert (code, out.splitlines()[-1]) == (0, "action 1: reverted") and limit(sim) is None
 
