@@ -172,3 +172,21 @@ def test_rules_without_controls_have_nothing_to_compare(tmp_path: Path) -> None:
     for command in ("plan", "apply"):
         code, out, _ = budgetguard_cli(tmp_path, "controls", command)  # no API is asked
         assert code == 0 and "nothing to compare" in out
+
+
+def test_apply_stops_at_a_failed_write(folder: Path, sim: SimulatorServer) -> None:
+    """A refused value is exit 1, an unavailable API exit 3; nothing after it is written."""
+    rules = RULES.replace("[o3, gpt-4.1]", "[o3, gpt-9-imaginary]")
+    (folder / "rules.yaml").write_text(rules)
+    code, out, _ = cli(folder, sim, "apply")
+    assert code == 1
+    assert (
+        "FAILED: POST /organization/projects/proj_chatbot/model_permissions: OpenAI refused" in out
+    )
+    assert "spend alert" not in out  # alerts come after permissions: never written
+    assert not any(sim.api.controls.alerts.values())
+
+    (folder / "rules.yaml").write_text(RULES)
+    sim.faults.script("503", endpoint="controls", times=50)
+    code, out, err = cli(folder, sim, "apply")
+    assert code == 3 and "unavailable" in out + err

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from budgetguard.providers.base import Provider
 from budgetguard.providers.openai.client import AdminClient
 from budgetguard.providers.openai.controls import Controls
 
@@ -40,4 +41,5 @@ class OpenAIProvider:
         return Controls(key, base_url, transport=transport, **options)
 
 
-OPENAI = OpenAIProvider()
+#: typed as the seam, so mypy holds ``OpenAIProvider`` to ``providers.base.Provider``
+OPENAI: Provider[AdminClient, Controls] = OpenAIProvider()
