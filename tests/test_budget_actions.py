@@ -331,6 +331,12 @@ def test_the_signed_approval_link_of_a_notification_approves_through_run(
         while (link := _pending_link(tmp_path / "run.db")) is None:
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.1)
+        while not (status := httpx.get(f"http://127.0.0.1:{port}/status", timeout=10).json()).get(
+            "actions"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert [(a["id"], a["state"]) for a in status["actions"]] == [(1, "pending_approval")]
         assert link.startswith("https://guard.example/actions/1/approve?exp=")
         assert secret not in link
         local = link.replace("https://guard.example", f"http://127.0.0.1:{port}")

@@ -124,6 +124,7 @@ def _tick(
         "failed": delivery.failed,
         "outbox": store.alerts.counts(),
     }
+    body["actions"] = _open_actions(store)
     body.update(page_data(store, named, data, findings, now, marks, planned))
     outcome.status = body
     outcome.problems = stale + unknown_budgets(list(findings))
@@ -158,6 +159,25 @@ def _act(
     for line in [*ran.moved, *ran.held, *skipped]:
         log.info("actions: %s", line)
     return True
+
+
+def _open_actions(store: Store) -> list[dict[str, Any]]:
+    """The actions not finished yet, for ``/status`` (the full story: ``actions log``)."""
+    open_states = ("planned", "pending_approval", "applying", "applied", "reverting")
+    return [
+        {
+            "id": row.id,
+            "state": row.state,
+            "action": row.action_name,
+            "type": row.type,
+            "budget": row.budget,
+            "group": row.group,
+            "target": row.target,
+            "enforce": row.enforce,
+            "revert_at": row.revert_at,
+        }
+        for row in store.actions.all(open_states)
+    ]
 
 
 def digest(
