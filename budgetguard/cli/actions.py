@@ -62,9 +62,11 @@ def _who() -> str:
 
 @contextmanager
 def _opened(
-    rules: Path | None, db: str | None, now: str | None, verbose: bool
+    rules: Path | None, db: str | None, now: str | None, verbose: bool, *, sends: bool = False
 ) -> Iterator[tuple[Settings, Rules, datetime, Store]]:
-    settings, loaded, clock = command_context(rules, db, now, verbose, sends=True)
+    """Settings, the checked rules, the clock and the store; ``sends``: the command delivers
+    the notifications of its steps (so the notifiers' variables must be set)."""
+    settings, loaded, clock = command_context(rules, db, now, verbose, sends=sends)
     store = open_store(settings)
     try:
         yield settings, loaded, clock, store
@@ -178,7 +180,7 @@ def approve(
     back, compare), with you in the log."""
     from budgetguard import pipeline
 
-    with _opened(rules, db, now, verbose) as (settings, loaded, clock, store):
+    with _opened(rules, db, now, verbose, sends=True) as (settings, loaded, clock, store):
         row = _row(store, action_id, "approve", ("pending_approval",))
         _may_write(settings, loaded, store, row, "approve")
         runner = pipeline.action_runner(settings, store, loaded, clock, who=_who())
@@ -201,7 +203,7 @@ def reject(
     """Reject a planned or waiting action: it will never be applied (this period)."""
     from budgetguard import pipeline
 
-    with _opened(rules, db, now, verbose) as (settings, loaded, clock, store):
+    with _opened(rules, db, now, verbose, sends=True) as (settings, loaded, clock, store):
         row = _row(store, action_id, "reject", ("planned", "pending_approval"))
         runner = pipeline.action_runner(settings, store, loaded, clock, who=_who())
         claimed = runner.claim_one(row.id, ("planned", "pending_approval"))
@@ -225,7 +227,7 @@ def revert(
     from budgetguard import pipeline
     from budgetguard.rules.actions import IRREVERSIBLE_TYPES
 
-    with _opened(rules, db, now, verbose) as (settings, loaded, clock, store):
+    with _opened(rules, db, now, verbose, sends=True) as (settings, loaded, clock, store):
         row = _row(store, action_id, "revert", ("applied",))
         if row.type in IRREVERSIBLE_TYPES:
             raise fail(f"actions revert: {row.type} cannot be undone", EXIT_INPUT)
