@@ -51,6 +51,7 @@ from budgetguard.store.silences import SilenceStore, replace_holds
 if TYPE_CHECKING:
     import threading
 
+    from budgetguard.actions import ActionRun, Controls, Runner
     from budgetguard.collect import CollectReport
     from budgetguard.progress import PageProgress
     from budgetguard.providers.openai import AdminClient
@@ -61,6 +62,8 @@ log = logging.getLogger("budgetguard.pipeline")
 NAMES_SHARE_MIN = 5.0
 
 __all__ = [
+    "act",
+    "action_runner",
     "active_silences",
     "collect",
     "deliver_due",
@@ -303,3 +306,73 @@ def send_digest(
     rows = [(digest.key, name, payload) for name in names if name not in before]
     queued = store.alerts.outbox.queue(rows, int(now.timestamp()))
     return queued, deliver_due(store, notifiers, now, on_outcome, within=within, stop=stop)
+
+
+def act(
+    settings: Settings,
+    store: Store,
+    rules: Rules,
+    findings: Sequence[Finding],
+    now: datetime,
+    *,
+    controls: Controls | None = None,
+    collect_month: bool = False,
+) -> tuple[ActionRun, list[str]]:
+    """The action stage, after the alerts: plan the actions the crossed thresholds name
+    (once per budget, group, threshold and period: replicas and retries add nothing), then
+    move every action on (dry-run unless ``enforce: true`` and ``BUDGETGUARD_ACTIONS=on``).
+    With ``collect_month``, first collect what the plan reads (the UTC month's spend of the
+    projects a spend limit acts on). The pass's report, and what was not planned and why."""
+    from budgetguard.actions import facts_of, month_rules, plan_actions, triggers
+
+    if not rules.actions:
+        return action_runner(settings, store, rules, now, controls=controls).run(), []
+    found = triggers(findings)
+    month = month_rules(rules, found)
+    month_findings: list[Finding] = []
+    if month is not None:
+        if collect_month and settings.openai_admin_key is not None:
+            collect(settings, store, month, now)
+        named = named_rules(store, month)
+        month_findings = evaluate(named, spend_data(store, named, now), now)
+    planned = plan_actions(rules, found, facts_of(month_findings, store.installation_id()))
+    runner = action_runner(settings, store, rules, now, controls=controls)
+    store.actions.plan(planned.new, int(now.timestamp()), runner.who, runner.notes)
+    return runner.run(), planned.skipped
+
+
+def action_runner(
+    settings: Settings,
+    store: Store,
+    rules: Rules,
+    now: datetime,
+    *,
+    controls: Controls | None = None,
+    who: str | None = None,
+) -> Runner:
+    """The action state machine of ``store``, writing with the action key (its own, else the
+    admin key) through OpenAI's controls; approval links when a public URL and a secret are
+    set."""
+    from budgetguard.actions import Gate, Runner, approve_url, step_notes
+    from budgetguard.actions.openai_controls import OpenAIControls
+
+    installation = store.installation_id()
+    secret, base = settings.action_link_secret, settings.public_url
+
+    def link(row: object) -> str | None:
+        if secret is None or not base:
+            return None
+        from budgetguard.store.actions import ActionRow
+
+        assert isinstance(row, ActionRow)
+        at = int(now.timestamp())
+        return approve_url(
+            base, secret.get_secret_value(), installation, row.id, row.action_key, at
+        )
+
+    key = settings.action_key
+    if controls is None and key is not None:
+        controls = OpenAIControls(key, settings.openai_base_url)
+    notes = step_notes(rules, installation, link, enabled=settings.actions)
+    gate = Gate(settings.actions)
+    return Runner(store.actions, rules, controls, gate, notes, now, who, settings.action_lease)

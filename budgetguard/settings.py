@@ -250,6 +250,21 @@ class Settings(BaseSettings):
         default=None,
         description="Admin key used only for actions and controls apply (default: the admin key).",
     )
+    action_lease: float = Field(
+        default=300.0,
+        ge=1,
+        le=3600,
+        description="Seconds a process holds an action it is applying; longer than its calls "
+        "take, so a replica takes it over only from a process that died.",
+    )
+    action_link_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs the approval links of actions (none: no links).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where people reach run's HTTP port (approval links start with it).",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -156,8 +156,8 @@ MISTAKES_REPORTED = [
     "16:16: input: must be greater than or equal to 0",
     "17:8: missing required key 'output'",
     (
-        "19:1: unknown key 'x-base' (expected one of: budgets, controls, defaults, digest, "
-        "notifiers, pricing, schedule, timezone, version)"
+        "19:1: unknown key 'x-base' (expected one of: action_limits, actions, budgets, "
+        "controls, defaults, digest, notifiers, pricing, schedule, timezone, version)"
     ),
     "20:10: limit: must be greater than 0",
     "22:3: unknown key 'colour'",

@@ -3,7 +3,8 @@ zero-width space, curly quotes), through every command and the service: no outpu
 endpoint or notification carries any of them, and nothing hangs or ends in a traceback.
 
 The secrets are canaries (``CANARY``): the admin key, the Slack webhook URL and bot token,
-the SMTP password, the webhook secret, the PagerDuty routing key and the Teams URL."""
+the SMTP password, the webhook secret, the PagerDuty routing key, the Teams URL and the
+secret that signs approval links."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ SECRETS = {
     "HOOK_SECRET": "CANARY4hook\u200bsecret",
     "PD_KEY": "CANARY5pagerduty\u00a0",
     "TEAMS_URL": "https://example.webhook.office.com/CANARY6teams\u201d",
+    "BUDGETGUARD_ACTION_LINK_SECRET": "CANARY7link\u00a0secret",
 }
 NOTIFIERS = ["stdout", "slackhook", "slackbot", "mail", "hook", "pager", "teams"]
 RULES = """
@@ -65,8 +67,10 @@ defaults:
   notify: [stdout, slackhook, slackbot, mail, hook, pager, teams]
   max_staleness: 1m
 digest: {{schedule: "0 9 * * mon", notify: [stdout, slackhook, slackbot, mail, hook, pager, teams]}}
+actions:
+  cap: {{type: openai.org_spend_limit, amount: 1, enforce: true}}
 budgets:
-  - {{name: org, limit: 1, period: month}}
+  - {{name: org, limit: 1, period: month, thresholds: [80%, {{at: 100%, action: cap}}]}}
   - {{name: per-project, limit: 1, window: 24h, each: project, cost_source: estimate}}
 """
 
@@ -104,6 +108,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "BUDGETGUARD_RULES": str(base / "rules.yaml"),
             "BUDGETGUARD_NOTIFY_RETRY_WITHIN": "0",
             "BUDGETGUARD_COLLECT_DEADLINE": "10",
+            "BUDGETGUARD_ACTIONS": "on",
+            "BUDGETGUARD_PUBLIC_URL": "https://guard.example",
         }
         yield {"env": env, "base": base, "receiver": receiver, "inbox": inbox}
     smtp.stop()
@@ -152,6 +158,9 @@ COMMANDS = [
     ["schema"],
     ["silence", "add", "budget=org", "--for", "1h", "--comment", "drill"],
     ["silence", "list", "--all"],
+    ["actions", "list", "--all", "-v"],
+    ["actions", "log", "-v"],
+    ["actions", "approve", "1", "-v"],
     ["controls", "plan", "-v"],
     ["controls", "apply", "-v"],
     ["doctor", "--probe-writes", "-v"],

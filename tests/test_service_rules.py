@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from budgetguard.rules import Rules, load_rules
+from budgetguard.rules.actions import Action, ActionLimits, Revert
 from budgetguard.rules.controls import (
     AlertSpec,
     Controls,
@@ -90,6 +91,7 @@ budgets:
       - {{at: 50%, forecast: true}}
       - 1000
       - {{at: 100%, severity: critical, notify: [hook, {{name: pager, on: [fire, resolve]}}]}}
+      - {{at: 150%, action: freeze}}
     forecast: true
     repeat: 6h
     notify: [hook, stdout, std, chat, bot, mail, teams]
@@ -109,6 +111,15 @@ budgets:
     anomaly: {{window: 1h, baseline: 7d, factor: 3, min: 5, seasonal: false}}
   - {{name: off, limit: 1, window: 1h, enabled: false, mismatch_factor: 5}}
 digest: {{schedule: "0 9 * * mon", period: week, notify: [hook, chat], top: 3}}
+actions:
+  freeze: {{type: openai.project_spend_limit, margin: 5, approval: auto, enforce: false,
+           revert: period_end, protect: ["proj_prod*"]}}
+  cap: {{type: openai.org_spend_limit, amount: 500, revert: {{after: 6h}}}}
+  deny: {{type: openai.model_deny, models: ["gpt-4o*"], project: proj_chatbot, revert: manual}}
+  tools: {{type: openai.hosted_tools, tools: [web_search]}}
+  slow: {{type: openai.rate_limit, fraction: 0.5, models: "gpt-4o*"}}
+  drop: {{type: openai.delete_key, key: key_abc, irreversible: true, approval: manual}}
+action_limits: {{per_tick: 2, per_day: 5, protect: ["proj_prod*"]}}
 controls:
   watch: true
   notify: [hook]
@@ -128,6 +139,9 @@ controls:
 #: The models whose keys EVERY_KEY must use, and keys of theirs it need not (none yet).
 _MODELS: tuple[type[BaseModel], ...] = (
     RawRules,
+    Action,
+    ActionLimits,
+    Revert,
     Schedule,
     Defaults,
     ModelPrice,

@@ -96,7 +96,15 @@ def run_typer(argv: list[str]) -> int:
 
 def commands() -> typer.Typer:
     """The typer app with every command registered."""
-    from budgetguard.cli import budgets, controls, doctor, export, operate, silences  # noqa: F401  (each registers its commands, in order)
+    from budgetguard.cli import (  # noqa: F401  (each registers its commands, in order)
+        actions,
+        budgets,
+        controls,
+        doctor,
+        export,
+        operate,
+        silences,
+    )
     from budgetguard.cli.common import app
 
     return app

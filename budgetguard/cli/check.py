@@ -204,7 +204,9 @@ def run_check(options: CheckOptions) -> None:
         write_json,
     )
 
-    findings, alerts, silences, names = _evaluate(settings, loaded, clock, planned, notify, output)
+    findings, alerts, silences, names = _evaluate(
+        settings, loaded, clock, planned, notify, output, online=not offline
+    )
     for line in silence_lines(silences):
         echo(line, err=True)
     if output == "json":
@@ -267,6 +269,8 @@ def _evaluate(
     expectations: list[tuple[dict[str, str], Decimal]],
     notify: bool,
     output: str,
+    *,
+    online: bool = False,
 ) -> tuple[list[Finding], list[dict[str, object]], list[dict[str, object]], dict[str, str]]:
     """Findings, the report's alerts, active silences and display names. Without
     ``--notify`` nothing is written: a SQLite store at this version is then read through
@@ -281,7 +285,7 @@ def _evaluate(
         if notify and not isinstance(store, SQLiteReads):
             # the report on stdout is machine-readable: console alert lines go to stderr
             with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
-                _notify(store, rules, findings, now, settings.notify_retry_within)
+                _notify(settings, store, rules, findings, now, online)
         alerts, silences = offline.report_alerts(store, findings, now)
         return findings, alerts, silences, offline.display_names(store)
     finally:
@@ -289,14 +293,28 @@ def _evaluate(
 
 
 def _notify(
-    store: Store, rules: Rules, findings: list[Finding], now: datetime, within: float
+    settings: Settings,
+    store: Store,
+    rules: Rules,
+    findings: list[Finding],
+    now: datetime,
+    online: bool,
 ) -> None:
+    """The alerts, then the actions (``--notify`` is the cron form of ``run``'s tick: it
+    plans and moves actions the same way), then the delivery of what both queued."""
     from budgetguard import pipeline
     from budgetguard.notify.manager import default_plugins
 
     notifiers = default_plugins().notifiers(rules.notifiers)
-    result = pipeline.notify(store, findings, now, notifiers, within=within)
-    say_delivery("notifications", result)
+    within = settings.notify_retry_within
+    say_delivery("notifications", pipeline.notify(store, findings, now, notifiers, within=within))
+    if rules.actions or store.actions.all(("applied", "applying", "reverting")):
+        ran, skipped = pipeline.act(settings, store, rules, findings, now, collect_month=online)
+        for line in [*ran.moved, *ran.held, *skipped]:
+            echo(f"actions: {line}", err=True)
+        say_delivery(
+            "action notifications", pipeline.deliver_due(store, notifiers, now, within=within)
+        )
 
 
 def say_delivery(what: str, result: DeliveryReport) -> None:

@@ -206,6 +206,11 @@ def alert_fields(p: Mapping[str, Any]) -> list[tuple[str, str]]:
     if p.get("kind") == "no_data":
         rows.append(("Queries", ", ".join(p.get("queries") or ()) or "—"))
         rows.append(("Missing since", moment(p.get("missing_since"))))
+    act = p.get("action") if p.get("kind") == "action" else None
+    if isinstance(act, Mapping):
+        rows.append(("Action", f"{act.get('name')} ({act.get('type')}): {act.get('state')}"))
+        if act.get("approve_url"):
+            rows.append(("Approve", str(act["approve_url"])))
     thresholds = _crossed(p, nouns=False)
     if thresholds:
         rows.append(("Thresholds", thresholds))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import zoneinfo
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from budgetguard.rules.action_checks import action_targets, check_actions
+from budgetguard.rules.actions import Action
 from budgetguard.rules.burn_rate import MIN_SHORT, resolve_pairs
 from budgetguard.rules.errors import did_you_mean
 from budgetguard.rules.model import (
@@ -64,7 +67,8 @@ def build_rules(
     zone_ok = _timezone(timezone, report)
     if defaults.notify:
         _names_exist(defaults.notify, ("defaults", "notify"), names, report)
-    budgets = _budgets(data.get("budgets"), defaults, names, report)
+    actions = _actions(raw, report)
+    budgets = _budgets(data.get("budgets"), defaults, names, report, actions)
     if raw is not None and raw.controls is not None and raw.controls.notify:
         _names_exist(raw.controls.notify, ("controls", "notify"), names, report)
     digest = raw.digest if raw is not None else None
@@ -81,8 +85,18 @@ def build_rules(
         pricing=raw.pricing,
         budgets=tuple(b for b in budgets if b is not None),
         digest=digest,
+        actions=actions,
+        action_limits=raw.action_limits,
         controls=raw.controls,
     )
+
+
+def _actions(raw: Any, report: Reporter) -> dict[str, Action]:
+    """The top-level actions (already typed by the model), each checked across its keys."""
+    if raw is None:
+        return {}
+    check_actions(raw.actions, report)
+    return dict(raw.actions)
 
 
 def _safe(model: type[Defaults], value: Any) -> Defaults:
@@ -187,7 +201,11 @@ def _digest(digest: Digest, timezone: str, names: set[str], report: Reporter) ->
 
 
 def _budgets(
-    raw: Any, defaults: Defaults, names: set[str], report: Reporter
+    raw: Any,
+    defaults: Defaults,
+    names: set[str],
+    report: Reporter,
+    actions: Mapping[str, Action],
 ) -> list[Budget | None]:
     if not isinstance(raw, list):
         return []  # reported by the model
@@ -214,7 +232,7 @@ def _budgets(
                 f"duplicate budget name '{budget.name}' (first used on line {line})",
             )
         seen.setdefault(budget.name, index)
-        out.append(_budget(budget, item, path, defaults, names, report))
+        out.append(_budget(budget, item, path, defaults, names, report, actions))
     return out
 
 
@@ -225,6 +243,7 @@ def _budget(
     defaults: Defaults,
     names: set[str],
     report: Reporter,
+    actions: Mapping[str, Action],
 ) -> Budget | None:
     errors_before = len(report.errors)
     _shape(raw, given, path, report)
@@ -236,13 +255,13 @@ def _budget(
         if whole and raw.limit != raw.limit.to_integral_value():
             report.at((*path, "limit"), f"limit: metric {raw.metric} counts whole units")
         if raw.thresholds is not None:
-            thresholds = _thresholds(
-                raw.thresholds, (*path, "thresholds"), raw.limit, names, report, whole
-            )
+            where = (*path, "thresholds")
+            thresholds = _thresholds(raw.thresholds, where, raw.limit, names, report, whole)
+            action_targets(raw, raw.thresholds, where, actions, report)
         elif defaults.thresholds is not None:
-            thresholds = _thresholds(
-                defaults.thresholds, ("defaults", "thresholds"), raw.limit, names, report, whole
-            )
+            where = ("defaults", "thresholds")
+            thresholds = _thresholds(defaults.thresholds, where, raw.limit, names, report, whole)
+            action_targets(raw, defaults.thresholds, where, actions, report)
         else:
             thresholds = _thresholds(("80%", "100%"), path, raw.limit, names, report, whole)
         if any(t.forecast for t in thresholds) and raw.period is None:
@@ -402,7 +421,7 @@ def _thresholds(
     out: dict[Decimal, Threshold] = {}
     for index, item in enumerate(items):
         where: Loc = (*path, index)
-        severity = notify = None
+        severity = notify = action = None
         forecast = False
         at = item
         if isinstance(item, dict):
@@ -413,6 +432,7 @@ def _thresholds(
                 continue
             at, severity, notify = parsed.at, parsed.severity, parsed.notify
             forecast = parsed.forecast
+            action = parsed.action
             if notify is not None:
                 _names_exist(notify, (*where, "notify"), names, report)
             where = (*where, "at")
@@ -439,6 +459,7 @@ def _thresholds(
             severity=severity or ("warning" if ratio < 1 else "critical"),
             notify=notify,
             forecast=forecast,
+            action=action,
         )
     return tuple(out[r] for r in sorted(out))
 

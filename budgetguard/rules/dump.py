@@ -48,6 +48,7 @@ def _budget(budget: Budget) -> dict[str, Any]:
             "severity": t.severity,
             **({"notify": list(t.notify)} if t.notify else {}),
             **({"forecast": True} if t.forecast else {}),
+            **({"action": t.action} if t.action else {}),
         }
         for t in budget.thresholds
     ]
@@ -70,6 +71,9 @@ def rules_to_data(rules: Rules, *, reveal_secrets: bool = False) -> dict[str, An
     }
     if rules.digest is not None:
         data["digest"] = _plain(rules.digest, False)
+    if rules.actions:
+        data["actions"] = {name: _plain(a, False) for name, a in rules.actions.items()}
+        data["action_limits"] = _plain(rules.action_limits, False)
     if rules.controls is not None:
         data["controls"] = _plain(rules.controls, False)
     return data

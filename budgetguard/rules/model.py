@@ -24,6 +24,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from budgetguard.rules.actions import Action, ActionLimits
 from budgetguard.rules.controls import Controls
 from budgetguard.rules.vocabulary import (
     DURATION_PATTERN,
@@ -176,6 +177,7 @@ class RawThreshold(_Frozen):
     notify: Routes | None = None
     #: fire on the projected end-of-period spend (at any percent), not only on spend so far
     forecast: bool = False
+    action: Name | None = None
 
 
 #: What a threshold may be written as: ``80%``, an absolute amount, or a mapping.
@@ -193,6 +195,8 @@ class Threshold(_Frozen):
     severity: Severity
     notify: tuple[str | NotifyEntry, ...] | None = None
     forecast: bool = False
+    #: the name of a top-level action to take when the threshold is crossed
+    action: str | None = None
 
     @property
     def key(self) -> str:
@@ -342,6 +346,8 @@ class RawRules(_Frozen):
     pricing: Pricing = Pricing()
     budgets: tuple[Any, ...] = ()
     digest: Digest | None = None
+    actions: dict[Name, Action] = Field(default_factory=dict)
+    action_limits: ActionLimits = ActionLimits()
     controls: Controls | None = None  # OpenAI's own controls as code (rules.controls)
 
 
@@ -472,6 +478,10 @@ class Rules(_Frozen):
     pricing: Pricing = Pricing()
     budgets: tuple[Budget, ...] = ()
     digest: Digest | None = None
+    actions: Annotated[dict[str, Action], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
+    action_limits: ActionLimits = ActionLimits()
     controls: Controls | None = None
 
     def notifier(self, name: str) -> Notifier:

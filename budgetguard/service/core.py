@@ -437,8 +437,39 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _approval(self, method: str) -> bool:
+            """An approval link's GET (the form) or POST (the approval); False: not one."""
+            from budgetguard.service.approve import APPROVE_CSP, APPROVE_PATH, approve_request
+
+            path, _, query = self.path.partition("?")
+            found = APPROVE_PATH.match(path)
+            if found is None:
+                return False
+            # no job lock: the action's claim keeps a tick, a replica and a second click out
+            status, page = approve_request(
+                method,
+                int(found.group(1)),
+                query,
+                service.settings,
+                service.rules,
+                service.store,
+                service.clock(),
+            )
+            self.send_response(status)
+            self.send_header("Content-Security-Policy", APPROVE_CSP)
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Cache-Control", "no-store")
+            self._send_body(page.encode(), "text/html; charset=utf-8")
+            return True
+
+        def do_POST(self) -> None:
+            if not self._approval("POST"):  # the one thing run's port accepts a POST for
+                self._send(501, b"unsupported method: the page is read-only\n", "text/plain")
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
+            if self._approval("GET"):
+                return
             if path in ("/healthz", "/livez"):
                 status, health = service.health() if path == "/healthz" else service.liveness()
                 self._send(status, json.dumps(health).encode() + b"\n", "application/json")

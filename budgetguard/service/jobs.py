@@ -108,6 +108,10 @@ def _tick(
         delivery = pipeline.notify(
             store, [*findings, *watching], now, notifiers, progress.attempt, stop=stop
         )
+    acted = _act(settings, store, rules, findings, now)
+    if acted:
+        with delivering():
+            pipeline.deliver_due(store, notifiers, now, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
     alerts, silences = pipeline.report_alerts(store, [*findings, *watching], now)
@@ -120,6 +124,7 @@ def _tick(
         "failed": delivery.failed,
         "outbox": store.alerts.counts(),
     }
+    body["actions"] = _open_actions(store)
     body.update(page_data(store, named, data, findings, now, marks, planned))
     outcome.status = body
     outcome.problems = stale + unknown_budgets(list(findings))
@@ -130,6 +135,49 @@ def _tick(
         delivery.retrying,
         delivery.failed,
     )
+
+
+def _act(
+    settings: Settings, store: Store, rules: Rules, findings: Sequence[Finding], now: datetime
+) -> bool:
+    """The action stage after the alerts (a failure of it is logged, never the tick's end:
+    the alerts are delivered all the same). True when it ran."""
+    if not rules.actions and not store.actions.all(("applied", "applying", "reverting")):
+        return False
+    try:
+        ran, skipped = pipeline.act(
+            settings,
+            store,
+            rules,
+            findings,
+            now,
+            collect_month=settings.openai_admin_key is not None,
+        )
+    except Exception as exc:
+        log.error("actions failed: %s", exc)
+        return False
+    for line in [*ran.moved, *ran.held, *skipped]:
+        log.info("actions: %s", line)
+    return True
+
+
+def _open_actions(store: Store) -> list[dict[str, Any]]:
+    """The actions not finished yet, for ``/status`` (the full story: ``actions log``)."""
+    open_states = ("planned", "pending_approval", "applying", "applied", "reverting")
+    return [
+        {
+            "id": row.id,
+            "state": row.state,
+            "action": row.action_name,
+            "type": row.type,
+            "budget": row.budget,
+            "group": row.group,
+            "target": row.target,
+            "enforce": row.enforce,
+            "revert_at": row.revert_at,
+        }
+        for row in store.actions.all(open_states)
+    ]
 
 
 def digest(

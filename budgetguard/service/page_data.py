@@ -59,7 +59,8 @@ def _series(s: SpendSeries) -> dict[str, Any]:
 
 
 def _timeline(store: Store, since: int) -> list[dict[str, Any]]:
-    """Alerts (once per key), deliveries (one per notifier) and silences since ``since``."""
+    """Alerts and action steps (once per key), deliveries (one per notifier) and silences
+    since ``since``."""
     events: list[dict[str, Any]] = []
     seen: set[str] = set()
     for row in store.alerts.outbox.recent(since):
@@ -72,6 +73,18 @@ def _timeline(store: Store, since: int) -> list[dict[str, Any]]:
                     "kind": "alert",
                     "event": body.get("event")
                     or ("resolve" if body.get("kind") == "resolved" else "fire"),
+                    "severity": body.get("severity"),
+                    "budget": body.get("budget"),
+                    "group": body.get("group") or {},
+                    "text": body.get("message") or "",
+                }
+            )
+        if body.get("type") == "budgetguard.action" and row.idempotency_key not in seen:
+            seen.add(row.idempotency_key)
+            events.append(
+                {
+                    "at": body.get("fired_at") or _iso(row.created_at),
+                    "kind": "action",
                     "severity": body.get("severity"),
                     "budget": body.get("budget"),
                     "group": body.get("group") or {},

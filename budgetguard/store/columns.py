@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 #: Bump with a migration in ``migrations.py`` whenever a table changes.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 #: What a silence's matcher may look at: the budget, the group keys, the severity, the kind.
 MATCHER_KEYS = ("budget", "project", "model", "user", "api_key", "line_item", "severity", "kind")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, delete, inspect, select, text, update
 
-from budgetguard.store import cost_reads, coverage, directory, rollups, silences
+from budgetguard.store import actions, cost_reads, coverage, directory, rollups, silences
 from budgetguard.store.locks import lock_key
 from budgetguard.store.schema import (
     SCHEMA_VERSION,
@@ -133,6 +133,12 @@ def _keys_per_installation(conn: Connection) -> None:
         )
 
 
+def _add_actions(conn: Connection) -> None:
+    """Version 10: budget actions, their append-only log, and the global kill switch."""
+    for table in (actions.actions, actions.action_log, actions.action_switch):
+        table.create(conn, checkfirst=True)
+
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_usage_rollups,
@@ -143,6 +149,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _blocks_only,
     7: _add_former_names_and_cost_reads,
     8: _keys_per_installation,
+    9: _add_actions,
 }
 
 

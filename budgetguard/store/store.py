@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, select
 from sqlalchemy.engine import URL, make_url
@@ -21,6 +21,9 @@ from sqlalchemy.exc import ArgumentError
 
 from budgetguard.store import cost_reads, coverage, rollups
 from budgetguard.store.alerts import AlertStore
+
+if TYPE_CHECKING:
+    from budgetguard.store.actions import ActionStore
 from budgetguard.store.columns import StoredAlert, SyncMark
 from budgetguard.store.migrations import migrate
 from budgetguard.store.reads import SilenceRow
@@ -129,6 +132,13 @@ class Store:
     def alerts(self) -> AlertStore:
         """Alert state and the outbox (``store.alerts.outbox``) of this store."""
         return AlertStore(self.engine)
+
+    @cached_property
+    def actions(self) -> ActionStore:
+        """Budget actions, their log and the kill switch (``store/actions.py``)."""
+        from budgetguard.store.actions import ActionStore
+
+        return ActionStore(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
