@@ -352,3 +352,28 @@ def test_concurrent_passes_on_one_store_plan_and_write_once(
     finally:
         store.close()
     assert fake.writes == 1
+
+
+def test_a_firing_burn_rate_pair_names_an_action_as_a_threshold_does() -> None:
+    from dataclasses import replace
+
+    from budgetguard.evaluate.burn_rate import BurnRate
+
+    text = BASE.replace(
+        "    thresholds: [80%, {at: 100%, action: freeze}, {at: 150%, action: deny}]\n",
+        "    thresholds: [80%]\n"
+        "    burn_rate: [{long: 1h, short: 15m, factor: 6, action: freeze},"
+        " {long: 4h, short: 30m, factor: 3}]\n",
+    )
+    rules = load_rules_text(text)
+    fast, slow = rules.budget("per-project").burn_rate
+    base = finding(rules, "proj_a", "5")
+    firing = replace(base, burn=(BurnRate(fast, holds=True), BurnRate(slow, holds=True)))
+    quiet = replace(base, burn=(BurnRate(fast, holds=False),))
+    found = triggers([firing, quiet])
+    assert [(t.kind, t.threshold, t.action) for t in found] == [("burn_rate", "1h/15m", "freeze")]
+    facts = Facts(month_spend={"proj_a": Decimal("40")}, installation="inst")
+    (planned,) = plan_actions(rules, found, facts).new
+    assert planned.action_name == "freeze" and planned.params == {"cents": 4500}
+    (refused,) = errors(text.replace("action: freeze}", "action: freez}"))
+    assert refused.startswith("12:59: unknown action 'freez'")

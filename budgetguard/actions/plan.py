@@ -57,13 +57,18 @@ class Trigger:
 
 
 def triggers(findings: Iterable[Finding]) -> list[Trigger]:
-    """The crossed thresholds that name an action (spend crossed them, not a forecast)."""
+    """The crossed thresholds and the firing burn-rate pairs that name an action (spend
+    crossed them, not a forecast; a pair whose windows are unknown never holds)."""
     out = []
     for f in findings:
         for t in f.crossed:
             if t.action:
                 label = t.at if isinstance(t.at, str) else money(t.at)
                 out.append(Trigger(f, "threshold", t.key, t.action, label))
+        for b in f.burn:
+            if b.holds and b.pair.action:
+                label = f"burn rate {b.pair.key} x {b.pair.factor}"
+                out.append(Trigger(f, "burn_rate", b.pair.key, b.pair.action, label))
     return out
 
 

@@ -280,6 +280,8 @@ def _budget(
     elif raw.limit is None:
         pairs = ()  # a spike-only budget has no pace: the defaults' pairs do not apply
     _pairs(pairs, burn_path, raw.window, names, report)
+    pair_actions = tuple({"action": p.action} if p.action else {} for p in pairs)
+    action_targets(raw, pair_actions, burn_path, actions, report)
     notify = raw.notify if raw.notify is not None else (defaults.notify or ())
     if raw.notify is not None:
         _names_exist(raw.notify, (*path, "notify"), names, report)

@@ -217,6 +217,8 @@ class BurnRatePair(_Frozen):
     severity: Severity = "critical"
     min_spend: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] | None = None
     notify: Routes | None = None
+    #: the name of a top-level action to take when the pair fires
+    action: Name | None = None
 
     @property
     def key(self) -> str:
