@@ -45,6 +45,12 @@ CASES: list[tuple[str, str, str]] = [
         "8:13: window: 6h is not a whole number of days, and costs are daily: "
         "use cost_source: auto or estimate",
     ),
+    (  # the costs endpoint has no per-endpoint figures: costs alone could only read $0
+        "endpoint-costs",
+        "  - name: a\n    limit: 5\n    period: day\n    cost_source: costs\n"
+        "    match: {endpoint: images}\n",
+        "9:18: endpoint with cost_source: costs: the costs endpoint has no per-endpoint",
+    ),
     # (id, yaml after HEAD or a whole file, expected "LINE:COL: message fragment")
     (
         "unknown-key",
@@ -250,6 +256,12 @@ WHOLE_FILES: list[tuple[str, str, str]] = [
         "default-notify",
         "version: 1\ndefaults: {notify: [nobody]}\n",
         "2:21: no notifier named 'nobody'",
+    ),
+    (  # the same from defaults: at the budget's endpoint
+        "endpoint-costs-defaults",
+        "version: 1\ndefaults: {cost_source: costs}\nbudgets:\n"
+        "  - {name: a, limit: 5, period: month, match: {endpoint: [embeddings, images]}}\n",
+        "4:48: endpoint with cost_source: costs (from defaults): the costs endpoint has no",
     ),
     (
         "negative-price",
