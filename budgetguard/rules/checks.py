@@ -424,15 +424,22 @@ def _endpoint_costs(raw: RawBudget, cost_source: str, path: Loc, report: Reporte
 
 
 def _daily_costs(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:
-    """Costs are daily: a rolling window of costs alone must be a whole number of days."""
-    if raw.metric != "cost" or cost_source != "costs" or raw.window is None:
+    """Costs are daily: a rolling window (or anomaly window) of costs alone must be a whole
+    number of days; a shorter one would read late daily costs and never see the spend."""
+    if raw.metric != "cost" or cost_source != "costs":
         return
-    if parse_duration(raw.window) % timedelta(days=1):
-        report.at(
-            (*path, "window"),
-            f"window: {raw.window} is not a whole number of days, and costs are daily: "
-            "use cost_source: auto or estimate (usage x prices, per minute)",
-        )
+    windows: list[tuple[Loc, str, str]] = []
+    if raw.window is not None:
+        windows.append(((*path, "window"), "window", raw.window))
+    if raw.anomaly is not None:
+        windows.append(((*path, "anomaly", "window"), "anomaly window", raw.anomaly.window))
+    for where, what, text in windows:
+        if parse_duration(text) % timedelta(days=1):
+            report.at(
+                where,
+                f"{what}: {text} is not a whole number of days, and costs are daily: use "
+                "cost_source: auto or estimate (usage x prices, per minute)",
+            )
 
 
 def _line_items(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:

@@ -8,8 +8,8 @@ budgets never on costs alone, line items on cost, the metrics each literal endpo
 known endpoints and time zones, five-field crons, numbers written as text, thresholds above
 0% and no repeats, line items never with the estimate, an endpoint or a user. What needs the
 whole file or arithmetic (notifier names that exist, unique budget names, a baseline longer
-than its window, a costs window of whole days, what ``defaults`` implies) is ``validate``'s
-alone.
+than its window, a costs window or anomaly window of whole days, what ``defaults`` implies)
+is ``validate``'s alone.
 """
 
 from __future__ import annotations
