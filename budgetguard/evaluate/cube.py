@@ -76,6 +76,7 @@ class UsageCube:
         same group and bucket add up."""
         self.endpoint = endpoint
         self.width = width
+        self.pricer = pricer
         starts = np.asarray(starts, dtype=np.int64)
         new = np.ones(len(starts), dtype=bool)  # where a new bucket starts
         np.not_equal(starts[1:], starts[:-1], out=new[1:])
@@ -253,6 +254,11 @@ class UsageCube:
             label = labels[slot // prices]
             out[label] = out.get(label, _ZERO) + self.rates[slot % prices].apply(usage)
         return out, notes, unpriced
+
+    def per_group(self, h0: int, h1: int) -> dict[str, np.ndarray]:
+        """Each metric's sum per group (``groups``' order) in buckets ``[h0, h1)``."""
+        p0, p1 = self._positions(h0), self._positions(h1)
+        return {m: cum[p1] - cum[p0] for m, cum in self.cum.items()}
 
     def totals(self, h0: int, h1: int) -> dict[str, int]:
         """Each metric's sum over every group in buckets ``[h0, h1)``."""

@@ -179,6 +179,8 @@ def _evaluate_budget(
             )
         ]
     spend = collect_spend(budget, data, source, start, end, end)
+    if spend.missing is not None:  # nothing stands in for its data: never zero
+        return [_unknown(budget, {}, window, source, spend.missing)]
     expected, expect_notes = _expected(budget, expectations, spend.groups())
     # No spend at all still shows the budget (at zero), split or not.
     groups = spend.groups() | set(expected) or {()}
@@ -193,6 +195,9 @@ def _evaluate_budget(
         group = dict(zip(budget.each, key, strict=True)) if key else {}
         if foreign := spend.foreign(key):  # never a silent drop, never a sum of currencies
             findings.append(_foreign(budget, group, window, foreign))
+            continue
+        if key in spend.missing_in:
+            findings.append(_unknown(budget, group, window, source, spend.missing_in[key]))
             continue
         total, used = total_of(spend, key, source, window, end)
         planned = expected.get(key, _ZERO)
@@ -237,6 +242,14 @@ def _evaluate_budget(
             )
         )
     return findings
+
+
+def _unknown(
+    budget: Budget, group: dict[str, str], window: Window, source: str, note: str
+) -> Finding:
+    return Finding(
+        budget, group, window, None, budget.limit, None, "unknown", _shown(source), False, note
+    )
 
 
 def _foreign(
