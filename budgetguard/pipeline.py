@@ -34,6 +34,7 @@ from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
 from budgetguard.notify import Digest, Notifier
 from budgetguard.offline import (
+    alert_snapshot,
     display_names,
     evaluate_store,
     named_expectations,
@@ -62,6 +63,7 @@ NAMES_SHARE_MIN = 5.0
 
 __all__ = [
     "active_silences",
+    "alert_snapshot",
     "collect",
     "deliver_due",
     "display_names",

@@ -98,11 +98,12 @@ def _tick(
         [m for m in marks if m.query_key in planned], int(now.timestamp()), max_staleness(rules)
     )
     notifiers = default_plugins().notifiers(rules.notifiers)
+    prior = pipeline.alert_snapshot(store)  # what this tick resolves, once notified
     with delivering():
         delivery = pipeline.notify(store, findings, now, notifiers, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
-    alerts, silences = pipeline.report_alerts(store, findings, now)
+    alerts, silences = pipeline.report_alerts(store, findings, now, prior)
     body = to_json(findings, alerts, now, names=names)
     body["silences"] = silences  # the active ones, listed even when there are none
     body["collect_problems"] = problems
