@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from budgetguard.alerts.keys import alert_keys
-from budgetguard.alerts.lifecycle import active_alerts, state_of
+from budgetguard.alerts.keys import alert_keys, resolutions
+from budgetguard.alerts.lifecycle import AlertState, active_alerts, resolved_alerts, state_of
 from budgetguard.alerts.silences import Held, Silence, mark_silenced, silence_json
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
@@ -23,6 +24,8 @@ from budgetguard.rules.needs import needed_from, plan_queries
 from budgetguard.store.reads import Reads
 
 __all__ = [
+    "AlertSnapshot",
+    "alert_snapshot",
     "display_names",
     "evaluate_store",
     "evaluate_with_data",
@@ -92,19 +95,39 @@ def named_expectations(
     return out
 
 
-def report_alerts(
-    store: Reads, findings: Sequence[Finding], now: datetime
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """The report's alerts (marked ``silenced``, each with the key its notification carries,
-    or will carry if notified now) and the silences active at ``now``."""
-    running = running_silences(store, now)
-    names = display_names(store)
+@dataclass(frozen=True)
+class AlertSnapshot:
+    """The stored alert states and silence holds before an evaluation's notifications."""
+
+    states: dict[str, AlertState]
+    held: dict[str, Held]
+
+
+def alert_snapshot(store: Reads) -> AlertSnapshot:
+    """What the alert stages start from: taken before ``notify`` writes what an evaluation
+    changed, so that the report can still show what that evaluation resolved."""
     states = {s.identity: state_of(s) for s in store.alert_states()}
     held = {i: Held.stored(i, key, event) for i, (key, event) in store.silence_holds().items()}
-    keys = alert_keys(findings, states, held, running, now, store.installation_id(), names)
+    return AlertSnapshot(states, held)
+
+
+def report_alerts(
+    store: Reads, findings: Sequence[Finding], now: datetime, prior: AlertSnapshot | None = None
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The report's alerts (marked ``silenced``, each with the key its notification carries,
+    or will carry if notified now): those that hold, and those this evaluation resolves
+    against ``prior`` (the states before its notifications; default: as stored), and the
+    silences active at ``now``."""
+    running = running_silences(store, now)
+    names = display_names(store)
+    current = alert_snapshot(store)
+    before = prior or current
+    installation = store.installation_id()
+    keys = alert_keys(findings, current.states, current.held, running, now, installation, names)
+    resolved = resolutions(findings, before.states, before.held, running, now, installation, names)
     budgets = {f.budget.name: f.budget for f in findings}
-    alerts = mark_silenced(active_alerts(findings, keys), running, now, names, budgets)
-    return alerts, [silence_json(s) for s in running]
+    alerts = active_alerts(findings, keys) + resolved_alerts(resolved)
+    return mark_silenced(alerts, running, now, names, budgets), [silence_json(s) for s in running]
 
 
 def running_silences(store: Reads, now: datetime) -> list[Silence]:

@@ -34,6 +34,7 @@ from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.evaluator import Finding, evaluate
 from budgetguard.notify import Digest, Notifier
 from budgetguard.offline import (
+    alert_snapshot,
     display_names,
     evaluate_store,
     named_expectations,
@@ -65,6 +66,7 @@ __all__ = [
     "act",
     "action_runner",
     "active_silences",
+    "alert_snapshot",
     "collect",
     "deliver_due",
     "display_names",

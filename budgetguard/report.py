@@ -413,7 +413,7 @@ def to_markdown(
     silenced = {
         (a.get("budget"), json.dumps(a.get("group") or {}, sort_keys=True))
         for a in alerts
-        if a.get("silenced")
+        if a.get("silenced") and a.get("kind") != "resolved"  # what holds, silenced
     }
     if risky:
         lines += [

@@ -45,6 +45,18 @@ CASES: list[tuple[str, str, str]] = [
         "8:13: window: 6h is not a whole number of days, and costs are daily: "
         "use cost_source: auto or estimate",
     ),
+    (  # the costs endpoint has no per-endpoint figures: costs alone could only read $0
+        "endpoint-costs",
+        "  - name: a\n    limit: 5\n    period: day\n    cost_source: costs\n"
+        "    match: {endpoint: images}\n",
+        "9:18: endpoint with cost_source: costs: the costs endpoint has no per-endpoint",
+    ),
+    (  # costs are daily: an anomaly window of costs alone under a day never sees a spike
+        "anomaly-costs",
+        "  - name: a\n    cost_source: costs\n    anomaly: {window: 1h, baseline: 7d, factor: 3}\n",
+        "8:23: anomaly window: 1h is not a whole number of days, and costs are daily: use "
+        "cost_source: auto or estimate",
+    ),
     # (id, yaml after HEAD or a whole file, expected "LINE:COL: message fragment")
     (
         "unknown-key",
@@ -251,6 +263,12 @@ WHOLE_FILES: list[tuple[str, str, str]] = [
         "version: 1\ndefaults: {notify: [nobody]}\n",
         "2:21: no notifier named 'nobody'",
     ),
+    (  # the same from defaults: at the budget's endpoint
+        "endpoint-costs-defaults",
+        "version: 1\ndefaults: {cost_source: costs}\nbudgets:\n"
+        "  - {name: a, limit: 5, period: month, match: {endpoint: [embeddings, images]}}\n",
+        "4:48: endpoint with cost_source: costs (from defaults): the costs endpoint has no",
+    ),
     (
         "negative-price",
         "version: 1\npricing:\n  models:\n    m: {input: -1, output: 1}\n",
@@ -335,7 +353,8 @@ def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:
 
 
 def test_costs_windows_must_be_whole_days(tmp_path: Path) -> None:
-    """Costs are daily: a 36h window of costs (from defaults) is refused, 2d or auto are not."""
+    """Costs are daily: a 36h window or a 1h anomaly window of costs (from defaults) is
+    refused, 2d, 1d or auto are not."""
     text = "version: 1\ndefaults: {cost_source: costs}\nbudgets:\n"
     code, lines = run_validate(tmp_path, text + "  - {name: a, limit: 5, window: 36h}\n")
     assert code == 2 and lines[0] == (
@@ -344,7 +363,16 @@ def test_costs_windows_must_be_whole_days(tmp_path: Path) -> None:
     )
     fine = "  - {name: a, limit: 5, window: 2d}\n"
     fine += "  - {name: b, limit: 5, window: 6h, cost_source: auto}\n"
+    fine += "  - {name: c, anomaly: {window: 1d, baseline: 14d, factor: 3}}\n"
     assert run_validate(tmp_path, text + fine) == (0, [])
+    spike = (
+        "  - {name: s, limit: 5, period: month, anomaly: {window: 1h, baseline: 7d, factor: 3}}\n"
+    )
+    code, lines = run_validate(tmp_path, text + spike)
+    assert code == 2 and lines == [
+        "4:58: anomaly window: 1h is not a whole number of days, and costs are daily: use "
+        "cost_source: auto or estimate (usage x prices, per minute)"
+    ]
 
 
 def test_a_bad_notify_entry_is_one_error_about_what_is_wrong(tmp_path: Path) -> None:

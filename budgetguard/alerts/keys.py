@@ -15,12 +15,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from budgetguard.alerts.grouping import carried_keys, group_events
-from budgetguard.alerts.lifecycle import AlertState, conditions, fire_key, transitions
+from budgetguard.alerts.lifecycle import (
+    AlertEvent,
+    AlertState,
+    conditions,
+    fire_key,
+    transitions,
+)
 from budgetguard.alerts.silences import Held, Silence, apply_silences
 from budgetguard.evaluate.evaluator import Finding
 from budgetguard.rules.model import alert_identity
 
-__all__ = ["alert_keys"]
+__all__ = ["alert_keys", "resolutions"]
 
 
 def alert_keys(
@@ -54,3 +60,34 @@ def alert_keys(
             )
             out[identity] = keys.get(identity) or fire_key(installation, state)
     return out
+
+
+def resolutions(
+    findings: Sequence[Finding],
+    states: Mapping[str, AlertState],
+    held: Mapping[str, Held],
+    silences: Sequence[Silence],
+    now: datetime,
+    installation: str,
+    names: Mapping[str, str] | None = None,
+) -> list[tuple[AlertEvent, str]]:
+    """The resolutions this evaluation causes against ``states`` (the alert states before
+    it), each with the key its notification carries: the lead's where a resolution is
+    grouped with others, its own where it goes alone or a silence holds it."""
+    changed, events = transitions(findings, states, now, installation=installation)
+    outcome = apply_silences(
+        events,
+        findings,
+        {**states, **changed},
+        silences,
+        held,
+        now,
+        names,
+        installation=installation,
+    )
+    keys: dict[str, str] = {}
+    for note in group_events(outcome.send):
+        for event in note.events:
+            if event.event == "resolve":
+                keys.setdefault(event.identity, note.key)
+    return [(e, keys.get(e.identity, e.key)) for e in events if e.event == "resolve"]

@@ -30,6 +30,7 @@ __all__ = [
     "conditions",
     "decide",
     "fire_key",
+    "resolved_alerts",
     "routes",
     "state_of",
     "stored_of",
@@ -307,6 +308,24 @@ def active_alerts(findings: Iterable[Finding], keys: Mapping[str, str]) -> list[
                 }
             )
     return out
+
+
+def resolved_alerts(resolved: Iterable[tuple[AlertEvent, str]]) -> list[dict[str, object]]:
+    """The resolutions of this evaluation in the JSON report's shape (kind ``resolved``),
+    each with the key its notification carries (``alerts/keys.py``)."""
+    return [
+        {
+            "budget": event.finding.budget.name,
+            "group": dict(event.finding.group),
+            "kind": event.contract_kind,
+            "severity": event.severity,
+            "threshold": None if event.threshold is None else float(event.threshold.ratio),
+            "spend": _number(event.finding.spend),
+            "limit": _number(event.finding.limit),
+            "key": key,
+        }
+        for event, key in resolved
+    ]
 
 
 def _number(value: Decimal | None) -> float | int | None:

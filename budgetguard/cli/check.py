@@ -282,11 +282,12 @@ def _evaluate(
     store: Store | SQLiteReads = reads if reads is not None else open_store(settings)
     try:
         findings = offline.evaluate_store(store, rules, now, expectations)
+        prior = offline.alert_snapshot(store)  # what this check resolves, once notified
         if notify and not isinstance(store, SQLiteReads):
             # the report on stdout is machine-readable: console alert lines go to stderr
             with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
                 _notify(settings, store, rules, findings, now, online)
-        alerts, silences = offline.report_alerts(store, findings, now)
+        alerts, silences = offline.report_alerts(store, findings, now, prior)
         return findings, alerts, silences, offline.display_names(store)
     finally:
         store.close()

@@ -94,7 +94,7 @@ def _preview(store: Store, rules: Rules, now: datetime, candidate: Silence) -> l
     budgets = {f.budget.name: f.budget for f in findings}
     lines = []
     for alert in mark_silenced(alerts, [candidate], now, names, budgets):
-        if not alert["silenced"]:
+        if not alert["silenced"] or alert["kind"] == "resolved":  # only what holds now
             continue
         raw = alert["group"]
         group = plain_text(group_text(raw, names)) if isinstance(raw, dict) else ""  # inert

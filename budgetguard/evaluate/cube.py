@@ -138,6 +138,7 @@ class UsageCube:
         at 26M rows every column held past its use is hundreds of MB at the peak."""
         self.endpoint = endpoint
         self.width = width
+        self.pricer = pricer
         starts = np.asarray(starts, dtype=np.int64)
         new = np.ones(len(starts), dtype=bool)  # where a new bucket starts
         np.not_equal(starts[1:], starts[:-1], out=new[1:])
@@ -342,6 +343,10 @@ class UsageCube:
             label = labels[slot // prices]
             out[label] = out.get(label, _ZERO) + self.rates[slot % prices].apply(usage)
         return out, notes, unpriced
+
+    def per_group(self, h0: int, h1: int) -> dict[str, np.ndarray]:
+        """Each metric's sum per group (``groups``' order) in buckets ``[h0, h1)``."""
+        return {m: self._sum_before(m, h1) - self._sum_before(m, h0) for m in self._totals}
 
     def totals(self, h0: int, h1: int) -> dict[str, int]:
         """Each metric's sum over every group in buckets ``[h0, h1)``."""

@@ -44,6 +44,10 @@ class CostRow:
     currency: str
     #: The usage endpoint a line item that names no model bills (``images``, ...), if known.
     endpoint: str | None = None
+    #: What the line item bills (``input``, ``cached input``, ...) and its product or tier
+    #: (``batch``, ``evals``, ...), as the collector read them from its text.
+    kind: str | None = None
+    product: str | None = None
 
 
 @dataclass
@@ -147,6 +151,8 @@ class SpendData:
 
     def __init__(self, series: dict[str, _Series]) -> None:
         self._series = series
+        #: the prices the usage was loaded with (None: built by hand, without any)
+        self.pricer: Pricer | None = None
         #: Figures derived from the data once and asked for by many budgets (shares, ...).
         self.memo: dict[tuple[Any, ...], Any] = {}
         #: the store's coverage intervals by query key (``evaluate.coverage`` reads them)
@@ -181,6 +187,8 @@ class SpendData:
                             raw["line_item"],
                             Decimal(raw["amount"]),
                             raw["currency"],
+                            kind=raw.get("kind"),
+                            product=raw.get("product"),
                         )
                     )
             else:
@@ -189,6 +197,7 @@ class SpendData:
                 s.starts = [r.start for r in s.rows]
             series[query.key] = s
         data = cls(series)
+        data.pricer = pricer
         data.coverage = store.coverage()
         for query in queries_:
             if query.spans:  # the rows loaded are the spans' only: so is what they cover

@@ -184,6 +184,8 @@ def _evaluate_budget(
             )
         ]
     spend = collect_spend(budget, data, source, start, end, end)
+    if spend.missing is not None:  # nothing stands in for its data: never zero
+        return [_unknown(budget, {}, window, source, spend.missing)]
     expected, expect_notes = _expected(budget, expectations, spend.groups())
     # No spend at all still shows the budget (at zero), split or not.
     groups = spend.groups() | set(expected) or {()}
@@ -205,14 +207,16 @@ def _evaluate_budget(
         if foreign := spend.foreign(key):  # never a silent drop, never a sum of currencies
             findings.append(_foreign(budget, group, window, foreign))
             continue
+        if key in spend.missing_in:
+            findings.append(_unknown(budget, group, window, source, spend.missing_in[key]))
+            continue
         total, used = total_of(spend, key, source, window, end)
         planned = expected.get(key, _ZERO)
         total += planned
         if used == "costs" and by_usage and source == "auto":  # costs split by the estimate
             used = "mixed"  # (a costs budget stays costs: its note says it was apportioned)
-        name_notes = budget.names.notes if budget.names is not None else ()
         mismatch = mismatched.get(key)
-        notes = [*sorted(spend.summary(key)), *expect_notes, *name_notes, mismatch]
+        notes = [*sorted(spend.summary(key)), *expect_notes, *_name_notes(budget), mismatch]
         note = "; ".join(n for n in notes if n) or None
         forecast, forecast_note = forecaster.of(key, total), forecaster.note
         crossed = tuple(t for t, amount in at_amounts if total >= amount)
@@ -225,7 +229,6 @@ def _evaluate_budget(
             and t not in crossed
         )
         burn = burn_rates.of(key, total)
-        burn_notes = [b.note for b in burn if b.note is not None]
         reach = runs_out_at(total, limit, _pace(forecaster, window, total, forecast), now)
         anomaly, baseline = anomalies.of(key)
         severity = max((t.severity for t in crossed), key=SEVERITY_ORDER.__getitem__, default="ok")
@@ -242,7 +245,7 @@ def _evaluate_budget(
                 severity,
                 used,
                 spend.complete(key),
-                "; ".join(n for n in (note, forecast_note, *burn_notes) if n) or None,
+                "; ".join(n for n in (note, forecast_note, *(b.note for b in burn)) if n) or None,
                 crossed,
                 forecast_crossed,
                 anomaly,
@@ -256,6 +259,19 @@ def _evaluate_budget(
             )
         )
     return findings
+
+
+def _name_notes(budget: Budget) -> tuple[str, ...]:
+    """What the directory's names say of the budget's match (a renamed entry, say)."""
+    return budget.names.notes if budget.names is not None else ()
+
+
+def _unknown(
+    budget: Budget, group: dict[str, str], window: Window, source: str, note: str
+) -> Finding:
+    return Finding(
+        budget, group, window, None, budget.limit, None, "unknown", _shown(source), False, note
+    )
 
 
 def _foreign(

@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["Estimate", "Pricer", "Rates", "TokenPrices"]
+__all__ = ["TOKEN_KINDS", "Estimate", "Pricer", "Rates", "TokenPrices"]
 
 _MILLION = Decimal(1_000_000)
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
@@ -149,6 +149,24 @@ _EXTRA = {
     "output_audio_tokens": ("audio_output", "output"),
     "output_image_tokens": ("image_output", "output"),
 }
+
+
+#: The costs endpoint's line-item kind of each token price (``line_items``' grammar).
+_KIND_NAMES = {
+    "input": "input",
+    "cached_input": "cached input",
+    "output": "output",
+    "cache_write": "cache write input",
+    "audio_input": "audio input",
+    "cached_audio_input": "cached audio input",
+    "image_input": "image input",
+    "cached_image_input": "cached image input",
+    "audio_output": "audio output",
+    "image_output": "image output",
+}
+
+#: The line-item kinds of token usage (``Pricer.line_rates``).
+TOKEN_KINDS = frozenset(_KIND_NAMES.values())
 
 
 class Pricer:
@@ -303,6 +321,56 @@ class Pricer:
             return Rates(None, f"no price for model {model or '(unknown)'}")
         return Rates({metric: price / per})
 
+    def _token_basis(
+        self, model: str, batch: bool, tier: str
+    ) -> tuple[TokenPrices, Decimal, str | None]:
+        """The token prices of ``model`` on ``tier`` (or batch), the multiplier per token,
+        and what a tier multiplier did (None where a tier price was known)."""
+        prices = self.token_prices(model)
+        assert prices is not None
+        key = "batch" if batch else tier
+        info = None
+        tiered = self.tier_prices(model, key) if key in TIER_MULTIPLIER else None
+        if tiered is not None:
+            return tiered, 1 / _MILLION, None
+        if key in TIER_MULTIPLIER:
+            info = (
+                f"{key} usage of {model} priced at {TIER_MULTIPLIER[key]}x the standard "
+                f"price (no {key} price known)"
+            )
+        return prices, TIER_MULTIPLIER.get(key, Decimal(1)) / _MILLION, info
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Pricer per rules load, kept for its life
+    def line_rates(
+        self, endpoint: str, model: str | None, batch: bool, tier: str | None
+    ) -> Mapping[str, Mapping[str, Decimal]] | None:
+        """USD per unit of each usage metric, per token line-item kind (``input``, ``cached
+        input``, ``output``, ``audio input``, ...) as the costs endpoint bills them: what
+        each kind of a model's token usage costs (they add up to ``rates``). None where the
+        usage is not tokens or the model has no price."""
+        found = self.token_prices(model) if model else None
+        if endpoint not in ("completions", "embeddings") or found is None or model is None:
+            return None
+        if endpoint == "embeddings":
+            return {"input": {"input_tokens": found.input / _MILLION}}
+        prices, multiplier, _ = self._token_basis(model, batch, tier or "default")
+        cached = prices.cached_input if prices.cached_input is not None else prices.input
+        base = {"input": prices.input, "cached_input": cached, "output": prices.output}
+        kinds: dict[str, dict[str, Decimal]] = {
+            "input": {"input_tokens": prices.input * multiplier},
+            "cached input": {"input_cached_tokens": cached * multiplier},
+            "output": {"output_tokens": prices.output * multiplier},
+        }
+        kinds["input"]["input_cached_tokens"] = -prices.input * multiplier
+        for metric, (own, charged) in _EXTRA.items():
+            price = getattr(prices, own)
+            if price is None:
+                continue  # priced as its charged kind (``rates`` says so)
+            kinds.setdefault(_KIND_NAMES[own], {})[metric] = price * multiplier
+            charged_kind = kinds[_KIND_NAMES[charged]]
+            charged_kind[metric] = charged_kind.get(metric, Decimal(0)) - base[charged] * multiplier
+        return kinds
+
     def _token_rates(self, endpoint: str, model: str, batch: bool, tier: str) -> Rates:
         prices = self.token_prices(model) if model else None
         if prices is None:
@@ -313,18 +381,7 @@ class Pricer:
             )
         if endpoint == "embeddings":
             return Rates({"input_tokens": prices.input / _MILLION})
-        key = "batch" if batch else tier
-        info = None
-        tiered = self.tier_prices(model, key) if key in TIER_MULTIPLIER else None
-        if tiered is not None:
-            prices, multiplier = tiered, 1 / _MILLION
-        else:
-            multiplier = TIER_MULTIPLIER.get(key, Decimal(1)) / _MILLION
-            if key in TIER_MULTIPLIER:
-                info = (
-                    f"{key} usage of {model} priced at {TIER_MULTIPLIER[key]}x the standard "
-                    f"price (no {key} price known)"
-                )
+        prices, multiplier, info = self._token_basis(model, batch, tier)
         cached = prices.cached_input if prices.cached_input is not None else prices.input
         base = {"input": prices.input, "cached_input": cached, "output": prices.output}
         # input_tokens includes cached, cache-write, audio and image tokens (output_tokens

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 
@@ -18,6 +19,11 @@ from budgetguard.evaluate.attribution import cost_extent, cost_share
 from budgetguard.evaluate.cube import UsageCube
 from budgetguard.evaluate.data import CostRow, SpendData
 from budgetguard.evaluate.intervals import Piece, pieces
+from budgetguard.evaluate.line_estimate import (
+    estimable,
+    line_item_estimates,
+    matches_line_items,
+)
 from budgetguard.evaluate.windows import Window
 from budgetguard.rules.model import Budget
 from budgetguard.rules.needs import endpoints_of
@@ -104,6 +110,10 @@ class Spend:
         self.currencies: dict[tuple[str, ...] | None, set[str]] = defaultdict(set)
         #: Credits (negative amounts) per group: named in the note, never subtracted.
         self.credits: dict[tuple[str, ...], Decimal] = defaultdict(lambda: _ZERO)
+        #: Why the figure (or one group's) is not known at all: data that nothing can
+        #: stand in for.
+        self.missing: str | None = None
+        self.missing_in: dict[tuple[str, ...], str] = {}
 
     def foreign(self, group: tuple[str, ...] = ()) -> list[str]:
         """The currencies other than USD that make ``group``'s figure unknown."""
@@ -159,6 +169,7 @@ class Spend:
             | self.group_unpriced
             | set(self.credits)
             | foreign
+            | set(self.missing_in)
         )
 
 
@@ -183,6 +194,9 @@ def collect_spend(
                 spans = _days(max(start, settled_before(now)), end)
             else:
                 spans = [(start, end)]
+            if source == "auto" and matches_line_items(budget):  # usage has no line items:
+                _line_items(budget, data, spans, spend)  # its tokens priced kind by kind
+                return spend
             for endpoint in sorted(endpoints_of(budget) - {"costs"}):
                 for lo, hi in spans:
                     _estimate(budget, data, endpoint, lo, hi, spend)
@@ -238,6 +252,48 @@ def _costs(budget: Budget, data: SpendData, start: int, end: int, spend: Spend) 
         if cost.model is None and "model" in budget.each:
             spend.unattributed_in[group] += amount
         spend.add(spend.costs, group, cost.start, amount)
+
+
+def _line_items(
+    budget: Budget, data: SpendData, spans: list[tuple[int, int]], spend: Spend
+) -> None:
+    """``auto``'s estimate of a budget on line items over its unsettled days: the token
+    line items usage prices. What it cannot price is never complete: a note (and a lower
+    bound) names those line items, and where a day's costs have not arrived at all, a
+    figure (or group) that nothing estimates is unknown."""
+    if not spans:
+        return
+    known = [row for row in data.costs(0, 2**62) if _matches(budget, row)]
+    missing: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for row in known:
+        if not estimable(row, data):
+            missing[_group(budget, row)].add(row.line_item or "")
+    for lo, hi in spans:
+        estimated: set[tuple[str, ...]] = set()
+        for key, day, amount in line_item_estimates(budget, data, lo, hi):
+            spend.add(spend.estimate, key, day, amount)
+            estimated.add(key)
+        day = lo - lo % _DAY
+        if data.costs(day, day + _DAY):
+            continue
+        when = datetime.fromtimestamp(day, UTC).date().isoformat()
+        why = (
+            f"the costs of {when} have not arrived and no usage estimates the line items "
+            "this {what} matches: its spend is not known yet"
+        )
+        if not (known or estimated) or (not budget.each and missing and not estimated):
+            spend.missing = why.format(what="budget")
+        elif budget.each:
+            for group in set(missing) - estimated:
+                spend.missing_in[group] = why.format(what="group")
+    for group, names in missing.items():
+        shown = ", ".join(sorted(names)[:3])
+        shown += f" and {len(names) - 3} more" if len(names) > 3 else ""
+        note = (
+            f"no usage estimate for {shown}: the last two UTC days count their costs "
+            "alone, which come late"
+        )
+        spend.flag(group if budget.each else None, note, True)
 
 
 def _days(start: int, end: int) -> list[tuple[int, int]]:

@@ -286,6 +286,7 @@ def _budget(
     if raw.notify is not None:
         _names_exist(raw.notify, (*path, "notify"), names, report)
     cost_source = _cost_source(raw, given, path, defaults, report)
+    _endpoint_costs(raw, cost_source, path, report)
     _daily_costs(raw, cost_source, path, report)
     _metric(raw, path, report)
     _line_items(raw, cost_source, path, report)
@@ -500,16 +501,43 @@ def _cost_source(
     return defaults.cost_source or "auto"
 
 
-def _daily_costs(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:
-    """Costs are daily: a rolling window of costs alone must be a whole number of days."""
-    if raw.metric != "cost" or cost_source != "costs" or raw.window is None:
+def _endpoint_costs(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:
+    """The costs endpoint has no per-endpoint figures: a cost budget on an endpoint that
+    reads costs alone (its own ``cost_source`` or the defaults') could only ever read $0."""
+    if raw.metric != "cost" or cost_source != "costs" or raw.match.endpoint is None:
         return
-    if parse_duration(raw.window) % timedelta(days=1):
-        report.at(
-            (*path, "window"),
-            f"window: {raw.window} is not a whole number of days, and costs are daily: "
-            "use cost_source: auto or estimate (usage x prices, per minute)",
-        )
+    if raw.match.line_item is not None or "line_item" in raw.each:
+        return  # _line_items says that line items and an endpoint match nothing together
+    if raw.cost_source is not None:
+        where: Loc = (*path, "cost_source")
+        how = "cost_source: costs"
+    else:
+        where, how = (*path, "match", "endpoint"), "cost_source: costs (from defaults)"
+    report.at(
+        where,
+        f"endpoint with {how}: the costs endpoint has no per-endpoint figures, so this "
+        "budget could only read $0; use cost_source: estimate (usage x prices)",
+        key=where[-1] == "endpoint",
+    )
+
+
+def _daily_costs(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:
+    """Costs are daily: a rolling window (or anomaly window) of costs alone must be a whole
+    number of days; a shorter one would read late daily costs and never see the spend."""
+    if raw.metric != "cost" or cost_source != "costs":
+        return
+    windows: list[tuple[Loc, str, str]] = []
+    if raw.window is not None:
+        windows.append(((*path, "window"), "window", raw.window))
+    if raw.anomaly is not None:
+        windows.append(((*path, "anomaly", "window"), "anomaly window", raw.anomaly.window))
+    for where, what, text in windows:
+        if parse_duration(text) % timedelta(days=1):
+            report.at(
+                where,
+                f"{what}: {text} is not a whole number of days, and costs are daily: use "
+                "cost_source: auto or estimate (usage x prices, per minute)",
+            )
 
 
 def _line_items(raw: RawBudget, cost_source: str, path: Loc, report: Reporter) -> None:

@@ -3,12 +3,13 @@
 Built from the same models the loader uses, with the notifier union made from the notifier
 types the caller knows (each discriminated by its ``type``), and then every rule between
 keys that a schema can say (``_between_keys``): limit or anomaly, exactly one of window and
-period, forecast on periods, whole limits for counts, user budgets on the estimate, line
-items on cost, the metrics each literal endpoint measures, known endpoints and time zones,
-five-field crons, numbers written as text, thresholds above 0% and no repeats, line items
-never with the estimate, an endpoint or a user. What needs the whole file or arithmetic
-(notifier names that exist, unique budget names, a baseline longer than its window, a costs
-window of whole days) is ``validate``'s alone.
+period, forecast on periods, whole limits for counts, user budgets on the estimate, endpoint
+budgets never on costs alone, line items on cost, the metrics each literal endpoint measures,
+known endpoints and time zones, five-field crons, numbers written as text, thresholds above
+0% and no repeats, line items never with the estimate, an endpoint or a user. What needs the
+whole file or arithmetic (notifier names that exist, unique budget names, a baseline longer
+than its window, a costs window or anomaly window of whole days, what ``defaults`` implies)
+is ``validate``'s alone.
 """
 
 from __future__ import annotations
@@ -224,6 +225,11 @@ def _budget_rules() -> list[dict[str, Any]]:
         {
             "if": {"anyOf": [_matches_on("user"), _split_by("user")], "not": _not_cost()},
             "then": {"properties": {"cost_source": {"enum": ["estimate", None]}}},
+        },
+        # nor endpoints: a cost budget on an endpoint never reads costs alone
+        {
+            "if": {"allOf": [_matches_on("endpoint"), {"not": _not_cost()}]},
+            "then": {"properties": {"cost_source": {"not": {"const": "costs"}}}},
         },
         # line items exist only in costs, which have no endpoint and no user
         {

@@ -104,6 +104,7 @@ def _tick(
         [m for m in marks if m.query_key in planned], int(now.timestamp()), max_staleness(rules)
     )
     notifiers = default_plugins().notifiers(rules.notifiers)
+    prior = pipeline.alert_snapshot(store)  # what this tick resolves, once notified
     with delivering():
         delivery = pipeline.notify(
             store, [*findings, *watching], now, notifiers, progress.attempt, stop=stop
@@ -114,7 +115,7 @@ def _tick(
             pipeline.deliver_due(store, notifiers, now, progress.attempt, stop=stop)
     names = pipeline.display_names(store)
     outcome.gauges = gauges(findings, names)
-    alerts, silences = pipeline.report_alerts(store, [*findings, *watching], now)
+    alerts, silences = pipeline.report_alerts(store, [*findings, *watching], now, prior)
     body = to_json([*findings, *watching], alerts, now, names=names)
     body["silences"] = silences  # the active ones, listed even when there are none
     body["collect_problems"] = problems
