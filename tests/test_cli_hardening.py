@@ -214,6 +214,13 @@ STORES: list[tuple[str, int, str]] = [
     ("budgetguard.db", 2, "not a store URL"),
     ("mysql://u@localhost/budgets", 2, "unsupported database 'mysql'"),
     ("sqlite:////nonexistent-bg/dir/x.db", 2, "/nonexistent-bg/dir"),
+    ("postgresql+asyncpg://u:hunter2@127.0.0.1/x", 2, "unsupported driver 'postgresql+asyncpg'"),
+    ("postgresql://u:hunter2@127.0.0.1:99999/x", 2, "port 99999 is out of range"),
+    ("sqlite://", 2, "in-memory"),
+    ("sqlite:///", 2, "in-memory"),
+    ("sqlite:///:memory:", 2, "in-memory"),
+    ("sqlite:///spend.db?x=1", 2, "'x' are not accepted"),  # SQLAlchemy's warning, as the line
+    ("sqlite:///.", 2, "is a directory"),
     ("postgresql://postgres:hunter2@127.0.0.1:1/x", 3, "unavailable"),  # nothing listens
     ("sqlite:////proc/budgetguard.db", 3, "unavailable"),  # cannot be written
 ]
