@@ -100,7 +100,7 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
     if now is not None:
         overrides["now"] = now
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except (UnicodeDecodeError, OSError) as exc:
         raise fail(f".env: cannot read it: {_read_problem(exc)}", EXIT_INPUT) from None
     except SettingsInputError as exc:
@@ -112,6 +112,23 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
             for e in exc.errors()
         )
         raise fail(f"bad setting: {problems}", EXIT_INPUT) from None
+    check_store_url(settings.database_url, "--db" if db is not None else "BUDGETGUARD_DATABASE_URL")
+    return settings
+
+
+def check_store_url(url: str, where: str) -> None:
+    """Exit 2 when ``url`` cannot name a store, for every command, even one that never opens
+    it. A plain ``sqlite:///FILE`` passes without importing SQLAlchemy (a cold offline check
+    never does); opening the store says whether the file can be used."""
+    name = url.removeprefix("sqlite:///")
+    if name != url and name and name != ":memory:" and "?" not in name:
+        return
+    from budgetguard.store import StoreURLError, normalise_url
+
+    try:
+        normalise_url(url)
+    except StoreURLError as exc:
+        raise fail(f"{where}: {exc}", EXIT_INPUT) from None
 
 
 def _where(
