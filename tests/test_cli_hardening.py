@@ -493,6 +493,30 @@ def test_machine_readable_stdout_carries_only_the_report(
     assert all(line.startswith("::") for line in out.splitlines()), out
 
 
+def test_a_store_that_cannot_save_the_alert_state_is_exit_3_in_one_line(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    """A read-only store (SQLite's mode=ro: read-only even for root): `check --offline
+    --notify` must save the alert transitions, so it is exit 3 naming the store, never exit 1
+    with a report that looks like it worked; without --notify, check writes nothing and
+    reads it as any store."""
+    (cwd / "rules.yaml").write_text(RULES.replace("limit: 100", "limit: 0.01"))
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    code, _, err = bg(["collect"], capsys)
+    assert code == 0, err
+    read_only = f"sqlite:///file:{cwd / 'spend.db'}?mode=ro&uri=true"
+    code, out, err = bg(["check", "--offline", "--notify", "--db", read_only], capsys)
+    assert_one_line(code, err, 3, "cannot be written (the alert state and notifications not")
+    assert "readonly" in err[0] and str(cwd / "spend.db") in err[0] and out == ""
+    code, out, err = bg(["check", "--offline", "--db", read_only, "-f", "json"], capsys)
+    assert code == 1 and json.loads(out)["status"] == "critical", err
+
+
 def test_every_exit_3_says_in_one_line_what_is_unavailable(
     cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

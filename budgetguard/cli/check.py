@@ -26,6 +26,7 @@ from budgetguard.cli.context import (
     open_store,
     page_progress,
     refuse_future_now,
+    store_write_failed,
 )
 
 if TYPE_CHECKING:
@@ -281,7 +282,7 @@ def _evaluate(
         if notify and not isinstance(store, SQLiteReads):
             # the report on stdout is machine-readable: console alert lines go to stderr
             with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
-                _notify(store, rules, findings, now, settings.notify_retry_within)
+                _notify(store, rules, findings, now, settings)
         alerts, silences = offline.report_alerts(store, findings, now)
         return findings, alerts, silences, offline.display_names(store)
     finally:
@@ -289,13 +290,22 @@ def _evaluate(
 
 
 def _notify(
-    store: Store, rules: Rules, findings: list[Finding], now: datetime, within: float
+    store: Store, rules: Rules, findings: list[Finding], now: datetime, settings: Settings
 ) -> None:
+    """Save the alert transitions and deliver their notifications; exit 3 when the store
+    cannot save them (a read-only file, even offline: the alert state must persist)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from budgetguard import pipeline
     from budgetguard.notify.manager import default_plugins
 
     notifiers = default_plugins().notifiers(rules.notifiers)
-    result = pipeline.notify(store, findings, now, notifiers, within=within)
+    try:
+        result = pipeline.notify(
+            store, findings, now, notifiers, within=settings.notify_retry_within
+        )
+    except SQLAlchemyError as exc:
+        raise store_write_failed(settings, exc, "the alert state and notifications") from None
     say_delivery("notifications", result)
 
 

@@ -259,6 +259,17 @@ def open_store(settings: Settings) -> Store:
         ) from None
 
 
+def store_write_failed(settings: Settings, exc: Exception, what: str) -> CommandExit:
+    """Exit 3 for a store that failed to save ``what`` (read-only, full, gone): one line
+    that names the store, the password hidden."""
+    cause = getattr(exc, "orig", None) or exc
+    return fail(
+        f"the store at {_safe_url(settings.database_url)} cannot be written ({what} not "
+        f"saved): {one_line(cause)}",
+        EXIT_UNAVAILABLE,
+    )
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
