@@ -517,6 +517,36 @@ def test_a_store_that_cannot_save_the_alert_state_is_exit_3_in_one_line(
     assert code == 1 and json.loads(out)["status"] == "critical", err
 
 
+def test_alerts_show_their_figures_as_the_budgets_do(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    """An alert's spend and limit are its budget's, written alike: money rounded to the
+    micro-dollar, a limit of 1 as 1.0; token counts as integers."""
+    (cwd / "rules.yaml").write_text(
+        RULES.replace("limit: 100", "limit: 1")
+        + "  - {name: tok, metric: tokens, limit: 1000, window: 24h, notify: [stdout]}\n"
+    )
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    code, out, err = bg(["check", "-f", "json"], capsys)
+    assert code == 1, err
+    report = json.loads(out)
+    budgets = {b["name"]: b for b in report["budgets"]}
+    assert {a["budget"] for a in report["alerts"]} == {"day", "tok"}
+    for alert in report["alerts"]:
+        budget = budgets[alert["budget"]]
+        for figure in ("spend", "limit"):
+            assert alert[figure] == budget[figure]
+            assert type(alert[figure]) is type(budget[figure])
+    assert type(budgets["day"]["limit"]) is float and type(budgets["tok"]["limit"]) is int
+    assert all(f'"spend": {budgets["day"]["spend"]!r}' in line for line in out.splitlines()
+               if '"budget": "day"' in line)  # fmt: skip
+
+
 def test_every_exit_3_says_in_one_line_what_is_unavailable(
     cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
