@@ -547,6 +547,37 @@ def test_alerts_show_their_figures_as_the_budgets_do(
                if '"budget": "day"' in line)  # fmt: skip
 
 
+def test_a_future_now_is_named_where_it_came_from(
+    cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_NOW", "2199-01-01T00:00:00Z")
+    code, _, err = bg(["collect"], capsys)
+    assert_one_line(code, err, 2, "BUDGETGUARD_NOW 2199-01-01T00:00:00+00:00 is later than")
+    code, _, err = bg(["collect", "--now", "2198-01-01T00:00:00Z"], capsys)
+    assert_one_line(code, err, 2, "--now 2198-01-01T00:00:00+00:00 is later than")
+
+
+def test_unparsable_env_lines_are_one_budgetguard_line_each(cwd: Path) -> None:
+    """No python-dotenv log lines (timestamped, twice): one line per bad line, naming the
+    file and line and never its text."""
+    (cwd / ".env").write_text('FOO=1\nthis is not a NAME=value line\nSECRET="sk-unterminated\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETGUARD_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("budgetguard")), "validate"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"budgetguard: .env:{n}: warning: not a NAME=value statement, ignored" for n in (2, 3)
+    ]
+
+
 def test_every_exit_3_says_in_one_line_what_is_unavailable(
     cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,7 +112,8 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
             for e in exc.errors()
         )
         raise fail(f"bad setting: {problems}", EXIT_INPUT) from None
-    check_store_url(settings.database_url, "--db" if db is not None else "BUDGETGUARD_DATABASE_URL")
+    settings.given_by_flags({field: flags[field] for field in overrides})
+    check_store_url(settings.database_url, settings.source_name("database_url"))
     return settings
 
 
@@ -228,12 +229,13 @@ def parse_when(value: str, now: datetime, flag: str) -> datetime:
 
 
 def refuse_future_now(settings: Settings) -> None:
-    """Exit 2 when ``--now`` is later than the clock: bad input for every command that
-    collects (the future cannot be collected, and must never count as covered)."""
+    """Exit 2 when ``--now`` (or ``BUDGETGUARD_NOW``, named as such) is later than the clock:
+    bad input for every command that collects (the future cannot be collected, and must
+    never count as covered)."""
     if settings.now_ahead_of_clock():
         raise fail(
-            f"--now {settings.clock().isoformat()} is later than the clock: the future cannot "
-            "be collected (use --offline to evaluate what is stored)",
+            f"{settings.source_name('now')} {settings.clock().isoformat()} is later than the "
+            "clock: the future cannot be collected (use --offline to evaluate what is stored)",
             EXIT_INPUT,
         )
 
