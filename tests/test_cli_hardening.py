@@ -578,6 +578,25 @@ def test_unparsable_env_lines_are_one_budgetguard_line_each(cwd: Path) -> None:
     ]
 
 
+def test_collect_until_a_later_time_than_now_is_a_plain_collect(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    """It re-reads the partial buckets up to now as a plain collect does (it skipped them:
+    "0 requests")."""
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    said = []
+    for argv in (["collect"], ["collect"], ["collect", "--until", "2199-01-01"]):
+        code, out, err = bg(argv, capsys)
+        assert code == 0, err
+        said.append(re.sub(r", [\d.]+s$", "", out.strip()))  # without its duration
+    assert said[2] == said[1] and " 0 requests" not in said[2], said
+
+
 def test_every_exit_3_says_in_one_line_what_is_unavailable(
     cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,7 +59,14 @@ Since = Annotated[
     str | None,
     typer.Option("--since", help="Collect from this far back: a duration (30d) or a date."),
 ]
-Until = Annotated[str | None, typer.Option("--until", help="Collect up to this date or time.")]
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="Collect up to this date or time; a later one than now collects up to now, "
+        "as without --until.",
+    ),
+]
 
 
 @app.command()
@@ -74,7 +81,9 @@ def collect(
     """Sync usage and costs into the store, incrementally (a progress bar on a terminal)."""
     settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     start = None if since is None else parse_when(since, clock, "--since")
-    end = clock if until is None else parse_when(until, clock, "--until")
+    # an --until past now is no --until: what is not yet there cannot be collected, and the
+    # partial buckets up to now are read again as a plain collect reads them
+    end = clock if until is None else min(parse_when(until, clock, "--until"), clock)
     if start is not None and start >= end:
         raise fail("--since must be before --until (or now)", EXIT_INPUT)
     report = run_collect(settings, loaded, end, start)
