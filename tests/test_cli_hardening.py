@@ -597,6 +597,16 @@ def test_collect_until_a_later_time_than_now_is_a_plain_collect(
     assert said[2] == said[1] and " 0 requests" not in said[2], said
 
 
+def test_a_backtest_over_nothing_stored_is_exit_3_in_one_line(
+    cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every step would be unknown: data unavailable, not exit 0 with no_data lines."""
+    argv = ["backtest", "--offline", "--from", "2026-11-20", "--to", "2026-11-21"]
+    code, out, err = bg([*argv, "--now", NOW_ISO], capsys)
+    assert_one_line(code, err, 3, "nothing is stored from 2026-11-20T00:00:00Z to 2026-11-21")
+    assert out == "" and "budgetguard collect --since 2026-11-20" in err[0]
+
+
 def test_every_exit_3_says_in_one_line_what_is_unavailable(
     cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

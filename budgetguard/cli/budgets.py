@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +20,9 @@ from budgetguard.cli.context import (
     open_store,
     parse_when,
 )
+
+if TYPE_CHECKING:
+    from budgetguard.store import Store
 
 
 @app.command()
@@ -171,6 +175,12 @@ def backtest(
         collect_replayed(settings, loaded, min(last, clock), steps)
     store = open_store(settings)
     try:
+        if not _stored_within(store, first, last):  # every step would be unknown: exit 3
+            raise fail(
+                f"nothing is stored from {_iso(first)} to {_iso(last)} to replay: run "
+                f"`budgetguard collect --since {first.date().isoformat()}` first",
+                EXIT_UNAVAILABLE,
+            )
         loaded = pipeline.named_rules(store, loaded)  # match globs on names, as check does
         # what the budgets look at from the first instant replayed, up to the last
         since = needed_from(loaded, first)
@@ -203,6 +213,16 @@ def backtest(
         f"{last.isoformat()}: {fired} fired, {resolved} resolved",
         err=True,
     )
+
+
+def _stored_within(store: Store, first: datetime, last: datetime) -> bool:
+    """Whether any query's coverage reaches into ``[first, last)``."""
+    start, end = int(first.timestamp()), int(last.timestamp())
+    return any(s < end and e > start for spans in store.coverage().values() for s, e in spans)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 @app.command()
