@@ -222,6 +222,7 @@ STORES: list[tuple[str, int, str]] = [
     ("sqlite:///:memory:", 2, "in-memory"),
     ("sqlite:///spend.db?x=1", 2, "'x' are not accepted"),  # SQLAlchemy's warning, as the line
     ("sqlite:///.", 2, "is a directory"),
+    ("postgresql://u:hunter2@127.0.0.1/x?sslmod=require", 2, 'invalid connection option "sslmod"'),
     ("postgresql://postgres:hunter2@127.0.0.1:1/x", 3, "unavailable"),  # nothing listens
     ("sqlite:////proc/budgetguard.db", 3, "unavailable"),  # cannot be written
 ]

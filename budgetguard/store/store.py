@@ -69,7 +69,21 @@ def normalise_url(url: str) -> URL:
         raise StoreURLError(f"port {parsed.port} is out of range (1-65535)")
     if parsed.get_backend_name() == "sqlite":
         _sqlite_file_named(parsed)
+    elif parsed.query:
+        _libpq_options(parsed)
     return parsed
+
+
+def _libpq_options(url: URL) -> None:
+    """A PostgreSQL URL's query names only libpq connection options (psycopg passes them on;
+    a misspelt one would otherwise fail every connection as if the server were down)."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        make_conninfo("", **dict.fromkeys(url.query, "1"))  # the names; libpq checks values
+    except psycopg.Error as exc:
+        raise StoreURLError(f"its query: {exc}") from None
 
 
 def _sqlite_file_named(url: URL) -> None:
