@@ -33,6 +33,7 @@ __all__ = [
     "FOCUS_COLUMNS",
     "ExportError",
     "ExportRange",
+    "as_sent",
     "costs_query",
     "daily_table",
     "estimate_rows",
@@ -185,6 +186,21 @@ def _tags(rules: Rules, row: Mapping[str, Any]) -> str:
     return json.dumps(tags, sort_keys=True) if tags else ""
 
 
+#: the significant digits a binary double carries faithfully (C's DBL_DIG)
+_DOUBLE_DIGITS = 15
+
+
+def as_sent(value: Decimal) -> Decimal:
+    """An amount or quantity as the decimal its sender meant. The costs endpoint sends JSON
+    numbers: doubles, whose shortest text can carry the sender's float arithmetic
+    (``7.109999999999999`` for 7.11, ``2.4409171499999998``); a double holds 15 significant
+    digits faithfully, so a value is rounded to 15 (exactly, in Decimal) before it is summed
+    or written."""
+    if not value.is_finite() or not value:
+        return value
+    return value.quantize(Decimal(1).scaleb(value.adjusted() - _DOUBLE_DIGITS + 1))
+
+
 def _number(value: Decimal | None) -> str:
     if value is None:
         return ""
@@ -217,8 +233,10 @@ def focus_rows(
         day = int(row["day_start"])
         if str(row.get("currency") or "").lower() != "usd":
             raise ValueError(f"costs in {row.get('currency')!r} on {_iso(day)[:10]}: only USD")
-        amount = Decimal(str(row["amount"]))
-        quantity = None if row.get("quantity") in (None, "") else Decimal(str(row["quantity"]))
+        amount = as_sent(Decimal(str(row["amount"])))
+        quantity = (
+            None if row.get("quantity") in (None, "") else as_sent(Decimal(str(row["quantity"])))
+        )
         model, kind = row.get("model") or "", row.get("kind") or ""
         tier = "batch" if row.get("product") == "batch" else ""
         sku = f"{model}:{kind}" if model else str(row.get("line_item") or "").strip()
@@ -334,9 +352,9 @@ def daily_table(
     for row in rows:
         key = (int(row["day_start"]), row.get("project_id") or "", row.get("line_item") or "")
         entry = sums.setdefault(key, [Decimal(0), Decimal(0), row])
-        entry[0] += Decimal(str(row["amount"]))
+        entry[0] += as_sent(Decimal(str(row["amount"])))
         if row.get("quantity") not in (None, ""):
-            entry[1] += Decimal(str(row["quantity"]))
+            entry[1] += as_sent(Decimal(str(row["quantity"])))
     for (day, project, line_item), (amount, quantity, row) in sorted(sums.items()):
         yield {
             "day": _iso(day)[:10],

@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from budgetguard.evaluate.evaluator import SEVERITY_ORDER, Finding
+from budgetguard.json_numbers import json_number as _number
+from budgetguard.json_numbers import json_number_text as _number_text
 from budgetguard.notify.alert_text import group_text
 from budgetguard.notify.escape import (
     escape_annotation,
@@ -33,14 +35,6 @@ _ICON = {"ok": "✅", "warning": "⚠️", "critical": "🔴", "unknown": "❔"}
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def _number(value: Decimal | None, metric: str = "cost") -> float | int | None:
-    if value is None:
-        return None
-    if metric != "cost":
-        return int(value)
-    return float(round(value, 6))
 
 
 def overall_status(findings: Sequence[Finding]) -> str:
@@ -211,15 +205,6 @@ _STRINGS = {
     s: json.dumps(s)
     for s in ("ok", "warning", "critical", "unknown", "costs", "estimate", "mixed", "usage")
 }
-
-
-def _number_text(value: Decimal | None, metric: str) -> str:
-    """``json.dumps(_number(value, metric))``."""
-    if value is None:
-        return "null"
-    if metric != "cost":
-        return str(int(value))
-    return repr(float(round(value, 6)))
 
 
 def _names_shown(findings: Sequence[Finding], names: Mapping[str, str] | None) -> dict[str, str]:

@@ -18,13 +18,15 @@ asyncio), so this module is imported only when settings are built, never by ``--
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -90,11 +92,35 @@ def read_dotenv(path: str = ".env") -> dict[str, str]:
     import io
 
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     from budgetguard.small_file import read_small_text
 
-    text = io.StringIO(read_small_text(path, MAX_DOTENV_BYTES))
-    return {k: v for k, v in dotenv_values(stream=text).items() if v is not None}
+    text = read_small_text(path, MAX_DOTENV_BYTES)
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            _say_unparsable(path, binding.original.line)
+    logging.getLogger("dotenv.main").addFilter(_not_a_parse_warning)  # said above, once
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+#: (file, line) of the unparsable ``.env`` lines already said in this process
+_SAID: set[tuple[str, int]] = set()
+
+
+def _say_unparsable(path: str, line: int) -> None:
+    """One ``budgetguard:`` line per unparsable line of a ``.env`` (read more than once per
+    command), naming the file and line, never its text (it may hold a secret)."""
+    if (path, line) not in _SAID:
+        _SAID.add((path, line))
+        sys.stderr.write(
+            f"budgetguard: {path}:{line}: warning: not a NAME=value statement, ignored\n"
+        )
+
+
+def _not_a_parse_warning(record: logging.LogRecord) -> bool:
+    """python-dotenv's own warning for such a line (a timestamped log line, twice)."""
+    return not str(record.msg).startswith("python-dotenv could not parse")
 
 
 #: The largest ``.env`` read.
@@ -265,6 +291,18 @@ class Settings(BaseSettings):
         default=None,
         description="Where people reach run's HTTP port (approval links start with it).",
     )
+
+    #: field -> the command-line flag that set it (``given_by_flags``), for messages
+    _flags: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def given_by_flags(self, flags: Mapping[str, str]) -> Settings:
+        """Record which fields the command line set (field -> its flag); ``self``."""
+        self._flags = dict(flags)
+        return self
+
+    def source_name(self, field: str) -> str:
+        """Where a field's value came from, for a message: its flag, else its variable."""
+        return self._flags.get(field) or variable_name(field)
 
     @classmethod
     def settings_customise_sources(

@@ -118,6 +118,8 @@ ALL_COMMANDS = [
     ["validate"],
     *STORE_COMMANDS,
     ["notify-test", "stdout"],
+    ["schema"],  # they need no store, rules or clock, and still check the flags and settings
+    ["plugins"],
 ]
 
 BAD_NOW = ["soon", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1969-12-31T00:00:00Z"]
@@ -169,6 +171,7 @@ BAD_SETTINGS: list[tuple[str, str, str]] = [
     ("BUDGETGUARD_OPENAI_BASE_URL", "ftp://example.com/v1", "openai_base_url"),
     ("BUDGETGUARD_DATABASE_URL", "mysql://u@localhost/budgets", "mysql"),
     ("BUDGETGUARD_DATABASE_URL", "budgetguard.db", "not a store URL"),
+    ("BUDGETGUARD_DATABASE_URL", "sqlite://", "BUDGETGUARD_DATABASE_URL: an in-memory"),
 ]
 
 
@@ -201,8 +204,6 @@ def test_a_bad_setting_is_one_line_and_exit_2(
     argv: list[str], cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for variable, value, mentions in BAD_SETTINGS:
-        if "DATABASE_URL" in variable and argv[0] in ("validate", "notify-test"):
-            continue  # they never open the store
         monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
         with monkeypatch.context() as patch:
             patch.setenv(variable, value)
@@ -214,6 +215,14 @@ STORES: list[tuple[str, int, str]] = [
     ("budgetguard.db", 2, "not a store URL"),
     ("mysql://u@localhost/budgets", 2, "unsupported database 'mysql'"),
     ("sqlite:////nonexistent-bg/dir/x.db", 2, "/nonexistent-bg/dir"),
+    ("postgresql+asyncpg://u:hunter2@127.0.0.1/x", 2, "unsupported driver 'postgresql+asyncpg'"),
+    ("postgresql://u:hunter2@127.0.0.1:99999/x", 2, "port 99999 is out of range"),
+    ("sqlite://", 2, "in-memory"),
+    ("sqlite:///", 2, "in-memory"),
+    ("sqlite:///:memory:", 2, "in-memory"),
+    ("sqlite:///spend.db?x=1", 2, "'x' are not accepted"),  # SQLAlchemy's warning, as the line
+    ("sqlite:///.", 2, "is a directory"),
+    ("postgresql://u:hunter2@127.0.0.1/x?sslmod=require", 2, 'invalid connection option "sslmod"'),
     ("postgresql://postgres:hunter2@127.0.0.1:1/x", 3, "unavailable"),  # nothing listens
     ("sqlite:////proc/budgetguard.db", 3, "unavailable"),  # cannot be written
 ]
@@ -483,6 +492,120 @@ def test_machine_readable_stdout_carries_only_the_report(
     assert any(line.startswith("[budgetguard] CRITICAL day") for line in err), err
     code, out, err = bg(["check", "--notify", "-f", "github", "--expect", "1"], capsys)
     assert all(line.startswith("::") for line in out.splitlines()), out
+
+
+def test_a_store_that_cannot_save_the_alert_state_is_exit_3_in_one_line(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    """A read-only store (SQLite's mode=ro: read-only even for root): `check --offline
+    --notify` must save the alert transitions, so it is exit 3 naming the store, never exit 1
+    with a report that looks like it worked; without --notify, check writes nothing and
+    reads it as any store."""
+    (cwd / "rules.yaml").write_text(RULES.replace("limit: 100", "limit: 0.01"))
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    code, _, err = bg(["collect"], capsys)
+    assert code == 0, err
+    read_only = f"sqlite:///file:{cwd / 'spend.db'}?mode=ro&uri=true"
+    code, out, err = bg(["check", "--offline", "--notify", "--db", read_only], capsys)
+    assert_one_line(code, err, 3, "cannot be written (the alert state and notifications not")
+    assert "readonly" in err[0] and str(cwd / "spend.db") in err[0] and out == ""
+    code, out, err = bg(["check", "--offline", "--db", read_only, "-f", "json"], capsys)
+    assert code == 1 and json.loads(out)["status"] == "critical", err
+
+
+def test_alerts_show_their_figures_as_the_budgets_do(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    """An alert's spend and limit are its budget's, written alike: money rounded to the
+    micro-dollar, a limit of 1 as 1.0; token counts as integers."""
+    (cwd / "rules.yaml").write_text(
+        RULES.replace("limit: 100", "limit: 1")
+        + "  - {name: tok, metric: tokens, limit: 1000, window: 24h, notify: [stdout]}\n"
+    )
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    code, out, err = bg(["check", "-f", "json"], capsys)
+    assert code == 1, err
+    report = json.loads(out)
+    budgets = {b["name"]: b for b in report["budgets"]}
+    assert {a["budget"] for a in report["alerts"]} == {"day", "tok"}
+    for alert in report["alerts"]:
+        budget = budgets[alert["budget"]]
+        for figure in ("spend", "limit"):
+            assert alert[figure] == budget[figure]
+            assert type(alert[figure]) is type(budget[figure])
+    assert type(budgets["day"]["limit"]) is float and type(budgets["tok"]["limit"]) is int
+    assert all(f'"spend": {budgets["day"]["spend"]!r}' in line for line in out.splitlines()
+               if '"budget": "day"' in line)  # fmt: skip
+
+
+def test_a_future_now_is_named_where_it_came_from(
+    cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_NOW", "2199-01-01T00:00:00Z")
+    code, _, err = bg(["collect"], capsys)
+    assert_one_line(code, err, 2, "BUDGETGUARD_NOW 2199-01-01T00:00:00+00:00 is later than")
+    code, _, err = bg(["collect", "--now", "2198-01-01T00:00:00Z"], capsys)
+    assert_one_line(code, err, 2, "--now 2198-01-01T00:00:00+00:00 is later than")
+
+
+def test_unparsable_env_lines_are_one_budgetguard_line_each(cwd: Path) -> None:
+    """No python-dotenv log lines (timestamped, twice): one line per bad line, naming the
+    file and line and never its text."""
+    (cwd / ".env").write_text('FOO=1\nthis is not a NAME=value line\nSECRET="sk-unterminated\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETGUARD_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("budgetguard")), "validate"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"budgetguard: .env:{n}: warning: not a NAME=value statement, ignored" for n in (2, 3)
+    ]
+
+
+def test_collect_until_a_later_time_than_now_is_a_plain_collect(
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorServer,
+) -> None:
+    """It re-reads the partial buckets up to now as a plain collect does (it skipped them:
+    "0 requests")."""
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("BUDGETGUARD_OPENAI_BASE_URL", sim.base_url)
+    monkeypatch.setenv("BUDGETGUARD_NOW", NOW_ISO)
+    said = []
+    for argv in (["collect"], ["collect"], ["collect", "--until", "2199-01-01"]):
+        code, out, err = bg(argv, capsys)
+        assert code == 0, err
+        said.append(re.sub(r", [\d.]+s$", "", out.strip()))  # without its duration
+    assert said[2] == said[1] and " 0 requests" not in said[2], said
+
+
+def test_a_backtest_over_nothing_stored_is_exit_3_in_one_line(
+    cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every step would be unknown: data unavailable, not exit 0 with no_data lines."""
+    argv = ["backtest", "--offline", "--from", "2026-11-20", "--to", "2026-11-21"]
+    code, out, err = bg([*argv, "--now", NOW_ISO], capsys)
+    assert_one_line(code, err, 3, "nothing is stored from 2026-11-20T00:00:00Z to 2026-11-21")
+    assert out == "" and "budgetguard collect --since 2026-11-20" in err[0]
 
 
 def test_every_exit_3_says_in_one_line_what_is_unavailable(

@@ -25,6 +25,7 @@ from tests.conftest import ADMIN_KEY, NOW
 
 BUDGETGUARD = str(Path(sys.executable).with_name("budgetguard"))
 MONTH, SETTLED = 1793491200, 1795219200  # 2026-11-01 and 2026-11-21 (NOW is Nov 22, 10:17)
+WEEK = MONTH + 7 * 86400
 RULES = """\
 version: 1
 budgets:
@@ -225,3 +226,61 @@ def test_days_the_store_lacks_are_exit_3_never_a_short_file(world: dict[str, Any
     assert "costs of 24 day(s) from 2026-10-01 are not in the store" in done.stderr
     bad = run("export", "-f", "parquet", env=world["env"], cwd=world["tmp"])
     assert bad.returncode == 2 and "use focus or csv" in bad.stderr
+
+
+def test_amounts_are_the_decimals_sent_never_a_doubles_noise(world: dict[str, Any]) -> None:
+    """The costs endpoint sends doubles (7.109999999999999 for 7.11): every amount and
+    quantity written has at most the 15 significant digits a double carries, in CSV and
+    FOCUS, and the table still adds up to the endpoint's own sum to the cent."""
+    noisy = [
+        str(r["amount"]["value"])
+        for b in httpx.get(
+            f"{world['sim'].base_url}/organization/costs",
+            params={"start_time": MONTH, "end_time": WEEK, "limit": 31},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ).json()["data"]
+        for r in b["results"]
+    ]
+    assert any(len(Decimal(v).as_tuple().digits) > 15 for v in noisy)  # the noise is there
+    days = ("--from", "2026-11-01", "--to", "2026-11-08")
+    table = run("export", "-f", "csv", *days, env=world["env"], cwd=world["tmp"])
+    focus = run("export", "-f", "focus", *days, env=world["env"], cwd=world["tmp"])
+    assert table.returncode == 0 and focus.returncode == 0, table.stderr + focus.stderr
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    written = [r["amount_usd"] for r in rows] + [r["quantity"] for r in rows]
+    written += [
+        r[c]
+        for r in csv.DictReader(io.StringIO(focus.stdout))
+        for c in ("BilledCost", "EffectiveCost", "ConsumedQuantity")
+    ]
+    assert all(len(Decimal(v).as_tuple().digits) <= 15 for v in written if v)
+    assert not any(v.endswith("0") and "." in v for v in written)
+    total = sum((Decimal(r["amount_usd"]) for r in rows), Decimal(0))
+    assert total.quantize(Decimal("0.01")) == invoice(world["sim"], MONTH, WEEK).quantize(
+        Decimal("0.01")
+    )
+
+
+def test_an_empty_or_reversed_range_says_so_with_its_dates_in_order(
+    world: dict[str, Any],
+) -> None:
+    """A range the user reversed is exit 2 naming both ends; a default range with no settled
+    day (the first of a month) exports nothing and says so, its dates in order."""
+    reversed_ = run(
+        "export", "-f", "csv", "--from", "2026-11-06", "--to", "2026-11-05",
+        env=world["env"], cwd=world["tmp"],
+    )  # fmt: skip
+    assert reversed_.returncode == 2 and reversed_.stdout == ""
+    assert reversed_.stderr.strip().splitlines() == [
+        "budgetguard: --from 2026-11-06 --to 2026-11-05: the range ends before it starts "
+        "(--to is exclusive: the day after the last one)"
+    ]
+    first = run(
+        "export", "-f", "csv", "--now", "2026-11-01T10:00:00Z", env=world["env"], cwd=world["tmp"]
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.strip() == (
+        "nothing to export: no settled costs from 2026-11-01 to 2026-11-01 "
+        "(the last settled day is 2026-10-30); 1 day(s) not settled left out "
+        "(--include-estimates adds them, flagged)"
+    )

@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Literal
 
 from budgetguard.evaluate.evaluator import Finding
+from budgetguard.json_numbers import json_number
 from budgetguard.rules.model import BurnRatePair, NotifyEntry, Threshold, alert_identity
 from budgetguard.store.columns import StoredAlert
 
@@ -302,8 +302,8 @@ def active_alerts(findings: Iterable[Finding], keys: Mapping[str, str]) -> list[
                     "kind": CONTRACT_KIND.get(kind, kind),
                     "severity": severity,
                     "threshold": None if threshold is None else float(threshold.ratio),
-                    "spend": _number(finding.spend),
-                    "limit": _number(finding.limit),
+                    "spend": json_number(finding.spend, finding.budget.metric),
+                    "limit": json_number(finding.limit, finding.budget.metric),
                     "key": keys[identity],
                 }
             )
@@ -320,15 +320,9 @@ def resolved_alerts(resolved: Iterable[tuple[AlertEvent, str]]) -> list[dict[str
             "kind": event.contract_kind,
             "severity": event.severity,
             "threshold": None if event.threshold is None else float(event.threshold.ratio),
-            "spend": _number(event.finding.spend),
-            "limit": _number(event.finding.limit),
+            "spend": json_number(event.finding.spend, event.finding.budget.metric),
+            "limit": json_number(event.finding.limit, event.finding.budget.metric),
             "key": key,
         }
         for event, key in resolved
     ]
-
-
-def _number(value: Decimal | None) -> float | int | None:
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +20,9 @@ from budgetguard.cli.context import (
     open_store,
     parse_when,
 )
+
+if TYPE_CHECKING:
+    from budgetguard.store import Store
 
 
 @app.command()
@@ -59,7 +63,14 @@ Since = Annotated[
     str | None,
     typer.Option("--since", help="Collect from this far back: a duration (30d) or a date."),
 ]
-Until = Annotated[str | None, typer.Option("--until", help="Collect up to this date or time.")]
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="Collect up to this date or time; a later one than now collects up to now, "
+        "as without --until.",
+    ),
+]
 
 
 @app.command()
@@ -74,7 +85,9 @@ def collect(
     """Sync usage and costs into the store, incrementally (a progress bar on a terminal)."""
     settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     start = None if since is None else parse_when(since, clock, "--since")
-    end = clock if until is None else parse_when(until, clock, "--until")
+    # an --until past now is no --until: what is not yet there cannot be collected, and the
+    # partial buckets up to now are read again as a plain collect reads them
+    end = clock if until is None else min(parse_when(until, clock, "--until"), clock)
     if start is not None and start >= end:
         raise fail("--since must be before --until (or now)", EXIT_INPUT)
     report = run_collect(settings, loaded, end, start)
@@ -155,34 +168,22 @@ def backtest(
     (with --stats: how often each rule fires, and with --inject how fast runaways page)."""
     from budgetguard import pipeline
     from budgetguard.evaluate import group_label, needed_from
-    from budgetguard.rules.vocabulary import parse_duration
 
     settings, loaded, clock = command_context(rules, db, now, verbose, sends=False)
     first, last = parse_when(start, clock, "--from"), parse_when(end, clock, "--to")
-    try:
-        every = parse_duration(step)
-    except ValueError as exc:
-        raise fail(f"--step: {exc}", EXIT_INPUT) from None
-    except OverflowError:
-        raise fail(f"--step {step!r}: too large", EXIT_INPUT) from None
-    if first >= last:
-        raise fail("--from must be before --to", EXIT_INPUT)
-    multipliers: list[float] = []
-    if inject is not None:
-        from budgetguard.alerts.noise import parse_injections
-
-        try:
-            multipliers = parse_injections(inject)
-        except ValueError as exc:
-            raise fail(f"--inject: {exc}", EXIT_INPUT) from None
-        stats = True
-    if (last - first) / every > 20_000:
-        raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
-    steps = [first + every * n for n in range(int((last - first) / every) + 1)]
+    every, steps = _steps(first, last, step)
+    multipliers = _injections(inject)
+    stats = stats or inject is not None
     if not offline and settings.openai_admin_key is not None:
         collect_replayed(settings, loaded, min(last, clock), steps)
     store = open_store(settings)
     try:
+        if not _stored_within(store, first, last):  # every step would be unknown: exit 3
+            raise fail(
+                f"nothing is stored from {_iso(first)} to {_iso(last)} to replay: run "
+                f"`budgetguard collect --since {first.date().isoformat()}` first",
+                EXIT_UNAVAILABLE,
+            )
         loaded = pipeline.named_rules(store, loaded)  # match globs on names, as check does
         # what the budgets look at from the first instant replayed, up to the last
         since = needed_from(loaded, first)
@@ -222,6 +223,45 @@ def backtest(
         f"{last.isoformat()}: {fired} fired, {resolved} resolved",
         err=True,
     )
+
+
+def _steps(first: datetime, last: datetime, step: str) -> tuple[timedelta, list[datetime]]:
+    """The replayed instants from ``first`` to ``last``, every ``step`` (bad input: exit 2)."""
+    from budgetguard.rules.vocabulary import parse_duration
+
+    try:
+        every = parse_duration(step)
+    except ValueError as exc:
+        raise fail(f"--step: {exc}", EXIT_INPUT) from None
+    except OverflowError:
+        raise fail(f"--step {step!r}: too large", EXIT_INPUT) from None
+    if first >= last:
+        raise fail("--from must be before --to", EXIT_INPUT)
+    if (last - first) / every > 20_000:
+        raise fail("too many steps: use a larger --step or a shorter range", EXIT_INPUT)
+    return every, [first + every * n for n in range(int((last - first) / every) + 1)]
+
+
+def _injections(inject: str | None) -> list[float]:
+    """``--inject 2x,5x,10x`` as multipliers (bad input: exit 2)."""
+    if inject is None:
+        return []
+    from budgetguard.alerts.noise import parse_injections
+
+    try:
+        return parse_injections(inject)
+    except ValueError as exc:
+        raise fail(f"--inject: {exc}", EXIT_INPUT) from None
+
+
+def _stored_within(store: Store, first: datetime, last: datetime) -> bool:
+    """Whether any query's coverage reaches into ``[first, last)``."""
+    start, end = int(first.timestamp()), int(last.timestamp())
+    return any(s < end and e > start for spans in store.coverage().values() for s, e in spans)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 @app.command()

@@ -26,6 +26,7 @@ from budgetguard.cli.context import (
     open_store,
     page_progress,
     refuse_future_now,
+    store_write_failed,
 )
 
 if TYPE_CHECKING:
@@ -302,13 +303,20 @@ def _notify(
     online: bool,
 ) -> None:
     """The alerts, then the actions (``--notify`` is the cron form of ``run``'s tick: it
-    plans and moves actions the same way), then the delivery of what both queued."""
+    plans and moves actions the same way), then the delivery of what both queued; exit 3
+    when the store cannot save them (a read-only file, even offline: the state must persist)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from budgetguard import pipeline
     from budgetguard.notify.manager import default_plugins
 
     notifiers = default_plugins().notifiers(rules.notifiers)
     within = settings.notify_retry_within
-    say_delivery("notifications", pipeline.notify(store, findings, now, notifiers, within=within))
+    try:
+        result = pipeline.notify(store, findings, now, notifiers, within=within)
+    except SQLAlchemyError as exc:
+        raise store_write_failed(settings, exc, "the alert state and notifications") from None
+    say_delivery("notifications", result)
     if rules.actions or store.actions.all(("applied", "applying", "reverting")):
         ran, skipped = pipeline.act(settings, store, rules, findings, now, collect_month=online)
         for line in [*ran.moved, *ran.held, *skipped]:

@@ -100,7 +100,7 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
     if now is not None:
         overrides["now"] = now
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except (UnicodeDecodeError, OSError) as exc:
         raise fail(f".env: cannot read it: {_read_problem(exc)}", EXIT_INPUT) from None
     except SettingsInputError as exc:
@@ -112,6 +112,24 @@ def settings_from(rules: Path | None, db: str | None, now: str | None) -> Settin
             for e in exc.errors()
         )
         raise fail(f"bad setting: {problems}", EXIT_INPUT) from None
+    settings.given_by_flags({field: flags[field] for field in overrides})
+    check_store_url(settings.database_url, settings.source_name("database_url"))
+    return settings
+
+
+def check_store_url(url: str, where: str) -> None:
+    """Exit 2 when ``url`` cannot name a store, for every command, even one that never opens
+    it. A plain ``sqlite:///FILE`` passes without importing SQLAlchemy (a cold offline check
+    never does); opening the store says whether the file can be used."""
+    name = url.removeprefix("sqlite:///")
+    if name != url and name and name != ":memory:" and "?" not in name:
+        return
+    from budgetguard.store import StoreURLError, normalise_url
+
+    try:
+        normalise_url(url)
+    except StoreURLError as exc:
+        raise fail(f"{where}: {exc}", EXIT_INPUT) from None
 
 
 def _where(
@@ -211,12 +229,13 @@ def parse_when(value: str, now: datetime, flag: str) -> datetime:
 
 
 def refuse_future_now(settings: Settings) -> None:
-    """Exit 2 when ``--now`` is later than the clock: bad input for every command that
-    collects (the future cannot be collected, and must never count as covered)."""
+    """Exit 2 when ``--now`` (or ``BUDGETGUARD_NOW``, named as such) is later than the clock:
+    bad input for every command that collects (the future cannot be collected, and must
+    never count as covered)."""
     if settings.now_ahead_of_clock():
         raise fail(
-            f"--now {settings.clock().isoformat()} is later than the clock: the future cannot "
-            "be collected (use --offline to evaluate what is stored)",
+            f"{settings.source_name('now')} {settings.clock().isoformat()} is later than the "
+            "clock: the future cannot be collected (use --offline to evaluate what is stored)",
             EXIT_INPUT,
         )
 
@@ -240,6 +259,17 @@ def open_store(settings: Settings) -> Store:
             f"the store at {_safe_url(settings.database_url)} is unavailable: {one_line(cause)}",
             EXIT_UNAVAILABLE,
         ) from None
+
+
+def store_write_failed(settings: Settings, exc: Exception, what: str) -> CommandExit:
+    """Exit 3 for a store that failed to save ``what`` (read-only, full, gone): one line
+    that names the store, the password hidden."""
+    cause = getattr(exc, "orig", None) or exc
+    return fail(
+        f"the store at {_safe_url(settings.database_url)} cannot be written ({what} not "
+        f"saved): {one_line(cause)}",
+        EXIT_UNAVAILABLE,
+    )
 
 
 def _safe_url(url: str) -> str:

@@ -38,7 +38,12 @@ def export(
         str | None, typer.Option("--from", help="First UTC day [default: this month's first].")
     ] = None,
     end: Annotated[
-        str | None, typer.Option("--to", help="Day after the last one [default: now].")
+        str | None,
+        typer.Option(
+            "--to",
+            help="End, exclusive (as FOCUS's ChargePeriodEnd): the day after the last one "
+            "exported; --to 2026-12-01 ends with November 30 [default: through today].",
+        ),
     ] = None,
     include_estimates: Annotated[
         bool,
@@ -85,12 +90,23 @@ def _span(start: str | None, end: str | None, clock: datetime) -> ExportRange:
     month = int(clock.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
     first = _day(parse_when(start, clock, "--from")) if start else month
     last = _day(parse_when(end, clock, "--to"), up=True) if end else today + _DAY
+    if first >= last and end:
+        raise fail(
+            f"--from {_date(first)} --to {_date(last)}: the range ends before it starts "
+            "(--to is exclusive: the day after the last one)",
+            EXIT_INPUT,
+        )
     if first >= last:
-        raise fail("--from must be before --to", EXIT_INPUT)
+        raise fail(
+            f"--from {_date(first)}: later than today ({_date(today)}), where the range "
+            "ends without --to",
+            EXIT_INPUT,
+        )
     return ExportRange(first, last, today - _DAY)
 
 
 def _said(found: list[dict[str, str]], count: int, span: ExportRange, late: list[int]) -> str:
+    """What was exported, the dates in order; a range with no settled day says so."""
     billed = sum(
         (
             Decimal(r.get("BilledCost") or r.get("amount_usd") or 0)
@@ -101,6 +117,13 @@ def _said(found: list[dict[str, str]], count: int, span: ExportRange, late: list
     )
     first, end = span.start, min(span.end, span.settled_before)
     left = f"; {len(late)} day(s) not settled left out (--include-estimates adds them, flagged)"
+    if end <= first:
+        what = f"exported {count} rows of estimates" if count else "nothing to export"
+        return (
+            f"{what}: no settled costs from {_date(span.start)} to {_date(span.end - _DAY)} "
+            f"(the last settled day is {_date(span.settled_before - _DAY)})"
+            + (left if late else "")
+        )
     return (
         f"exported {count} rows, ${billed:,.2f} of settled costs, {_date(first)} to "
         f"{_date(end - _DAY)}" + (left if late else "")

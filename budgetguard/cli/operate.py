@@ -20,6 +20,7 @@ from budgetguard.cli.context import (
     page_progress,
     refuse_future_now,
     rules_env,
+    settings_from,
     setup_logging,
     usable_notifier,
 )
@@ -173,8 +174,10 @@ def notify_test(
 def schema(
     rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
 ) -> None:
-    """Print the JSON Schema of the rules file (for editors and CI linting)."""
+    """Print the JSON Schema of the rules file (for editors and CI linting). (--rules, --db,
+    --now: checked like every command's, not needed.)"""
     setup_logging(verbose)
+    settings_from(rules, db, now)
     import json
 
     from budgetguard.rules.schema import rules_json_schema
@@ -187,8 +190,10 @@ def plugins(
     rules: RulesPath = None, db: Database = None, now: Now = None, verbose: Verbose = False
 ) -> None:
     """List the notifier types of the installed plugins, where each comes from, and any
-    plugin that was left out (and why). (--rules, --db, --now: accepted, not needed.)"""
+    plugin that was left out (and why). (--rules, --db, --now: checked like every
+    command's, not needed.)"""
     setup_logging(verbose)
+    settings_from(rules, db, now)
     from rich.console import Console
     from rich.table import Table
 

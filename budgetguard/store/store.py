@@ -38,7 +38,9 @@ from budgetguard.store.schema import (
 
 __all__ = ["Store", "StoreURLError", "SyncMark", "normalise_url"]
 
-_DIALECTS = ("sqlite", "postgresql")
+#: the drivers budgetguard ships with (``pip install budgetguard-openai``): pysqlite and psycopg 3
+_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+_URL_EXAMPLES = "use sqlite:///path/to/budgetguard.db or postgresql://user@host:5432/dbname"
 
 
 class StoreURLError(ValueError):
@@ -46,24 +48,66 @@ class StoreURLError(ValueError):
 
 
 def normalise_url(url: str) -> URL:
-    """A SQLAlchemy URL; ``postgresql://`` uses psycopg 3. ``StoreURLError`` for a URL that
-    is not one, or names a database other than SQLite and PostgreSQL."""
+    """A SQLAlchemy URL; ``postgresql://`` uses psycopg 3. ``StoreURLError`` (whose text
+    never holds the URL, so never its password) for a URL that is not one, names a database
+    or driver other than SQLite's and psycopg's, a port out of range, a SQLite store in
+    memory (it would keep nothing), or query arguments the driver would ignore."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        raise StoreURLError(
-            "not a store URL: use sqlite:///path/to/budgetguard.db or "
-            "postgresql://user@host:5432/dbname"
-        ) from None
+        raise StoreURLError(f"not a store URL: {_URL_EXAMPLES}") from None
     if parsed.drivername == "postgres":
         parsed = parsed.set(drivername="postgresql")
-    if parsed.get_backend_name() not in _DIALECTS:
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise StoreURLError(
             f"unsupported database '{parsed.get_backend_name()}': use sqlite or postgresql"
         )
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in _DRIVERS:
+        raise StoreURLError(
+            f"unsupported driver '{parsed.drivername}': {_URL_EXAMPLES} (psycopg 3)"
+        )
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise StoreURLError(f"port {parsed.port} is out of range (1-65535)")
+    if parsed.get_backend_name() == "sqlite":
+        _sqlite_file_named(parsed)
+    elif parsed.query:
+        _libpq_options(parsed)
     return parsed
+
+
+def _libpq_options(url: URL) -> None:
+    """A PostgreSQL URL's query names only libpq connection options (psycopg passes them on;
+    a misspelt one would otherwise fail every connection as if the server were down)."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        make_conninfo("", **dict.fromkeys(url.query, "1"))  # the names; libpq checks values
+    except psycopg.Error as exc:
+        raise StoreURLError(f"its query: {exc}") from None
+
+
+def _sqlite_file_named(url: URL) -> None:
+    """A SQLite URL names a file, and only query arguments pysqlite takes (SQLAlchemy would
+    warn, on stderr, and ignore the rest)."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    if not url.database or url.database == ":memory:":
+        raise StoreURLError(
+            "an in-memory SQLite store keeps nothing between runs: name a file, "
+            "as in sqlite:///path/to/budgetguard.db"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SAWarning)
+        try:
+            url.get_dialect()().create_connect_args(url)
+        except (SAWarning, ValueError, TypeError) as exc:
+            text = str(exc).split(" (Background on this", 1)[0]
+            raise StoreURLError(f"its query: {text}") from None
 
 
 def _private_sqlite_file(url: URL) -> None:
@@ -72,6 +116,8 @@ def _private_sqlite_file(url: URL) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
+    if path.is_dir():
+        raise StoreURLError(f"{path} is a directory: name the SQLite store's file in it")
     if not path.parent.is_dir():  # never created: a typo must not grow a directory tree
         raise StoreURLError(
             f"the directory {path.parent} of the SQLite store does not exist (create it, "
