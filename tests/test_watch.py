@@ -99,7 +99,10 @@ def test_an_enforcing_limit_reached_and_drift_fire_then_resolve(world: dict[str,
     sim.api.controls.limits["proj_chatbot"] = int(spent * 100) + 100_000  # raised
     sim.api.controls.limits["proj_search"] = 90_000  # as the rules say
     status = run_tick(world)
-    assert status["alerts"] == []
+    assert {(a["budget"], a["kind"]) for a in status["alerts"]} == {
+        (SPEND_LIMIT, "resolved"),
+        ("openai:controls", "resolved"),
+    }  # this tick's resolutions, each with its key; nothing firing
     resolved = sorted(b["message"].split(":")[0] for b in world["receiver"].bodies)
     assert resolved == ["RESOLVED openai", "RESOLVED openai"]
 
