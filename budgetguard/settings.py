@@ -299,6 +299,12 @@ class Settings(BaseSettings):
         (the future cannot be collected, and must never be marked as covered)."""
         return self.now is not None and self.now > datetime.now(UTC)
 
+    def fixed_past(self, now: datetime) -> bool:
+        """``now`` is a fixed ``--now`` earlier than the wall clock (CI, backtests): a bound
+        that cuts its hour and its UTC day (``plan_queries(past=)``), where at the clock the
+        API's own current bucket ends."""
+        return self.now is not None and now <= self.now and now < datetime.now(UTC)
+
     def clock(self) -> datetime:
         """The instant to evaluate at: the fixed ``now`` when set, else the wall clock (UTC)."""
         return self.now if self.now is not None else datetime.now(UTC)

@@ -227,7 +227,7 @@ def digest(
 
     store = open_store(settings)
     try:
-        made = pipeline.make_digest(store, loaded, clock, period)
+        made = pipeline.make_digest(store, loaded, clock, period, past=settings.fixed_past(clock))
         Console(width=max(100, Console().width)).print(digest_panel(made))
         if send:
             notifiers = default_plugins().notifiers(loaded.notifiers)

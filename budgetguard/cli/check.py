@@ -277,7 +277,8 @@ def _evaluate(
     reads = None if notify else SQLiteReads.open(settings.database_url)
     store: Store | SQLiteReads = reads if reads is not None else open_store(settings)
     try:
-        findings = offline.evaluate_store(store, rules, now, expectations)
+        past = settings.fixed_past(now)
+        findings = offline.evaluate_store(store, rules, now, expectations, past=past)
         if notify and not isinstance(store, SQLiteReads):
             # the report on stdout is machine-readable: console alert lines go to stderr
             with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
