@@ -292,10 +292,10 @@ def deliver_due(
 def make_digest(
     store: Store, rules: Rules, now: datetime, period: str | None = None, *, past: bool = False
 ) -> Digest:
-    from budgetguard.digest import build_digest, digest_period
+    from budgetguard.digest import build_digest, digest_period, digest_rules
 
     chosen = digest_period(rules, period)
-    rules = named_rules(store, rules)
+    rules = named_rules(store, digest_rules(rules, chosen))
     data = spend_data(store, rules, now, past=past)
     findings = evaluate(rules, data, now, past=past)
     _, start, end = last_complete_period(chosen, now, rules.timezone)

@@ -315,3 +315,38 @@ def test_a_past_now_is_the_truth_on_a_fresh_store_and_leaves_the_store_true(
         assert_true(world, _run_json(world, tmp_path, db, rules, "--now", at))
         # at the clock: still true (but for today's costs, which lag the truth by hours)
         assert_true(world, _run_json(world, tmp_path, db, world.rules))
+
+
+@pytest.mark.parametrize("which", ["simulator", "notes-fake"])
+def test_a_kolkata_day_digest_is_the_truth_whatever_the_rules_period(
+    worlds: list[World], which: str, tmp_path: Path
+) -> None:
+    """``digest --period day`` on a fresh store, rules in Kolkata with no digest section (a
+    weekly digest, whose bounds need not be the day's): the last local day starts and ends
+    at 18:30 UTC, inside UTC costs days (the last one open). The collection reads the costs,
+    usage and minutes of the period asked, not the rules': the total is the truth to the
+    cent, never split by time."""
+    from zoneinfo import ZoneInfo
+
+    world = next(w for w in worlds if w.name == which)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(world.rules.replace("digest: {period: week}\n", ""))  # none: a week
+    done = subprocess.run(
+        [BUDGETGUARD, "digest", "-r", str(rules), "--period", "day"],
+        capture_output=True,
+        text=True,
+        env=_env(world, tmp_path / "day.db"),
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "by time" not in done.stdout, done.stdout
+    day = re.search(r"digest · (\d{4}-\d\d-\d\d)", done.stdout)
+    total = re.search(r"Total\s+\$([\d,]+\.\d\d)", done.stdout)
+    assert day and total, done.stdout
+    zone = ZoneInfo("Asia/Kolkata")
+    first = datetime.combine(datetime.fromisoformat(day.group(1)).date(), datetime.min.time())
+    lo = int(first.replace(tzinfo=zone).timestamp())
+    truth = float(world.truth(lo, lo + 86400, None))
+    assert abs(float(total.group(1).replace(",", "")) - truth) < 0.006, (total.group(1), truth)

@@ -217,8 +217,10 @@ def digest(
     names = loaded.digest.notify if loaded.digest else ()
     if send and not names:
         raise fail("--send: the rules have no digest.notify notifiers", EXIT_INPUT)
-    if not offline:
-        collect_new(settings, loaded, clock)
+    if not offline:  # what the digest of this period reads, whatever the rules' period
+        from budgetguard.digest import digest_rules
+
+        collect_new(settings, digest_rules(loaded, period), clock)
     from rich.console import Console
 
     from budgetguard import pipeline
