@@ -129,7 +129,8 @@ async def _through_day(
     straddle ``--now`` and are split by the day's usage (and whose cut buckets are read
     whole). Best effort, usage first: an API whose present is that ``--now`` (a simulator
     with a fixed clock) has nothing after it, and then its costs day ends there too, so the
-    costs are read on only when the usage was. Returns the requests made."""
+    costs are read on only when the usage was. Only holes: a steady series of checks at
+    --now instants asks nothing more once the day is held. Returns the requests made."""
     from budgetguard.collect import Collector
 
     stamp = int(end.timestamp())
@@ -142,7 +143,15 @@ async def _through_day(
         left = until - time.monotonic()
         if not part or left <= 0:
             break
-        collector = Collector(client, store, deadline=left, best_effort=True)
+        # only what is not held yet: the collection at --now re-read its tail already
+        collector = Collector(
+            client,
+            store,
+            deadline=left,
+            best_effort=True,
+            reread_costs=timedelta(0),
+            reread_usage=timedelta(0),
+        )
         report = await collector.collect(part, end, through=through)
         requests += report.requests
         if report.failed:

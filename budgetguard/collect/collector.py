@@ -169,7 +169,8 @@ class Collector:
 
     ``deadline`` bounds a whole collection (seconds); the client's clock is the real clock,
     which coverage never passes. ``best_effort``: a failed query leaves the store as it was
-    (its sync mark too).
+    (its sync mark too), and settled costs days are not read again (the collection proper
+    does that).
     """
 
     def __init__(
@@ -216,7 +217,8 @@ class Collector:
                 until, reread = min(end, -(-begins // _DAY) * _DAY), timedelta(0)
             covered = spans.get(query.key, [])
             ranges = fetch_ranges(query, covered, until, reread)
-            if query.endpoint == "costs":  # settled days read again, so a bad answer heals
+            if query.endpoint == "costs" and not self.best_effort:
+                # settled days read again, so a bad answer heals (by the collection proper)
                 ranges = merge_intervals([*ranges, *self._settled_days_due(query, until)])
             outcomes.append(QueryOutcome(query, ranges))
         return outcomes
