@@ -39,7 +39,14 @@ from budgetguard.notify.messages import (
 from budgetguard.rules.model import Budget, Rules
 from budgetguard.rules.periods import last_complete_period, local_days
 
-__all__ = ["BURNUP_TOP", "build_digest", "burnups", "digest_key", "digest_period"]
+__all__ = [
+    "BURNUP_TOP",
+    "build_digest",
+    "burnups",
+    "digest_key",
+    "digest_period",
+    "digest_rules",
+]
 
 #: How many budgets the digest draws a burn-up for (the highest percent of their limit).
 BURNUP_TOP = 3
@@ -53,6 +60,19 @@ _ORGANISATION = Budget(name="digest", cost_source="auto")
 def digest_period(rules: Rules, period: str | None = None) -> str:
     """``period`` if given, else the rules' ``digest.period``, else a week."""
     return period or (rules.digest.period if rules.digest else "week")
+
+
+def digest_rules(rules: Rules, period: str | None = None) -> Rules:
+    """``rules`` whose digest is of ``digest_period(rules, period)``: what the plan reads
+    for the digest (the usage and minutes that split its costs days at local midnights) is
+    of the period the digest is made for, also with no digest section or ``--period``."""
+    from budgetguard.rules.model import Digest as DigestRules
+
+    chosen = digest_period(rules, period)
+    current = rules.digest or DigestRules()
+    if current.period == chosen and rules.digest is not None:
+        return rules
+    return rules.model_copy(update={"digest": current.model_copy(update={"period": chosen})})
 
 
 _Rows = list[tuple[CostRow, Decimal]]

@@ -43,11 +43,13 @@ def spend_data(
     *,
     since: datetime | None = None,
     replayed: Sequence[datetime] = (),
+    past: bool = False,
 ) -> SpendData:
     """The plan's data, priced; only from ``since`` on when given (see ``needed_from``);
-    with the minutes of the hours each ``replayed`` instant cuts (a backtest's steps)."""
+    with the minutes of the hours each ``replayed`` instant cuts (a backtest's steps), and
+    of the hour a ``past`` ``now`` (a ``--now``) cuts."""
     start = None if since is None else int(since.timestamp())
-    plan = plan_queries(rules, now, replayed=replayed)
+    plan = plan_queries(rules, now, replayed=replayed, past=past)
     return SpendData.load(store, plan, Pricer(rules.pricing.models), start=start)
 
 
@@ -56,8 +58,10 @@ def evaluate_store(
     rules: Rules,
     now: datetime,
     expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
+    *,
+    past: bool = False,
 ) -> list[Finding]:
-    return evaluate_with_data(store, rules, now, expectations)[2]
+    return evaluate_with_data(store, rules, now, expectations, past=past)[2]
 
 
 def evaluate_with_data(
@@ -65,12 +69,16 @@ def evaluate_with_data(
     rules: Rules,
     now: datetime,
     expectations: Sequence[tuple[dict[str, str], Decimal]] = (),
+    *,
+    past: bool = False,
 ) -> tuple[Rules, SpendData, list[Finding]]:
     """``evaluate_store``, with the named rules and the data it evaluated (the status page
-    draws its series from the same data)."""
+    draws its series from the same data). ``past``: ``now`` is a ``--now`` earlier than
+    the clock, a bound that cuts its hour (``evaluate``)."""
     rules = named_rules(store, rules)
-    data = spend_data(store, rules, now, since=needed_from(rules, now))
-    return rules, data, evaluate(rules, data, now, named_expectations(store, expectations))
+    data = spend_data(store, rules, now, since=needed_from(rules, now), past=past)
+    expected = named_expectations(store, expectations)
+    return rules, data, evaluate(rules, data, now, expected, past=past)
 
 
 def named_expectations(

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from budgetguard.alerts import (
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from budgetguard.collect import CollectReport
     from budgetguard.progress import PageProgress
     from budgetguard.providers.openai import AdminClient
+    from budgetguard.rules.needs import PlannedQuery
     from budgetguard.settings import Settings
 
 log = logging.getLogger("budgetguard.pipeline")
@@ -102,9 +103,10 @@ def collect(
     splits by, and the hours of the days they reach back to."""
     from budgetguard.collect import Collector, widen
 
-    queries = plan_queries(rules, end, replayed=replayed)
+    past = settings.fixed_past(end) and not replayed
+    queries = plan_queries(rules, end, replayed=replayed, past=past)
     if since is not None and not replayed:
-        queries = widen(plan_queries(rules, end, since=since), queries)
+        queries = widen(plan_queries(rules, end, since=since, past=past), queries)
     deadline = settings.collect_deadline
 
     async def run() -> CollectReport:
@@ -114,6 +116,8 @@ def collect(
                 client, store, deadline=deadline, concurrency=settings.max_in_flight
             )
             report = await collector.collect(queries, end, progress=progress)
+            if past and not report.failed:
+                report.requests += await _through_day(client, store, queries, end, until)
             # a refused key or a dead API: the command's one line already says so
             if not report.auth_failed and not report.all_failed and not replayed:
                 # names are for people: a slow directory costs at most a quarter of it
@@ -122,6 +126,43 @@ def collect(
             return report
 
     return asyncio.run(run())
+
+
+async def _through_day(
+    client: AdminClient, store: Store, queries: Sequence[PlannedQuery], end: datetime, until: float
+) -> int:
+    """After a collection at a ``--now`` in the past: the rest of its UTC day, whose costs
+    straddle ``--now`` and are split by the day's usage (and whose cut buckets are read
+    whole). Best effort, usage first: an API whose present is that ``--now`` (a simulator
+    with a fixed clock) has nothing after it, and then its costs day ends there too, so the
+    costs are read on only when the usage was. Only holes: a steady series of checks at
+    --now instants asks nothing more once the day is held. Returns the requests made."""
+    from budgetguard.collect import Collector
+
+    stamp = int(end.timestamp())
+    through = datetime.fromtimestamp(stamp - stamp % 86400 + 86400, UTC)
+    requests = 0
+    for part in (
+        [q for q in queries if q.endpoint != "costs"],
+        [q for q in queries if q.endpoint == "costs"],
+    ):
+        left = until - time.monotonic()
+        if not part or left <= 0:
+            break
+        # only what is not held yet: the collection at --now re-read its tail already
+        collector = Collector(
+            client,
+            store,
+            deadline=left,
+            best_effort=True,
+            reread_costs=timedelta(0),
+            reread_usage=timedelta(0),
+        )
+        report = await collector.collect(part, end, through=through)
+        requests += report.requests
+        if report.failed:
+            break
+    return requests
 
 
 def _admin_client(settings: Settings) -> AdminClient:
@@ -265,13 +306,15 @@ def deliver_due(
     return deliver(store.alerts, notifiers, now, on_outcome, stop=stop)
 
 
-def make_digest(store: Store, rules: Rules, now: datetime, period: str | None = None) -> Digest:
-    from budgetguard.digest import build_digest, digest_period
+def make_digest(
+    store: Store, rules: Rules, now: datetime, period: str | None = None, *, past: bool = False
+) -> Digest:
+    from budgetguard.digest import build_digest, digest_period, digest_rules
 
     chosen = digest_period(rules, period)
-    rules = named_rules(store, rules)
-    data = spend_data(store, rules, now)
-    findings = evaluate(rules, data, now)
+    rules = named_rules(store, digest_rules(rules, chosen))
+    data = spend_data(store, rules, now, past=past)
+    findings = evaluate(rules, data, now, past=past)
     _, start, end = last_complete_period(chosen, now, rules.timezone)
     messages = store.alerts.outbox.messages_between(int(start.timestamp()), int(end.timestamp()))
     names = display_names(store)

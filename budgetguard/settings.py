@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: starts in the 2020s, and the Unix epoch is the store's origin.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+#: A ``--now`` more than this many seconds before the wall clock is in the past (a bound).
+PAST_AFTER = 3600
 
 
 def parse_instant(value: str | datetime) -> datetime:
@@ -363,6 +365,16 @@ class Settings(BaseSettings):
         """A fixed ``now`` later than the wall clock: bad input for anything that collects
         (the future cannot be collected, and must never be marked as covered)."""
         return self.now is not None and self.now > datetime.now(UTC)
+
+    def fixed_past(self, now: datetime) -> bool:
+        """``now`` is a fixed ``--now`` more than an hour before the wall clock (CI,
+        backtests): a bound that cuts its hour and its UTC day (``plan_queries(past=)``),
+        where at the clock the API's own current bucket ends. One under an hour back is
+        taken as the clock (a trial's frozen simulator just behind it; at most that hour's
+        share of a costs day over-counts, never under, as ``evaluate.attribution`` says)."""
+        if self.now is None or now > self.now:
+            return False
+        return now < datetime.now(UTC) - timedelta(seconds=PAST_AFTER)
 
     def clock(self) -> datetime:
         """The instant to evaluate at: the fixed ``now`` when set, else the wall clock (UTC)."""

@@ -190,3 +190,48 @@ def test_attribution_needs_its_usage_whole(tmp_path: Path) -> None:
         healed = cli(sim, rules, db, LATER, "check", "--format", "json")
         dalle = next(b for b in json.loads(healed.stdout)["budgets"] if b["name"] == "dalle")
         assert healed.exit_code == 0 and dalle["severity"] == "ok" and dalle["spend"] > 100
+
+
+def test_a_bucket_cut_at_a_past_now_is_covered_to_the_cut_and_read_whole_again(
+    tmp_path: Path,
+) -> None:
+    """A collection at a ``--now`` 20 h back on a complete store: the API cuts the hour
+    bucket at that instant, and the store keeps it so. Its coverage ends at the cut (the
+    rest of the hour is a hole, unknown, never a smaller figure), and the next collection
+    reads the hour whole again: the figure is the one before, to the digit."""
+    from budgetguard.evaluate.data import SpendData
+    from budgetguard.evaluate.evaluator import evaluate
+    from budgetguard.evaluate.pricing import Pricer
+
+    rules = load_rules_text(
+        "version: 1\nbudgets:\n  - {name: w36h, limit: 100000, window: 36h, "
+        "cost_source: estimate, match: {endpoint: completions}}\n"
+    )
+    past = (LATER - timedelta(hours=20)).replace(minute=17, second=31)
+    cut = int(past.timestamp())
+    org = Organisation.create(7, NOW, 4)
+    store = Store.open(f"sqlite:///{tmp_path / 'cut.db'}")
+
+    def figure() -> Any:
+        plan = plan_queries(rules, LATER)
+        data = SpendData.load(store, plan, Pricer(rules.pricing.models))
+        (found,) = evaluate(rules, data, LATER, clock=lambda: NOW)
+        return found
+
+    async def collect(at: datetime) -> None:
+        async with AdminClient(ADMIN_KEY, sim.base_url, clock=lambda: NOW) as client:
+            await Collector(client, store).collect(plan_queries(rules, at), at)
+
+    with SimulatorServer(SimulatedAPI(org, clock=lambda: NOW)) as sim:
+        asyncio.run(collect(LATER))
+        whole = figure()
+        assert whole.spend is not None and whole.spend > 0
+        asyncio.run(collect(past))  # the API's last bucket ends at 10:17:31 (cut)
+        (hourly,) = [k for k in store.coverage() if k.startswith("completions:1h")]
+        assert holes(store.coverage()[hourly], cut - 3600, NOW) == [(cut, cut - cut % 3600 + 3600)]
+        hole = figure()
+        assert hole.spend is None and hole.severity == "unknown", hole
+        assert "no data for" in (hole.note or "")
+        asyncio.run(collect(LATER))  # a plain collection reads the hour again, whole
+        assert figure().spend == whole.spend
+    store.close()

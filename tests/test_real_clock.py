@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -264,3 +264,89 @@ def test_the_digest_at_the_real_clock(worlds: list[World], which: str, tmp_path:
     assert "Traceback" not in done.stderr + done.stdout
     assert "by time" not in done.stdout, done.stdout
     assert "missing" not in done.stdout, done.stdout
+
+
+def _run_json(
+    world: World, tmp: Path, db: str, rules: str, *args: str, code: int = 0
+) -> dict[str, Any]:
+    path = tmp / f"{world.name}-past.yaml"
+    path.write_text(rules)
+    done = subprocess.run(
+        [BUDGETGUARD, "check", "-r", str(path), "--format", "json", "--fail-on", "never", *args],
+        capture_output=True,
+        text=True,
+        env=_env(world, tmp / db),
+        cwd=tmp,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == code, (world.name, args, done.stderr)
+    return dict(json.loads(done.stdout))
+
+
+def test_a_past_now_is_the_truth_on_a_fresh_store_and_leaves_the_store_true(
+    worlds: list[World], tmp_path: Path
+) -> None:
+    """``check --now`` two days back, inside an hour (a CI runner: a fresh store): the UTC
+    costs day that instant cuts holds spend after it, apportioned by the day's usage and the
+    cut hour's minutes, never counted whole; every figure the truth. On a store collected at
+    the clock, offline, the hour it cuts has no minutes: unknown, never split by time; a
+    collection at that instant fetches them, and leaves the store true at the clock."""
+    stamp = int(time.time()) - 2 * 86400
+    past = datetime.fromtimestamp(stamp - stamp % 3600 + 17 * 60, UTC)
+    at = past.isoformat().replace("+00:00", "Z")
+    for world in worlds:  # a UTC costs day both ends of a Kolkata day cut
+        rules = world.rules.replace(
+            "digest:",
+            "  - {name: day-costs, limit: 1000000, period: day, cost_source: costs}\ndigest:",
+        )
+        fresh = _run_json(world, tmp_path, f"{world.name}-fresh.db", rules, "--now", at)
+        assert _stamp(fresh["evaluated_at"]) == int(past.timestamp())
+        assert_true(world, fresh)
+        costs = next(b for b in fresh["budgets"] if b["name"] == "day-costs")
+        assert "apportioned by usage" in costs["data"]["note"], costs
+
+        db = f"{world.name}-clock.db"
+        _run_json(world, tmp_path, db, rules)  # collected at the clock (costs lag there)
+        offline = _run_json(world, tmp_path, db, rules, "--offline", "--now", at, code=3)
+        cut = [b for b in offline["budgets"] if b["severity"] == "unknown"]
+        assert cut and all("the hour --now cuts" in b["data"]["note"] for b in cut), offline
+        assert not any("by time" in (b["data"]["note"] or "") for b in offline["budgets"])
+        assert_true(world, _run_json(world, tmp_path, db, rules, "--now", at))
+        # at the clock: still true (but for today's costs, which lag the truth by hours)
+        assert_true(world, _run_json(world, tmp_path, db, world.rules))
+
+
+@pytest.mark.parametrize("which", ["simulator", "notes-fake"])
+def test_a_kolkata_day_digest_is_the_truth_whatever_the_rules_period(
+    worlds: list[World], which: str, tmp_path: Path
+) -> None:
+    """``digest --period day`` on a fresh store, rules in Kolkata with no digest section (a
+    weekly digest, whose bounds need not be the day's): the last local day starts and ends
+    at 18:30 UTC, inside UTC costs days (the last one open). The collection reads the costs,
+    usage and minutes of the period asked, not the rules': the total is the truth to the
+    cent, never split by time."""
+    from zoneinfo import ZoneInfo
+
+    world = next(w for w in worlds if w.name == which)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(world.rules.replace("digest: {period: week}\n", ""))  # none: a week
+    done = subprocess.run(
+        [BUDGETGUARD, "digest", "-r", str(rules), "--period", "day"],
+        capture_output=True,
+        text=True,
+        env=_env(world, tmp_path / "day.db"),
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "by time" not in done.stdout, done.stdout
+    day = re.search(r"digest · (\d{4}-\d\d-\d\d)", done.stdout)
+    total = re.search(r"Total\s+\$([\d,]+\.\d\d)", done.stdout)
+    assert day and total, done.stdout
+    zone = ZoneInfo("Asia/Kolkata")
+    first = datetime.combine(datetime.fromisoformat(day.group(1)).date(), datetime.min.time())
+    lo = int(first.replace(tzinfo=zone).timestamp())
+    truth = float(world.truth(lo, lo + 86400, None))
+    assert abs(float(total.group(1).replace(",", "")) - truth) < 0.006, (total.group(1), truth)

@@ -285,8 +285,10 @@ def digest(
     names = loaded.digest.notify if loaded.digest else ()
     if send and not names:
         raise fail("--send: the rules have no digest.notify notifiers", EXIT_INPUT)
-    if not offline:
-        collect_new(settings, loaded, clock)
+    if not offline:  # what the digest of this period reads, whatever the rules' period
+        from budgetguard.digest import digest_rules
+
+        collect_new(settings, digest_rules(loaded, period), clock)
     from rich.console import Console
 
     from budgetguard import pipeline
@@ -295,7 +297,7 @@ def digest(
 
     store = open_store(settings)
     try:
-        made = pipeline.make_digest(store, loaded, clock, period)
+        made = pipeline.make_digest(store, loaded, clock, period, past=settings.fixed_past(clock))
         Console(width=max(100, Console().width)).print(digest_panel(made))
         if send:
             notifiers = default_plugins().notifiers(loaded.notifiers)

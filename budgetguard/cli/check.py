@@ -282,7 +282,8 @@ def _evaluate(
     reads = None if notify else SQLiteReads.open(settings.database_url)
     store: Store | SQLiteReads = reads if reads is not None else open_store(settings)
     try:
-        findings = offline.evaluate_store(store, rules, now, expectations)
+        past = settings.fixed_past(now)
+        findings = offline.evaluate_store(store, rules, now, expectations, past=past)
         prior = offline.alert_snapshot(store)  # what this check resolves, once notified
         if notify and not isinstance(store, SQLiteReads):
             # the report on stdout is machine-readable: console alert lines go to stderr

@@ -170,6 +170,8 @@ class Collector:
     ``deadline`` bounds a whole collection (seconds); ``concurrency`` the queries in flight
     at once (the ``max_in_flight`` setting: a backfill's every query by default, each one
     page at a time); the client's clock is the real clock, which coverage never passes.
+    ``best_effort``: a failed query leaves the store as it was (its sync mark too), and
+    settled costs days are not read again (the collection proper does that).
     """
 
     def __init__(
@@ -181,6 +183,7 @@ class Collector:
         reread_usage: timedelta = REREAD_USAGE,
         concurrency: int = 24,
         deadline: float = COLLECT_DEADLINE,
+        best_effort: bool = False,
     ) -> None:
         self.client = client
         self.store = store
@@ -188,6 +191,8 @@ class Collector:
         self.reread_usage = reread_usage
         self.concurrency = concurrency
         self.deadline = deadline
+        #: a failure is reported, never recorded in the sync marks (what is stored stands)
+        self.best_effort = best_effort
         self._writes: set[asyncio.Future[None]] = set()
 
     async def _write(self, fn: Callable[..., None], *args: Any) -> None:
@@ -213,7 +218,8 @@ class Collector:
                 until, reread = min(end, -(-begins // _DAY) * _DAY), timedelta(0)
             covered = spans.get(query.key, [])
             ranges = fetch_ranges(query, covered, until, reread)
-            if query.endpoint == "costs":  # settled days read again, so a bad answer heals
+            if query.endpoint == "costs" and not self.best_effort:
+                # settled days read again, so a bad answer heals (by the collection proper)
                 ranges = merge_intervals([*ranges, *self._settled_days_due(query, until)])
             outcomes.append(QueryOutcome(query, ranges))
         return outcomes
@@ -240,11 +246,20 @@ class Collector:
                 self.store.clear_failure(outcome.query.key, at)
 
     async def collect(
-        self, queries: Sequence[PlannedQuery], now: datetime, *, progress: Progress | None = None
+        self,
+        queries: Sequence[PlannedQuery],
+        now: datetime,
+        *,
+        progress: Progress | None = None,
+        through: datetime | None = None,
     ) -> CollectReport:
+        """Fetch ``queries`` up to ``now``, or on to ``through`` (a ``now`` in the past: the
+        rest of the UTC day it cuts, whose costs are split by its usage; whole buckets, so
+        none is stored cut at ``now`` as if whole); never past the client's clock."""
         started = time.monotonic()
         requests_before = self.client.stats.requests
-        end = min(int(now.timestamp()), int(self.client.clock()))  # never past the clock
+        upto = now if through is None else max(now, through)
+        end = min(int(upto.timestamp()), int(self.client.clock()))  # never past the clock
         outcomes = self.plan_ranges(queries, end)
         self._settle_idle(outcomes, int(self.client.clock()))
         gate = asyncio.Semaphore(self.concurrency)
@@ -292,7 +307,7 @@ class Collector:
                     f"({self.deadline:g}s)" + (f"; last failure: {last}" if last else ""),
                     endpoint=query.endpoint,
                 )
-            if not outcome.done:
+            if not outcome.done and not self.best_effort:
                 self.store.mark_failure(
                     query.key,
                     query.endpoint,
@@ -336,6 +351,9 @@ class Collector:
                             progress(query.key, done, max(expected, done))
             except AdminAPIError as exc:
                 outcome.error = exc
+                if self.best_effort:
+                    outcome.done = True
+                    return
                 await self._write(
                     self.store.mark_failure,
                     query.key,

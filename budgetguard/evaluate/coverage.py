@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from budgetguard.evaluate.data import SpendData
+from budgetguard.rules.needs import GAUGES
 from budgetguard.store.spans import holes
 
-__all__ = ["coverage_problem"]
+__all__ = ["coverage_problem", "end_cut_problem"]
 
 _DAY = 86400
 
@@ -68,4 +69,27 @@ def coverage_problem(
                 return (
                     f"{source}: no data for {_iso(a)} to {_iso(b)}{more}; the next collect fills it"
                 )
+    return None
+
+
+def end_cut_problem(data: SpendData, sources: Iterable[str], end: int) -> str | None:
+    """None unless ``end`` (a ``--now`` in the past) cuts an hour whose stored usage runs
+    past it and whose minutes are not stored: that hour would be split by time, and traffic
+    is bursty inside the hour, so the figure is unknown (a collection at that ``--now``
+    fetches the minutes). Costs are split by every endpoint's usage (their days straddle
+    ``end``); a gauge accrues by time, exactly."""
+    if not end % 3600:
+        return None
+    wanted = set(sources)
+    endpoints = data.endpoints() if "costs" in wanted else sorted(wanted - {"costs"})
+    hour = end - end % 3600
+    for endpoint in endpoints:
+        if endpoint in GAUGES or data.latest(endpoint) <= end:
+            continue  # its data ends at ``end``: the API cut the bucket there
+        if not data.minutes_hold(endpoint, hour, min(hour + 3600, data.latest(endpoint))):
+            return (
+                f"{endpoint}: no minutes stored for {_iso(hour)} to {_iso(hour + 3600)}, "
+                "the hour --now cuts (its usage runs past --now); collect at this --now "
+                "fetches them"
+            )
     return None

@@ -249,6 +249,11 @@ class SpendData:
         hi = min(end, self.latest(series.query.endpoint))
         return bool(spans) and lo < hi and not holes(spans, lo, hi)
 
+    def minutes_hold(self, endpoint: str, start: int, end: int) -> bool:
+        """The minute series of ``endpoint`` covers ``[start, end)``."""
+        minutes = self._by_endpoint.get(endpoint, {}).get("1m")
+        return minutes is not None and self.holds(minutes, start, end)
+
     def usage_parts(self, endpoint: str, start: int, end: int) -> list[tuple[_Series, int, int]]:
         """The series and sub-ranges that hold ``endpoint``'s buckets starting in
         ``[start, end)``: the finest that covers it, else days then hours."""

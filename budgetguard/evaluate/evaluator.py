@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from budgetguard.evaluate.burn_rate import BurnRate, BurnRates, runs_out_at
 from budgetguard.evaluate.consistency import mismatches
-from budgetguard.evaluate.coverage import coverage_problem
+from budgetguard.evaluate.coverage import coverage_problem, end_cut_problem
 from budgetguard.evaluate.data import SpendData
 from budgetguard.evaluate.seasonal import SeasonalAnomaly
 from budgetguard.evaluate.spend import Spend, collect_spend, total_of
@@ -77,15 +77,18 @@ def evaluate(
     expect: Iterable[tuple[dict[str, str], Decimal]] = (),
     *,
     clock: Callable[[], float] = time.time,
+    past: bool = False,
 ) -> list[Finding]:
     """Every enabled budget (and group) at ``now``; ``expect`` adds planned spend. A window
-    that reaches past ``clock`` (the wall clock) is unknown: nothing is stored for it."""
+    that reaches past ``clock`` (the wall clock) is unknown: nothing is stored for it. A
+    ``past`` ``now`` (a ``--now``, not a replay) cuts its hour: split by its minutes, else
+    unknown, never by time."""
     expectations = list(expect)
     findings: list[Finding] = []
     wall = int(clock())
     for budget in rules.budgets:
         if budget.enabled:
-            findings.extend(_evaluate_budget(rules, budget, data, now, expectations, wall))
+            findings.extend(_evaluate_budget(rules, budget, data, now, expectations, wall, past))
     return findings
 
 
@@ -149,6 +152,7 @@ def _evaluate_budget(
     now: datetime,
     expectations: list[tuple[dict[str, str], Decimal]],
     clock: int,
+    past: bool = False,
 ) -> list[Finding]:
     window = budget_window(budget, now, rules.timezone)
     start, end = int(window.start.timestamp()), int(now.timestamp())
@@ -166,6 +170,7 @@ def _evaluate_budget(
         coverage_problem(data, sources, needed, end, stale_after, clock)
         or data.status(sources, needed, end, stale_after)
         or coverage_problem(data, sources, needed, end, stale_after)
+        or (end_cut_problem(data, sources, end) if past else None)
         or _names_unmatched(budget, data)
     )
     if problem is not None:

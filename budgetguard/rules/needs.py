@@ -16,6 +16,10 @@
   never evenly, because real traffic is bursty inside the hour. Those hours are few and
   scattered, so the minute query names them (``PlannedQuery.spans``): one span per UTC day,
   from its first cut hour to its last, which one request of up to 1440 buckets fetches.
+- A ``now`` in the past (a ``--now``: CI, backtests) is a bound like a window's start: the
+  hour it cuts is split by its minutes and the UTC costs day it cuts by its usage (the
+  collector fetches on to that day's end). At the real clock the API itself cuts the current
+  bucket at the request: nothing more is fetched.
 """
 
 from __future__ import annotations
@@ -316,10 +320,12 @@ def plan_queries(
     since: datetime | None = None,
     budgets: Iterable[Budget] | None = None,
     replayed: Iterable[datetime] = (),
+    past: bool = False,
 ) -> list[PlannedQuery]:
     """The queries that keep the store ready to evaluate ``rules`` at ``now`` (and at each
-    ``replayed`` instant of a backtest, whose minutes the hours they cut need too)."""
-    needs = _Needs(now, [now, *replayed])
+    ``replayed`` instant of a backtest, whose minutes the hours they cut need too). A
+    ``past`` ``now`` (earlier than the clock: a ``--now``) cuts its hour and day the same."""
+    needs = _Needs(now, [now, *replayed, *([now] if past else [])])
     for budget in rules.budgets if budgets is None else budgets:
         if budget.enabled:
             needs.budget(budget, rules.timezone)

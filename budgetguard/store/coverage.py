@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from budgetguard.store.schema import coverage_intervals as coverage
 from budgetguard.store.schema import sync_marks
-from budgetguard.store.spans import Interval, holes, merge
+from budgetguard.store.spans import Interval, cut_out, holes, merge
 
 __all__ = ["Interval", "add", "holes", "intervals", "load_all", "merge", "seed_from_marks"]
 
@@ -43,12 +43,23 @@ def load_all(engine: Engine) -> dict[str, list[Interval]]:
 
 
 def add(
-    conn: Connection, query_key: str, start: int, end: int, clock: float | None = None
+    conn: Connection,
+    query_key: str,
+    start: int,
+    end: int,
+    clock: float | None = None,
+    *,
+    width: int | None = None,
 ) -> list[Interval]:
     """Record ``[start, end)`` as held (capped at the real clock); returns the new intervals.
-    Runs in the caller's transaction, beside the rows it covers."""
+    Runs in the caller's transaction, beside the rows it covers. With the bucket ``width``
+    of usage: a range that ends inside a bucket replaced that bucket by the API's cut one,
+    so the rest of the bucket is no longer held, whatever an earlier collection covered
+    (the next collection reads the bucket again, whole)."""
     end = min(end, int(time.time() if clock is None else clock))
     spans = merge([*intervals(conn, query_key), (start, end)])
+    if width is not None and end % width:
+        spans = cut_out(spans, end, end - end % width + width)
     conn.execute(delete(coverage).where(coverage.c.query_key == query_key))
     if spans:
         conn.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["Interval", "holes", "merge"]
+__all__ = ["Interval", "cut_out", "holes", "merge"]
 
 Interval = tuple[int, int]
 
@@ -37,3 +37,11 @@ def holes(spans: Sequence[Interval], start: int, end: int) -> list[Interval]:
     if at < end:
         missing.append((at, end))
     return missing
+
+
+def cut_out(spans: list[Interval], lo: int, hi: int) -> list[Interval]:
+    """``spans`` without ``[lo, hi)``."""
+    out: list[Interval] = []
+    for a, b in spans:
+        out += [(x, y) for x, y in ((a, min(b, lo)), (max(a, hi), b)) if x < y]
+    return out

@@ -228,14 +228,17 @@ class Store:
         else:
             conn.execute(sync_marks.update().where(sync_marks.c.query_key == key).values(**values))
 
-    def _covered(self, conn: Connection, key: str, start: int, end: int, at: int) -> dict[str, int]:
+    def _covered(
+        self, conn: Connection, key: str, start: int, end: int, at: int, width: int | None = None
+    ) -> dict[str, int]:
         """Add ``[start, end)`` to the query's coverage intervals (capped at ``at``, the real
-        time of the fetch); the mark keeps their hull."""
+        time of the fetch; a usage bucket of ``width`` cut at ``end`` ends them there); the
+        mark keeps their hull."""
         # the mark's row lock serialises two writers of one query (replicas, on PostgreSQL)
         conn.execute(
             select(sync_marks.c.query_key).where(sync_marks.c.query_key == key).with_for_update()
         )
-        spans = coverage.add(conn, key, start, end, at)
+        spans = coverage.add(conn, key, start, end, at, width=width)
         if not spans:
             return {}
         return {"covered_start": spans[0][0], "covered_end": spans[-1][1]}
@@ -320,7 +323,9 @@ class Store:
                 .with_for_update()
             )
             rollups.replace(conn, query_key, endpoint, bucket_width, start, end, blocks)
-            self._succeeded(conn, query_key, endpoint, bucket_width, start, end, fetched_at)
+            self._succeeded(
+                conn, query_key, endpoint, bucket_width, start, end, fetched_at, cut=True
+            )
 
     def replace_costs(
         self,
@@ -404,14 +409,19 @@ class Store:
         start: int,
         end: int,
         fetched_at: int,
+        *,
+        cut: bool = False,
     ) -> None:
+        """Move the mark and cover ``[start, end)``; ``cut``: usage, whose last bucket the
+        API cuts at ``end`` (its coverage ends there)."""
+        width = bucket_width if cut else None
         self._upsert_mark(
             conn,
             query_key,
             {
                 "endpoint": endpoint,
                 "bucket_width": bucket_width,
-                **self._covered(conn, query_key, start, end, fetched_at),
+                **self._covered(conn, query_key, start, end, fetched_at, width),
                 "last_attempt_at": fetched_at,
                 "last_success_at": fetched_at,
                 "last_error": None,
