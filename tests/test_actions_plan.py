@@ -377,3 +377,14 @@ def test_a_firing_burn_rate_pair_names_an_action_as_a_threshold_does() -> None:
     assert planned.action_name == "freeze" and planned.params == {"cents": 4500}
     (refused,) = errors(text.replace("action: freeze}", "action: freez}"))
     assert refused.startswith("12:59: unknown action 'freez'")
+
+
+def test_the_locks_and_switches_are_booleans_never_text_that_reads_as_one() -> None:
+    """YAML 1.2: ``on``, ``yes``, ``1`` are not ``true``; a safety lock is never opened by
+    a word that reads as one (the same for every switch of the rules)."""
+    for word in ("on", "yes", "1", '"true"'):
+        text = BASE.replace("approval: auto, enforce: true}", f"approval: auto, enforce: {word}}}")
+        assert any("enforce: expected true or false" in e for e in errors(text)), word
+    refused = errors(BASE + "    forecast: yes\ncontrols:\n  watch: 'off'\n")
+    assert any("forecast: expected true or false" in e for e in refused)
+    assert any("watch: expected true or false" in e for e in refused)

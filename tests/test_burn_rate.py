@@ -204,6 +204,9 @@ def test_a_runaway_fires_the_short_pairs_and_says_when_the_budget_runs_out(
     assert _finding(findings, "org-off").burn == ()
     kinds = [(k, t.key if t else None, h) for k, t, h, _ in conditions(org)]
     assert ("burn_rate", "1h/15m", True) in kinds
+    # a firing critical pair is the budget's severity (the report's status, check's exit)
+    assert org.severity == "critical" and not org.crossed
+    assert _finding(findings, "org-off").severity == "ok"
     # the same traffic a day earlier: quiet, every pair known and none holds
     quiet = evaluate(rules, data, END - timedelta(days=1))
     assert not any(b.holds for b in _finding(quiet, "org").burn)

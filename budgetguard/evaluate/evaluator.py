@@ -236,7 +236,11 @@ def _evaluate_budget(
         burn = burn_rates.of(key, total)
         reach = runs_out_at(total, limit, _pace(forecaster, window, total, forecast), now)
         anomaly, baseline = anomalies.of(key)
-        severity = max((t.severity for t in crossed), key=SEVERITY_ORDER.__getitem__, default="ok")
+        severity = max(  # a firing burn-rate pair is as loud as a crossed threshold
+            [*(t.severity for t in crossed), *(b.pair.severity for b in burn if b.holds)],
+            key=SEVERITY_ORDER.__getitem__,
+            default="ok",
+        )
         if (anomaly or mismatch) and severity == "ok":  # costs that do not add up are not ok
             severity = "warning"
         findings.append(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from budgetguard.rules.vocabulary import DURATION_PATTERN, parse_duration
 
@@ -94,10 +94,10 @@ class Action(_Frozen):
     project: _Glob | None = None
     key: _Glob | None = None
     approval: Literal["manual", "auto"] = "manual"
-    enforce: bool = False
+    enforce: StrictBool = False
     revert: Literal["period_end", "manual"] | Revert = "period_end"
     protect: _Globs = ()
-    irreversible: bool = False
+    irreversible: StrictBool = False
 
     @property
     def revert_after(self) -> Any:

@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
 )
 
@@ -86,11 +87,11 @@ class ModelPermissionsSpec(_Frozen):
 class HostedToolsSpec(_Frozen):
     """The hosted tools a project may use; a tool left out is not managed."""
 
-    file_search: bool | None = None
-    web_search: bool | None = None
-    image_generation: bool | None = None
-    mcp: bool | None = None
-    code_interpreter: bool | None = None
+    file_search: StrictBool | None = None
+    web_search: StrictBool | None = None
+    image_generation: StrictBool | None = None
+    mcp: StrictBool | None = None
+    code_interpreter: StrictBool | None = None
 
     def managed(self) -> dict[str, bool]:
         return {name: on for name, on in self if on is not None}
@@ -118,7 +119,7 @@ class Controls(_Frozen):
     enforcing while the month's spend is at or past it, to ``notify`` (default: the
     defaults' notifiers)."""
 
-    watch: bool = True
+    watch: StrictBool = True
     notify: Annotated[tuple[str, ...], BeforeValidator(_listed)] | None = None
     organization: OrganisationControls | None = None
     projects: Annotated[

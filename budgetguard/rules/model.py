@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
 )
 
@@ -176,7 +177,7 @@ class RawThreshold(_Frozen):
     severity: Severity | None = None
     notify: Routes | None = None
     #: fire on the projected end-of-period spend (at any percent), not only on spend so far
-    forecast: bool = False
+    forecast: StrictBool = False
     action: Name | None = None
 
 
@@ -194,7 +195,7 @@ class Threshold(_Frozen):
     ratio: Decimal
     severity: Severity
     notify: tuple[str | NotifyEntry, ...] | None = None
-    forecast: bool = False
+    forecast: StrictBool = False
     #: the name of a top-level action to take when the threshold is crossed
     action: str | None = None
 
@@ -255,7 +256,7 @@ class Anomaly(_Frozen):
 
     window: Duration
     baseline: Duration | None = None
-    seasonal: bool = False
+    seasonal: StrictBool = False
     factor: Annotated[Decimal, Field(gt=1, le=Decimal(1_000_000), allow_inf_nan=False)]
     min: Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] = Decimal(0)
 
@@ -301,7 +302,7 @@ class RawBudget(_Frozen):
     window: Duration | None = None
     period: Period | None = None
     thresholds: tuple[Any, ...] | None = None
-    forecast: bool = False
+    forecast: StrictBool = False
     anomaly: Anomaly | None = None
     repeat: Duration | None = None
     notify: Routes | None = None
@@ -309,7 +310,7 @@ class RawBudget(_Frozen):
     max_staleness: Duration | None = None
     mismatch_factor: MismatchFactor | None = None
     burn_rate: BurnRateInput | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class ModelPrice(_Frozen):
@@ -389,7 +390,7 @@ class Budget(_Frozen):
     window: Duration | None = None
     period: Period | None = None
     thresholds: tuple[Threshold, ...] = ()
-    forecast: bool = False
+    forecast: StrictBool = False
     anomaly: Anomaly | None = None
     repeat: Duration | None = None
     notify: tuple[str | NotifyEntry, ...] = ()
@@ -398,7 +399,7 @@ class Budget(_Frozen):
     mismatch_factor: Decimal = Decimal(3)
     #: the burn-rate pairs, ``default`` resolved for the budget's period or window
     burn_rate: tuple[BurnRatePair, ...] = ()
-    enabled: bool = True
+    enabled: StrictBool = True
     #: set by ``Rules.with_names`` only (never in a rules file)
     names: NameMatches | None = None
 
