@@ -214,6 +214,10 @@ def test_a_manual_action_waits_for_approve(tmp_path: Path, sim: SimulatorServer)
     assert code == 2 and "the kill switch is on" in err
     assert here(folder, sim, "actions", "on")[0] == 0
     assert states(folder, sim) == ["pending_approval"] and sim.api.controls.writes == 0
+    # its period over, an approval would write a stale limit: refused, nothing written
+    code, _, err = cli(folder, sim, "actions", "approve", "1", now=NEXT_DAY)
+    assert code == 2 and "planned for a period that ended" in err
+    assert sim.api.controls.writes == 0
     code, out, err = cli(folder, sim, "actions", "approve", "1")
     assert code == 0, err
     assert out.splitlines()[-1] == "action 1: applied" and limit(sim) is not None

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from budgetguard.cli.common import Database, Now, RulesPath, Verbose, app
-from budgetguard.cli.context import EXIT_INPUT, command_context, echo, fail, open_store
+from budgetguard.cli.context import (
+    EXIT_INPUT,
+    EXIT_UNAVAILABLE,
+    command_context,
+    echo,
+    fail,
+    open_store,
+)
 from budgetguard.notify.escape import plain_text
 
 if TYPE_CHECKING:
@@ -183,13 +190,21 @@ def approve(
     with _opened(rules, db, now, verbose, sends=True) as (settings, loaded, clock, store):
         row = _row(store, action_id, "approve", ("pending_approval",))
         _may_write(settings, loaded, store, row, "approve")
+        if row.revert_at is not None and row.revert_at <= clock.timestamp():
+            ended = datetime.fromtimestamp(row.revert_at, UTC).isoformat().replace("+00:00", "Z")
+            raise fail(
+                f"actions approve: action {row.id} was planned for a period that ended at "
+                f"{ended}: approving it now would write a stale value (reject it; the next "
+                "crossing plans a fresh one)",
+                EXIT_INPUT,
+            )
         runner = pipeline.action_runner(settings, store, loaded, clock, who=_who())
         claimed = runner.claim_one(row.id, ("pending_approval",))
         if claimed is None:
             raise fail(f"actions approve: action {row.id} is being handled elsewhere", EXIT_INPUT)
         after = runner.apply(claimed, note=f"approved by {runner.who}")
         _deliver(settings, loaded, store, clock)
-    typer.echo(f"action {row.id}: {after.state if after else 'not moved'}")
+    _settled("approve", row.id, after, ("applied",))
 
 
 @actions.command("reject")
@@ -238,7 +253,20 @@ def revert(
             raise fail(f"actions revert: action {row.id} is being handled elsewhere", EXIT_INPUT)
         after = runner.revert(claimed, note=f"revert asked by {runner.who}")
         _deliver(settings, loaded, store, clock)
-    typer.echo(f"action {row.id}: {after.state if after else 'not moved'}")
+    _settled("revert", row.id, after, ("reverted", "drifted"))
+
+
+def _settled(verb: str, action_id: int, after: ActionRow | None, wanted: tuple[str, ...]) -> None:
+    """Say where the action ended; exit 3 when the write did not settle (the API unreachable,
+    the key refused, an answer that leaves the outcome open: the log says which)."""
+    state = after.state if after else "not moved"
+    typer.echo(f"action {action_id}: {state}")
+    if state not in wanted:
+        raise fail(
+            f"actions {verb}: action {action_id} is {state}, not {' or '.join(wanted)}: "
+            f"see `budgetguard actions log {action_id}`",
+            EXIT_UNAVAILABLE,
+        )
 
 
 def _may_write(settings: Settings, loaded: Rules, store: Store, row: ActionRow, verb: str) -> None:
