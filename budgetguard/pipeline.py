@@ -418,6 +418,6 @@ def action_runner(
     key = settings.action_key
     if controls is None and key is not None:
         controls = OpenAIControls(key, settings.openai_base_url)
-    notes = step_notes(rules, installation, link, enabled=settings.actions)
-    gate = Gate(settings.actions)
+    notes = step_notes(rules, installation, link, enabled=settings.actions_write)
+    gate = Gate(settings.actions_write)
     return Runner(store.actions, rules, controls, gate, notes, now, who, settings.action_lease)

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import (
@@ -375,6 +376,23 @@ class Settings(BaseSettings):
         if self.now is None or now > self.now:
             return False
         return now < datetime.now(UTC) - timedelta(seconds=PAST_AFTER)
+
+    @property
+    def clock_blocks_actions(self) -> bool:
+        """A fixed ``--now`` (flag or ``BUDGETGUARD_NOW``) against OpenAI's own API: a
+        made-up clock never writes or reverts a live control (actions stay dry-run). Against
+        any other base (the simulator, a fake) the clock may be fixed, so that the whole life
+        of an action can be tried and tested."""
+        if self.now is None:
+            return False
+        host = (urlsplit(self.openai_base_url).hostname or "").lower()
+        return host == "openai.com" or host.endswith(".openai.com")
+
+    @property
+    def actions_write(self) -> bool:
+        """The environment's lock is open: ``BUDGETGUARD_ACTIONS=on`` and a real clock
+        wherever the writes would go to OpenAI."""
+        return self.actions and not self.clock_blocks_actions
 
     def clock(self) -> datetime:
         """The instant to evaluate at: the fixed ``now`` when set, else the wall clock (UTC)."""

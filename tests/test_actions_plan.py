@@ -388,3 +388,19 @@ def test_the_locks_and_switches_are_booleans_never_text_that_reads_as_one() -> N
     refused = errors(BASE + "    forecast: yes\ncontrols:\n  watch: 'off'\n")
     assert any("forecast: expected true or false" in e for e in refused)
     assert any("watch: expected true or false" in e for e in refused)
+
+
+def test_a_fixed_clock_never_writes_to_openais_live_controls(tmp_path: Path) -> None:
+    """``--now`` is for CI and backtests: against OpenAI's own API it leaves every action a
+    dry-run (the lock stays shut); against the simulator or a fake it may drive the whole
+    life of an action, so that it can be tried."""
+    from budgetguard.settings import Settings
+
+    def lock(**given: Any) -> tuple[bool, bool]:
+        settings = Settings(actions=True, database_url=f"sqlite:///{tmp_path}/s.db", **given)
+        return settings.actions_write, settings.clock_blocks_actions
+
+    assert lock() == (True, False)
+    assert lock(now=NOW) == (False, True)
+    assert lock(now=NOW, openai_base_url="https://eu.api.openai.com/v1") == (False, True)
+    assert lock(now=NOW, openai_base_url="http://127.0.0.1:8080/v1") == (True, False)

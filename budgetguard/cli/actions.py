@@ -141,7 +141,7 @@ def list_(
     if off:
         echo("the kill switch is on: no action moves (`budgetguard actions on` ends it)", err=True)
     for row in rows:
-        typer.echo(line_of(row, settings.actions))
+        typer.echo(line_of(row, settings.actions_write))
     if not rows:
         echo("no actions", err=True)
 
@@ -274,6 +274,12 @@ def _may_write(settings: Settings, loaded: Rules, store: Store, row: ActionRow, 
     action = loaded.actions.get(row.action_name)
     if not settings.actions:
         raise fail(f"actions {verb}: actions are off (set BUDGETGUARD_ACTIONS=on)", EXIT_INPUT)
+    if settings.clock_blocks_actions:
+        raise fail(
+            f"actions {verb}: a fixed --now (or BUDGETGUARD_NOW) never writes to OpenAI's live "
+            "controls: run it at the real clock",
+            EXIT_INPUT,
+        )
     if action is None or not action.enforce:
         raise fail(
             f"actions {verb}: the rules' action {row.action_name!r} is not enforce: true",

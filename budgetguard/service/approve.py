@@ -81,7 +81,7 @@ def _apply(
     row = store.actions.get(action_id)
     if row is not None:
         action = rules.actions.get(row.action_name)
-    if not settings.actions or action is None or not action.enforce:
+    if not settings.actions_write or action is None or not action.enforce:
         return 409, _page("actions are off", "<p>Nothing was written.</p>")
     if store.actions.switched_off():
         return 409, _page("the kill switch is on", "<p>Nothing was written.</p>")
