@@ -41,7 +41,7 @@ def doctor(
     if settings.openai_admin_key is None:
         raise fail(f"no admin key: {AUTH_HELP}", EXIT_UNAVAILABLE)
     controls = checked.controls
-    wanted = min(controls.projects, default=None) if controls is not None else None
+    wanted = next(iter(controls.projects), None) if controls is not None else None
     probes, project = _probe(settings, wanted, probe_writes)
     echo(_header(settings, project, probe_writes))
     for probe in probes:
