@@ -404,3 +404,8 @@ def test_a_fixed_clock_never_writes_to_openais_live_controls(tmp_path: Path) -> 
     assert lock(now=NOW) == (False, True)
     assert lock(now=NOW, openai_base_url="https://eu.api.openai.com/v1") == (False, True)
     assert lock(now=NOW, openai_base_url="http://127.0.0.1:8080/v1") == (True, False)
+
+
+def test_an_action_with_its_own_mistakes_is_not_also_unknown_where_it_is_named() -> None:
+    found = errors(BASE.replace("margin: 5,", "margin: -5, bogus: 1,"))
+    assert len(found) == 2 and not any("unknown action" in e for e in found), found

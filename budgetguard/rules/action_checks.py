@@ -88,10 +88,13 @@ def action_targets(
     raw: RawBudget,
     items: tuple[Any, ...] | None,
     path: Loc,
-    actions: Mapping[str, Action],
+    actions: Mapping[str, Action] | None,
     report: Reporter,
 ) -> None:
-    """Each threshold's ``action`` names an action, which can tell what it acts on."""
+    """Each threshold's ``action`` names an action, which can tell what it acts on (None:
+    the actions did not load, and their own mistakes are what the report says)."""
+    if actions is None:
+        return
     for index, item in enumerate(items or ()):
         if not isinstance(item, dict) or not isinstance(item.get("action"), str):
             continue

@@ -85,16 +85,18 @@ def build_rules(
         pricing=raw.pricing,
         budgets=tuple(b for b in budgets if b is not None),
         digest=digest,
-        actions=actions,
+        actions=actions or {},
         action_limits=raw.action_limits,
         controls=raw.controls,
     )
 
 
-def _actions(raw: Any, report: Reporter) -> dict[str, Action]:
-    """The top-level actions (already typed by the model), each checked across its keys."""
+def _actions(raw: Any, report: Reporter) -> dict[str, Action] | None:
+    """The top-level actions (already typed by the model), each checked across its keys;
+    None when the file did not validate (its mistakes are reported where they are: the
+    names thresholds and pairs give cannot be checked against actions that did not load)."""
     if raw is None:
-        return {}
+        return None
     check_actions(raw.actions, report)
     return dict(raw.actions)
 
@@ -205,7 +207,7 @@ def _budgets(
     defaults: Defaults,
     names: set[str],
     report: Reporter,
-    actions: Mapping[str, Action],
+    actions: Mapping[str, Action] | None,
 ) -> list[Budget | None]:
     if not isinstance(raw, list):
         return []  # reported by the model
@@ -243,7 +245,7 @@ def _budget(
     defaults: Defaults,
     names: set[str],
     report: Reporter,
-    actions: Mapping[str, Action],
+    actions: Mapping[str, Action] | None,
 ) -> Budget | None:
     errors_before = len(report.errors)
     _shape(raw, given, path, report)
