@@ -409,3 +409,13 @@ def test_a_fixed_clock_never_writes_to_openais_live_controls(tmp_path: Path) -> 
 def test_an_action_with_its_own_mistakes_is_not_also_unknown_where_it_is_named() -> None:
     found = errors(BASE.replace("margin: 5,", "margin: -5, bogus: 1,"))
     assert len(found) == 2 and not any("unknown action" in e for e in found), found
+
+
+def test_settings_that_could_never_act_are_refused() -> None:
+    found = errors(
+        BASE.replace("margin: 5,", 'margin: 5, project: "proj_*",').replace(
+            'models: "gpt-4o*"', "models: []"
+        )
+    )
+    assert any("project: one project id, not a glob" in e for e in found), found
+    assert any("models: an empty list acts on nothing" in e for e in found), found

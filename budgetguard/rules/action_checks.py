@@ -49,6 +49,13 @@ def check_actions(actions: Mapping[str, Action], report: Reporter) -> None:
                 (*path, "project"),
                 "an organization's limit has no project",
             )
+        elif action.project is not None and _GLOB & set(action.project):
+            report.at(
+                (*path, "project"),
+                "project: one project id, not a glob (split the budget by project to act on each)",
+            )
+        if action.models is not None and len(action.models) == 0:
+            report.at((*path, "models"), "models: an empty list acts on nothing")
 
 
 _SETTINGS = {
