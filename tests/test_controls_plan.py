@@ -96,8 +96,8 @@ def test_a_change_behind_budgetguards_back_is_a_diff_again(
     assert code == 2
     changes = json.loads(out)["changes"]
     assert changes == [
-        {"scope": "proj_chatbot", "lever": "spend_limit", "op": "update", "before": 999_900,
-         "after": 150_001, "alert_id": None}
+        {"scope": "proj_chatbot", "lever": "spend_limit", "op": "update", "before": 9999.0,
+         "after": 1500.01, "alert_id": None}
     ]  # fmt: skip
 
 

@@ -63,14 +63,25 @@ class Change:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """In the rules' units: money as USD numbers (OpenAI's cents are the wire's)."""
         return {
             "scope": self.scope or "organization",
             "lever": self.lever,
             "op": self.op,
-            "before": self.before,
-            "after": self.after,
+            "before": _usd(self.before),
+            "after": _usd(self.after),
             "alert_id": self.alert_id,
         }
+
+
+def _usd(value: Any) -> Any:
+    """A limit's cents (an int) or an alert's ``cents`` as USD; anything else as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(dollars(value))
+    if isinstance(value, dict) and "cents" in value:
+        rest = {k: v for k, v in value.items() if k != "cents"}
+        return {"usd": None if value["cents"] is None else float(dollars(value["cents"])), **rest}
+    return value
 
 
 def plan(declared: DeclaredControls, live: Live) -> list[Change]:
