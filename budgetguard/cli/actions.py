@@ -161,6 +161,8 @@ def log(
         else:
             wanted = None
         entries = store.actions.log(wanted)
+    if not entries:
+        typer.echo("no action steps logged")
     for entry in entries:
         typer.echo(log_line(entry))
 
