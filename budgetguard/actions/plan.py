@@ -233,8 +233,14 @@ def _spend_limit(
         {"cents": cents},
         target,
         f"set {whose} monthly limit to {money(Decimal(cents) / 100)} (spend so far this "
-        f"month {money(spent)} + margin {money(margin)})",
+        f"month {money(spent)} + margin {money(margin)}{_rounded(spent + margin, cents)})",
     )
+
+
+def _rounded(exact: Decimal, cents: int) -> str:
+    """Why the limit is a cent above the sum shown (OpenAI's limits are whole cents, and
+    one rounded down would refuse traffic budgetguard meant to allow)."""
+    return "" if exact * 100 == cents else ", rounded up to the cent"
 
 
 def _models(patterns: Sequence[str] | None, used: Sequence[str]) -> list[str] | None:
