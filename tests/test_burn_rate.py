@@ -382,3 +382,19 @@ def test_the_planner_fetches_the_minutes_each_pair_reads() -> None:
     for moment in wanted:
         assert any(lo <= moment and moment + 60 <= hi for lo, hi in minutes.spans), moment
     assert minutes.spans[-1][1] >= stamp
+
+
+def test_a_mistaken_pair_is_told_in_the_files_words_where_it_is_written() -> None:
+    """burn_rate is a word or a list: its mistakes name neither pydantic's branches nor its
+    type names, and a misspelt key gets a suggestion at the key."""
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(
+            "version: 1\nbudgets:\n"
+            "  - {name: b, limit: 10, period: day, burn_rate: [{long: 1h, short: 15m, factr: 3}]}\n"
+            "  - {name: c, limit: 10, period: day, burn_rate: sometimes}\n"
+        )
+    assert [f"{e.line}:{e.column}: {e.message}" for e in caught.value.errors] == [
+        "3:51: missing required key 'factor'",
+        "3:74: unknown key 'factr' — did you mean 'factor'?",
+        "4:50: burn_rate: expected 'default' or 'off', or a list",
+    ]

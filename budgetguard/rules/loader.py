@@ -71,7 +71,7 @@ class Reporter:
         top-level keys in ``skip`` (settings whose variables are resolved later), nor then
         about the whole (what spans several keys is checked once they are resolved)."""
         errors = _none_branch(exc.errors(include_input=True, include_url=False))
-        for err in _one_branch(errors):
+        for err in _word_or_list(_one_branch(errors)):
             loc: Loc = tuple(err["loc"])
             if skip and (not loc or loc[0] in skip):
                 continue
@@ -193,6 +193,37 @@ def _one_branch(errors: list[Any]) -> list[Any]:
         if e["type"] not in ("too_short", "too_long")
         or not any(len(d) > len(e["loc"]) and d[: len(e["loc"])] == tuple(e["loc"]) for d in deeper)
     ]
+
+
+def _is_branch(part: Any) -> bool:
+    """pydantic's name of a union branch in a ``loc``: ``literal['default','off']``,
+    ``tuple[BurnRatePair, ...]``."""
+    return isinstance(part, str) and part.startswith(("literal[", "tuple[", "list["))
+
+
+def _word_or_list(errors: list[Any]) -> list[Any]:
+    """A setting that is a word or a list (``burn_rate: default | off | [pairs]``): when
+    neither fits, pydantic reports both branches under their type names. Keep the branch the
+    value's shape picks (a list: its items' errors; anything else: the words expected), at
+    the file's own path, without the type names."""
+    shapes: dict[Loc, bool] = {}  # prefix -> the value is a list
+    for err in errors:
+        loc = tuple(err["loc"])
+        at = next((i for i, part in enumerate(loc) if _is_branch(part)), None)
+        if at is not None and str(loc[at]).startswith("literal["):
+            shapes[loc[:at]] = isinstance(err.get("input"), list | tuple)
+    kept = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        at = next((i for i, part in enumerate(loc) if _is_branch(part)), None)
+        if at is None or loc[:at] not in shapes:
+            kept.append(err)
+            continue
+        listed = not str(loc[at]).startswith("literal[")
+        if listed == shapes[loc[:at]]:
+            msg = err["msg"] if listed else f"{err['msg']}, or a list"
+            kept.append({**err, "loc": loc[:at] + loc[at + 1 :], "msg": msg})
+    return kept
 
 
 def _kind(value: Any) -> str:
