@@ -419,3 +419,13 @@ def test_settings_that_could_never_act_are_refused() -> None:
     )
     assert any("project: one project id, not a glob" in e for e in found), found
     assert any("models: an empty list acts on nothing" in e for e in found), found
+
+
+def test_a_word_or_a_mapping_is_told_in_the_files_words() -> None:
+    found = errors(
+        BASE.replace("approval: auto, enforce: true}", "approval: auto, revert: sometimes}", 1)
+        + 'controls:\n  projects:\n    "proj_*": {spend_limit: 5}\n'
+    )
+    assert any(e.endswith("revert: expected 'period_end' or 'manual', or a mapping") for e in found)
+    assert any("key 'proj_*': " in e for e in found), found
+    assert not any("Revert" in e or "[key]" in e or "literal[" in e for e in found), found

@@ -71,7 +71,7 @@ class Reporter:
         top-level keys in ``skip`` (settings whose variables are resolved later), nor then
         about the whole (what spans several keys is checked once they are resolved)."""
         errors = _none_branch(exc.errors(include_input=True, include_url=False))
-        for err in _word_or_list(_one_branch(errors)):
+        for err in _word_or_shape(_one_branch(errors)):
             loc: Loc = tuple(err["loc"])
             if skip and (not loc or loc[0] in skip):
                 continue
@@ -81,6 +81,8 @@ class Reporter:
         kind = err["type"]
         key = str(loc[-1]) if loc else ""
         name = key
+        if key == "[key]" and len(loc) > 1:  # a mapping's key (a project id, say)
+            name = f"key '{loc[-2]}'"
         if loc and isinstance(loc[-1], int):  # an item of a list: name the list
             name = str(loc[-2]) if len(loc) > 1 else "item"
             if self.positions.written(path):  # written as a list, not a single value
@@ -195,34 +197,48 @@ def _one_branch(errors: list[Any]) -> list[Any]:
     ]
 
 
-def _is_branch(part: Any) -> bool:
-    """pydantic's name of a union branch in a ``loc``: ``literal['default','off']``,
-    ``tuple[BurnRatePair, ...]``."""
-    return isinstance(part, str) and part.startswith(("literal[", "tuple[", "list["))
-
-
-def _word_or_list(errors: list[Any]) -> list[Any]:
-    """A setting that is a word or a list (``burn_rate: default | off | [pairs]``): when
-    neither fits, pydantic reports both branches under their type names. Keep the branch the
-    value's shape picks (a list: its items' errors; anything else: the words expected), at
-    the file's own path, without the type names."""
-    shapes: dict[Loc, bool] = {}  # prefix -> the value is a list
+def _word_or_shape(errors: list[Any]) -> list[Any]:
+    """A setting that is a word or another shape (``burn_rate: default | off | [pairs]``,
+    ``revert: period_end | manual | {after: 1h}``): when neither fits, pydantic reports every
+    branch under its type name. Keep the branch the value's shape picks (a list or a mapping:
+    its own errors; anything else: the words expected, and what else it may be), at the
+    file's own path, without the type names."""
+    words: dict[Loc, Any] = {}  # the path of such a setting -> its value
     for err in errors:
         loc = tuple(err["loc"])
-        at = next((i for i, part in enumerate(loc) if _is_branch(part)), None)
-        if at is not None and str(loc[at]).startswith("literal["):
-            shapes[loc[:at]] = isinstance(err.get("input"), list | tuple)
+        at = next((i for i, p in enumerate(loc) if str(p).startswith("literal[")), None)
+        if at is not None:
+            words[loc[:at]] = err.get("input")
+    others: dict[Loc, set[str]] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        for prefix in words:
+            if len(loc) > len(prefix) and loc[: len(prefix)] == prefix:
+                tag = str(loc[len(prefix)])
+                if not tag.startswith("literal["):
+                    others.setdefault(prefix, set()).add(tag)
     kept = []
     for err in errors:
         loc = tuple(err["loc"])
-        at = next((i for i, part in enumerate(loc) if _is_branch(part)), None)
-        if at is None or loc[:at] not in shapes:
+        found = [p for p in words if len(loc) > len(p) and loc[: len(p)] == p]
+        if not found:
             kept.append(err)
             continue
-        listed = not str(loc[at]).startswith("literal[")
-        if listed == shapes[loc[:at]]:
-            msg = err["msg"] if listed else f"{err['msg']}, or a list"
-            kept.append({**err, "loc": loc[:at] + loc[at + 1 :], "msg": msg})
+        prefix = found[0]
+        tag, value = str(loc[len(prefix)]), words[prefix]
+        listed = tag.startswith(("tuple[", "list["))
+        if isinstance(value, list | tuple | dict):  # the shape's own errors
+            if not tag.startswith("literal[") and listed == isinstance(value, list | tuple):
+                kept.append({**err, "loc": prefix + loc[len(prefix) + 1 :]})
+        elif tag.startswith("literal["):
+            shapes = others.get(prefix, set())
+            more = " or ".join(
+                sorted(
+                    {"a list" if t.startswith(("tuple[", "list[")) else "a mapping" for t in shapes}
+                )
+            )
+            msg = f"{err['msg']}, or {more}" if more else err["msg"]
+            kept.append({**err, "loc": prefix + loc[len(prefix) + 1 :], "msg": msg})
     return kept
 
 
