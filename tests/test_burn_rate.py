@@ -206,6 +206,7 @@ def test_a_runaway_fires_the_short_pairs_and_says_when_the_budget_runs_out(
     assert ("burn_rate", "1h/15m", True) in kinds
     # a firing critical pair is the budget's severity (the report's status, check's exit)
     assert org.severity == "critical" and not org.crossed
+    assert org.note is not None and "burn rate 1h/15m: " in org.note  # the text report's why
     assert _finding(findings, "org-off").severity == "ok"
     # the same traffic a day earlier: quiet, every pair known and none holds
     quiet = evaluate(rules, data, END - timedelta(days=1))

@@ -254,7 +254,7 @@ def _evaluate_budget(
                 severity,
                 used,
                 spend.complete(key),
-                "; ".join(n for n in (note, forecast_note, *(b.note for b in burn)) if n) or None,
+                "; ".join(n for n in (note, forecast_note, *_burn_notes(burn)) if n) or None,
                 crossed,
                 forecast_crossed,
                 anomaly,
@@ -268,6 +268,21 @@ def _evaluate_budget(
             )
         )
     return findings
+
+
+def _burn_notes(burn: tuple[BurnRate, ...]) -> list[str]:
+    """Why each pair is unknown, and the figures of each that fires (the text and markdown
+    reports say why a budget is critical on pace, as the JSON report's pairs do)."""
+    out = []
+    for b in burn:
+        if b.note is not None:
+            out.append(b.note)
+        elif b.holds and b.long_rate is not None and b.short_rate is not None:
+            out.append(
+                f"burn rate {b.pair.key}: {b.long_rate:.1f}x and {b.short_rate:.1f}x the pace "
+                f"that spends the limit (fires over {b.pair.factor}x)"
+            )
+    return out
 
 
 def _name_notes(budget: Budget) -> tuple[str, ...]:
