@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from budgetguard.alerts.keys import alert_keys, resolutions
+from budgetguard.alerts.keys import report_keys
 from budgetguard.alerts.lifecycle import AlertState, active_alerts, resolved_alerts, state_of
 from budgetguard.alerts.silences import Held, Silence, mark_silenced, silence_json
 from budgetguard.evaluate.data import SpendData
@@ -129,10 +129,11 @@ def report_alerts(
     running = running_silences(store, now)
     names = display_names(store)
     current = alert_snapshot(store)
-    before = prior or current
+    before = None if prior is None else (prior.states, prior.held)
     installation = store.installation_id()
-    keys = alert_keys(findings, current.states, current.held, running, now, installation, names)
-    resolved = resolutions(findings, before.states, before.held, running, now, installation, names)
+    keys, resolved = report_keys(
+        findings, (current.states, current.held), before, running, now, installation, names
+    )
     budgets = {f.budget.name: f.budget for f in findings}
     alerts = active_alerts(findings, keys) + resolved_alerts(resolved)
     return mark_silenced(alerts, running, now, names, budgets), [silence_json(s) for s in running]

@@ -284,11 +284,13 @@ def _evaluate(
     try:
         past = settings.fixed_past(now)
         findings = offline.evaluate_store(store, rules, now, expectations, past=past)
-        prior = offline.alert_snapshot(store)  # what this check resolves, once notified
-        if notify and not isinstance(store, SQLiteReads):
+        notifying = store if notify and not isinstance(store, SQLiteReads) else None
+        # what this check resolves, read before notifying writes it (else: as stored)
+        prior = None if notifying is None else offline.alert_snapshot(notifying)
+        if notifying is not None:
             # the report on stdout is machine-readable: console alert lines go to stderr
             with contextlib.redirect_stdout(sys.stderr if output != "text" else sys.stdout):
-                _notify(settings, store, rules, findings, now, online)
+                _notify(settings, notifying, rules, findings, now, online)
         alerts, silences = offline.report_alerts(store, findings, now, prior)
         return findings, alerts, silences, offline.display_names(store)
     finally:
